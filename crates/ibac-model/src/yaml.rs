@@ -1,0 +1,447 @@
+//! The one place ibac reads and writes YAML (and JSON, which it reads as YAML).
+//!
+//! Reading yields a tree of [`Node`]s that remember where each value was written,
+//! so that every later check can name `file:line:column`. Hostile input is refused
+//! here, in bounded time and memory: a size cap, nesting and alias budgets
+//! (billion laughs) and strict tags.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::{Budget, MessageFormatter, Spanned, UserMessageFormatter};
+
+use crate::error::DocumentError;
+use crate::location::{Location, SourceName};
+
+/// Bounds on what one source may contain. The defaults fit any real set of
+/// intents many times over and refuse resource-exhaustion attacks.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest source accepted, in bytes.
+    pub max_bytes: usize,
+    /// Deepest nesting of lists and maps.
+    pub max_depth: usize,
+    /// Most YAML nodes (scalars, lists, maps) in one source, aliases expanded.
+    pub max_nodes: usize,
+    /// Most alias uses (`*name`) in one source.
+    pub max_aliases: usize,
+    /// Most documents in one source.
+    pub max_documents: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 8 * 1024 * 1024,
+            max_depth: 32,
+            max_nodes: 500_000,
+            max_aliases: 1_000,
+            max_documents: 10_000,
+        }
+    }
+}
+
+/// A YAML value and where it was written.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Node {
+    pub(crate) value: Value,
+    pub(crate) line: u32,
+    pub(crate) column: u32,
+}
+
+/// The shapes a YAML value can take once parsed.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Value {
+    Null,
+    /// A boolean, with its spelling.
+    Bool(bool, String),
+    /// An integer, with its spelling.
+    Int(i128, String),
+    /// A float, with its spelling.
+    Float(String),
+    /// A string. `plain` is true when it was written without quotes, where
+    /// YAML 1.1 readers (kubectl among them) would turn `no` into a boolean.
+    Str {
+        text: String,
+        plain: bool,
+    },
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    /// Describes the value for "expected X, found Y" messages.
+    pub(crate) fn describe(&self) -> String {
+        match &self.value {
+            Value::Null => "null".to_string(),
+            Value::Bool(_, raw) => format!("the boolean `{raw}`"),
+            Value::Int(_, raw) => format!("the number `{raw}`"),
+            Value::Float(raw) => format!("the number `{raw}`"),
+            Value::Str { text, .. } => format!("the string `{}`", text.escape_debug()),
+            Value::Seq(_) => "a list".to_string(),
+            Value::Map(_) => "a map".to_string(),
+        }
+    }
+}
+
+/// Parses every document of a YAML or JSON source. Empty documents are skipped.
+pub(crate) fn parse_stream(
+    file: &SourceName,
+    text: &str,
+    limits: &Limits,
+) -> Result<Vec<Node>, DocumentError> {
+    if text.len() > limits.max_bytes {
+        return Err(DocumentError::TooLarge {
+            file: file.clone(),
+            size: text.len() as u64,
+            limit: limits.max_bytes as u64,
+        });
+    }
+    let mut budget = Budget::default();
+    budget.max_depth = limits.max_depth;
+    budget.flow_nesting_limit = limits.max_depth;
+    budget.max_nodes = limits.max_nodes;
+    budget.max_aliases = limits.max_aliases;
+    budget.max_anchors = limits.max_aliases;
+    budget.max_documents = limits.max_documents;
+    budget.max_events = limits.max_nodes.saturating_mul(4);
+    budget.max_recorded_anchor_events = limits.max_nodes / 5;
+    budget.max_recorded_anchor_bytes = limits.max_bytes;
+    budget.max_total_scalar_bytes = limits.max_bytes.saturating_mul(2);
+    budget.max_reader_input_bytes = Some(limits.max_bytes);
+    let options = serde_saphyr::options! {
+        budget: Some(budget),
+        strict_booleans: true,
+        reject_unsupported_tags: true,
+        with_snippet: false,
+    };
+    let raw: Vec<Spanned<Raw>> = serde_saphyr::from_multiple_with_options(text, options)
+        .map_err(|err| yaml_error(file, &err))?;
+    let mut converter = Converter {
+        text,
+        nodes: 0,
+        limits,
+        file,
+    };
+    raw.into_iter().map(|doc| converter.convert(doc)).collect()
+}
+
+fn yaml_error(file: &SourceName, err: &serde_saphyr::Error) -> DocumentError {
+    let mut inner = err.without_snippet();
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = inner
+    {
+        inner = error;
+    }
+    let at = match err.location() {
+        Some(loc) if loc.line() > 0 => {
+            Location::new(file.clone(), saturate(loc.line()), saturate(loc.column()))
+        }
+        _ => Location::new(file.clone(), 1, 1),
+    };
+    if let serde_saphyr::Error::Budget { breach, .. } = inner {
+        return DocumentError::Limit {
+            at,
+            reason: breach_reason(breach).to_string(),
+        };
+    }
+    let reason = UserMessageFormatter
+        .format_message(inner)
+        .escape_debug()
+        .to_string();
+    DocumentError::Syntax { at, reason }
+}
+
+/// Says which safety limit a source broke, in the user's terms.
+fn breach_reason(breach: &serde_saphyr::budget::BudgetBreach) -> &'static str {
+    use serde_saphyr::budget::BudgetBreach as B;
+    match breach {
+        B::Depth { .. } => "lists and maps are nested too deeply",
+        B::Aliases { .. } | B::Anchors { .. } | B::AliasAnchorRatio { .. } => {
+            "too many anchors or aliases (`&name`, `*name`)"
+        }
+        B::RecordedAnchorEvents { .. } | B::RecordedAnchorBytes { .. } | B::MergeKeys { .. } => {
+            "aliases expand to too much data"
+        }
+        B::Documents { .. } => "too many documents in one source",
+        B::Nodes { .. } | B::Events { .. } => "too many values in one source",
+        B::ScalarBytes { .. } | B::InputBytes { .. } => "the source holds too much text",
+        _ => "the source is too large or too complex",
+    }
+}
+
+fn saturate(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Turns the parser's spanned values into [`Node`]s, recovering from the source
+/// text whether each string was quoted and how each scalar was spelled.
+struct Converter<'a> {
+    text: &'a str,
+    nodes: usize,
+    limits: &'a Limits,
+    file: &'a SourceName,
+}
+
+impl Converter<'_> {
+    fn convert(&mut self, raw: Spanned<Raw>) -> Result<Node, DocumentError> {
+        self.nodes += 1;
+        let line = saturate(raw.referenced.line());
+        let column = saturate(raw.referenced.column());
+        if self.nodes > self.limits.max_nodes {
+            return Err(DocumentError::Limit {
+                at: Location::new(self.file.clone(), line, column),
+                reason: format!(
+                    "more than {} YAML nodes once aliases are expanded",
+                    self.limits.max_nodes
+                ),
+            });
+        }
+        let spelling = || self.spelling(&raw.defined);
+        let value = match raw.value {
+            Raw::Null => Value::Null,
+            Raw::Bool(b) => Value::Bool(
+                b,
+                spelling()
+                    .unwrap_or(if b { "true" } else { "false" })
+                    .to_string(),
+            ),
+            Raw::Int(i) => Value::Int(i, spelling().map_or_else(|| i.to_string(), str::to_string)),
+            Raw::Float(f) => Value::Float(spelling().map_or_else(|| f.to_string(), str::to_string)),
+            Raw::Str(text) => {
+                let plain = spelling()
+                    .and_then(|s| s.chars().next())
+                    .is_none_or(|c| !matches!(c, '"' | '\'' | '|' | '>' | '!'));
+                Value::Str { text, plain }
+            }
+            Raw::Seq(items) => Value::Seq(
+                items
+                    .into_iter()
+                    .map(|item| self.convert(item))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Raw::Map(entries) => Value::Map(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| Ok((self.convert(k)?, self.convert(v)?)))
+                    .collect::<Result<_, DocumentError>>()?,
+            ),
+        };
+        Ok(Node {
+            value,
+            line,
+            column,
+        })
+    }
+
+    fn spelling(&self, at: &serde_saphyr::Location) -> Option<&str> {
+        let span = at.span();
+        let start = usize::try_from(span.byte_offset()?).ok()?;
+        let len = usize::try_from(span.byte_len()?).ok()?;
+        self.text.get(start..start.checked_add(len)?)
+    }
+}
+
+/// What the parser hands over before positions are resolved.
+enum Raw {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Spanned<Raw>>),
+    Map(Vec<(Spanned<Raw>, Spanned<Raw>)>),
+}
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RawVisitor)
+    }
+}
+
+struct RawVisitor;
+
+impl<'de> Visitor<'de> for RawVisitor {
+    type Value = Raw;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_unit<E>(self) -> Result<Raw, E> {
+        Ok(Raw::Null)
+    }
+    fn visit_none<E>(self) -> Result<Raw, E> {
+        Ok(Raw::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Raw, D::Error> {
+        Raw::deserialize(d)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Raw, E> {
+        Ok(Raw::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Raw, E> {
+        Ok(Raw::Int(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Raw, E> {
+        Ok(Raw::Int(v.into()))
+    }
+    fn visit_i128<E>(self, v: i128) -> Result<Raw, E> {
+        Ok(Raw::Int(v))
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Raw, E> {
+        i128::try_from(v)
+            .map(Raw::Int)
+            .map_err(|_| E::custom("integer out of range"))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Raw, E> {
+        Ok(Raw::Float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Raw, E> {
+        Ok(Raw::Str(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Raw, E> {
+        Ok(Raw::Str(v))
+    }
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Raw, E> {
+        String::from_utf8(v.to_vec())
+            .map(Raw::Str)
+            .map_err(|_| E::custom("binary data is not UTF-8 text"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Spanned<Raw>>()? {
+            items.push(item);
+        }
+        Ok(Raw::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<Spanned<Raw>>()? {
+            let value = map.next_value::<Spanned<Raw>>()?;
+            entries.push((key, value));
+        }
+        Ok(Raw::Map(entries))
+    }
+}
+
+/// Writes a stream of documents as YAML, `---` between them.
+pub fn to_yaml_stream<T: serde::Serialize>(docs: &[T]) -> Result<String, WriteError> {
+    let mut out = String::new();
+    for (i, doc) in docs.iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        out.push_str(&to_yaml(doc)?);
+    }
+    Ok(out)
+}
+
+/// Writes one value as YAML.
+pub fn to_yaml<T: serde::Serialize>(value: &T) -> Result<String, WriteError> {
+    serde_saphyr::to_string(value).map_err(|e| WriteError(e.to_string()))
+}
+
+/// A value could not be written as YAML (a bug in ibac's output types).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write YAML: {0}")]
+pub struct WriteError(String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Vec<Node>, DocumentError> {
+        parse_stream(&"t.yaml".into(), text, &Limits::default())
+    }
+
+    #[test]
+    fn remembers_positions_and_quoting() {
+        let docs = parse("a: no\nb: 'no'\nc: 0x1F\n---\n---\n[1]\n").unwrap();
+        assert_eq!(docs.len(), 2, "the empty document is skipped");
+        let Value::Map(entries) = &docs[0].value else {
+            panic!("expected a map")
+        };
+        assert_eq!(
+            entries[0].1.value,
+            Value::Str {
+                text: "no".into(),
+                plain: true
+            }
+        );
+        assert_eq!((entries[0].1.line, entries[0].1.column), (1, 4));
+        assert_eq!(
+            entries[1].1.value,
+            Value::Str {
+                text: "no".into(),
+                plain: false
+            }
+        );
+        assert_eq!(entries[2].1.value, Value::Int(31, "0x1F".into()));
+        assert_eq!(docs[1].line, 6);
+    }
+
+    #[test]
+    fn reads_json() {
+        let docs = parse(r#"{"a": [1, "x", {"b": null}]}"#).unwrap();
+        assert_eq!(docs.len(), 1);
+    }
+
+    #[test]
+    fn syntax_errors_name_the_place() {
+        let err = parse("a: b\n  c: [d\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("t.yaml:"), "{text}");
+        assert!(text.contains("invalid YAML"), "{text}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let err = parse("a: 1\na: 2\n").unwrap_err();
+        assert!(err.to_string().starts_with("t.yaml:2:"), "{err}");
+    }
+
+    #[test]
+    fn billion_laughs_is_refused_quickly() {
+        let mut text = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..10 {
+            let prev = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
+            ));
+        }
+        let err = parse(&text).unwrap_err();
+        assert!(matches!(err, DocumentError::Limit { .. }), "{err}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let text = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let err = parse(&text).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DocumentError::Limit { .. } | DocumentError::Syntax { .. }
+            ),
+            "{err}"
+        );
+        let text = (0..100)
+            .map(|i| format!("{}k:\n", "  ".repeat(i)))
+            .collect::<String>();
+        assert!(parse(&text).is_err());
+    }
+
+    #[test]
+    fn huge_sources_are_refused_before_parsing() {
+        let limits = Limits {
+            max_bytes: 10,
+            ..Limits::default()
+        };
+        let err = parse_stream(&"t.yaml".into(), "a: 0123456789\n", &limits).unwrap_err();
+        assert!(matches!(err, DocumentError::TooLarge { .. }));
+    }
+
+    #[test]
+    fn unknown_tags_are_refused() {
+        assert!(parse("a: !!python/object:os.system ls\n").is_err());
+    }
+}
