@@ -1,1 +1,590 @@
+//! Writing documents back out, in ibac's canonical form (`ibac.dev/v1`) or in
+//! Otterize's current format (`k8s.otterize.com/v2beta1`).
+//!
+//! Output is deterministic: the same documents always give the same bytes.
+//! Targets in the client's namespace are written by bare name, others as
+//! `name.namespace`. What Otterize's format cannot express (ports, prefixed
+//! topics, settings) is refused with the place it was written, never dropped.
 
+use serde::Serialize;
+
+use crate::document::{
+    ClientIntents, Credentials, DatabaseServerConfig, Document, EnforcementConfig, Format,
+    HttpRule, KafkaServerConfig, Meta, ProtectedService, SqlDialect, Target, TargetKind,
+    WorkloadRef,
+};
+use crate::http::Method;
+use crate::kafka::{KafkaOperation, TopicPattern};
+use crate::location::Location;
+use crate::name::{Namespace, WorkloadId};
+use crate::sql::SqlOperation;
+
+/// Which format to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// `ibac.dev/v1`.
+    Ibac,
+    /// `k8s.otterize.com/v2beta1`.
+    Otterize,
+}
+
+impl Flavor {
+    fn api_version(self) -> &'static str {
+        match self {
+            Flavor::Ibac => Format::IbacV1.api_version(),
+            Flavor::Otterize => Format::OtterizeV2beta1.api_version(),
+        }
+    }
+}
+
+/// A document could not be written in the requested format.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{at}: cannot write as k8s.otterize.com/v2beta1: {reason}; keep it as ibac.dev/v1")]
+pub struct EncodeError {
+    /// What could not be written.
+    pub at: Location,
+    /// Why.
+    pub reason: String,
+}
+
+/// A document ready to serialize as YAML or JSON.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Encoded {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: Metadata,
+    spec: Spec,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct Metadata {
+    name: String,
+    namespace: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+enum Spec {
+    ClientIntents {
+        workload: Workload,
+        targets: Vec<TargetOut>,
+    },
+    ProtectedService(Workload),
+    EnforcementConfig(EnforcementSpec),
+    Kafka(KafkaSpec),
+    Database {
+        address: String,
+        credentials: CredentialsOut,
+    },
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct Workload {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+enum TargetOut {
+    Kubernetes(Call),
+    Service(Call),
+    Kafka(KafkaOut),
+    Sql(SqlOut),
+    Internet(InternetOut),
+    Aws(AwsOut),
+    Gcp(GcpOut),
+    Azure(AzureOut),
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct Call {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ports: Vec<u16>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    http: Vec<HttpOut>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct HttpOut {
+    path: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    methods: Vec<Method>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct KafkaOut {
+    name: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    topics: Vec<TopicOut>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct TopicOut {
+    name: String,
+    operations: Vec<KafkaOperation>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct SqlOut {
+    name: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    privileges: Vec<PrivilegeOut>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PrivilegeOut {
+    database_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    table: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    operations: Vec<SqlOperation>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct InternetOut {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    domains: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ips: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ports: Vec<u16>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct AwsOut {
+    arn: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    actions: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct GcpOut {
+    resource: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    permissions: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AzureOut {
+    scope: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    roles: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    actions: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    data_actions: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_vault_policy: Option<KeyVaultOut>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyVaultOut {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    certificate_permissions: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    key_permissions: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    secret_permissions: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    storage_permissions: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EnforcementSpec {
+    mode: crate::document::Mode,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    enforced_namespaces: Vec<String>,
+    enforcers: crate::document::Enforcers,
+    external_traffic: crate::document::ExternalTraffic,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KafkaSpec {
+    workload: Workload,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<TlsOut>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    topics: Vec<TopicConfigOut>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    no_auto_create_intents_for_operator: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TlsOut {
+    cert_file: String,
+    key_file: String,
+    #[serde(rename = "rootCAFile")]
+    root_ca_file: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TopicConfigOut {
+    topic: String,
+    pattern: &'static str,
+    client_identity_required: bool,
+    intents_required: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CredentialsOut {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret_ref: Option<SecretRefOut>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SecretRefOut {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
+    username_key: String,
+    password_key: String,
+}
+
+/// Encodes one document in the given flavor.
+pub fn encode(doc: &Document, flavor: Flavor) -> Result<Encoded, EncodeError> {
+    let meta = doc.meta();
+    let spec = match doc {
+        Document::ClientIntents(ci) => client_intents(ci, flavor)?,
+        Document::ProtectedService(ps) => protected_service(ps),
+        Document::EnforcementConfig(cfg) => enforcement(cfg, flavor)?,
+        Document::KafkaServerConfig(k) => kafka_config(k),
+        Document::DatabaseServerConfig(db) => database(db),
+    };
+    Ok(Encoded {
+        api_version: flavor.api_version(),
+        kind: doc.kind().as_str(),
+        metadata: metadata(meta),
+        spec,
+    })
+}
+
+/// Encodes many documents; every error is reported, not just the first.
+pub fn encode_all(docs: &[Document], flavor: Flavor) -> Result<Vec<Encoded>, Vec<EncodeError>> {
+    let mut out = Vec::with_capacity(docs.len());
+    let mut errors = Vec::new();
+    for doc in docs {
+        match encode(doc, flavor) {
+            Ok(e) => out.push(e),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() { Ok(out) } else { Err(errors) }
+}
+
+fn metadata(meta: &Meta) -> Metadata {
+    Metadata {
+        name: meta.name.clone(),
+        namespace: meta.namespace.to_string(),
+    }
+}
+
+fn workload(w: &WorkloadRef) -> Workload {
+    Workload {
+        name: w.id.name().to_string(),
+        kind: w.kind.as_ref().map(ToString::to_string),
+    }
+}
+
+/// `name` when in `namespace`, `name.namespace` otherwise.
+pub fn relative_name(id: &WorkloadId, namespace: &Namespace) -> String {
+    if id.namespace() == namespace.as_str() {
+        id.name().to_string()
+    } else {
+        id.to_string()
+    }
+}
+
+fn client_intents(ci: &ClientIntents, flavor: Flavor) -> Result<Spec, EncodeError> {
+    let ns = &ci.meta.namespace;
+    let targets = ci
+        .targets
+        .iter()
+        .map(|t| target(t, ns, flavor))
+        .collect::<Result<_, _>>()?;
+    Ok(Spec::ClientIntents {
+        workload: workload(&ci.workload),
+        targets,
+    })
+}
+
+fn http(rules: &[HttpRule]) -> Vec<HttpOut> {
+    rules
+        .iter()
+        .map(|r| HttpOut {
+            path: r.path.to_string(),
+            methods: r.methods.clone(),
+        })
+        .collect()
+}
+
+fn target(t: &Target, ns: &Namespace, flavor: Flavor) -> Result<TargetOut, EncodeError> {
+    let refuse = |reason: &str| EncodeError {
+        at: t.at.clone(),
+        reason: reason.to_string(),
+    };
+    Ok(match &t.kind {
+        TargetKind::Workload(c) | TargetKind::Service(c) => {
+            if flavor == Flavor::Otterize && !c.ports.is_empty() {
+                return Err(refuse("it narrows the target to ports"));
+            }
+            let call = Call {
+                name: relative_name(&c.id, ns),
+                kind: c.kind.as_ref().map(ToString::to_string),
+                ports: c.ports.clone(),
+                http: http(&c.http),
+            };
+            if matches!(t.kind, TargetKind::Service(_)) {
+                TargetOut::Service(call)
+            } else {
+                TargetOut::Kubernetes(call)
+            }
+        }
+        TargetKind::Kafka(k) => {
+            let mut topics = Vec::with_capacity(k.topics.len());
+            for topic in &k.topics {
+                if flavor == Flavor::Otterize && matches!(topic.topic, TopicPattern::Prefix(_)) {
+                    return Err(EncodeError {
+                        at: topic.at.clone(),
+                        reason: "it names a topic prefix".into(),
+                    });
+                }
+                topics.push(TopicOut {
+                    name: topic.topic.to_string(),
+                    operations: topic.operations.clone(),
+                });
+            }
+            TargetOut::Kafka(KafkaOut {
+                name: relative_name(&k.server, ns),
+                topics,
+            })
+        }
+        TargetKind::Sql(s) => TargetOut::Sql(SqlOut {
+            name: relative_name(&s.server, ns),
+            privileges: s
+                .privileges
+                .iter()
+                .map(|p| PrivilegeOut {
+                    database_name: p.database.clone(),
+                    table: p.table.clone(),
+                    operations: p.operations.clone(),
+                })
+                .collect(),
+        }),
+        TargetKind::Internet(i) => TargetOut::Internet(InternetOut {
+            domains: i.domains.clone(),
+            ips: i.ips.iter().map(ToString::to_string).collect(),
+            ports: i.ports.clone(),
+        }),
+        TargetKind::Aws(c) => TargetOut::Aws(AwsOut {
+            arn: c.resource.clone(),
+            actions: c.actions.clone(),
+        }),
+        TargetKind::Gcp(c) => TargetOut::Gcp(GcpOut {
+            resource: c.resource.clone(),
+            permissions: c.actions.clone(),
+        }),
+        TargetKind::Azure(a) => TargetOut::Azure(AzureOut {
+            scope: a.scope.clone(),
+            roles: a.roles.clone(),
+            actions: a.actions.clone(),
+            data_actions: a.data_actions.clone(),
+            key_vault_policy: a.key_vault_policy.as_ref().map(|k| KeyVaultOut {
+                certificate_permissions: k.certificate_permissions.clone(),
+                key_permissions: k.key_permissions.clone(),
+                secret_permissions: k.secret_permissions.clone(),
+                storage_permissions: k.storage_permissions.clone(),
+            }),
+        }),
+    })
+}
+
+fn protected_service(ps: &ProtectedService) -> Spec {
+    Spec::ProtectedService(workload(&ps.workload))
+}
+
+fn enforcement(cfg: &EnforcementConfig, flavor: Flavor) -> Result<Spec, EncodeError> {
+    if flavor == Flavor::Otterize {
+        return Err(EncodeError {
+            at: cfg.meta.origin.clone(),
+            reason: "EnforcementConfig is an ibac document".into(),
+        });
+    }
+    Ok(Spec::EnforcementConfig(EnforcementSpec {
+        mode: cfg.mode,
+        enforced_namespaces: cfg.enforced_namespaces.iter().map(ToString::to_string).collect(),
+        enforcers: cfg.enforcers,
+        external_traffic: cfg.external_traffic,
+    }))
+}
+
+fn kafka_config(k: &KafkaServerConfig) -> Spec {
+    Spec::Kafka(KafkaSpec {
+        workload: workload(&k.workload),
+        addr: k.address.clone(),
+        tls: k.tls.as_ref().map(|t| TlsOut {
+            cert_file: t.cert_file.clone(),
+            key_file: t.key_file.clone(),
+            root_ca_file: t.root_ca_file.clone(),
+        }),
+        topics: k
+            .topics
+            .iter()
+            .map(|t| TopicConfigOut {
+                topic: t.topic.clone(),
+                pattern: if t.prefix { "prefix" } else { "literal" },
+                client_identity_required: t.client_identity_required,
+                intents_required: t.intents_required,
+            })
+            .collect(),
+        no_auto_create_intents_for_operator: k.no_auto_create_intents_for_operator,
+    })
+}
+
+fn database(db: &DatabaseServerConfig) -> Spec {
+    let _: SqlDialect = db.dialect;
+    Spec::Database {
+        address: db.address.clone(),
+        credentials: credentials(&db.credentials),
+    }
+}
+
+fn credentials(c: &Credentials) -> CredentialsOut {
+    CredentialsOut {
+        username: c.username.clone(),
+        password: c.password.clone(),
+        secret_ref: c.secret_ref.as_ref().map(|s| SecretRefOut {
+            name: s.name.clone(),
+            namespace: s.namespace.as_ref().map(ToString::to_string),
+            username_key: s.username_key.clone(),
+            password_key: s.password_key.clone(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{ParseOptions, parse_source};
+    use crate::yaml::to_yaml_stream;
+
+    fn docs(text: &str) -> Vec<Document> {
+        let parsed = parse_source(&"t.yaml".into(), text, &ParseOptions::default());
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        parsed.documents
+    }
+
+    const MIXED: &str = "
+apiVersion: k8s.otterize.com/v1alpha3
+kind: ClientIntents
+metadata: {name: client, namespace: shop}
+spec:
+  service: {name: client, kind: Deployment}
+  calls:
+  - name: server.other
+    type: http
+    HTTPResources: [{path: /x/*, methods: [POST, GET]}]
+  - name: svc:frontend
+  - name: kafka.kafka
+    type: kafka
+    kafkaTopics: [{name: t, operations: [consume]}]
+  - name: db
+    type: database
+    databaseResources: [{databaseName: d, table: t, operations: [SELECT]}]
+  - type: internet
+    internet: {ips: [10.0.0.0/8], domains: [a.example.com], ports: [443]}
+---
+apiVersion: k8s.otterize.com/v2beta1
+kind: ProtectedService
+metadata: {name: server, namespace: other}
+spec: {name: server}
+";
+
+    #[test]
+    fn converts_v1_to_v2beta1() {
+        let encoded = encode_all(&docs(MIXED), Flavor::Otterize).unwrap();
+        insta::assert_snapshot!(to_yaml_stream(&encoded).unwrap());
+    }
+
+    #[test]
+    fn round_trips_through_both_flavors() {
+        for flavor in [Flavor::Otterize, Flavor::Ibac] {
+            let original = docs(MIXED);
+            let text = to_yaml_stream(&encode_all(&original, flavor).unwrap()).unwrap();
+            let again = docs(&text);
+            assert_eq!(again.len(), original.len());
+            for (a, b) in original.iter().zip(&again) {
+                match (a, b) {
+                    (Document::ClientIntents(a), Document::ClientIntents(b)) => {
+                        assert_eq!(a.workload, b.workload);
+                        let kinds = |ci: &ClientIntents| {
+                            ci.targets.iter().map(|t| format!("{:?}", strip(&t.kind))).collect::<Vec<_>>()
+                        };
+                        assert_eq!(kinds(a), kinds(b));
+                    }
+                    (Document::ProtectedService(a), Document::ProtectedService(b)) => {
+                        assert_eq!(a.workload, b.workload)
+                    }
+                    _ => panic!("kinds differ"),
+                }
+            }
+        }
+    }
+
+    /// Target contents without the locations, which differ between files.
+    fn strip(kind: &TargetKind) -> TargetKind {
+        let mut kind = kind.clone();
+        match &mut kind {
+            TargetKind::Workload(c) | TargetKind::Service(c) => {
+                for r in &mut c.http {
+                    r.at = Location::whole("x".into());
+                }
+            }
+            TargetKind::Kafka(k) => {
+                for t in &mut k.topics {
+                    t.at = Location::whole("x".into());
+                }
+            }
+            TargetKind::Sql(s) => {
+                for p in &mut s.privileges {
+                    p.at = Location::whole("x".into());
+                }
+            }
+            _ => {}
+        }
+        kind
+    }
+
+    #[test]
+    fn otterize_cannot_hold_ibac_additions() {
+        let ibac = docs(
+            "apiVersion: ibac.dev/v1\nkind: ClientIntents\nmetadata: {name: a}\nspec:\n  workload: {name: a}\n  targets:\n  - service: {name: b, ports: [8080]}\n  - kafka: {name: k, topics: [{name: \"o*\", operations: [all]}]}\n",
+        );
+        let err = encode(&ibac[0], Flavor::Otterize).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.yaml:7:5: cannot write as k8s.otterize.com/v2beta1: it narrows the target to ports; keep it as ibac.dev/v1"
+        );
+        assert!(encode(&ibac[0], Flavor::Ibac).is_ok());
+    }
+}
