@@ -289,7 +289,11 @@ pub fn encode_all(docs: &[Document], flavor: Flavor) -> Result<Vec<Encoded>, Vec
             Err(e) => errors.push(e),
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 fn metadata(meta: &Meta) -> Metadata {
@@ -432,7 +436,11 @@ fn enforcement(cfg: &EnforcementConfig, flavor: Flavor) -> Result<Spec, EncodeEr
     }
     Ok(Spec::EnforcementConfig(EnforcementSpec {
         mode: cfg.mode,
-        enforced_namespaces: cfg.enforced_namespaces.iter().map(ToString::to_string).collect(),
+        enforced_namespaces: cfg
+            .enforced_namespaces
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         enforcers: cfg.enforcers,
         external_traffic: cfg.external_traffic,
     }))
@@ -538,7 +546,10 @@ spec: {name: server}
                     (Document::ClientIntents(a), Document::ClientIntents(b)) => {
                         assert_eq!(a.workload, b.workload);
                         let kinds = |ci: &ClientIntents| {
-                            ci.targets.iter().map(|t| format!("{:?}", strip(&t.kind))).collect::<Vec<_>>()
+                            ci.targets
+                                .iter()
+                                .map(|t| format!("{:?}", strip(&t.kind)))
+                                .collect::<Vec<_>>()
                         };
                         assert_eq!(kinds(a), kinds(b));
                     }

@@ -26,6 +26,8 @@ mod decode;
 pub mod document;
 pub mod encode;
 mod error;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod http;
 pub mod kafka;
 mod location;

@@ -1,0 +1,453 @@
+//! The policy snapshot: immutable, cheap to share, updated one document at a
+//! time by building a new snapshot that shares everything the change did not
+//! touch. A change to one ClientIntents recompiles only that client's rules and
+//! touches only the servers it names (before or after).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use foldhash::fast::RandomState;
+use ibac_model::{
+    ClientIntents, Document, DocumentError, DocumentKey, DocumentKind, Location, Namespace, Target,
+    WorkloadId,
+};
+use imbl::shared_ptr::DefaultSharedPtr;
+
+use crate::compile::{Contribution, compile};
+use crate::decide::{Decision, ProtectedBy, Protection, Reason, Request, is_api_server};
+use crate::resolve::Resolver;
+use crate::rules::ClientRules;
+use crate::settings::Settings;
+
+type Map<K, V> = imbl::GenericHashMap<K, V, RandomState, DefaultSharedPtr>;
+
+fn new_map<K: Clone + std::hash::Hash + Eq, V: Clone>() -> Map<K, V> {
+    Map::with_hasher(RandomState::default())
+}
+
+/// What one server allows, client by client.
+#[derive(Clone, Debug, Default)]
+pub struct ServerPolicy {
+    clients: HashMap<WorkloadId, Arc<ClientRules>, RandomState>,
+}
+
+impl ServerPolicy {
+    /// The client's rules towards this server.
+    pub fn client(&self, client: &WorkloadId) -> Option<&ClientRules> {
+        self.clients.get(client).map(Arc::as_ref)
+    }
+
+    /// Every client with some intent towards this server, sorted.
+    pub fn clients(&self) -> Vec<(&WorkloadId, &ClientRules)> {
+        let mut out: Vec<_> = self.clients.iter().map(|(k, v)| (k, v.as_ref())).collect();
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        out
+    }
+}
+
+/// The state of one stored document.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DocumentStatus {
+    /// In force as written.
+    Ok,
+    /// The latest version failed to compile; the last good version stays in force.
+    Stale(Vec<DocumentError>),
+    /// No version ever compiled: nothing of it is in force.
+    Failed(Vec<DocumentError>),
+}
+
+#[derive(Clone, Debug)]
+struct Stored {
+    /// The latest version written.
+    latest: Document,
+    /// The version in force and, for ClientIntents, what it contributes.
+    in_force: Option<(Document, Option<Arc<Contribution>>)>,
+    errors: Vec<DocumentError>,
+}
+
+/// An immutable policy snapshot.
+#[derive(Clone)]
+pub struct Policy {
+    settings: Arc<Settings>,
+    /// Servers named by ProtectedServices, with the documents naming them.
+    protected: Map<WorkloadId, Arc<BTreeSet<(DocumentKey, Location)>>>,
+    servers: Map<WorkloadId, Arc<ServerPolicy>>,
+    /// Which ClientIntents declares each client.
+    clients: Map<WorkloadId, DocumentKey>,
+    documents: imbl::OrdMap<DocumentKey, Arc<Stored>>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("settings", &self.settings)
+            .field("documents", &self.documents.len())
+            .field("servers", &self.servers.len())
+            .finish()
+    }
+}
+
+impl Policy {
+    /// An empty policy with default settings (`defaultShadow`): nothing is
+    /// allowed by intent and nothing is protected.
+    pub fn new() -> Self {
+        Policy {
+            settings: Arc::new(Settings::default()),
+            protected: new_map(),
+            servers: new_map(),
+            clients: new_map(),
+            documents: imbl::OrdMap::new(),
+        }
+    }
+
+    /// Builds a policy from a set of documents, as loaded from files: documents
+    /// that fail are reported and left out; the rest are in force.
+    pub fn build(
+        documents: impl IntoIterator<Item = Document>,
+        resolver: &dyn Resolver,
+    ) -> (Policy, Vec<DocumentError>) {
+        let mut policy = Policy::new();
+        let mut errors = Vec::new();
+        for doc in documents {
+            match policy.upsert(doc, resolver) {
+                Ok(()) => {}
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        (policy, errors)
+    }
+
+    /// Applies documents all at once: if any fails, nothing changes and every
+    /// failure is returned.
+    pub fn apply(
+        &self,
+        documents: impl IntoIterator<Item = Document>,
+        resolver: &dyn Resolver,
+    ) -> Result<Policy, Vec<DocumentError>> {
+        let mut next = self.clone();
+        let mut errors = Vec::new();
+        for doc in documents {
+            if let Err(mut e) = next.upsert(doc, resolver) {
+                errors.append(&mut e);
+            }
+        }
+        if errors.is_empty() {
+            Ok(next)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Removes documents all at once; unknown keys fail the whole removal.
+    pub fn remove(&self, keys: &[DocumentKey]) -> Result<Policy, Vec<DocumentError>> {
+        let mut next = self.clone();
+        let mut errors = Vec::new();
+        for key in keys {
+            match next.documents.remove(key) {
+                Some(stored) => next.retract(key, &stored),
+                None => errors.push(DocumentError::Invalid {
+                    at: Location::whole("<store>".into()),
+                    message: format!("no {key} is stored"),
+                }),
+            }
+        }
+        if errors.is_empty() {
+            Ok(next)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Recompiles every ClientIntents against new cluster facts. A document
+    /// that now fails keeps its last good version in force and is marked stale.
+    pub fn refresh(&self, resolver: &dyn Resolver) -> Policy {
+        let mut next = self.clone();
+        let keys: Vec<DocumentKey> = self
+            .documents
+            .keys()
+            .filter(|k| k.kind == DocumentKind::ClientIntents)
+            .cloned()
+            .collect();
+        for key in keys {
+            let Some(stored) = next.documents.get(&key).cloned() else {
+                continue;
+            };
+            let Document::ClientIntents(ci) = &stored.latest else {
+                continue;
+            };
+            match compile(ci, resolver) {
+                Ok(contribution) => {
+                    next.install_intents(&key, ci, Arc::new(contribution), stored.latest.clone());
+                }
+                Err(errors) => {
+                    let mut updated = (*stored).clone();
+                    updated.errors = errors;
+                    next.documents.insert(key, Arc::new(updated));
+                }
+            }
+        }
+        next
+    }
+
+    fn upsert(&mut self, doc: Document, resolver: &dyn Resolver) -> Result<(), Vec<DocumentError>> {
+        let key = doc.key();
+        match &doc {
+            Document::ClientIntents(ci) => {
+                if let Some(owner) = self.clients.get(&ci.workload.id) {
+                    if *owner != key {
+                        let first = self
+                            .documents
+                            .get(owner)
+                            .map(|s| s.latest.meta().origin.clone())
+                            .unwrap_or_else(|| Location::whole("<store>".into()));
+                        return Err(vec![DocumentError::Duplicate {
+                            at: ci.meta.origin.clone(),
+                            what: "ClientIntents for client",
+                            value: ci.workload.id.to_string(),
+                            first,
+                        }]);
+                    }
+                }
+                let contribution = compile(ci, resolver)?;
+                self.install_intents(&key, ci, Arc::new(contribution), doc.clone());
+            }
+            Document::ProtectedService(ps) => {
+                if let Some(old) = self.documents.get(&key).cloned() {
+                    self.retract(&key, &old);
+                }
+                let entry = self
+                    .protected
+                    .get(&ps.workload.id)
+                    .map(|s| (**s).clone())
+                    .unwrap_or_default();
+                let mut entry = entry;
+                entry.insert((key.clone(), ps.meta.origin.clone()));
+                self.protected
+                    .insert(ps.workload.id.clone(), Arc::new(entry));
+                self.store(key, doc.clone(), None);
+            }
+            Document::EnforcementConfig(cfg) => {
+                if let Some(other) = self
+                    .documents
+                    .keys()
+                    .find(|k| k.kind == DocumentKind::EnforcementConfig && **k != key)
+                {
+                    let first = self
+                        .documents
+                        .get(other)
+                        .map(|s| s.latest.meta().origin.clone())
+                        .unwrap_or_else(|| Location::whole("<store>".into()));
+                    return Err(vec![DocumentError::Duplicate {
+                        at: cfg.meta.origin.clone(),
+                        what: "settings document",
+                        value: "EnforcementConfig".into(),
+                        first,
+                    }]);
+                }
+                self.settings = Arc::new(Settings::from_config(cfg));
+                self.store(key, doc.clone(), None);
+            }
+            Document::KafkaServerConfig(_) | Document::DatabaseServerConfig(_) => {
+                self.store(key, doc.clone(), None);
+            }
+        }
+        Ok(())
+    }
+
+    fn store(&mut self, key: DocumentKey, doc: Document, contribution: Option<Arc<Contribution>>) {
+        self.documents.insert(
+            key,
+            Arc::new(Stored {
+                latest: doc.clone(),
+                in_force: Some((doc, contribution)),
+                errors: Vec::new(),
+            }),
+        );
+    }
+
+    /// Puts a ClientIntents' new contribution in force in place of its old one.
+    fn install_intents(
+        &mut self,
+        key: &DocumentKey,
+        ci: &ClientIntents,
+        contribution: Arc<Contribution>,
+        doc: Document,
+    ) {
+        let old = self
+            .documents
+            .get(key)
+            .and_then(|s| s.in_force.as_ref().and_then(|(_, c)| c.clone()));
+        if let Some(old) = &old {
+            self.withdraw(old);
+        }
+        for (server, rules) in &contribution.rules {
+            let mut entry = self
+                .servers
+                .get(server)
+                .map(|s| (**s).clone())
+                .unwrap_or_default();
+            entry
+                .clients
+                .insert(contribution.client.clone(), rules.clone());
+            self.servers.insert(server.clone(), Arc::new(entry));
+        }
+        self.clients.insert(ci.workload.id.clone(), key.clone());
+        self.store(key.clone(), doc, Some(contribution));
+    }
+
+    /// Takes a contribution out of the servers it touched.
+    fn withdraw(&mut self, contribution: &Contribution) {
+        for server in contribution.rules.keys() {
+            let Some(current) = self.servers.get(server) else {
+                continue;
+            };
+            let mut entry = (**current).clone();
+            entry.clients.remove(&contribution.client);
+            if entry.clients.is_empty() {
+                self.servers.remove(server);
+            } else {
+                self.servers.insert(server.clone(), Arc::new(entry));
+            }
+        }
+        self.clients.remove(&contribution.client);
+    }
+
+    /// Undoes what a stored document put in force.
+    fn retract(&mut self, key: &DocumentKey, stored: &Stored) {
+        let Some((doc, contribution)) = &stored.in_force else {
+            return;
+        };
+        match doc {
+            Document::ClientIntents(_) => {
+                if let Some(c) = contribution {
+                    self.withdraw(c);
+                }
+            }
+            Document::ProtectedService(ps) => {
+                if let Some(entry) = self.protected.get(&ps.workload.id) {
+                    let mut entry = (**entry).clone();
+                    entry.retain(|(k, _)| k != key);
+                    if entry.is_empty() {
+                        self.protected.remove(&ps.workload.id);
+                    } else {
+                        self.protected
+                            .insert(ps.workload.id.clone(), Arc::new(entry));
+                    }
+                }
+            }
+            Document::EnforcementConfig(_) => self.settings = Arc::new(Settings::default()),
+            Document::KafkaServerConfig(_) | Document::DatabaseServerConfig(_) => {}
+        }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Whether enforcement is on for `server`, and why. Depends on settings and
+    /// ProtectedServices only, never on intents.
+    pub fn protection(&self, server: &WorkloadId) -> Protection<'_> {
+        if is_api_server(server) {
+            return Protection::ApiServer;
+        }
+        if let Some((_, at)) = self.protected.get(server).and_then(|s| s.iter().next()) {
+            return Protection::Protected(ProtectedBy::ProtectedService(at));
+        }
+        if let Some(ns) = self
+            .settings
+            .enforced_namespaces
+            .iter()
+            .find(|ns| ns.as_str() == server.namespace())
+        {
+            return Protection::Protected(ProtectedBy::EnforcedNamespace(ns));
+        }
+        if self.settings.default_active_covers(server.namespace()) {
+            return Protection::Protected(ProtectedBy::DefaultActive);
+        }
+        Protection::Shadow
+    }
+
+    /// Decides one call. `client` is `None` when the caller is unauthenticated.
+    pub fn decide(
+        &self,
+        client: Option<&WorkloadId>,
+        server: &WorkloadId,
+        request: &Request,
+    ) -> Decision<'_> {
+        let protection = self.protection(server);
+        let Some(client) = client else {
+            return Decision::denied(Reason::Unauthenticated, protection);
+        };
+        let Some(rules) = self.servers.get(server).and_then(|s| s.client(client)) else {
+            return Decision::denied(Reason::NoIntents, protection);
+        };
+        match rules.allows(request) {
+            Some(allowed) => Decision::allowed(allowed, protection),
+            None => Decision::denied(
+                Reason::NotCovered {
+                    declared: rules.intents().iter().map(|i| i.describe()).collect(),
+                    needs_port: request.port.is_none() && rules.has_port_rules(),
+                },
+                protection,
+            ),
+        }
+    }
+
+    /// What `server` allows, if any client has intents towards it.
+    pub fn server(&self, server: &WorkloadId) -> Option<&ServerPolicy> {
+        self.servers.get(server).map(Arc::as_ref)
+    }
+
+    /// Every server some intent names, or that is protected by name, sorted.
+    pub fn servers(&self) -> Vec<WorkloadId> {
+        let mut out: BTreeSet<WorkloadId> = self.servers.keys().cloned().collect();
+        out.extend(self.protected.keys().cloned());
+        out.into_iter().collect()
+    }
+
+    /// Namespaces enforced by settings.
+    pub fn enforced_namespaces(&self) -> impl Iterator<Item = &Namespace> {
+        self.settings.enforced_namespaces.iter()
+    }
+
+    /// Targets of a client that no workload enforcer covers.
+    pub fn unenforced(&self, client: &WorkloadId) -> &[Target] {
+        self.clients
+            .get(client)
+            .and_then(|key| self.documents.get(key))
+            .and_then(|s| s.in_force.as_ref())
+            .and_then(|(_, c)| c.as_ref())
+            .map(|c| c.unenforced.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Every stored document with its status, in key order.
+    pub fn documents(&self) -> Vec<(&DocumentKey, &Document, DocumentStatus)> {
+        self.documents
+            .iter()
+            .map(|(k, s)| {
+                let status = match (&s.in_force, s.errors.is_empty()) {
+                    (_, true) => DocumentStatus::Ok,
+                    (Some(_), false) => DocumentStatus::Stale(s.errors.clone()),
+                    (None, false) => DocumentStatus::Failed(s.errors.clone()),
+                };
+                (k, &s.latest, status)
+            })
+            .collect()
+    }
+
+    /// The documents in force, in key order.
+    pub fn documents_in_force(&self) -> Vec<&Document> {
+        self.documents
+            .values()
+            .filter_map(|s| s.in_force.as_ref().map(|(d, _)| d))
+            .collect()
+    }
+}

@@ -1,0 +1,509 @@
+//! The rules of DESIGN.md "Semantics", one behaviour per test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use ibac_model::fixtures::{id, intents, protected, settings};
+use ibac_model::http::{Method, RequestMethod, normalize};
+use ibac_model::kafka::KafkaOperation;
+use ibac_model::{Document, Kind, Mode, WorkloadId};
+use ibac_policy::graph::{Blocking, ClientStatus, DiscoveredCall, access_graph};
+use ibac_policy::{
+    Backend, DocumentStatus, NoFacts, Policy, PortMap, Request, ResolveError, Resolver, Verdict,
+};
+
+fn policy(docs: Vec<Document>) -> Policy {
+    let (policy, errors) = Policy::build(docs, &NoFacts);
+    assert!(errors.is_empty(), "{errors:?}");
+    policy
+}
+
+fn http(method: &str, path: &str) -> Request {
+    Request::http(
+        None,
+        RequestMethod::parse(method).unwrap(),
+        normalize(path).unwrap(),
+    )
+}
+
+fn http_on(port: u16, method: &str, path: &str) -> Request {
+    Request::http(
+        Some(port),
+        RequestMethod::parse(method).unwrap(),
+        normalize(path).unwrap(),
+    )
+}
+
+fn verdict(p: &Policy, client: &str, server: &str, request: &Request) -> Verdict {
+    p.decide(Some(&id(client)), &id(server), request).verdict
+}
+
+#[test]
+fn shadow_mode_reports_without_blocking() {
+    let p = policy(vec![
+        intents("web.shop")
+            .calls("api.shop")
+            .get("/orders/*")
+            .build(),
+    ]);
+    assert_eq!(
+        verdict(&p, "web.shop", "api.shop", &http("GET", "/orders/1")),
+        Verdict::Allowed
+    );
+    assert_eq!(
+        verdict(&p, "web.shop", "api.shop", &http("POST", "/orders/1")),
+        Verdict::WouldBeBlocked
+    );
+    assert_eq!(
+        verdict(&p, "other.shop", "api.shop", &http("GET", "/orders/1")),
+        Verdict::WouldBeBlocked
+    );
+    assert_eq!(
+        verdict(&p, "web.shop", "nobody.shop", &Request::l4(80)),
+        Verdict::WouldBeBlocked
+    );
+}
+
+#[test]
+fn a_protected_service_blocks_what_is_not_declared() {
+    let p = policy(vec![
+        intents("web.shop")
+            .calls("api.shop")
+            .get("/orders/*")
+            .build(),
+        protected("api.shop"),
+    ]);
+    assert_eq!(
+        verdict(&p, "web.shop", "api.shop", &http("GET", "/orders/1")),
+        Verdict::Allowed
+    );
+    assert_eq!(
+        verdict(&p, "web.shop", "api.shop", &http("DELETE", "/orders/1")),
+        Verdict::Blocked
+    );
+    assert_eq!(
+        verdict(&p, "intruder.shop", "api.shop", &http("GET", "/orders/1")),
+        Verdict::Blocked
+    );
+    assert_eq!(
+        verdict(&p, "web.shop", "other.shop", &http("GET", "/")),
+        Verdict::WouldBeBlocked
+    );
+}
+
+#[test]
+fn protection_comes_from_settings_and_protected_services_only() {
+    let p = policy(vec![settings(Mode::DefaultShadow, &["payments"])]);
+    assert_eq!(
+        verdict(&p, "a.shop", "b.payments", &Request::l4(80)),
+        Verdict::Blocked
+    );
+    assert_eq!(
+        verdict(&p, "a.shop", "b.shop", &Request::l4(80)),
+        Verdict::WouldBeBlocked
+    );
+
+    let p = policy(vec![settings(Mode::DefaultActive, &[])]);
+    assert_eq!(
+        verdict(&p, "a.shop", "b.shop", &Request::l4(80)),
+        Verdict::Blocked,
+        "every server, even one no intent names"
+    );
+    assert_eq!(
+        verdict(&p, "a.shop", "dns.kube-system", &Request::l4(53)),
+        Verdict::WouldBeBlocked
+    );
+    assert_eq!(
+        verdict(&p, "a.shop", "x.ibac-system", &Request::l4(53)),
+        Verdict::WouldBeBlocked
+    );
+    assert_eq!(
+        verdict(&p, "a.shop", "kubernetes.default", &Request::l4(443)),
+        Verdict::WouldBeBlocked,
+        "the API server is never protected"
+    );
+}
+
+#[test]
+fn unauthenticated_callers_are_never_allowed() {
+    let p = policy(vec![
+        intents("web.shop").calls("api.shop").build(),
+        protected("api.shop"),
+    ]);
+    let d = p.decide(None, &id("api.shop"), &Request::l4(80));
+    assert_eq!(d.verdict, Verdict::Blocked);
+    assert_eq!(
+        d.to_string(),
+        format!(
+            "blocked: the caller presented no identity; the server is {}",
+            d.protection
+        )
+    );
+    let d = p.decide(None, &id("web.shop"), &Request::l4(80));
+    assert_eq!(d.verdict, Verdict::WouldBeBlocked);
+}
+
+#[test]
+fn paths_match_like_istio_after_normalization() {
+    let p = policy(vec![
+        intents("web.shop")
+            .calls("api.shop")
+            .get("/api/*")
+            .http(&[Method::Post], "/login")
+            .build(),
+        protected("api.shop"),
+    ]);
+    let v = |m, path| verdict(&p, "web.shop", "api.shop", &http(m, path));
+    assert_eq!(v("GET", "/api/"), Verdict::Allowed);
+    assert_eq!(v("GET", "/api/x/y"), Verdict::Allowed);
+    assert_eq!(v("GET", "/api"), Verdict::Blocked);
+    assert_eq!(v("GET", "/apix"), Verdict::Blocked);
+    assert_eq!(v("GET", "/api/../admin"), Verdict::Blocked);
+    assert_eq!(v("GET", "/x/../api/%61"), Verdict::Allowed);
+    assert_eq!(v("GET", "//api//x"), Verdict::Allowed);
+    assert_eq!(v("POST", "/login"), Verdict::Allowed);
+    assert_eq!(v("POST", "/login/"), Verdict::Blocked);
+    assert_eq!(v("GET", "/login"), Verdict::Blocked);
+}
+
+#[test]
+fn head_is_allowed_wherever_get_is_and_missing_methods_mean_all() {
+    let p = policy(vec![
+        intents("web.shop")
+            .calls("api.shop")
+            .get("/a")
+            .http(&[], "/b")
+            .build(),
+        protected("api.shop"),
+    ]);
+    let v = |m, path| verdict(&p, "web.shop", "api.shop", &http(m, path));
+    assert_eq!(v("HEAD", "/a"), Verdict::Allowed);
+    assert_eq!(v("PROPFIND", "/a"), Verdict::Blocked);
+    assert_eq!(v("PROPFIND", "/b"), Verdict::Allowed);
+    assert_eq!(v("DELETE", "/b"), Verdict::Allowed);
+}
+
+#[test]
+fn ports_narrow_and_http_intents_widen_to_their_port_at_l4() {
+    let p = policy(vec![
+        intents("web.shop")
+            .calls("api.shop")
+            .port(8080)
+            .get("/health")
+            .build(),
+        protected("api.shop"),
+    ]);
+    let d = p.decide(Some(&id("web.shop")), &id("api.shop"), &Request::l4(8080));
+    assert_eq!(d.verdict, Verdict::Allowed);
+    assert!(d.widened());
+    assert!(d.to_string().contains("widened to its port"), "{d}");
+    assert_eq!(
+        verdict(&p, "web.shop", "api.shop", &Request::l4(9090)),
+        Verdict::Blocked
+    );
+    assert_eq!(
+        verdict(&p, "web.shop", "api.shop", &http_on(8080, "GET", "/health")),
+        Verdict::Allowed
+    );
+    assert_eq!(
+        verdict(&p, "web.shop", "api.shop", &http_on(9090, "GET", "/health")),
+        Verdict::Blocked
+    );
+    let d = p.decide(
+        Some(&id("web.shop")),
+        &id("api.shop"),
+        &http("GET", "/health"),
+    );
+    assert_eq!(
+        d.verdict,
+        Verdict::Blocked,
+        "without a port, port-narrowed intents cannot apply"
+    );
+    assert!(d.to_string().contains("pass the port"), "{d}");
+}
+
+#[test]
+fn a_kafka_target_opens_the_kafka_workload_at_l4_only() {
+    let p = policy(vec![
+        intents("orders.shop")
+            .kafka("kafka.kafka", "orders", &[KafkaOperation::Produce])
+            .build(),
+        protected("kafka.kafka"),
+    ]);
+    assert_eq!(
+        verdict(&p, "orders.shop", "kafka.kafka", &Request::l4(9092)),
+        Verdict::Allowed
+    );
+    assert_eq!(
+        verdict(&p, "orders.shop", "kafka.kafka", &http("GET", "/")),
+        Verdict::Blocked
+    );
+}
+
+#[test]
+fn unenforced_targets_are_kept_and_reported() {
+    let p = policy(vec![
+        intents("web.shop").internet("api.example.com").build(),
+    ]);
+    assert_eq!(p.unenforced(&id("web.shop")).len(), 1);
+    let view = ibac_policy::view::view(&p);
+    assert_eq!(view.unenforced.len(), 1);
+    assert!(
+        view.unenforced[0]
+            .note
+            .starts_with("not enforced by this enforcer")
+    );
+}
+
+#[test]
+fn removing_intents_never_unprotects() {
+    let ci = intents("web.shop").calls("api.shop").build();
+    let key = ci.key();
+    let ps = protected("api.shop");
+    let ps_key = ps.key();
+    let p = policy(vec![ci, ps]);
+    let p = p.remove(&[key]).unwrap();
+    assert_eq!(
+        verdict(&p, "web.shop", "api.shop", &Request::l4(80)),
+        Verdict::Blocked
+    );
+    let p = p.remove(&[ps_key]).unwrap();
+    assert_eq!(
+        verdict(&p, "web.shop", "api.shop", &Request::l4(80)),
+        Verdict::WouldBeBlocked
+    );
+}
+
+#[test]
+fn one_change_touches_only_the_servers_it_names() {
+    let p = policy(vec![
+        intents("a.shop").calls("x.shop").build(),
+        intents("b.shop").calls("y.shop").build(),
+        intents("c.shop").calls("z.shop").build(),
+    ]);
+    let changed = intents("a.shop").calls("x.shop").get("/only").build();
+    let q = p.apply([changed], &NoFacts).unwrap();
+    let same = |s: &str| std::ptr::eq(p.server(&id(s)).unwrap(), q.server(&id(s)).unwrap());
+    assert!(!same("x.shop"));
+    assert!(same("y.shop"));
+    assert!(same("z.shop"));
+    assert_eq!(
+        verdict(&p, "a.shop", "x.shop", &http("GET", "/other")),
+        Verdict::Allowed,
+        "the old snapshot is unchanged"
+    );
+    assert_eq!(
+        verdict(&q, "a.shop", "x.shop", &http("GET", "/other")),
+        Verdict::WouldBeBlocked
+    );
+    // Retargeting moves the client from x to w.
+    let q = q
+        .apply([intents("a.shop").calls("w.shop").build()], &NoFacts)
+        .unwrap();
+    assert!(q.server(&id("x.shop")).is_none());
+    assert_eq!(
+        verdict(&q, "a.shop", "w.shop", &Request::l4(1)),
+        Verdict::Allowed
+    );
+}
+
+#[test]
+fn writes_are_all_or_nothing() {
+    let p = policy(vec![intents("a.shop").calls("x.shop").build()]);
+    let mut second = intents("a.shop").calls("y.shop").build();
+    if let Document::ClientIntents(ci) = &mut second {
+        ci.meta.name = "a-again".into();
+    }
+    let errors = p
+        .apply(
+            [intents("b.shop").calls("x.shop").build(), second],
+            &NoFacts,
+        )
+        .unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("ClientIntents for client `a.shop` is already declared at"),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(
+        verdict(&p, "b.shop", "x.shop", &Request::l4(1)),
+        Verdict::WouldBeBlocked
+    );
+    assert!(p.remove(&[protected("nope.shop").key()]).is_err());
+}
+
+/// Facts for tests: Service `api` selects workloads `api-v1` and `api-v2`,
+/// port 80 → 8080; `gone` does not exist.
+struct Facts {
+    missing: bool,
+}
+
+impl Resolver for Facts {
+    fn service(&self, svc: &WorkloadId) -> Result<Vec<Backend>, ResolveError> {
+        if svc.name() != "api" || self.missing {
+            return Err(ResolveError::Unknown {
+                what: "Service",
+                name: svc.to_string(),
+                hint: String::new(),
+            });
+        }
+        Ok(["api-v1", "api-v2"]
+            .iter()
+            .map(|n| Backend {
+                workload: id(&format!("{n}.{}", svc.namespace())),
+                ports: PortMap::Mapped(vec![(80, 8080)]),
+            })
+            .collect())
+    }
+
+    fn workload(&self, w: &WorkloadId, _kind: Option<&Kind>) -> Result<WorkloadId, ResolveError> {
+        Ok(w.clone())
+    }
+}
+
+#[test]
+fn service_targets_resolve_to_the_selected_workloads_and_target_ports() {
+    let docs = vec![intents("web.shop").calls_service("api.shop").build()];
+    let (p, errors) = Policy::build(docs, &Facts { missing: false });
+    assert!(errors.is_empty());
+    for backend in ["api-v1.shop", "api-v2.shop"] {
+        assert_eq!(
+            verdict(&p, "web.shop", backend, &Request::l4(8080)),
+            Verdict::Allowed
+        );
+        assert_eq!(
+            verdict(&p, "web.shop", backend, &Request::l4(80)),
+            Verdict::WouldBeBlocked
+        );
+    }
+    let (_, errors) = Policy::build(
+        vec![
+            intents("web.shop")
+                .calls_service("api.shop")
+                .port(443)
+                .build(),
+        ],
+        &Facts { missing: false },
+    );
+    assert!(
+        errors[0]
+            .to_string()
+            .ends_with("Service `api.shop` has no port 443 (it has 80)"),
+        "{}",
+        errors[0]
+    );
+    // Facts change and the Service disappears: the last good version stays in force.
+    let stale = p.refresh(&Facts { missing: true });
+    assert_eq!(
+        verdict(&stale, "web.shop", "api-v1.shop", &Request::l4(8080)),
+        Verdict::Allowed
+    );
+    let statuses = stale.documents();
+    assert!(
+        matches!(&statuses[0].2, DocumentStatus::Stale(e) if e[0].to_string().contains("no Service `api.shop` is known"))
+    );
+}
+
+#[test]
+fn the_access_graph_tells_allowed_would_be_blocked_and_blocked_apart() {
+    let p = policy(vec![
+        intents("frontend.shop")
+            .calls("catalog.shop")
+            .get("/products")
+            .build(),
+        protected("catalog.shop"),
+    ]);
+    let call = |client: &str, server: &str, path: &str| DiscoveredCall {
+        client: id(client),
+        server: id(server),
+        request: http("GET", path),
+        count: 3,
+    };
+    let graph = access_graph(
+        &p,
+        &[
+            call("frontend.shop", "catalog.shop", "/products"),
+            call("intruder.shop", "catalog.shop", "/products"),
+            call("frontend.shop", "cart.shop", "/cart"),
+        ],
+    );
+    let edge = |c: &str, s: &str| {
+        graph
+            .edges
+            .iter()
+            .find(|e| e.client == id(c) && e.server == id(s))
+            .unwrap()
+    };
+    assert_eq!(
+        edge("frontend.shop", "catalog.shop").verdict,
+        Verdict::Allowed
+    );
+    assert!(
+        edge("frontend.shop", "catalog.shop").declared
+            && edge("frontend.shop", "catalog.shop").discovered
+    );
+    assert_eq!(
+        edge("intruder.shop", "catalog.shop").verdict,
+        Verdict::Blocked
+    );
+    assert_eq!(
+        edge("frontend.shop", "cart.shop").verdict,
+        Verdict::WouldBeBlocked
+    );
+    let node = |n: &str| graph.nodes.iter().find(|x| x.id == id(n)).unwrap();
+    assert_eq!(
+        node("catalog.shop").server.as_ref().unwrap().blocking,
+        Blocking::Blocking
+    );
+    assert!(node("catalog.shop").server.as_ref().unwrap().protected);
+    assert_eq!(
+        node("cart.shop").server.as_ref().unwrap().blocking,
+        Blocking::WouldBlock
+    );
+    assert_eq!(
+        node("frontend.shop").client,
+        Some(ClientStatus::SomeWouldBeBlocked)
+    );
+    assert_eq!(
+        node("intruder.shop").client,
+        Some(ClientStatus::SomeBlocked)
+    );
+}
+
+#[test]
+fn reasons_say_which_intent_decided() {
+    let p = policy(vec![
+        intents("web.shop")
+            .calls("api.shop")
+            .get("/orders/*")
+            .build(),
+        protected("api.shop"),
+    ]);
+    let d = p.decide(
+        Some(&id("web.shop")),
+        &id("api.shop"),
+        &http("GET", "/orders/1"),
+    );
+    assert!(
+        d.to_string()
+            .starts_with("allowed: allowed by the intent at fixture.yaml:"),
+        "{d}"
+    );
+    assert!(
+        d.to_string().contains(
+            ": GET /orders/*; the server is protected (ProtectedService at fixture.yaml:"
+        ),
+        "{d}"
+    );
+    let d = p.decide(
+        Some(&id("web.shop")),
+        &id("api.shop"),
+        &http("POST", "/orders/1"),
+    );
+    assert!(
+        d.to_string()
+            .starts_with("blocked: no intent covers it; the client's intents allow: GET /orders/*"),
+        "{d}"
+    );
+}
