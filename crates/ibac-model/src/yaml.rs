@@ -145,10 +145,7 @@ fn yaml_error(file: &SourceName, err: &serde_saphyr::Error) -> DocumentError {
             reason: breach_reason(breach).to_string(),
         };
     }
-    let reason = UserMessageFormatter
-        .format_message(inner)
-        .escape_debug()
-        .to_string();
+    let reason = sanitize(&UserMessageFormatter.format_message(inner));
     DocumentError::Syntax { at, reason }
 }
 
@@ -168,6 +165,19 @@ fn breach_reason(breach: &serde_saphyr::budget::BudgetBreach) -> &'static str {
         B::ScalarBytes { .. } | B::InputBytes { .. } => "the source holds too much text",
         _ => "the source is too large or too complex",
     }
+}
+
+/// Keeps parser messages on one line and free of terminal control characters.
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 fn saturate(n: u64) -> u32 {

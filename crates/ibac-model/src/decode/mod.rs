@@ -352,6 +352,10 @@ fn check_object_name(text: &str) -> Result<(), String> {
     if text.is_empty() || text.len() > 253 {
         return Err("object names have 1 to 253 characters".into());
     }
+    let lower = text.to_ascii_lowercase();
+    if lower != text && check_object_name(&lower).is_ok() {
+        return Err(format!("names are lowercase: did you mean `{lower}`?"));
+    }
     if !text.chars().all(ok_char) || !edge(text.chars().next()) || !edge(text.chars().last()) {
         return Err("object names have lowercase letters, digits, `-` and `.`, and start and end with a letter or digit".into());
     }

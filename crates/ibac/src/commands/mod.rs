@@ -1,0 +1,7 @@
+//! One module per subcommand.
+
+pub mod completions;
+pub mod convert;
+pub mod decide;
+pub mod policy;
+pub mod validate;

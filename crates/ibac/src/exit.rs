@@ -1,0 +1,19 @@
+//! Exit statuses, distinct so that scripts and CI can branch on them.
+
+use std::process::ExitCode;
+
+/// Success, or `decide`: allowed.
+pub const OK: u8 = 0;
+/// Input errors: a document is invalid or a file unreadable.
+pub const INPUT: u8 = 1;
+/// Usage errors (bad flags), as clap reports them.
+pub const USAGE: u8 = 2;
+/// `decide`: would be blocked (the server is in shadow mode).
+pub const WOULD_BE_BLOCKED: u8 = 3;
+/// `decide`: blocked.
+pub const BLOCKED: u8 = 4;
+
+/// The process exit code for a status.
+pub fn code(status: u8) -> ExitCode {
+    ExitCode::from(status)
+}
