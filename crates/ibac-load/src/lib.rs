@@ -60,13 +60,21 @@ fn is_document_file(path: &Path) -> bool {
     )
 }
 
-fn walk(dir: &Path, depth: usize, max_bytes: usize, sources: &mut Vec<Source>, errors: &mut Vec<DocumentError>) {
+fn walk(
+    dir: &Path,
+    depth: usize,
+    max_bytes: usize,
+    sources: &mut Vec<Source>,
+    errors: &mut Vec<DocumentError>,
+) {
     let unreadable = |reason: String| DocumentError::Unreadable {
         file: name_of(dir),
         reason,
     };
     if depth > MAX_DEPTH {
-        errors.push(unreadable(format!("directories nested deeper than {MAX_DEPTH} levels")));
+        errors.push(unreadable(format!(
+            "directories nested deeper than {MAX_DEPTH} levels"
+        )));
         return;
     }
     let entries = match fs::read_dir(dir) {
@@ -91,7 +99,8 @@ fn walk(dir: &Path, depth: usize, max_bytes: usize, sources: &mut Vec<Source>, e
     paths.sort();
     for path in paths {
         // Symlinked directories are not followed: a link cycle must not loop.
-        let is_link_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) && path.is_dir();
+        let is_link_dir =
+            fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) && path.is_dir();
         if path.is_dir() && !is_link_dir {
             walk(&path, depth + 1, max_bytes, sources, errors);
         } else if path.is_file() && is_document_file(&path) {
@@ -112,9 +121,15 @@ fn read_file(path: &Path, max_bytes: usize) -> Result<Source, DocumentError> {
     read_limited(file, name, max_bytes)
 }
 
-fn read_limited(reader: impl Read, name: SourceName, max_bytes: usize) -> Result<Source, DocumentError> {
+fn read_limited(
+    reader: impl Read,
+    name: SourceName,
+    max_bytes: usize,
+) -> Result<Source, DocumentError> {
     let mut bytes = Vec::new();
-    let limit = u64::try_from(max_bytes).unwrap_or(u64::MAX).saturating_add(1);
+    let limit = u64::try_from(max_bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
     reader
         .take(limit)
         .read_to_end(&mut bytes)
@@ -129,7 +144,8 @@ fn read_limited(reader: impl Read, name: SourceName, max_bytes: usize) -> Result
             limit: max_bytes as u64,
         });
     }
-    let mut text = String::from_utf8(bytes).map_err(|_| DocumentError::NotText { file: name.clone() })?;
+    let mut text =
+        String::from_utf8(bytes).map_err(|_| DocumentError::NotText { file: name.clone() })?;
     if text.starts_with('\u{feff}') {
         text.drain(..3);
     }
@@ -175,7 +191,11 @@ mod tests {
         fs::write(root.join(".git/x.yaml"), "broken: [").unwrap();
         let parsed = read_documents(&[root.to_path_buf()], &ParseOptions::default());
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
-        let names: Vec<&str> = parsed.documents.iter().map(|d| d.meta().name.as_str()).collect();
+        let names: Vec<&str> = parsed
+            .documents
+            .iter()
+            .map(|d| d.meta().name.as_str())
+            .collect();
         assert_eq!(names, ["a", "z", "c"]);
     }
 
@@ -190,8 +210,16 @@ mod tests {
         assert_eq!(parsed.documents.len(), 1);
         let files: Vec<String> = parsed.errors.iter().map(|e| e.to_string()).collect();
         assert!(files[0].contains("1.yaml:3:18: `Bad` is not a valid metadata.name; names are lowercase: did you mean `bad`?"), "{files:?}");
-        assert!(files.iter().any(|f| f.contains("3.yaml") && f.contains("invalid YAML")), "{files:?}");
-        assert!(files.iter().any(|f| f.ends_with("4.yaml: not UTF-8 text")), "{files:?}");
+        assert!(
+            files
+                .iter()
+                .any(|f| f.contains("3.yaml") && f.contains("invalid YAML")),
+            "{files:?}"
+        );
+        assert!(
+            files.iter().any(|f| f.ends_with("4.yaml: not UTF-8 text")),
+            "{files:?}"
+        );
     }
 
     #[test]
@@ -201,12 +229,21 @@ mod tests {
         fs::write(&path, "a: 1\n".repeat(100)).unwrap();
         let (sources, errors) = read_sources(&[path], 64);
         assert!(sources.is_empty());
-        assert!(matches!(errors[0], DocumentError::TooLarge { limit: 64, .. }));
+        assert!(matches!(
+            errors[0],
+            DocumentError::TooLarge { limit: 64, .. }
+        ));
     }
 
     #[test]
     fn missing_paths_are_reported() {
         let (_, errors) = read_sources(&[PathBuf::from("/nonexistent/x.yaml")], 1024);
-        assert!(errors[0].to_string().starts_with("/nonexistent/x.yaml: cannot read:"), "{}", errors[0]);
+        assert!(
+            errors[0]
+                .to_string()
+                .starts_with("/nonexistent/x.yaml: cannot read:"),
+            "{}",
+            errors[0]
+        );
     }
 }

@@ -175,19 +175,19 @@ impl<'a> Reader<'a> {
         expected: &'static str,
     ) -> Option<&'n str> {
         let text = self.string(node, expected)?;
-        if let Value::Str { plain: true, .. } = node.value {
-            if YAML11_SPECIALS.contains(&text) {
-                let at = self.at(node);
-                self.error(DocumentError::WrongType {
-                    at,
-                    expected,
-                    found: format!(
-                        "`{text}`, which YAML 1.1 readers such as kubectl take as a boolean or null"
-                    ),
-                    hint: Hint::new(format!("write it in quotes: \"{text}\"")),
-                });
-                return None;
-            }
+        if let Value::Str { plain: true, .. } = node.value
+            && YAML11_SPECIALS.contains(&text)
+        {
+            let at = self.at(node);
+            self.error(DocumentError::WrongType {
+                at,
+                expected,
+                found: format!(
+                    "`{text}`, which YAML 1.1 readers such as kubectl take as a boolean or null"
+                ),
+                hint: Hint::new(format!("write it in quotes: \"{text}\"")),
+            });
+            return None;
         }
         Some(text)
     }
@@ -219,10 +219,10 @@ impl<'a> Reader<'a> {
         let before = self.error_count();
         let mut out = Vec::with_capacity(items.len());
         for node in items {
-            if let Some(text) = self.string(node, "a string") {
-                if let Some(value) = item(self, node, text) {
-                    out.push(value);
-                }
+            if let Some(text) = self.string(node, "a string")
+                && let Some(value) = item(self, node, text)
+            {
+                out.push(value);
             }
         }
         (self.error_count() == before).then_some(out)

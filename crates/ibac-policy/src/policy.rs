@@ -199,20 +199,20 @@ impl Policy {
         let key = doc.key();
         match &doc {
             Document::ClientIntents(ci) => {
-                if let Some(owner) = self.clients.get(&ci.workload.id) {
-                    if *owner != key {
-                        let first = self
-                            .documents
-                            .get(owner)
-                            .map(|s| s.latest.meta().origin.clone())
-                            .unwrap_or_else(|| Location::whole("<store>".into()));
-                        return Err(vec![DocumentError::Duplicate {
-                            at: ci.meta.origin.clone(),
-                            what: "ClientIntents for client",
-                            value: ci.workload.id.to_string(),
-                            first,
-                        }]);
-                    }
+                if let Some(owner) = self.clients.get(&ci.workload.id)
+                    && *owner != key
+                {
+                    let first = self
+                        .documents
+                        .get(owner)
+                        .map(|s| s.latest.meta().origin.clone())
+                        .unwrap_or_else(|| Location::whole("<store>".into()));
+                    return Err(vec![DocumentError::Duplicate {
+                        at: ci.meta.origin.clone(),
+                        what: "ClientIntents for client",
+                        value: ci.workload.id.to_string(),
+                        first,
+                    }]);
                 }
                 let contribution = compile(ci, resolver)?;
                 self.install_intents(&key, ci, Arc::new(contribution), doc.clone());

@@ -215,10 +215,8 @@ fn reference(docs: &[Document], call: &Call) -> Verdict {
         }
         for t in &ci.targets {
             match &t.kind {
-                TargetKind::Kafka(k) if k.server == call.server => {
-                    if call.http.is_none() {
-                        return Verdict::Allowed;
-                    }
+                TargetKind::Kafka(k) if k.server == call.server && call.http.is_none() => {
+                    return Verdict::Allowed;
                 }
                 TargetKind::Workload(c) if c.id == call.server => {
                     let port_ok =

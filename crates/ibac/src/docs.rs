@@ -39,7 +39,10 @@ pub fn report_skipped(parsed: &Parsed) {
 
 /// Reads documents and builds the policy; any problem fails the command, so
 /// that no answer is ever given on part of the input.
-pub fn load_policy(paths: &[PathBuf], namespace: &str) -> anyhow::Result<Result<(Vec<Document>, Policy), usize>> {
+pub fn load_policy(
+    paths: &[PathBuf],
+    namespace: &str,
+) -> anyhow::Result<Result<(Vec<Document>, Policy), usize>> {
     let parsed = ibac_load::read_documents(paths, &options(namespace)?);
     report_skipped(&parsed);
     if !parsed.errors.is_empty() {

@@ -3,6 +3,9 @@
 //! Every subcommand lives in its own module under `commands`; this file only
 //! parses flags, sets up logging and turns results into exit statuses.
 
+// The command line is the one place that prints for people.
+#![allow(clippy::print_stderr)]
+
 mod commands;
 mod docs;
 mod exit;
@@ -29,10 +32,22 @@ pub struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Namespace of documents that name none
-    #[arg(short = 'n', long, global = true, env = "IBAC_NAMESPACE", default_value = "default")]
+    #[arg(
+        short = 'n',
+        long,
+        global = true,
+        env = "IBAC_NAMESPACE",
+        default_value = "default"
+    )]
     namespace: String,
     /// Log format: `human` for people, `json` for machines
-    #[arg(long, global = true, env = "IBAC_LOG_FORMAT", value_enum, default_value = "human")]
+    #[arg(
+        long,
+        global = true,
+        env = "IBAC_LOG_FORMAT",
+        value_enum,
+        default_value = "human"
+    )]
     log_format: LogFormat,
     /// Log filter, e.g. `info` or `ibac=debug`
     #[arg(long, global = true, env = "IBAC_LOG", default_value = "warn")]
@@ -76,7 +91,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return exit::code(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            return exit::code(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
     init_logging(&cli);

@@ -559,7 +559,8 @@ fn check_azure(reader: &mut Reader<'_>, node: &Node, target: &AzureTarget) -> Op
         );
         return None;
     }
-    if !target.roles.is_empty() && !(target.actions.is_empty() && target.data_actions.is_empty()) {
+    let has_actions = !target.actions.is_empty() || !target.data_actions.is_empty();
+    if !target.roles.is_empty() && has_actions {
         reader.rule(
             node,
             "an azure target takes `roles` or `actions`/`dataActions`, not both",

@@ -254,10 +254,10 @@ fn read_document(
             })
         }
     };
-    if let Some(document) = document {
-        if reader.error_count() == before {
-            parsed.documents.push(document);
-        }
+    if let Some(document) = document
+        && reader.error_count() == before
+    {
+        parsed.documents.push(document);
     }
 }
 
@@ -326,20 +326,20 @@ fn read_metadata(
     let Some(meta) = reader.open_map(node, "metadata") else {
         return metadata;
     };
-    if let Some(name) = meta.get("name") {
-        if let Some(text) = reader.identifier(name, "a string") {
-            match check_object_name(text) {
-                Ok(()) => metadata.name = Some(text.to_string()),
-                Err(hint) => reader.invalid(name, "metadata.name", text, Hint::new(hint)),
-            }
+    if let Some(name) = meta.get("name")
+        && let Some(text) = reader.identifier(name, "a string")
+    {
+        match check_object_name(text) {
+            Ok(()) => metadata.name = Some(text.to_string()),
+            Err(hint) => reader.invalid(name, "metadata.name", text, Hint::new(hint)),
         }
     }
-    if let Some(ns) = meta.get("namespace") {
-        if let Some(text) = reader.identifier(ns, "a string") {
-            match Namespace::parse(text) {
-                Ok(ns) => metadata.namespace = ns,
-                Err(e) => reader.invalid(ns, "namespace", text, name_hint(&e)),
-            }
+    if let Some(ns) = meta.get("namespace")
+        && let Some(text) = reader.identifier(ns, "a string")
+    {
+        match Namespace::parse(text) {
+            Ok(ns) => metadata.namespace = ns,
+            Err(e) => reader.invalid(ns, "namespace", text, name_hint(&e)),
         }
     }
     metadata

@@ -44,7 +44,10 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
     docs::report_skipped(&parsed);
     if !parsed.errors.is_empty() {
         docs::report(&parsed.errors);
-        eprintln!("error: {}; nothing converted", docs::problems(parsed.errors.len()));
+        eprintln!(
+            "error: {}; nothing converted",
+            docs::problems(parsed.errors.len())
+        );
         return Ok(exit::INPUT);
     }
     let flavor = match args.to {

@@ -16,7 +16,12 @@ use crate::output::{Output, print_data, write_stdout};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The caller, `name.namespace`
-    #[arg(long, value_name = "NAME.NS", required_unless_present = "unauthenticated", env = "IBAC_FROM")]
+    #[arg(
+        long,
+        value_name = "NAME.NS",
+        required_unless_present = "unauthenticated",
+        env = "IBAC_FROM"
+    )]
     from: Option<WorkloadId>,
     /// Decide for a caller that presents no identity
     #[arg(long, conflicts_with = "from")]
@@ -34,7 +39,13 @@ pub struct Args {
     #[arg(long, requires = "method", env = "IBAC_PATH")]
     path: Option<String>,
     /// Output format
-    #[arg(short = 'o', long, value_enum, default_value = "table", env = "IBAC_OUTPUT")]
+    #[arg(
+        short = 'o',
+        long,
+        value_enum,
+        default_value = "table",
+        env = "IBAC_OUTPUT"
+    )]
     output: Output,
     /// Documents: files or directories; `-` reads stdin
     #[arg(required = true)]
@@ -56,13 +67,18 @@ struct DecisionOut {
 fn request(args: &Args) -> anyhow::Result<Request> {
     let http = match (&args.method, &args.path) {
         (Some(method), Some(path)) => {
-            let method = RequestMethod::parse(method).ok_or_else(|| anyhow!("`{method}` is not an HTTP method"))?;
-            let path = normalize(path).map_err(|e| anyhow!("`{path}` is not a valid request path: {e}"))?;
+            let method = RequestMethod::parse(method)
+                .ok_or_else(|| anyhow!("`{method}` is not an HTTP method"))?;
+            let path = normalize(path)
+                .map_err(|e| anyhow!("`{path}` is not a valid request path: {e}"))?;
             Some(ibac_policy::HttpRequest { method, path })
         }
         _ => None,
     };
-    Ok(Request { port: args.port, http })
+    Ok(Request {
+        port: args.port,
+        http,
+    })
 }
 
 /// Runs the command.

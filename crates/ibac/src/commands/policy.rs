@@ -12,7 +12,13 @@ use crate::output::{Output, print_data, render, table, write_stdout};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Output format
-    #[arg(short = 'o', long, value_enum, default_value = "table", env = "IBAC_OUTPUT")]
+    #[arg(
+        short = 'o',
+        long,
+        value_enum,
+        default_value = "table",
+        env = "IBAC_OUTPUT"
+    )]
     output: Output,
     /// Documents: files or directories; `-` reads stdin
     #[arg(required = true)]
@@ -36,7 +42,13 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
     let mut t = table(&["server", "mode", "client", "allows", "declared at"]);
     for server in &view.servers {
         if server.clients.is_empty() {
-            t.add_row(vec![server.server.to_string(), server.mode.to_string(), "-".into(), "nothing: every call is refused".into(), String::new()]);
+            t.add_row(vec![
+                server.server.to_string(),
+                server.mode.to_string(),
+                "-".into(),
+                "nothing: every call is refused".into(),
+                String::new(),
+            ]);
         }
         let mut first = true;
         for client in &server.clients {
@@ -47,12 +59,22 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
                     (String::new(), String::new())
                 };
                 first = false;
-                t.add_row(vec![s, m, client.client.to_string(), allow.what.clone(), allow.at.clone()]);
+                t.add_row(vec![
+                    s,
+                    m,
+                    client.client.to_string(),
+                    allow.what.clone(),
+                    allow.at.clone(),
+                ]);
             }
         }
     }
     let mut text = render(&t);
-    let protected = view.servers.iter().filter(|s| s.mode == "protected").count();
+    let protected = view
+        .servers
+        .iter()
+        .filter(|s| s.mode == "protected")
+        .count();
     text.push_str(&format!(
         "\nmode {}; {} of {} servers protected{}\n",
         view.mode,
@@ -61,11 +83,17 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
         if view.enforced_namespaces.is_empty() {
             String::new()
         } else {
-            format!("; enforced namespaces: {}", view.enforced_namespaces.join(", "))
+            format!(
+                "; enforced namespaces: {}",
+                view.enforced_namespaces.join(", ")
+            )
         }
     ));
     for u in &view.unenforced {
-        text.push_str(&format!("note: {} → {} ({}): {}\n", u.client, u.target, u.at, u.note));
+        text.push_str(&format!(
+            "note: {} → {} ({}): {}\n",
+            u.client, u.target, u.at, u.note
+        ));
     }
     write_stdout(&text)?;
     Ok(exit::OK)

@@ -26,7 +26,8 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
     errors.extend(compile_errors);
     if !errors.is_empty() {
         docs::report(&errors);
-        let files: std::collections::BTreeSet<_> = errors.iter().map(|e| e.file().clone()).collect();
+        let files: std::collections::BTreeSet<_> =
+            errors.iter().map(|e| e.file().clone()).collect();
         eprintln!(
             "error: {} in {} file{}",
             docs::problems(errors.len()),
@@ -44,7 +45,11 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
     write_stdout(&format!(
         "ok: {total} document{} valid{}\n",
         if total == 1 { "" } else { "s" },
-        if breakdown.is_empty() { String::new() } else { format!(" ({})", breakdown.join(", ")) }
+        if breakdown.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", breakdown.join(", "))
+        }
     ))?;
     Ok(exit::OK)
 }

@@ -1,0 +1,283 @@
+//! The `ibac` command as a user runs it: real process, real files, snapshots of
+//! what it prints and the exit status it returns.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn ibac_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ibac"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("IBAC_NAMESPACE")
+        .env_remove("IBAC_OUTPUT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap(),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+fn ibac(args: &[&str]) -> Run {
+    ibac_in(&workspace(), args, None)
+}
+
+const DEMO: &str = "examples/ecom-demo";
+const FRONTEND: &str = "frontend.otterize-ecom-demo";
+const CATALOG: &str = "productcatalogservice.otterize-ecom-demo";
+
+#[test]
+fn validate_accepts_the_demo() {
+    let run = ibac(&["validate", DEMO]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "ok: 7 documents valid (6 ClientIntents, 1 ProtectedService)\n"
+    );
+}
+
+#[test]
+fn validate_reports_every_error_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("web.yaml"),
+        "apiVersion: k8s.otterize.com/v2beta1
+kind: ClientIntents
+metadata: {name: web, namespace: shop}
+spec:
+  workload: {name: web}
+  targets:
+  - kafka: {name: kafka, topics: [{name: orders, operations: [read]}]}
+  - service: {name: api, http: [{path: /api*, methods: [get]}]}
+  - kubernetes: {name: db, unknown: 1}
+",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("web-again.yaml"),
+        "apiVersion: k8s.otterize.com/v2beta1
+kind: ClientIntents
+metadata: {name: web-two, namespace: shop}
+spec:
+  workload: {name: web}
+  targets: []
+---
+apiVersion: k8s.otterize.com/v2beta1
+kind: ClientIntents
+metadata: {name: also-web, namespace: shop}
+spec:
+  workload: {name: web}
+  targets: []
+",
+    )
+    .unwrap();
+    let run = ibac_in(dir.path(), &["validate", "."], None);
+    assert_eq!(run.code, 1);
+    insta::assert_snapshot!(run.stderr);
+}
+
+#[test]
+fn decide_tells_the_three_verdicts_apart_by_exit_status() {
+    let allowed = ibac(&[
+        "decide",
+        "--from",
+        FRONTEND,
+        "--to",
+        CATALOG,
+        "--method",
+        "GET",
+        "--path",
+        "/products/1",
+        DEMO,
+    ]);
+    assert_eq!(allowed.code, 0);
+    let would = ibac(&[
+        "decide",
+        "--from",
+        FRONTEND,
+        "--to",
+        "emailservice.otterize-ecom-demo",
+        "--port",
+        "8080",
+        DEMO,
+    ]);
+    assert_eq!(would.code, 3);
+    let blocked = ibac(&[
+        "decide",
+        "--from",
+        "adservice.otterize-ecom-demo",
+        "--to",
+        CATALOG,
+        "--port",
+        "3550",
+        DEMO,
+    ]);
+    assert_eq!(blocked.code, 4);
+    let unauth = ibac(&["decide", "--unauthenticated", "--to", CATALOG, DEMO]);
+    assert_eq!(unauth.code, 4);
+    insta::assert_snapshot!(format!(
+        "{}\n{}\n{}\n{}",
+        allowed.stdout, would.stdout, blocked.stdout, unauth.stdout
+    ));
+}
+
+#[test]
+fn decide_refuses_bad_input_with_its_own_status() {
+    let usage = ibac(&["decide", "--from", "nodot", "--to", CATALOG, DEMO]);
+    assert_eq!(usage.code, 2);
+    assert!(
+        usage.stderr.contains("write it as `name.namespace`"),
+        "{}",
+        usage.stderr
+    );
+    let path = ibac(&[
+        "decide", "--from", FRONTEND, "--to", CATALOG, "--method", "GET", "--path", "/a%2Fb", DEMO,
+    ]);
+    assert_eq!(path.code, 1);
+    assert_eq!(
+        path.stderr,
+        "error: `/a%2Fb` is not a valid request path: an encoded slash (`%2F`) is not allowed\n"
+    );
+    let missing = ibac(&["decide", "--from", FRONTEND, "--to", CATALOG, "no/such/dir"]);
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing
+            .stderr
+            .starts_with("error: no/such/dir: cannot read:"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn decide_speaks_json() {
+    let run = ibac(&[
+        "decide", "--from", FRONTEND, "--to", CATALOG, "--port", "3550", "-o", "json", DEMO,
+    ]);
+    let value: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(value["verdict"], "allowed");
+    assert_eq!(value["protected"], true);
+}
+
+#[test]
+fn policy_shows_each_server_and_its_clients() {
+    let run = ibac(&["policy", DEMO]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!(run.stdout);
+    let yaml = ibac(&["policy", DEMO, "-o", "yaml"]);
+    assert!(
+        yaml.stdout.contains("mode: defaultShadow"),
+        "{}",
+        yaml.stdout
+    );
+    let json = ibac(&["policy", DEMO, "-o", "json"]);
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(value["servers"].as_array().unwrap().len(), 12);
+}
+
+#[test]
+fn convert_rewrites_old_formats() {
+    let v1 = "apiVersion: k8s.otterize.com/v1alpha3
+kind: ClientIntents
+metadata: {name: client}
+spec:
+  service: {name: client}
+  calls:
+  - name: svc:api.shop
+    type: http
+    HTTPResources: [{path: /orders, methods: [GET]}]
+";
+    let run = ibac_in(
+        &workspace(),
+        &["convert", "--to", "otterize", "-n", "shop", "-"],
+        Some(v1),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    insta::assert_snapshot!(run.stdout);
+    let json = ibac_in(
+        &workspace(),
+        &["convert", "--format", "json", "-"],
+        Some(v1),
+    );
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(value[0]["apiVersion"], "ibac.dev/v1");
+}
+
+#[test]
+fn convert_refuses_what_otterize_cannot_hold() {
+    let doc = "apiVersion: ibac.dev/v1\nkind: ClientIntents\nmetadata: {name: a}\nspec:\n  workload: {name: a}\n  targets:\n  - service: {name: b, ports: [8080]}\n";
+    let run = ibac_in(
+        &workspace(),
+        &["convert", "--to", "otterize", "-"],
+        Some(doc),
+    );
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stderr,
+        "error: <stdin>:7:5: cannot write as k8s.otterize.com/v2beta1: it narrows the target to ports; keep it as ibac.dev/v1\nerror: 1 problem; nothing converted\n"
+    );
+    assert!(run.stdout.is_empty());
+}
+
+#[test]
+fn hostile_yaml_is_refused_with_a_clear_error() {
+    let mut laughs = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        laughs.push_str(&format!(
+            "a{i}: &a{i} [{}]\n",
+            vec![format!("*a{}", i - 1); 10].join(", ")
+        ));
+    }
+    let run = ibac_in(&workspace(), &["validate", "-"], Some(&laughs));
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.starts_with("error: <stdin>:"), "{}", run.stderr);
+    assert!(run.stderr.contains("refused: "), "{}", run.stderr);
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let run = ibac_in(&workspace(), &["validate", "-"], Some(&deep));
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("nested too deeply") || run.stderr.contains("invalid YAML"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn completions_and_help() {
+    let run = ibac(&["completions", "bash"]);
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stdout.contains("_ibac()"),
+        "{}",
+        &run.stdout[..200.min(run.stdout.len())]
+    );
+    let help = ibac(&["--help"]);
+    assert_eq!(help.code, 0);
+    insta::assert_snapshot!(help.stdout);
+}
