@@ -10,7 +10,7 @@ use ibac_model::http::{NormalizedPath, RequestMethod};
 use ibac_model::{Location, Namespace, WorkloadId};
 
 use crate::intent::method_list;
-use crate::rules::Allowed;
+use crate::rules::{Allowed, ClientRules};
 
 /// An HTTP request: its method and its already-normalized path.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -157,8 +157,9 @@ pub enum Reason<'p> {
     NoIntents,
     /// The client's intents towards this server do not cover this request.
     NotCovered {
-        /// The client's intents towards the server, described.
-        declared: Vec<String>,
+        /// The client's rules towards the server (described only when shown,
+        /// so that a denial costs no more than an allowance).
+        declared: &'p ClientRules,
         /// Intents for some ports only exist, and the request named no port.
         needs_port: bool,
     },
@@ -223,10 +224,12 @@ impl fmt::Display for Reason<'_> {
                 declared,
                 needs_port,
             } => {
+                let described: Vec<String> =
+                    declared.intents().iter().map(|i| i.describe()).collect();
                 write!(
                     f,
                     "no intent covers it; the client's intents allow: {}",
-                    declared.join("; ")
+                    described.join("; ")
                 )?;
                 if *needs_port {
                     f.write_str(" (some only on given ports: pass the port)")?;

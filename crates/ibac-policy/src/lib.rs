@@ -35,6 +35,7 @@ mod compile;
 mod decide;
 pub mod graph;
 mod intent;
+mod pairs;
 mod policy;
 mod resolve;
 mod rules;

@@ -15,6 +15,7 @@ use imbl::shared_ptr::DefaultSharedPtr;
 
 use crate::compile::{Contribution, compile};
 use crate::decide::{Decision, ProtectedBy, Protection, Reason, Request, is_api_server};
+use crate::pairs::PairIndex;
 use crate::resolve::Resolver;
 use crate::rules::ClientRules;
 use crate::settings::Settings;
@@ -72,6 +73,8 @@ pub struct Policy {
     /// Servers named by ProtectedServices, with the documents naming them.
     protected: Map<WorkloadId, Arc<BTreeSet<(DocumentKey, Location)>>>,
     servers: Map<WorkloadId, Arc<ServerPolicy>>,
+    /// The same rules, indexed for decisions.
+    pairs: PairIndex,
     /// Which ClientIntents declares each client.
     clients: Map<WorkloadId, DocumentKey>,
     documents: imbl::OrdMap<DocumentKey, Arc<Stored>>,
@@ -101,6 +104,7 @@ impl Policy {
             settings: Arc::new(Settings::default()),
             protected: new_map(),
             servers: new_map(),
+            pairs: PairIndex::new(),
             clients: new_map(),
             documents: imbl::OrdMap::new(),
         }
@@ -296,6 +300,8 @@ impl Policy {
                 .clients
                 .insert(contribution.client.clone(), rules.clone());
             self.servers.insert(server.clone(), Arc::new(entry));
+            self.pairs
+                .insert(server, &contribution.client, rules.clone());
         }
         self.clients.insert(ci.workload.id.clone(), key.clone());
         self.store(key.clone(), doc, Some(contribution));
@@ -309,6 +315,7 @@ impl Policy {
             };
             let mut entry = (**current).clone();
             entry.clients.remove(&contribution.client);
+            self.pairs.remove(server, &contribution.client);
             if entry.clients.is_empty() {
                 self.servers.remove(server);
             } else {
@@ -385,14 +392,14 @@ impl Policy {
         let Some(client) = client else {
             return Decision::denied(Reason::Unauthenticated, protection);
         };
-        let Some(rules) = self.servers.get(server).and_then(|s| s.client(client)) else {
+        let Some(rules) = self.pairs.get(server, client) else {
             return Decision::denied(Reason::NoIntents, protection);
         };
         match rules.allows(request) {
             Some(allowed) => Decision::allowed(allowed, protection),
             None => Decision::denied(
                 Reason::NotCovered {
-                    declared: rules.intents().iter().map(|i| i.describe()).collect(),
+                    declared: rules,
                     needs_port: request.port.is_none() && rules.has_port_rules(),
                 },
                 protection,

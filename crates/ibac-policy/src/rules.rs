@@ -12,6 +12,9 @@ use ibac_model::http::{Method, MethodSet, NormalizedPath, PathPattern, RequestMe
 use crate::decide::Request;
 use crate::intent::{HttpGrant, Intent, Ports};
 
+/// Up to this many HTTP rules per port are matched by scanning, not hashing.
+const SCAN_LIMIT: usize = 8;
+
 /// Which intent, and which of its HTTP rules, allowed something.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Hit {
@@ -56,6 +59,11 @@ struct Grants {
     l4: Option<Hit>,
     /// An HTTP-narrowed intent, which opens the port at L4 only by widening.
     l4_widened: Option<Hit>,
+    /// HTTP rules while there are few, matched by one scan of a short list,
+    /// which touches less memory than hash probes. Past [`SCAN_LIMIT`] rules
+    /// they move to the maps below, whose cost does not grow with their number.
+    scan: Vec<(PathPattern, MethodSet, Hit)>,
+    indexed: bool,
     exact: HashMap<Box<str>, MethodTable, RandomState>,
     prefix: HashMap<Box<str>, MethodTable, RandomState>,
     any_path: Option<MethodTable>,
@@ -82,18 +90,39 @@ impl Grants {
                 intent: index,
                 rule: u32::try_from(r).ok(),
             };
-            let table = match &grant.path {
-                PathPattern::Exact(p) => self.exact.entry(p.as_str().into()).or_default(),
-                PathPattern::Prefix(p) => self.prefix.entry(p.as_str().into()).or_default(),
-                PathPattern::Any => self.any_path.get_or_insert_with(MethodTable::default),
-            };
-            table.add(grant.methods, hit);
+            if self.indexed {
+                self.index(&grant.path, grant.methods, hit);
+                continue;
+            }
+            self.scan.push((grant.path.clone(), grant.methods, hit));
+            if self.scan.len() > SCAN_LIMIT {
+                self.indexed = true;
+                for (path, methods, hit) in std::mem::take(&mut self.scan) {
+                    self.index(&path, methods, hit);
+                }
+            }
         }
+    }
+
+    fn index(&mut self, path: &PathPattern, methods: MethodSet, hit: Hit) {
+        let table = match path {
+            PathPattern::Exact(p) => self.exact.entry(p.as_str().into()).or_default(),
+            PathPattern::Prefix(p) => self.prefix.entry(p.as_str().into()).or_default(),
+            PathPattern::Any => self.any_path.get_or_insert_with(MethodTable::default),
+        };
+        table.add(methods, hit);
     }
 
     fn match_http(&self, method: &RequestMethod, path: &NormalizedPath) -> Option<Hit> {
         if let Some(hit) = self.full {
             return Some(hit);
+        }
+        if !self.indexed {
+            return self
+                .scan
+                .iter()
+                .find(|(pattern, methods, _)| methods.allows(method) && pattern.matches(path))
+                .map(|(_, _, hit)| *hit);
         }
         let path = path.as_str();
         if let Some(hit) = self.exact.get(path).and_then(|t| t.find(method)) {
@@ -124,6 +153,15 @@ pub struct ClientRules {
     any_port: Grants,
     by_port: HashMap<u16, Grants, RandomState>,
 }
+
+/// Rules are equal when built from equal intents.
+impl PartialEq for ClientRules {
+    fn eq(&self, other: &Self) -> bool {
+        self.intents == other.intents
+    }
+}
+
+impl Eq for ClientRules {}
 
 /// How a request was allowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

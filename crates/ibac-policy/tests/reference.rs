@@ -65,7 +65,7 @@ fn rule() -> impl Strategy<Value = HttpRule> {
 
 fn target() -> impl Strategy<Value = Target> {
     prop_oneof![
-        4 => (workload(), prop::sample::subsequence(PORTS.to_vec(), 0..=2), prop::collection::vec(rule(), 0..3))
+        4 => (workload(), prop::sample::subsequence(PORTS.to_vec(), 0..=2), prop::collection::vec(rule(), 0..12))
             .prop_map(|(id, ports, http)| TargetKind::Workload(CallTarget { id, kind: None, ports, http })),
         1 => workload().prop_map(|server| TargetKind::Kafka(KafkaTarget {
             server,
