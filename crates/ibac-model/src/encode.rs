@@ -10,8 +10,7 @@ use serde::Serialize;
 
 use crate::document::{
     ClientIntents, Credentials, DatabaseServerConfig, Document, EnforcementConfig, Format,
-    HttpRule, KafkaServerConfig, Meta, ProtectedService, SqlDialect, Target, TargetKind,
-    WorkloadRef,
+    HttpRule, KafkaServerConfig, Meta, ProtectedService, Target, TargetKind, WorkloadRef,
 };
 use crate::http::Method;
 use crate::kafka::{KafkaOperation, TopicPattern};
@@ -470,7 +469,6 @@ fn kafka_config(k: &KafkaServerConfig) -> Spec {
 }
 
 fn database(db: &DatabaseServerConfig) -> Spec {
-    let _: SqlDialect = db.dialect;
     Spec::Database {
         address: db.address.clone(),
         credentials: credentials(&db.credentials),

@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use ibac_model::{
-    ClientIntents, Document, DocumentError, DocumentKey, DocumentKind, Location, Namespace, Target,
-    WorkloadId,
+    ClientIntents, Document, DocumentError, DocumentKey, DocumentKind, Location, Target, WorkloadId,
 };
 use imbl::shared_ptr::DefaultSharedPtr;
 
@@ -417,11 +416,6 @@ impl Policy {
         let mut out: BTreeSet<WorkloadId> = self.servers.keys().cloned().collect();
         out.extend(self.protected.keys().cloned());
         out.into_iter().collect()
-    }
-
-    /// Namespaces enforced by settings.
-    pub fn enforced_namespaces(&self) -> impl Iterator<Item = &Namespace> {
-        self.settings.enforced_namespaces.iter()
     }
 
     /// Targets of a client that no workload enforcer covers.

@@ -192,7 +192,7 @@ fn read_document(
     ) else {
         return;
     };
-    let metadata = read_metadata(reader, &fields, format, options);
+    let metadata = read_metadata(reader, &fields, options);
     let Some(spec) = fields.required(reader, "spec") else {
         return;
     };
@@ -309,17 +309,11 @@ impl Metadata {
     }
 }
 
-fn read_metadata(
-    reader: &mut Reader<'_>,
-    fields: &Fields<'_>,
-    format: Format,
-    options: &ParseOptions,
-) -> Metadata {
+fn read_metadata(reader: &mut Reader<'_>, fields: &Fields<'_>, options: &ParseOptions) -> Metadata {
     let mut metadata = Metadata {
         name: None,
         namespace: options.default_namespace.clone(),
     };
-    let _ = format;
     let Some(node) = fields.get("metadata") else {
         return metadata;
     };
