@@ -8,13 +8,16 @@
 pub mod bundle;
 pub mod ca;
 pub mod files;
+pub mod inspect;
 pub mod pem;
 pub mod spiffe_id;
+pub mod store;
 pub mod svid;
 pub mod verify;
 
 pub use bundle::{TrustBundle, fingerprint};
 pub use ca::{Ca, CaError, IssueError};
 pub use spiffe_id::{SpiffeId, SpiffeIdError, TrustDomain};
+pub use store::{CaConfig, CaStore, StoreError};
 pub use svid::{IssuedSvid, Svid};
 pub use verify::{LeafInfo, PeerRole, SvidError, verify_svid};

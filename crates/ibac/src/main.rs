@@ -70,6 +70,8 @@ enum Command {
     Policy(commands::policy::Args),
     /// Rewrite documents in ibac's or Otterize's current format
     Convert(commands::convert::Args),
+    /// The certificate authority: SPIFFE identities for workloads
+    Ca(commands::ca::Args),
     /// Print a shell completion script
     Completions(commands::completions::Args),
 }
@@ -104,6 +106,7 @@ fn main() -> ExitCode {
         Command::Decide(args) => commands::decide::run(args, &cli.namespace),
         Command::Policy(args) => commands::policy::run(args, &cli.namespace),
         Command::Convert(args) => commands::convert::run(args, &cli.namespace),
+        Command::Ca(args) => commands::ca::run(args),
         Command::Completions(args) => commands::completions::run(args, &mut Cli::command()),
     };
     match result {
