@@ -5,14 +5,17 @@
 //! over the SPIFFE Workload API ([`workload_api`]). Peers are verified more
 //! strictly than stock proxies do ([`verify`], [`tls`]).
 
+pub mod attest;
 pub mod bundle;
 pub mod ca;
 pub mod files;
+pub mod https;
 pub mod inspect;
 pub mod pem;
 pub mod spiffe_id;
 pub mod store;
 pub mod svid;
+pub mod tls;
 pub mod verify;
 
 pub use bundle::{TrustBundle, fingerprint};

@@ -1,0 +1,363 @@
+//! The workload side of attested issuance: join with a token, keep the key and
+//! SVID on disk (0600), renew over mTLS at half-life, and hand the current SVID
+//! to whoever serves or dials TLS — without dropping their connections.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use rustls::ClientConfig;
+use rustls::client::danger::ServerCertVerifier;
+use rustls_pki_types::{PrivatePkcs8KeyDer, ServerName};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_rustls::TlsConnector;
+
+use super::server::{ErrorResponse, ISSUER_COMPONENT, JoinRequest, RenewRequest, SvidResponse};
+use super::tokens::TokenParts;
+use crate::bundle::TrustBundle;
+use crate::ca::new_key_and_csr;
+use crate::files::write_private;
+use crate::pem;
+use crate::spiffe_id::{SpiffeId, TrustDomain};
+use crate::svid::{IssuedSvid, Svid, SvidFileError};
+use crate::tls::{
+    ExpectedServer, PinnedCaVerifier, SharedBundle, SpiffeServerVerifier, SvidResolver,
+    client_config,
+};
+
+/// Why the workload could not get or renew its SVID.
+#[derive(Debug, thiserror::Error)]
+pub enum AttestError {
+    /// The issuer address is not `https://host:port`.
+    #[error("`{0}` is not an issuer address; write it as https://host:port")]
+    BadAddress(String),
+    /// Network or TLS failure.
+    #[error("cannot reach the issuer at {addr}: {reason}")]
+    Unreachable {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The issuer refused.
+    #[error("the issuer refused: {0}")]
+    Refused(String),
+    /// A malformed reply.
+    #[error("unexpected reply from the issuer: {0}")]
+    BadReply(String),
+    /// Malformed token.
+    #[error("{0}")]
+    Token(#[from] super::tokens::TokenError),
+    /// Key generation.
+    #[error("cannot create a key: {0}")]
+    Key(String),
+    /// Disk.
+    #[error(transparent)]
+    Files(#[from] SvidFileError),
+    /// No usable SVID on disk and no token to get one.
+    #[error("{0}")]
+    NeedsToken(String),
+}
+
+/// Talks to an issuance server.
+#[derive(Clone, Debug)]
+pub struct IssuerClient {
+    authority: String,
+    host: String,
+}
+
+impl IssuerClient {
+    /// A client for `https://host:port`.
+    pub fn new(address: &str) -> Result<Self, AttestError> {
+        let uri: http::Uri = address
+            .parse()
+            .map_err(|_| AttestError::BadAddress(address.into()))?;
+        match (uri.scheme_str(), uri.authority()) {
+            (Some("https"), Some(authority)) if authority.port().is_some() => Ok(IssuerClient {
+                authority: authority.to_string(),
+                host: authority.host().trim_matches(['[', ']']).to_string(),
+            }),
+            _ => Err(AttestError::BadAddress(address.into())),
+        }
+    }
+
+    async fn post<T: Serialize, R: DeserializeOwned>(
+        &self,
+        config: ClientConfig,
+        path: &str,
+        body: &T,
+    ) -> Result<R, AttestError> {
+        let unreachable = |reason: String| AttestError::Unreachable {
+            addr: self.authority.clone(),
+            reason,
+        };
+        let tcp =
+            tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&self.authority))
+                .await
+                .map_err(|_| unreachable("connection timed out".into()))?
+                .map_err(|e| unreachable(e.to_string()))?;
+        let name =
+            ServerName::try_from(self.host.clone()).map_err(|e| unreachable(e.to_string()))?;
+        let tls = TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| unreachable(format!("TLS: {e}")))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        tokio::spawn(conn);
+        let json = serde_json::to_vec(body).map_err(|e| AttestError::BadReply(e.to_string()))?;
+        let request = Request::post(path)
+            .header(http::header::HOST, &self.authority)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(json)))
+            .map_err(|e| unreachable(e.to_string()))?;
+        let response = tokio::time::timeout(Duration::from_secs(30), sender.send_request(request))
+            .await
+            .map_err(|_| unreachable("no reply within 30 s".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?
+            .to_bytes();
+        if !status.is_success() {
+            let reason = serde_json::from_slice::<ErrorResponse>(&body)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| format!("HTTP {status}"));
+            return Err(AttestError::Refused(reason));
+        }
+        serde_json::from_slice(&body).map_err(|e| AttestError::BadReply(e.to_string()))
+    }
+
+    fn svid_from(
+        reply: SvidResponse,
+        key: PrivatePkcs8KeyDer<'static>,
+        expected: Option<&SpiffeId>,
+    ) -> Result<(Svid, TrustBundle), AttestError> {
+        let chain = pem::certificates(reply.svid.as_bytes())
+            .map_err(|e| AttestError::BadReply(e.to_string()))?;
+        let issued = IssuedSvid::from_chain(chain)?;
+        if let Some(want) = expected {
+            if issued.id != *want {
+                return Err(AttestError::BadReply(format!(
+                    "issued `{}` instead of `{want}`",
+                    issued.id
+                )));
+            }
+        }
+        let td = TrustDomain::parse(issued.id.trust_domain())
+            .map_err(|e| AttestError::BadReply(e.to_string()))?;
+        let bundle = TrustBundle::from_pem(td, reply.bundle.as_bytes())
+            .map_err(|e| AttestError::BadReply(e.to_string()))?;
+        Ok((Svid::new(issued, key), bundle))
+    }
+
+    /// Trades a join token and a fresh key's CSR for the first SVID. The
+    /// server must present the CA the token names before the token is sent.
+    pub async fn join(&self, token: &str) -> Result<(Svid, TrustBundle), AttestError> {
+        let parts = TokenParts::parse(token)?;
+        let verifier: Arc<dyn ServerCertVerifier> =
+            Arc::new(PinnedCaVerifier::new(&parts.ca_fingerprint));
+        let config = client_config(None, verifier, &[b"http/1.1"])
+            .map_err(|e| AttestError::Key(e.to_string()))?;
+        let (key, csr) = new_key_and_csr().map_err(|e| AttestError::Key(e.to_string()))?;
+        let request = JoinRequest {
+            token: token.to_string(),
+            csr: pem::encode("CERTIFICATE REQUEST", &csr),
+        };
+        let reply: SvidResponse = self.post(config, "/v1/identity/join", &request).await?;
+        Self::svid_from(reply, key.serialize_der().into(), None)
+    }
+
+    /// Renews over mTLS with the current SVID; the new SVID has the same identity.
+    pub async fn renew(
+        &self,
+        current: &Svid,
+        bundle: &TrustBundle,
+    ) -> Result<(Svid, TrustBundle), AttestError> {
+        let issuer_id = SpiffeId::for_component(bundle.trust_domain(), ISSUER_COMPONENT)
+            .map_err(|e| AttestError::BadReply(e.to_string()))?;
+        let shared: SharedBundle = Arc::new(ArcSwap::from_pointee(bundle.clone()));
+        let verifier: Arc<dyn ServerCertVerifier> = Arc::new(SpiffeServerVerifier::new(
+            shared,
+            ExpectedServer::Id(issuer_id),
+        ));
+        let ours = SvidResolver::new(current).map_err(|e| AttestError::Key(e.to_string()))?;
+        let config = client_config(Some(ours), verifier, &[b"http/1.1"])
+            .map_err(|e| AttestError::Key(e.to_string()))?;
+        let (key, csr) = new_key_and_csr().map_err(|e| AttestError::Key(e.to_string()))?;
+        let request = RenewRequest {
+            csr: pem::encode("CERTIFICATE REQUEST", &csr),
+        };
+        let reply: SvidResponse = self.post(config, "/v1/identity/renew", &request).await?;
+        Self::svid_from(reply, key.serialize_der().into(), Some(current.id()))
+    }
+}
+
+const BUNDLE_FILE: &str = "bundle.pem";
+
+/// A workload's identity, kept current.
+pub struct WorkloadIdentity {
+    dir: PathBuf,
+    client: IssuerClient,
+    bundle: SharedBundle,
+    resolver: Arc<SvidResolver>,
+    svid: watch::Sender<Arc<Svid>>,
+}
+
+fn now_secs() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn save(dir: &Path, svid: &Svid, bundle: &TrustBundle) -> Result<(), AttestError> {
+    svid.save(dir)?;
+    let path = dir.join(BUNDLE_FILE);
+    write_private(&path, bundle.to_pem().as_bytes()).map_err(|source| SvidFileError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(())
+}
+
+fn load(dir: &Path) -> Result<Option<(Svid, TrustBundle)>, AttestError> {
+    let Some(svid) = Svid::load(dir)? else {
+        return Ok(None);
+    };
+    let path = dir.join(BUNDLE_FILE);
+    let text = std::fs::read(&path).map_err(|source| SvidFileError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let td = TrustDomain::parse(svid.id().trust_domain())
+        .map_err(|e| SvidFileError::Invalid(e.to_string()))?;
+    let bundle =
+        TrustBundle::from_pem(td, &text).map_err(|e| SvidFileError::Invalid(e.to_string()))?;
+    Ok(Some((svid, bundle)))
+}
+
+impl WorkloadIdentity {
+    /// Uses the SVID saved in `dir` if it is still valid; otherwise joins
+    /// with `token`. With neither, fails and says what to do.
+    pub async fn obtain(
+        dir: &Path,
+        client: IssuerClient,
+        token: Option<&str>,
+    ) -> Result<Arc<Self>, AttestError> {
+        let (svid, bundle) = match load(dir)? {
+            Some((svid, bundle)) if !svid.is_expired(now_secs()) => {
+                tracing::info!(id = %svid.id(), "using the SVID kept on disk");
+                (svid, bundle)
+            }
+            stale => {
+                let Some(token) = token else {
+                    return Err(AttestError::NeedsToken(match stale {
+                        Some(_) => format!(
+                            "the SVID in {} has expired: attest again with a new join token (`ibac workload add`)",
+                            dir.display()
+                        ),
+                        None => format!(
+                            "no SVID in {}: give a join token (`ibac workload add` prints one)",
+                            dir.display()
+                        ),
+                    }));
+                };
+                let (svid, bundle) = client.join(token).await?;
+                save(dir, &svid, &bundle)?;
+                tracing::info!(id = %svid.id(), "joined");
+                (svid, bundle)
+            }
+        };
+        Ok(Self::assemble(dir.to_path_buf(), client, svid, bundle)?)
+    }
+
+    fn assemble(
+        dir: PathBuf,
+        client: IssuerClient,
+        svid: Svid,
+        bundle: TrustBundle,
+    ) -> Result<Arc<Self>, AttestError> {
+        let resolver = SvidResolver::new(&svid).map_err(|e| AttestError::Key(e.to_string()))?;
+        Ok(Arc::new(WorkloadIdentity {
+            dir,
+            client,
+            bundle: Arc::new(ArcSwap::from_pointee(bundle)),
+            resolver,
+            svid: watch::channel(Arc::new(svid)).0,
+        }))
+    }
+
+    /// The identity.
+    pub fn id(&self) -> SpiffeId {
+        self.svid.borrow().id().clone()
+    }
+
+    /// The current SVID.
+    pub fn svid(&self) -> Arc<Svid> {
+        self.svid.borrow().clone()
+    }
+
+    /// Follows renewals.
+    pub fn watch(&self) -> watch::Receiver<Arc<Svid>> {
+        self.svid.subscribe()
+    }
+
+    /// The trust bundle, updated on renewal (CA rotations reach workloads so).
+    pub fn bundle(&self) -> SharedBundle {
+        self.bundle.clone()
+    }
+
+    /// The certificate resolver to give rustls, for both sides.
+    pub fn resolver(&self) -> Arc<SvidResolver> {
+        self.resolver.clone()
+    }
+
+    /// Renews once, now.
+    pub async fn renew_now(&self) -> Result<(), AttestError> {
+        let current = self.svid();
+        let (svid, bundle) = self.client.renew(&current, &self.bundle.load()).await?;
+        save(&self.dir, &svid, &bundle)?;
+        self.resolver
+            .replace(&svid)
+            .map_err(|e| AttestError::Key(e.to_string()))?;
+        self.bundle.store(Arc::new(bundle));
+        tracing::info!(id = %svid.id(), not_after = svid.issued().not_after, "renewed");
+        self.svid.send_replace(Arc::new(svid));
+        Ok(())
+    }
+
+    /// Renews at half-life, forever; retries with backoff on failure until the
+    /// SVID expires, after which only a new join token helps.
+    pub async fn run_renewals(self: Arc<Self>) {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            let due = self.svid().issued().renew_at();
+            let wait = u64::try_from(due - now_secs()).unwrap_or(0);
+            if wait > 0 {
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+            }
+            match self.renew_now().await {
+                Ok(()) => backoff = Duration::from_secs(1),
+                Err(e) => {
+                    if self.svid().is_expired(now_secs()) {
+                        tracing::error!(error = %e, "the SVID expired before it could be renewed: attest again with a new join token");
+                        return;
+                    }
+                    tracing::warn!(error = %e, retry_in = ?backoff, "renewal failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+}

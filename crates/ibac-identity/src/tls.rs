@@ -1,0 +1,365 @@
+//! mTLS with SPIFFE identities for rustls: verifiers for both sides that apply
+//! [`verify_svid`](crate::verify::verify_svid) against a trust bundle that can
+//! change while connections are open (CA rotation), and certificate resolvers
+//! that swap in a renewed SVID without dropping connections.
+//!
+//! Only TLS 1.3 is offered, with the ring provider.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::client::ResolvesClientCert;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::{
+    ClientConfig, DigitallySignedStruct, DistinguishedName, Error, ServerConfig, SignatureScheme,
+};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+use crate::bundle::{TrustBundle, fingerprint};
+use crate::spiffe_id::SpiffeId;
+use crate::svid::Svid;
+use crate::verify::{LeafInfo, PeerRole, SvidError, verify_svid};
+
+/// A trust bundle that can be replaced while in use.
+pub type SharedBundle = Arc<ArcSwap<TrustBundle>>;
+
+/// The crypto provider ibac uses everywhere: ring.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn refuse(e: SvidError) -> Error {
+    Error::General(format!("peer certificate refused: {e}"))
+}
+
+fn verify_signature_12(
+    msg: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, Error> {
+    rustls::crypto::verify_tls12_signature(
+        msg,
+        cert,
+        dss,
+        &provider().signature_verification_algorithms,
+    )
+}
+
+fn verify_signature_13(
+    msg: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, Error> {
+    rustls::crypto::verify_tls13_signature(
+        msg,
+        cert,
+        dss,
+        &provider().signature_verification_algorithms,
+    )
+}
+
+fn schemes() -> Vec<SignatureScheme> {
+    provider()
+        .signature_verification_algorithms
+        .supported_schemes()
+}
+
+/// Which server identity a client accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExpectedServer {
+    /// Exactly this SPIFFE ID: the intended target.
+    Id(SpiffeId),
+    /// Any SVID of the bundle's trust domain.
+    AnyInTrustDomain,
+}
+
+/// Verifies a server's SVID; never looks at DNS names or the CN.
+#[derive(Debug)]
+pub struct SpiffeServerVerifier {
+    bundle: SharedBundle,
+    expected: ExpectedServer,
+}
+
+impl SpiffeServerVerifier {
+    /// A verifier accepting only `expected`.
+    pub fn new(bundle: SharedBundle, expected: ExpectedServer) -> Self {
+        SpiffeServerVerifier { bundle, expected }
+    }
+}
+
+impl ServerCertVerifier for SpiffeServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        let mut chain = vec![end_entity.clone()];
+        chain.extend(intermediates.iter().cloned());
+        let id = verify_svid(&chain, &self.bundle.load(), now, PeerRole::Server).map_err(refuse)?;
+        match &self.expected {
+            ExpectedServer::Id(want) if *want != id => Err(Error::General(format!(
+                "peer certificate refused: the server is `{id}`, not the intended `{want}`"
+            ))),
+            _ => Ok(ServerCertVerified::assertion()),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_signature_12(m, c, d)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_signature_13(m, c, d)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        schemes()
+    }
+}
+
+/// Verifies a client's SVID. With `mandatory` false, clients may also
+/// connect without a certificate (their requests are then unauthenticated).
+#[derive(Debug)]
+pub struct SpiffeClientVerifier {
+    bundle: SharedBundle,
+    mandatory: bool,
+}
+
+impl SpiffeClientVerifier {
+    /// A verifier for the given bundle.
+    pub fn new(bundle: SharedBundle, mandatory: bool) -> Self {
+        SpiffeClientVerifier { bundle, mandatory }
+    }
+}
+
+impl ClientCertVerifier for SpiffeClientVerifier {
+    fn client_auth_mandatory(&self) -> bool {
+        self.mandatory
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        let mut chain = vec![end_entity.clone()];
+        chain.extend(intermediates.iter().cloned());
+        verify_svid(&chain, &self.bundle.load(), now, PeerRole::Client).map_err(refuse)?;
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_signature_12(m, c, d)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_signature_13(m, c, d)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        schemes()
+    }
+}
+
+/// Trusts a server only if its chain includes the CA certificate with a given
+/// fingerprint and its leaf is an SVID signed by that CA: how a newcomer
+/// holding only a join token knows it talks to the right CA.
+#[derive(Debug)]
+pub struct PinnedCaVerifier {
+    fingerprint: String,
+}
+
+impl PinnedCaVerifier {
+    /// Pins the SHA-256 fingerprint (hex) of the CA certificate.
+    pub fn new(fingerprint: &str) -> Self {
+        PinnedCaVerifier {
+            fingerprint: fingerprint.to_ascii_lowercase(),
+        }
+    }
+}
+
+impl ServerCertVerifier for PinnedCaVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        let pinned = intermediates
+            .iter()
+            .find(|c| fingerprint(c) == self.fingerprint)
+            .ok_or_else(|| {
+                Error::General("the server does not present the CA the join token names".into())
+            })?;
+        let info = LeafInfo::parse(end_entity).map_err(refuse)?;
+        let id = match info.uri_sans.as_slice() {
+            [uri] => SpiffeId::parse(uri).map_err(|reason| {
+                refuse(SvidError::BadSpiffeId {
+                    uri: uri.clone(),
+                    reason,
+                })
+            })?,
+            _ => return Err(refuse(SvidError::NoUriSan)),
+        };
+        let td = crate::spiffe_id::TrustDomain::parse(id.trust_domain())
+            .map_err(|e| Error::General(e.to_string()))?;
+        let bundle = TrustBundle::new(td, vec![pinned.clone().into_owned()]);
+        let others: Vec<CertificateDer<'_>> = intermediates
+            .iter()
+            .filter(|c| *c != pinned)
+            .cloned()
+            .collect();
+        let mut chain = vec![end_entity.clone()];
+        chain.extend(others);
+        verify_svid(&chain, &bundle, now, PeerRole::Server).map_err(refuse)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_signature_12(m, c, d)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_signature_13(m, c, d)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        schemes()
+    }
+}
+
+/// Our own certificate, swappable: renewals reach new handshakes at once and
+/// leave established connections alone.
+#[derive(Debug)]
+pub struct SvidResolver {
+    current: ArcSwap<CertifiedKey>,
+}
+
+impl SvidResolver {
+    /// A resolver presenting `svid`.
+    pub fn new(svid: &Svid) -> Result<Arc<Self>, Error> {
+        Ok(Arc::new(SvidResolver {
+            current: ArcSwap::new(svid.certified_key()?),
+        }))
+    }
+
+    /// A resolver presenting a certificate chain that is not an SVID (the
+    /// control plane's own chain, say).
+    pub fn from_certified_key(key: Arc<CertifiedKey>) -> Arc<Self> {
+        Arc::new(SvidResolver {
+            current: ArcSwap::new(key),
+        })
+    }
+
+    /// Presents `svid` from now on.
+    pub fn replace(&self, svid: &Svid) -> Result<(), Error> {
+        self.current.store(svid.certified_key()?);
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for SvidResolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+impl ResolvesClientCert for SvidResolver {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// A TLS 1.3 server config presenting `ours` and verifying clients.
+pub fn server_config(
+    ours: Arc<SvidResolver>,
+    clients: Arc<dyn ClientCertVerifier>,
+    alpn: &[&[u8]],
+) -> Result<ServerConfig, Error> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(clients)
+        .with_cert_resolver(ours);
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
+/// A TLS 1.3 client config presenting `ours` (if any) and verifying the server.
+pub fn client_config(
+    ours: Option<Arc<SvidResolver>>,
+    server: Arc<dyn ServerCertVerifier>,
+    alpn: &[&[u8]],
+) -> Result<ClientConfig, Error> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(server);
+    let mut config = match ours {
+        Some(resolver) => builder.with_client_cert_resolver(resolver),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
+/// The SPIFFE ID of a peer whose chain the verifiers above accepted.
+pub fn peer_id(certs: Option<&[CertificateDer<'_>]>) -> Option<SpiffeId> {
+    let leaf = certs?.first()?;
+    let info = LeafInfo::parse(leaf).ok()?;
+    match info.uri_sans.as_slice() {
+        [uri] => SpiffeId::parse(uri).ok(),
+        _ => None,
+    }
+}

@@ -1,0 +1,301 @@
+//! Attested issuance over real TLS on 127.0.0.1: joining with a one-time token
+//! pinned to the CA, renewing over mTLS, revocation, rate limits, the audit log,
+//! and a workload that restarts without a new token.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::num::NonZeroU32;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use ibac_identity::attest::{
+    AttestError, IssuanceService, IssuerClient, LocalTokenStore, MemoryAudit, TokenStore,
+    WorkloadIdentity,
+};
+use ibac_identity::ca::new_key_and_csr;
+use ibac_identity::{Ca, SpiffeId, Svid, TrustDomain, https};
+use ibac_model::WorkloadId;
+use time::{Duration, OffsetDateTime};
+use tokio::net::TcpListener;
+
+struct Issuer {
+    service: Arc<IssuanceService>,
+    audit: Arc<MemoryAudit>,
+    tokens: Arc<LocalTokenStore>,
+    ca: Arc<Ca>,
+    url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start(per_minute: Option<u32>) -> Issuer {
+    let now = OffsetDateTime::now_utc();
+    let ca = Arc::new(Ca::generate_root(TrustDomain::default(), now, Duration::days(1)).unwrap());
+    let bundle = Arc::new(ArcSwap::from_pointee(ca.bundle()));
+    let tokens = Arc::new(LocalTokenStore::in_memory());
+    let audit = Arc::new(MemoryAudit::default());
+    let service = IssuanceService::new(
+        ca.clone(),
+        bundle,
+        tokens.clone(),
+        audit.clone(),
+        Duration::hours(1),
+        per_minute.and_then(NonZeroU32::new),
+    );
+    let own = service.component_svid("issuer").unwrap();
+    let tls = Arc::new(
+        service
+            .tls_config(ibac_identity::tls::SvidResolver::new(&own).unwrap())
+            .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    tokio::spawn(https::serve(listener, tls, service.router(), async {
+        let _ = stopped.await;
+    }));
+    Issuer {
+        service,
+        audit,
+        tokens,
+        ca,
+        url,
+        stop,
+    }
+}
+
+fn web() -> WorkloadId {
+    WorkloadId::parse("web.shop").unwrap()
+}
+
+#[tokio::test]
+async fn join_once_then_renew_over_mtls() {
+    let issuer = start(None).await;
+    let token = issuer
+        .service
+        .create_token(&web(), Duration::minutes(10), "test")
+        .unwrap();
+    let client = IssuerClient::new(&issuer.url).unwrap();
+    let (svid, bundle) = client.join(&token).await.unwrap();
+    assert_eq!(
+        svid.id().as_str(),
+        "spiffe://ibac.local/ns/shop/workload/web"
+    );
+    assert_eq!(bundle.roots(), std::slice::from_ref(issuer.ca.root()));
+
+    let again = client.join(&token).await.unwrap_err();
+    assert!(
+        matches!(&again, AttestError::Refused(r) if r.contains("unknown or already used")),
+        "{again}"
+    );
+
+    let (renewed, _) = client.renew(&svid, &bundle).await.unwrap();
+    assert_eq!(renewed.id(), svid.id());
+    assert_ne!(renewed.issued().serial, svid.issued().serial);
+
+    let events = issuer.audit.events();
+    let summary: Vec<(String, String)> = events
+        .iter()
+        .map(|e| (e.action.clone(), e.outcome.clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("token", "done"),
+            ("join", "issued"),
+            ("join", "refused"),
+            ("renew", "issued")
+        ]
+        .map(|(a, o)| (a.to_string(), o.to_string()))
+    );
+    assert_eq!(
+        events[3].caller,
+        svid.id().as_str(),
+        "renewals are attributed to the authenticated identity"
+    );
+    let _ = issuer.stop.send(());
+}
+
+#[tokio::test]
+async fn a_token_for_another_ca_is_never_sent() {
+    let issuer = start(None).await;
+    let token = issuer
+        .service
+        .create_token(&web(), Duration::minutes(10), "test")
+        .unwrap();
+    let other_fp = "0".repeat(64);
+    let forged = format!("{other_fp}{}", &token[64..]);
+    let err = IssuerClient::new(&issuer.url)
+        .unwrap()
+        .join(&forged)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AttestError::Unreachable { reason, .. } if reason.contains("TLS")),
+        "{err}"
+    );
+    assert_eq!(
+        issuer.audit.events().len(),
+        1,
+        "the server never saw the join"
+    );
+    assert!(
+        issuer.tokens.redeem(&token, 0).is_ok(),
+        "the real token is still unused"
+    );
+}
+
+#[tokio::test]
+async fn expired_tokens_and_expired_svids_must_attest_again() {
+    let issuer = start(None).await;
+    let client = IssuerClient::new(&issuer.url).unwrap();
+    let expired = issuer
+        .tokens
+        .create(&web(), &issuer.ca.fingerprint(), 1)
+        .unwrap();
+    let err = client.join(&expired).await.unwrap_err();
+    assert!(
+        matches!(&err, AttestError::Refused(r) if r.contains("expired")),
+        "{err}"
+    );
+
+    // An SVID that expired an hour ago cannot authenticate a renewal.
+    let id = SpiffeId::for_workload(issuer.ca.trust_domain(), &web());
+    let (key, csr) = new_key_and_csr().unwrap();
+    let old = issuer
+        .ca
+        .issue(
+            &csr,
+            &id,
+            Duration::minutes(5),
+            OffsetDateTime::now_utc() - Duration::hours(2),
+        )
+        .unwrap();
+    let old = Svid::new(old, key.serialize_der().into());
+    let err = client.renew(&old, &issuer.ca.bundle()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AttestError::Unreachable { .. } | AttestError::Refused(_)
+        ),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    old.save(dir.path()).unwrap();
+    std::fs::write(dir.path().join("bundle.pem"), issuer.ca.bundle().to_pem()).unwrap();
+    let err = WorkloadIdentity::obtain(dir.path(), client.clone(), None)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .contains("has expired: attest again with a new join token"),
+        "{err}"
+    );
+    let token = issuer
+        .service
+        .create_token(&web(), Duration::minutes(10), "test")
+        .unwrap();
+    let identity = WorkloadIdentity::obtain(dir.path(), client, Some(&token))
+        .await
+        .unwrap();
+    assert!(
+        !identity
+            .svid()
+            .is_expired(OffsetDateTime::now_utc().unix_timestamp())
+    );
+}
+
+#[tokio::test]
+async fn revoked_workloads_cannot_renew_or_join() {
+    let issuer = start(None).await;
+    let client = IssuerClient::new(&issuer.url).unwrap();
+    let token = issuer
+        .service
+        .create_token(&web(), Duration::minutes(10), "test")
+        .unwrap();
+    let (svid, bundle) = client.join(&token).await.unwrap();
+    let pending = issuer
+        .service
+        .create_token(&web(), Duration::minutes(10), "test")
+        .unwrap();
+    issuer.service.revoke(&web(), "test").unwrap();
+    let err = client.renew(&svid, &bundle).await.unwrap_err();
+    assert!(
+        matches!(&err, AttestError::Refused(r) if r.contains("revoked")),
+        "{err}"
+    );
+    let err = client.join(&pending).await.unwrap_err();
+    assert!(matches!(&err, AttestError::Refused(_)), "{err}");
+}
+
+#[tokio::test]
+async fn callers_are_rate_limited() {
+    let issuer = start(Some(2)).await;
+    let client = IssuerClient::new(&issuer.url).unwrap();
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        let token = issuer
+            .service
+            .create_token(&web(), Duration::minutes(10), "test")
+            .unwrap();
+        outcomes.push(
+            client
+                .join(&token)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        );
+    }
+    assert!(outcomes[0].is_ok() && outcomes[1].is_ok(), "{outcomes:?}");
+    assert!(
+        outcomes[2]
+            .as_ref()
+            .unwrap_err()
+            .contains("too many requests"),
+        "{outcomes:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_workload_keeps_its_identity_across_restarts_and_renews() {
+    let issuer = start(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = IssuerClient::new(&issuer.url).unwrap();
+    let token = issuer
+        .service
+        .create_token(&web(), Duration::minutes(10), "test")
+        .unwrap();
+    let first = WorkloadIdentity::obtain(dir.path(), client.clone(), Some(&token))
+        .await
+        .unwrap();
+    for file in ["svid.pem", "svid-key.pem", "bundle.pem"] {
+        let mode = std::fs::metadata(dir.path().join(file))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{file}");
+    }
+    let serial = first.svid().issued().serial.clone();
+    drop(first);
+
+    // A restart: no token, same SVID from disk.
+    let again = WorkloadIdentity::obtain(dir.path(), client, None)
+        .await
+        .unwrap();
+    assert_eq!(again.svid().issued().serial, serial);
+    let mut updates = again.watch();
+    again.renew_now().await.unwrap();
+    assert!(updates.has_changed().unwrap());
+    assert_ne!(updates.borrow_and_update().issued().serial, serial);
+    let on_disk = Svid::load(dir.path()).unwrap().unwrap();
+    assert_eq!(
+        on_disk.issued().serial,
+        again.svid().issued().serial,
+        "renewals are saved"
+    );
+}
