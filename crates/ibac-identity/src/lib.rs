@@ -17,6 +17,7 @@ pub mod store;
 pub mod svid;
 pub mod tls;
 pub mod verify;
+pub mod workload_api;
 
 pub use bundle::{TrustBundle, fingerprint};
 pub use ca::{Ca, CaError, IssueError};

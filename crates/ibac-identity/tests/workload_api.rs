@@ -1,0 +1,231 @@
+//! The SPIFFE Workload API on a real Unix socket, read by an independent
+//! SPIFFE client library (the `spiffe` crate), plus raw gRPC calls for what
+//! that library never does (leaving out the security header).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use futures_like::next;
+use ibac_identity::ca::new_key_and_csr;
+use ibac_identity::workload_api::{
+    IdentitySource, Registration, Selector, SpiffeWorkloadApiClient, WorkloadApi, X509svidRequest,
+    serve,
+};
+use ibac_identity::{Ca, SpiffeId, Svid, TrustDomain};
+use ibac_model::WorkloadId;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+mod futures_like {
+    use tokio_stream::{Stream, StreamExt};
+
+    /// The next stream item, or a panic after a generous timeout.
+    pub async fn next<S: Stream + Unpin>(stream: &mut S) -> S::Item {
+        tokio::time::timeout(std::time::Duration::from_secs(20), stream.next())
+            .await
+            .expect("an item within 20 s")
+            .expect("the stream is still open")
+    }
+}
+
+fn issue(ca: &Ca, workload: &str) -> Svid {
+    let id = SpiffeId::for_workload(ca.trust_domain(), &WorkloadId::parse(workload).unwrap());
+    let (key, csr) = new_key_and_csr().unwrap();
+    let issued = ca
+        .issue(
+            &csr,
+            &id,
+            time::Duration::hours(1),
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+    Svid::new(issued, key.serialize_der().into())
+}
+
+fn uid() -> u32 {
+    // The test runs as some user; read it from a file we create.
+    use std::os::unix::fs::MetadataExt;
+    let probe = tempfile::NamedTempFile::new().unwrap();
+    probe.as_file().metadata().unwrap().uid()
+}
+
+struct Api {
+    socket: PathBuf,
+    ca: Arc<Ca>,
+    web: watch::Sender<Arc<Svid>>,
+    _dir: tempfile::TempDir,
+}
+
+/// Serves web.shop to this test process (selected by uid and executable)
+/// and db.shop to a uid nobody here has.
+async fn start() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("agent.sock");
+    let ca = Arc::new(
+        Ca::generate_root(
+            TrustDomain::default(),
+            OffsetDateTime::now_utc(),
+            time::Duration::days(1),
+        )
+        .unwrap(),
+    );
+    let bundle = Arc::new(ArcSwap::from_pointee(ca.bundle()));
+    let (web, web_rx) = watch::channel(Arc::new(issue(&ca, "web.shop")));
+    let (_db, db_rx) = watch::channel(Arc::new(issue(&ca, "db.shop")));
+    let me = std::env::current_exe().unwrap();
+    let api = WorkloadApi::new(vec![
+        Registration {
+            selector: Selector {
+                uid: Some(uid().wrapping_add(4242)),
+                exe: None,
+            },
+            identity: IdentitySource {
+                svid: db_rx,
+                bundle: bundle.clone(),
+            },
+        },
+        Registration {
+            selector: Selector {
+                uid: Some(uid()),
+                exe: Some(me),
+            },
+            identity: IdentitySource {
+                svid: web_rx,
+                bundle,
+            },
+        },
+    ]);
+    let path = socket.clone();
+    tokio::spawn(async move {
+        serve(&path, api, std::future::pending()).await.unwrap();
+    });
+    for _ in 0..200 {
+        if socket.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Api {
+        socket,
+        ca,
+        web,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn an_independent_spiffe_client_gets_its_svid_and_bundle() {
+    let api = start().await;
+    let client = spiffe::WorkloadApiClient::connect_to(format!("unix:{}", api.socket.display()))
+        .await
+        .unwrap();
+    let svid = client.fetch_x509_svid().await.unwrap();
+    assert_eq!(
+        svid.spiffe_id().to_string(),
+        "spiffe://ibac.local/ns/shop/workload/web"
+    );
+    assert_eq!(svid.cert_chain().len(), 1);
+    let bundles = client.fetch_x509_bundles().await.unwrap();
+    let td = spiffe::TrustDomain::new("ibac.local").unwrap();
+    let bundle = bundles.get(&td).expect("the bundle of ibac.local");
+    assert_eq!(bundle.authorities()[0].as_ref(), api.ca.root().as_ref());
+}
+
+#[tokio::test]
+async fn the_svid_stream_follows_rotations() {
+    let api = start().await;
+    let client = spiffe::WorkloadApiClient::connect_to(format!("unix:{}", api.socket.display()))
+        .await
+        .unwrap();
+    let mut stream = client.stream_x509_contexts().await.unwrap();
+    let first = next(&mut stream).await.unwrap();
+    let first_leaf = first.default_svid().unwrap().leaf().as_ref().to_vec();
+    api.web.send_replace(Arc::new(issue(&api.ca, "web.shop")));
+    let second = next(&mut stream).await.unwrap();
+    let second_svid = second.default_svid().unwrap();
+    assert_ne!(
+        second_svid.leaf().as_ref(),
+        first_leaf.as_slice(),
+        "a renewed SVID arrives on the stream"
+    );
+    assert_eq!(
+        second_svid.spiffe_id().to_string(),
+        "spiffe://ibac.local/ns/shop/workload/web"
+    );
+}
+
+async fn raw_client(socket: PathBuf) -> SpiffeWorkloadApiClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::try_from("http://[::]:50051")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let socket = socket.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                    tokio::net::UnixStream::connect(socket).await?,
+                ))
+            }
+        }))
+        .await
+        .unwrap();
+    SpiffeWorkloadApiClient::new(channel)
+}
+
+#[tokio::test]
+async fn calls_without_the_security_header_are_refused() {
+    let api = start().await;
+    let mut client = raw_client(api.socket.clone()).await;
+    let status = client.fetch_x509svid(X509svidRequest {}).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    let mut request = tonic::Request::new(X509svidRequest {});
+    request
+        .metadata_mut()
+        .insert("workload.spiffe.io", "true".parse().unwrap());
+    let mut stream = client.fetch_x509svid(request).await.unwrap().into_inner();
+    let response = next(&mut stream).await.unwrap();
+    assert_eq!(
+        response.svids[0].spiffe_id,
+        "spiffe://ibac.local/ns/shop/workload/web"
+    );
+}
+
+#[tokio::test]
+async fn callers_get_only_their_registered_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("agent.sock");
+    let ca = Ca::generate_root(
+        TrustDomain::default(),
+        OffsetDateTime::now_utc(),
+        time::Duration::days(1),
+    )
+    .unwrap();
+    let (_tx, rx) = watch::channel(Arc::new(issue(&ca, "db.shop")));
+    let api = WorkloadApi::new(vec![Registration {
+        selector: Selector {
+            uid: None,
+            exe: Some(PathBuf::from("/usr/sbin/some-other-daemon")),
+        },
+        identity: IdentitySource {
+            svid: rx,
+            bundle: Arc::new(ArcSwap::from_pointee(ca.bundle())),
+        },
+    }]);
+    let path = socket.clone();
+    tokio::spawn(async move { serve(&path, api, std::future::pending()).await.unwrap() });
+    for _ in 0..200 {
+        if socket.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let client = spiffe::WorkloadApiClient::connect_to(format!("unix:{}", socket.display()))
+        .await
+        .unwrap();
+    let err = client.fetch_x509_svid().await.unwrap_err();
+    assert!(
+        matches!(err, spiffe::WorkloadApiError::PermissionDenied(_)),
+        "{err:?}"
+    );
+}
