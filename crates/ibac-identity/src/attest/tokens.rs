@@ -6,7 +6,8 @@
 //! Only a hash of the secret is stored.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use base64::Engine as _;
@@ -129,38 +130,54 @@ impl LocalTokenStore {
         }
     }
 
-    /// A store saved to `path`, loaded from it if it exists.
+    /// A store saved to `path`. The file is read again under a lock for every
+    /// change, so several processes (the server and `ibac ca token`) can share it.
     pub fn open(path: PathBuf) -> Result<Self, TokenError> {
-        let state = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| TokenError::Storage(format!("{}: {e}", path.display())))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
-            Err(e) => return Err(TokenError::Storage(format!("{}: {e}", path.display()))),
-        };
-        Ok(LocalTokenStore {
+        let store = LocalTokenStore {
             path: Some(path),
-            state: Mutex::new(state),
+            state: Mutex::new(State::default()),
             rng: SystemRandom::new(),
-        })
+        };
+        store.with(|_| Ok(()))?;
+        Ok(store)
     }
 
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&mut State) -> Result<T, TokenError>,
-    ) -> Result<T, TokenError> {
-        let mut state = self
-            .state
-            .lock()
-            .map_err(|_| TokenError::Storage("token store lock poisoned".into()))?;
-        let mut next = state.clone();
-        let out = f(&mut next)?;
-        if let Some(path) = &self.path {
-            let bytes =
-                serde_json::to_vec_pretty(&next).map_err(|e| TokenError::Storage(e.to_string()))?;
-            write_private(path, &bytes)
-                .map_err(|e| TokenError::Storage(format!("{}: {e}", path.display())))?;
+    fn read_file(path: &Path) -> Result<State, TokenError> {
+        match std::fs::read(path) {
+            Ok(bytes) if bytes.is_empty() => Ok(State::default()),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| TokenError::Storage(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+            Err(e) => Err(TokenError::Storage(format!("{}: {e}", path.display()))),
         }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> Result<T, TokenError>) -> Result<T, TokenError> {
+        let mut state = self.state.lock().map_err(|_| TokenError::Storage("token store lock poisoned".into()))?;
+        let Some(path) = &self.path else {
+            let mut next = state.clone();
+            let out = f(&mut next)?;
+            *state = next;
+            return Ok(out);
+        };
+        let storage = |e: std::io::Error| TokenError::Storage(format!("{}: {e}", path.display()));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(storage)?;
+        }
+        let lock_path = path.with_extension("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(storage)?;
+        lock.lock().map_err(storage)?;
+        let mut next = Self::read_file(path)?;
+        let out = f(&mut next)?;
+        let bytes = serde_json::to_vec_pretty(&next).map_err(|e| TokenError::Storage(e.to_string()))?;
+        write_private(path, &bytes).map_err(storage)?;
         *state = next;
+        drop(lock);
         Ok(out)
     }
 
@@ -200,27 +217,26 @@ impl TokenStore for LocalTokenStore {
 
     fn redeem(&self, token: &str, now: i64) -> Result<WorkloadId, TokenError> {
         let parts = TokenParts::parse(token)?;
+        // The outer result is about storage; the inner one is the verdict. Any
+        // token that matched is used up, even when the verdict is a refusal.
         self.with(|s| {
-            let entry = s
-                .tokens
-                .get(&parts.id)
-                .cloned()
-                .ok_or(TokenError::Unknown)?;
+            let Some(entry) = s.tokens.get(&parts.id).cloned() else {
+                return Ok(Err(TokenError::Unknown));
+            };
             // Hashes are compared, not secrets: timing reveals nothing usable
             // about a secret whose hash an attacker cannot invert.
             if entry.secret_sha256 != sha256_hex(&parts.secret) {
-                return Err(TokenError::Unknown);
+                return Ok(Err(TokenError::Unknown));
             }
-            // One-time: the token is gone whatever happens next.
             s.tokens.remove(&parts.id);
             if entry.expires_at <= now {
-                return Err(TokenError::Expired);
+                return Ok(Err(TokenError::Expired));
             }
             if s.revoked.contains(&entry.workload) {
-                return Err(TokenError::Revoked(entry.workload));
+                return Ok(Err(TokenError::Revoked(entry.workload)));
             }
-            Ok(entry.workload)
-        })
+            Ok(Ok(entry.workload))
+        })?
     }
 
     fn revoke(&self, workload: &WorkloadId) -> Result<(), TokenError> {
