@@ -148,10 +148,10 @@ pub fn inspect(
     }
     match bundle {
         Some(bundle) => {
-            if let Err(e) = verify_chain(leaf, &chain[1..], bundle, now, PeerRole::Client) {
-                if !problems.contains(&e) {
-                    problems.push(e);
-                }
+            if let Err(e) = verify_chain(leaf, &chain[1..], bundle, now, PeerRole::Client)
+                && !problems.contains(&e)
+            {
+                problems.push(e);
             }
         }
         None => {

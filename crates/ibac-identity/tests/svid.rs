@@ -105,9 +105,14 @@ fn a_correct_svid_verifies_for_both_roles() {
     let cert = root.sign(&svid_params(&[GOOD]));
     for role in [PeerRole::Client, PeerRole::Server] {
         assert_eq!(
-            verify_svid(&[cert.clone()], &root.bundle(), unix(now()), role)
-                .unwrap()
-                .as_str(),
+            verify_svid(
+                std::slice::from_ref(&cert),
+                &root.bundle(),
+                unix(now()),
+                role
+            )
+            .unwrap()
+            .as_str(),
             GOOD
         );
     }
@@ -365,7 +370,7 @@ fn refuses_csrs_whose_signature_does_not_verify_and_foreign_keys() {
 fn an_intermediate_under_the_users_root_chains_to_that_root() {
     let root = TestRoot::new();
     let root_key_pem = root.issuer.key().serialize_pem();
-    let root_pem = ibac_identity::pem::encode_certificates(&[root.cert.clone()]);
+    let root_pem = ibac_identity::pem::encode_certificates(std::slice::from_ref(&root.cert));
     let ca = Ca::generate_intermediate(td(), &root_pem, &root_key_pem, now(), Duration::days(365))
         .unwrap();
     assert!(ca.is_intermediate());

@@ -72,6 +72,8 @@ enum Command {
     Convert(commands::convert::Args),
     /// The certificate authority: SPIFFE identities for workloads
     Ca(commands::ca::Args),
+    /// Serve a workload's SVID over the SPIFFE Workload API, kept renewed
+    Agent(commands::agent::Args),
     /// Print a shell completion script
     Completions(commands::completions::Args),
 }
@@ -107,6 +109,7 @@ fn main() -> ExitCode {
         Command::Policy(args) => commands::policy::run(args, &cli.namespace),
         Command::Convert(args) => commands::convert::run(args, &cli.namespace),
         Command::Ca(args) => commands::ca::run(args),
+        Command::Agent(args) => commands::agent::run(args),
         Command::Completions(args) => commands::completions::run(args, &mut Cli::command()),
     };
     match result {

@@ -148,13 +148,13 @@ impl IssuerClient {
         let chain = pem::certificates(reply.svid.as_bytes())
             .map_err(|e| AttestError::BadReply(e.to_string()))?;
         let issued = IssuedSvid::from_chain(chain)?;
-        if let Some(want) = expected {
-            if issued.id != *want {
-                return Err(AttestError::BadReply(format!(
-                    "issued `{}` instead of `{want}`",
-                    issued.id
-                )));
-            }
+        if let Some(want) = expected
+            && issued.id != *want
+        {
+            return Err(AttestError::BadReply(format!(
+                "issued `{}` instead of `{want}`",
+                issued.id
+            )));
         }
         let td = TrustDomain::parse(issued.id.trust_domain())
             .map_err(|e| AttestError::BadReply(e.to_string()))?;
@@ -278,7 +278,7 @@ impl WorkloadIdentity {
                 (svid, bundle)
             }
         };
-        Ok(Self::assemble(dir.to_path_buf(), client, svid, bundle)?)
+        Self::assemble(dir.to_path_buf(), client, svid, bundle)
     }
 
     fn assemble(

@@ -145,14 +145,21 @@ impl LocalTokenStore {
     fn read_file(path: &Path) -> Result<State, TokenError> {
         match std::fs::read(path) {
             Ok(bytes) if bytes.is_empty() => Ok(State::default()),
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| TokenError::Storage(format!("{}: {e}", path.display()))),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| TokenError::Storage(format!("{}: {e}", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
             Err(e) => Err(TokenError::Storage(format!("{}: {e}", path.display()))),
         }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut State) -> Result<T, TokenError>) -> Result<T, TokenError> {
-        let mut state = self.state.lock().map_err(|_| TokenError::Storage("token store lock poisoned".into()))?;
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut State) -> Result<T, TokenError>,
+    ) -> Result<T, TokenError> {
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| TokenError::Storage("token store lock poisoned".into()))?;
         let Some(path) = &self.path else {
             let mut next = state.clone();
             let out = f(&mut next)?;
@@ -174,7 +181,8 @@ impl LocalTokenStore {
         lock.lock().map_err(storage)?;
         let mut next = Self::read_file(path)?;
         let out = f(&mut next)?;
-        let bytes = serde_json::to_vec_pretty(&next).map_err(|e| TokenError::Storage(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec_pretty(&next).map_err(|e| TokenError::Storage(e.to_string()))?;
         write_private(path, &bytes).map_err(storage)?;
         *state = next;
         drop(lock);

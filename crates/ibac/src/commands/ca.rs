@@ -13,6 +13,9 @@ use time::{Duration, OffsetDateTime};
 
 use crate::exit;
 use crate::output::write_stdout;
+use ibac_identity::attest::{
+    AuditEvent, AuditLog, IssuanceService, JsonlAudit, LocalTokenStore, TokenStore,
+};
 
 /// Arguments of `ibac ca`.
 #[derive(Debug, clap::Args)]
@@ -36,6 +39,37 @@ enum CaCommand {
     Bundle,
     /// Replace the CA; the old root stays trusted until its last SVID expires
     Rotate(NewCaArgs),
+    /// Print a one-time join token for a workload
+    Token(TokenArgs),
+    /// Revoke a workload: its tokens die and it cannot renew
+    Revoke(RevokeArgs),
+    /// Serve attested issuance over HTTPS (join with a token, renew over mTLS)
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The workload, `name.namespace`
+    workload: WorkloadId,
+    /// How long the token stays valid
+    #[arg(long, default_value = "15m", value_parser = duration, env = "IBAC_TOKEN_TTL")]
+    ttl: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+struct RevokeArgs {
+    /// The workload, `name.namespace`
+    workload: WorkloadId,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8443", env = "IBAC_ISSUER_LISTEN")]
+    listen: std::net::SocketAddr,
+    /// Requests per minute allowed per caller (0: no limit)
+    #[arg(long, default_value = "60", env = "IBAC_ISSUER_RATE")]
+    rate: u32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -171,6 +205,48 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
                 )?),
             ))?;
         }
+        CaCommand::Token(token) => {
+            let store = CaStore::open(&args.dir)?;
+            let ca = store.load()?;
+            let tokens = LocalTokenStore::open(args.dir.join("tokens.json"))?;
+            let expires = (now + token.ttl).unix_timestamp();
+            let text = tokens.create(&token.workload, &ca.fingerprint(), expires)?;
+            JsonlAudit::open(&args.dir.join("audit.jsonl"))?.record(&AuditEvent {
+                time: now.unix_timestamp(),
+                action: "token".into(),
+                caller: "cli".into(),
+                identity: Some(token.workload.to_string()),
+                outcome: "done".into(),
+                reason: None,
+                serial: None,
+            })?;
+            write_stdout(&format!("{text}\n"))?;
+        }
+        CaCommand::Revoke(revoke) => {
+            let tokens =
+                LocalTokenStore::open(CaStore::open(&args.dir)?.dir().join("tokens.json"))?;
+            tokens.revoke(&revoke.workload)?;
+            JsonlAudit::open(&args.dir.join("audit.jsonl"))?.record(&AuditEvent {
+                time: now.unix_timestamp(),
+                action: "revoke".into(),
+                caller: "cli".into(),
+                identity: Some(revoke.workload.to_string()),
+                outcome: "done".into(),
+                reason: None,
+                serial: None,
+            })?;
+            write_stdout(&format!(
+                "revoked {}: its join tokens are void and it cannot renew\n",
+                revoke.workload
+            ))?;
+        }
+        CaCommand::Serve(serve) => {
+            let store = CaStore::open(&args.dir)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(serve_issuer(&store, serve))?;
+        }
         CaCommand::Inspect(ins) => {
             let pem = std::fs::read(&ins.cert)
                 .with_context(|| format!("cannot read {}", ins.cert.display()))?;
@@ -202,4 +278,73 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         }
     }
     Ok(exit::OK)
+}
+
+async fn serve_issuer(store: &CaStore, args: &ServeArgs) -> anyhow::Result<()> {
+    let now = OffsetDateTime::now_utc();
+    let ca = std::sync::Arc::new(store.load()?);
+    let bundle = std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(store.bundle(now)?));
+    let tokens = std::sync::Arc::new(LocalTokenStore::open(store.dir().join("tokens.json"))?);
+    let audit = std::sync::Arc::new(JsonlAudit::open(&store.dir().join("audit.jsonl"))?);
+    let service = IssuanceService::new(
+        ca.clone(),
+        bundle,
+        tokens,
+        audit,
+        store.svid_ttl()?,
+        std::num::NonZeroU32::new(args.rate),
+    );
+    let own = service
+        .component_svid(ibac_identity::attest::ISSUER_COMPONENT)
+        .map_err(|e| anyhow!(e))?;
+    let resolver = ibac_identity::tls::SvidResolver::new(&own)?;
+    let tls = std::sync::Arc::new(service.tls_config(resolver.clone())?);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    write_stdout(&format!(
+        "issuing SVIDs for {} on https://{}\n  CA fingerprint: sha256:{}\n  tokens: {}\n  audit:  {}\n",
+        ca.trust_domain(),
+        listener.local_addr()?,
+        ca.fingerprint(),
+        store.dir().join("tokens.json").display(),
+        store.dir().join("audit.jsonl").display(),
+    ))?;
+    // The server's own SVID is short-lived like any other: renew it at half-life.
+    let renewer = {
+        let service = service.clone();
+        let mut renew_at = own.issued().renew_at();
+        tokio::spawn(async move {
+            loop {
+                let wait = u64::try_from(renew_at - OffsetDateTime::now_utc().unix_timestamp())
+                    .unwrap_or(0);
+                tokio::time::sleep(std::time::Duration::from_secs(wait.max(1))).await;
+                match service.component_svid(ibac_identity::attest::ISSUER_COMPONENT) {
+                    Ok(svid) => match resolver.replace(&svid) {
+                        Ok(()) => renew_at = svid.issued().renew_at(),
+                        Err(e) => tracing::warn!(error = %e, "cannot use the renewed server SVID"),
+                    },
+                    Err(e) => tracing::warn!(error = %e, "cannot renew the server SVID"),
+                }
+            }
+        })
+    };
+    ibac_identity::https::serve(listener, tls, service.router(), shutdown_signal()).await;
+    renewer.abort();
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }

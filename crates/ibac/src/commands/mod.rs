@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod agent;
 pub mod ca;
 pub mod completions;
 pub mod convert;

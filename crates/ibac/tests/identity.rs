@@ -1,0 +1,199 @@
+//! The identity commands as a user runs them, as real processes: create a CA,
+//! serve issuance, mint a join token, run the agent, and read the SVID through
+//! the SPIFFE Workload API with an independent client library.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn ibac(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ibac"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("IBAC_CA_DIR")
+        .output()
+        .unwrap()
+}
+
+/// A child process that is killed when the test ends, however it ends.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(dir: &Path, args: &[&str]) -> (Guard, BufReader<std::process::ChildStdout>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ibac"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    (Guard(child), out)
+}
+
+fn first_line(out: &mut BufReader<std::process::ChildStdout>) -> String {
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    line
+}
+
+fn uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    tempfile::NamedTempFile::new()
+        .unwrap()
+        .as_file()
+        .metadata()
+        .unwrap()
+        .uid()
+}
+
+async fn fetch(socket: &Path) -> Result<String, String> {
+    let client = spiffe::WorkloadApiClient::connect_to(format!("unix:{}", socket.display()))
+        .await
+        .map_err(|e| e.to_string())?;
+    client
+        .fetch_x509_svid()
+        .await
+        .map(|s| s.spiffe_id().to_string())
+        .map_err(|e| e.to_string())
+}
+
+async fn fetch_eventually(socket: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match fetch(socket).await {
+            Ok(id) => return id,
+            Err(e) if Instant::now() > deadline => panic!("no SVID within 30 s: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn ca_issuer_agent_and_an_independent_workload_api_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    assert!(ibac(root, &["ca", "init"]).status.success());
+    let (_issuer, mut out) = spawn(root, &["ca", "serve", "--listen", "127.0.0.1:0"]);
+    let banner = first_line(&mut out);
+    let url = banner.split_whitespace().last().unwrap().to_string();
+    assert!(url.starts_with("https://127.0.0.1:"), "{banner}");
+
+    let token = String::from_utf8(ibac(root, &["ca", "token", "web.shop"]).stdout).unwrap();
+    let socket = root.join("agent.sock");
+    let uid = uid().to_string();
+    let agent_args = |token: Option<&str>| {
+        let mut args = vec![
+            "agent".to_string(),
+            "--issuer".into(),
+            url.clone(),
+            "--dir".into(),
+            "web".into(),
+            "--socket".into(),
+            format!("unix://{}", socket.display()),
+            "--uid".into(),
+            uid.clone(),
+        ];
+        if let Some(t) = token {
+            args.extend(["--token".to_string(), t.trim().to_string()]);
+        }
+        args
+    };
+    {
+        let args = agent_args(Some(&token));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (_agent, _out) = spawn(root, &args);
+        assert_eq!(
+            fetch_eventually(&socket).await,
+            "spiffe://ibac.local/ns/shop/workload/web"
+        );
+    }
+    // Restart without a token: the SVID kept on disk is enough.
+    let args = agent_args(None);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (_agent, _out) = spawn(root, &args);
+    assert_eq!(
+        fetch_eventually(&socket).await,
+        "spiffe://ibac.local/ns/shop/workload/web"
+    );
+
+    let audit = std::fs::read_to_string(root.join("ibac-ca/audit.jsonl")).unwrap();
+    assert_eq!(
+        audit
+            .lines()
+            .filter(|l| l.contains("\"action\":\"join\""))
+            .count(),
+        1,
+        "{audit}"
+    );
+
+    // The token was used: a second agent with it for a fresh directory is refused.
+    let reuse = ibac(
+        root,
+        &[
+            "agent",
+            "--issuer",
+            &url,
+            "--dir",
+            "again",
+            "--token",
+            token.trim(),
+            "--socket",
+            "/tmp/unused.sock",
+            "--uid",
+            "0",
+        ],
+    );
+    assert!(!reuse.status.success());
+    assert!(String::from_utf8_lossy(&reuse.stderr).contains("unknown or already used join token"));
+}
+
+#[test]
+fn inspect_explains_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    assert!(
+        ibac(root, &["ca", "init", "--trust-domain", "example.org"])
+            .status
+            .success()
+    );
+    assert!(
+        ibac(root, &["ca", "issue", "web.shop", "--out", "web"])
+            .status
+            .success()
+    );
+    let good = ibac(root, &["ca", "inspect", "web/svid.pem"]);
+    assert!(good.status.success());
+    let text = String::from_utf8(good.stdout).unwrap();
+    assert!(
+        text.contains(
+            "SPIFFE ID:      spiffe://example.org/ns/shop/workload/web  (workload web.shop)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("ibac accepts this certificate"), "{text}");
+    let wrong_td = ibac(
+        root,
+        &[
+            "ca",
+            "inspect",
+            "web/svid.pem",
+            "--trust-domain",
+            "ibac.local",
+        ],
+    );
+    assert_eq!(wrong_td.status.code(), Some(1));
+    assert!(
+        String::from_utf8(wrong_td.stdout)
+            .unwrap()
+            .contains("is in trust domain `example.org`, not `ibac.local`")
+    );
+}
