@@ -180,6 +180,21 @@ impl IssuerClient {
         Self::svid_from(reply, key.serialize_der().into(), None)
     }
 
+    /// Sends a join with a CSR made elsewhere and returns the raw reply
+    /// (benchmarks and tools; workloads use [`IssuerClient::join`]).
+    pub async fn join_csr(&self, token: &str, csr_pem: &str) -> Result<SvidResponse, AttestError> {
+        let parts = TokenParts::parse(token)?;
+        let verifier: Arc<dyn ServerCertVerifier> =
+            Arc::new(PinnedCaVerifier::new(&parts.ca_fingerprint));
+        let config = client_config(None, verifier, &[b"http/1.1"])
+            .map_err(|e| AttestError::Key(e.to_string()))?;
+        let request = JoinRequest {
+            token: token.to_string(),
+            csr: csr_pem.to_string(),
+        };
+        self.post(config, "/v1/identity/join", &request).await
+    }
+
     /// Renews over mTLS with the current SVID; the new SVID has the same identity.
     pub async fn renew(
         &self,
