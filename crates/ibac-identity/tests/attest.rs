@@ -299,3 +299,50 @@ async fn a_workload_keeps_its_identity_across_restarts_and_renews() {
         "renewals are saved"
     );
 }
+
+#[tokio::test]
+async fn renewal_happens_by_itself_at_half_life() {
+    let now = OffsetDateTime::now_utc();
+    let ca = Arc::new(Ca::generate_root(TrustDomain::default(), now, Duration::days(1)).unwrap());
+    let service = IssuanceService::new(
+        ca.clone(),
+        Arc::new(ArcSwap::from_pointee(ca.bundle())),
+        Arc::new(LocalTokenStore::in_memory()),
+        Arc::new(MemoryAudit::default()),
+        Duration::seconds(4),
+        None,
+    );
+    let own = service.component_svid("issuer").unwrap();
+    let tls = Arc::new(
+        service
+            .tls_config(ibac_identity::tls::SvidResolver::new(&own).unwrap())
+            .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    tokio::spawn(https::serve(
+        listener,
+        tls,
+        service.router(),
+        std::future::pending(),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let token = service
+        .create_token(&web(), Duration::minutes(1), "test")
+        .unwrap();
+    let identity =
+        WorkloadIdentity::obtain(dir.path(), IssuerClient::new(&url).unwrap(), Some(&token))
+            .await
+            .unwrap();
+    let first = identity.svid().issued().serial.clone();
+    let mut updates = identity.watch();
+    tokio::spawn(identity.clone().run_renewals());
+    tokio::time::timeout(std::time::Duration::from_secs(30), updates.changed())
+        .await
+        .expect("a renewal within 30 s")
+        .unwrap();
+    assert_ne!(updates.borrow().issued().serial, first);
+}

@@ -229,6 +229,14 @@ pub struct WorkloadIdentity {
     bundle: SharedBundle,
     resolver: Arc<SvidResolver>,
     svid: watch::Sender<Arc<Svid>>,
+    /// When to renew: halfway between when the SVID arrived (or was loaded)
+    /// and its expiry, so that back-dated certificates do not renew early.
+    renew_at: std::sync::atomic::AtomicI64,
+}
+
+fn halfway(svid: &Svid) -> i64 {
+    let now = now_secs();
+    now + (svid.issued().not_after - now).max(0) / 2
 }
 
 fn now_secs() -> i64 {
@@ -308,6 +316,7 @@ impl WorkloadIdentity {
             client,
             bundle: Arc::new(ArcSwap::from_pointee(bundle)),
             resolver,
+            renew_at: std::sync::atomic::AtomicI64::new(halfway(&svid)),
             svid: watch::channel(Arc::new(svid)).0,
         }))
     }
@@ -347,6 +356,8 @@ impl WorkloadIdentity {
             .map_err(|e| AttestError::Key(e.to_string()))?;
         self.bundle.store(Arc::new(bundle));
         tracing::info!(id = %svid.id(), not_after = svid.issued().not_after, "renewed");
+        self.renew_at
+            .store(halfway(&svid), std::sync::atomic::Ordering::Relaxed);
         self.svid.send_replace(Arc::new(svid));
         Ok(())
     }
@@ -356,7 +367,7 @@ impl WorkloadIdentity {
     pub async fn run_renewals(self: Arc<Self>) {
         let mut backoff = Duration::from_secs(1);
         loop {
-            let due = self.svid().issued().renew_at();
+            let due = self.renew_at.load(std::sync::atomic::Ordering::Relaxed);
             let wait = u64::try_from(due - now_secs()).unwrap_or(0);
             if wait > 0 {
                 tokio::time::sleep(Duration::from_secs(wait)).await;
