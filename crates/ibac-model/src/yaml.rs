@@ -334,6 +334,54 @@ impl<'de> Visitor<'de> for RawVisitor {
     }
 }
 
+/// Every document of a YAML or JSON source as a JSON value, with the place it
+/// starts: for reading foreign manifests (Kubernetes objects) into their own
+/// types under the same limits as ibac's documents.
+pub fn parse_json_documents(
+    file: &SourceName,
+    text: &str,
+    limits: &Limits,
+) -> Result<Vec<(Location, serde_json::Value)>, DocumentError> {
+    let nodes = parse_stream(file, text, limits)?;
+    Ok(nodes
+        .iter()
+        .map(|n| (Location::new(file.clone(), n.line, n.column), to_json(n)))
+        .collect())
+}
+
+/// A node as a JSON value.
+fn to_json(node: &Node) -> serde_json::Value {
+    use serde_json::Value as J;
+    match &node.value {
+        Value::Null => J::Null,
+        Value::Bool(b, _) => J::Bool(*b),
+        Value::Int(i, raw) => i64::try_from(*i)
+            .map(J::from)
+            .or_else(|_| u64::try_from(*i).map(J::from))
+            .unwrap_or_else(|_| J::String(raw.clone())),
+        Value::Float(raw) => raw
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map_or_else(|| J::String(raw.clone()), J::Number),
+        Value::Str { text, .. } => J::String(text.clone()),
+        Value::Seq(items) => J::Array(items.iter().map(to_json).collect()),
+        Value::Map(entries) => J::Object(
+            entries
+                .iter()
+                .map(|(k, v)| {
+                    let key = match &k.value {
+                        Value::Str { text, .. } => text.clone(),
+                        Value::Bool(_, raw) | Value::Int(_, raw) | Value::Float(raw) => raw.clone(),
+                        _ => k.describe(),
+                    };
+                    (key, to_json(v))
+                })
+                .collect(),
+        ),
+    }
+}
+
 /// Writes a stream of documents as YAML, `---` between them.
 pub fn to_yaml_stream<T: serde::Serialize>(docs: &[T]) -> Result<String, WriteError> {
     let mut out = String::new();

@@ -1,0 +1,645 @@
+//! Cluster facts read from Kubernetes manifests (files, or `kubectl get -o
+//! yaml` output): workloads with their pod selectors, ports and service
+//! accounts; Services with their selectors and ports; what is exposed outside
+//! the cluster. Through [`ibac_policy::Resolver`] they tell the policy engine
+//! which workloads a Service means. Unknown or ambiguous references are
+//! reported, never guessed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ibac_model::yaml::{Limits, parse_json_documents};
+use ibac_model::{DocumentError, Kind, Location, Name, Namespace, SourceName, WorkloadId};
+use ibac_policy::{Backend, PortMap, ResolveError, Resolver};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Namespace as K8sNamespace, Pod, PodSpec, PodTemplateSpec, Service as K8sService, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::Value;
+
+use crate::labels::{self, Labels};
+
+/// A container port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerPort {
+    /// Its name, if any (Services and policies may refer to it by name).
+    pub name: Option<String>,
+    /// The number.
+    pub port: u16,
+    /// TCP, UDP or SCTP.
+    pub protocol: String,
+}
+
+/// A workload: what ibac calls `name.namespace`, with how to select its pods.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workload {
+    /// `name.namespace`.
+    pub id: WorkloadId,
+    /// Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob or Pod.
+    pub kind: String,
+    /// The workload's own pod selector.
+    pub selector: LabelSelector,
+    /// The labels its pods carry.
+    pub pod_labels: Labels,
+    /// Its containers' ports.
+    pub ports: Vec<ContainerPort>,
+    /// Its service account.
+    pub service_account: String,
+    /// Where it is defined.
+    pub at: Location,
+}
+
+/// A Service port.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServicePort {
+    /// The port's name.
+    pub name: Option<String>,
+    /// The Service port.
+    pub port: u16,
+    /// The target: a number or a container port name.
+    pub target: IntOrString,
+    /// The protocol.
+    pub protocol: String,
+}
+
+/// A Service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Service {
+    /// `name.namespace`.
+    pub id: WorkloadId,
+    /// Its pod selector; none for Services backed by EndpointSlices only.
+    pub selector: Option<Labels>,
+    /// Its ports.
+    pub ports: Vec<ServicePort>,
+    /// LoadBalancer or NodePort: reachable from outside the cluster.
+    pub exposed: bool,
+    /// Where it is defined.
+    pub at: Location,
+}
+
+/// An Ingress and the Services it sends traffic to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IngressFact {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Backend Service names (in its namespace).
+    pub backends: BTreeSet<String>,
+}
+
+/// A pod that belongs to a workload (from `kubectl get pods -o yaml`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PodFact {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Labels.
+    pub labels: Labels,
+    /// The workload owning it, when known.
+    pub owner: Option<WorkloadId>,
+}
+
+/// Addresses behind a Service, from EndpointSlices.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Endpoints {
+    /// Pods (namespace, name) behind it.
+    pub pods: BTreeSet<(String, String)>,
+    /// Raw addresses (for Services without pods, such as `kubernetes`).
+    pub addresses: BTreeSet<String>,
+    /// Target ports.
+    pub ports: BTreeSet<u16>,
+}
+
+/// Everything read from the manifests.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterFacts {
+    /// Namespaces and their labels.
+    pub namespaces: BTreeMap<String, Labels>,
+    /// Workloads, sorted by id then kind.
+    pub workloads: Vec<Workload>,
+    /// Services by id.
+    pub services: BTreeMap<WorkloadId, Service>,
+    /// Ingresses.
+    pub ingresses: Vec<IngressFact>,
+    /// Pods.
+    pub pods: Vec<PodFact>,
+    /// EndpointSlices, merged per Service.
+    pub endpoints: BTreeMap<WorkloadId, Endpoints>,
+    /// Service accounts by namespace.
+    pub service_accounts: BTreeSet<(String, String)>,
+    /// Documents of kinds that carry no facts, passed over.
+    pub skipped: usize,
+}
+
+/// How to read the facts.
+#[derive(Clone, Debug)]
+pub struct FactsOptions {
+    /// Namespace of manifests that name none.
+    pub default_namespace: Namespace,
+    /// Safety limits.
+    pub limits: Limits,
+}
+
+impl Default for FactsOptions {
+    fn default() -> Self {
+        FactsOptions {
+            default_namespace: Namespace::default_namespace(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+fn invalid(at: &Location, message: String) -> DocumentError {
+    DocumentError::Invalid { at: at.clone(), message }
+}
+
+fn pod_ports(spec: Option<&PodSpec>) -> Vec<ContainerPort> {
+    let mut ports: Vec<ContainerPort> = spec
+        .into_iter()
+        .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|p| {
+            Some(ContainerPort {
+                name: p.name.clone(),
+                port: u16::try_from(p.container_port).ok()?,
+                protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+            })
+        })
+        .collect();
+    ports.sort_by(|a, b| (a.port, &a.protocol).cmp(&(b.port, &b.protocol)));
+    ports.dedup();
+    ports
+}
+
+fn service_account(spec: Option<&PodSpec>) -> String {
+    spec.and_then(|s| s.service_account_name.clone().or_else(|| s.service_account.clone()))
+        .unwrap_or_else(|| "default".into())
+}
+
+struct Reader<'a> {
+    facts: ClusterFacts,
+    errors: Vec<DocumentError>,
+    options: &'a FactsOptions,
+    /// ReplicaSet (ns, name) → owning Deployment name, and Job → CronJob.
+    owners: BTreeMap<(String, String, String), String>,
+    pods: Vec<(Pod, Location)>,
+}
+
+impl Reader<'_> {
+    fn namespace(&self, meta: &ObjectMeta) -> String {
+        meta.namespace
+            .clone()
+            .unwrap_or_else(|| self.options.default_namespace.to_string())
+    }
+
+    fn id(&mut self, meta: &ObjectMeta, at: &Location, kind: &str) -> Option<WorkloadId> {
+        let name = meta.name.clone().unwrap_or_default();
+        let ns = self.namespace(meta);
+        match (Name::parse(&name), Namespace::parse(&ns)) {
+            (Ok(n), Ok(ns)) => Some(WorkloadId::new(&n, &ns)),
+            (Err(e), _) => {
+                self.errors.push(invalid(at, format!("{kind} `{name}`: ibac cannot name it: {e}")));
+                None
+            }
+            (_, Err(e)) => {
+                self.errors.push(invalid(at, format!("{kind} `{name}`: namespace `{ns}`: {e}")));
+                None
+            }
+        }
+    }
+
+    fn owner(meta: &ObjectMeta, kind: &str) -> Option<String> {
+        meta.owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.kind == kind)
+            .map(|o| o.name.clone())
+    }
+
+    fn add_workload(&mut self, kind: &str, meta: &ObjectMeta, selector: Option<&LabelSelector>, template: Option<&PodTemplateSpec>, at: &Location) {
+        let Some(id) = self.id(meta, at, kind) else { return };
+        let pod_labels: Labels = template
+            .and_then(|t| t.metadata.as_ref())
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
+        // Jobs and CronJobs get generated selectors; their template labels are what identifies them.
+        let selector = match selector {
+            Some(s) if !labels::is_empty(s) && kind != "Job" => s.clone(),
+            _ => labels::of_labels(&pod_labels),
+        };
+        let spec = template.and_then(|t| t.spec.as_ref());
+        self.facts.workloads.push(Workload {
+            id,
+            kind: kind.into(),
+            selector,
+            pod_labels,
+            ports: pod_ports(spec),
+            service_account: service_account(spec),
+            at: at.clone(),
+        });
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(&mut self, value: Value, at: &Location, kind: &str) -> Option<T> {
+        match serde_json::from_value::<T>(value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.push(invalid(at, format!("{kind}: {e}")));
+                None
+            }
+        }
+    }
+
+    fn document(&mut self, value: Value, at: &Location, depth: usize) {
+        let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
+        let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+        if kind == "List" || (kind.ends_with("List") && value.get("items").is_some()) {
+            if depth > 0 {
+                self.errors.push(invalid(at, "a List inside a List is not supported".into()));
+                return;
+            }
+            if let Some(Value::Array(items)) = value.get("items").cloned() {
+                for item in items {
+                    self.document(item, at, depth + 1);
+                }
+            }
+            return;
+        }
+        match (api_version.as_str(), kind.as_str()) {
+            ("v1", "Namespace") => {
+                if let Some(ns) = self.parse::<K8sNamespace>(value, at, &kind) {
+                    let name = ns.metadata.name.clone().unwrap_or_default();
+                    let mut labels = ns.metadata.labels.unwrap_or_default();
+                    labels.insert("kubernetes.io/metadata.name".into(), name.clone());
+                    self.facts.namespaces.insert(name, labels);
+                }
+            }
+            ("apps/v1", "Deployment") => {
+                if let Some(d) = self.parse::<Deployment>(value, at, &kind) {
+                    let spec = Some(&d.spec);
+                    self.add_workload("Deployment", &d.metadata, spec.map(|s| &s.selector), spec.map(|s| &s.template), at);
+                }
+            }
+            ("apps/v1", "StatefulSet") => {
+                if let Some(d) = self.parse::<StatefulSet>(value, at, &kind) {
+                    let spec = Some(&d.spec);
+                    self.add_workload("StatefulSet", &d.metadata, spec.map(|s| &s.selector), spec.map(|s| &s.template), at);
+                }
+            }
+            ("apps/v1", "DaemonSet") => {
+                if let Some(d) = self.parse::<DaemonSet>(value, at, &kind) {
+                    let spec = Some(&d.spec);
+                    self.add_workload("DaemonSet", &d.metadata, spec.map(|s| &s.selector), spec.map(|s| &s.template), at);
+                }
+            }
+            ("apps/v1", "ReplicaSet") => {
+                if let Some(d) = self.parse::<ReplicaSet>(value, at, &kind) {
+                    let ns = self.namespace(&d.metadata);
+                    match Self::owner(&d.metadata, "Deployment") {
+                        Some(owner) => {
+                            let name = d.metadata.name.clone().unwrap_or_default();
+                            self.owners.insert((ns, "ReplicaSet".into(), name), owner);
+                        }
+                        None => {
+                            let spec = Some(&d.spec);
+                            self.add_workload("ReplicaSet", &d.metadata, spec.map(|s| &s.selector), spec.and_then(|s| s.template.as_ref()), at);
+                        }
+                    }
+                }
+            }
+            ("batch/v1", "Job") => {
+                if let Some(d) = self.parse::<Job>(value, at, &kind) {
+                    let ns = self.namespace(&d.metadata);
+                    match Self::owner(&d.metadata, "CronJob") {
+                        Some(owner) => {
+                            let name = d.metadata.name.clone().unwrap_or_default();
+                            self.owners.insert((ns, "Job".into(), name), owner);
+                        }
+                        None => {
+                            let spec = d.spec.as_ref();
+                            self.add_workload("Job", &d.metadata, spec.and_then(|s| s.selector.as_ref()), spec.map(|s| &s.template), at);
+                        }
+                    }
+                }
+            }
+            ("batch/v1", "CronJob") => {
+                if let Some(d) = self.parse::<CronJob>(value, at, &kind) {
+                    let template = d.spec.job_template.spec.as_ref().map(|j| &j.template);
+                    self.add_workload("CronJob", &d.metadata, None, template, at);
+                }
+            }
+            ("v1", "Pod") => {
+                if let Some(pod) = self.parse::<Pod>(value, at, &kind) {
+                    self.pods.push((pod, at.clone()));
+                }
+            }
+            ("v1", "Service") => {
+                if let Some(s) = self.parse::<K8sService>(value, at, &kind) {
+                    self.add_service(s, at);
+                }
+            }
+            ("v1", "ServiceAccount") => {
+                if let Some(sa) = self.parse::<ServiceAccount>(value, at, &kind) {
+                    let ns = self.namespace(&sa.metadata);
+                    self.facts.service_accounts.insert((ns, sa.metadata.name.unwrap_or_default()));
+                }
+            }
+            ("discovery.k8s.io/v1", "EndpointSlice") => {
+                if let Some(slice) = self.parse::<EndpointSlice>(value, at, &kind) {
+                    self.add_endpoints(slice, at);
+                }
+            }
+            ("networking.k8s.io/v1", "Ingress") => {
+                if let Some(ing) = self.parse::<Ingress>(value, at, &kind) {
+                    self.add_ingress(ing);
+                }
+            }
+            _ => self.facts.skipped += 1,
+        }
+    }
+
+    fn add_service(&mut self, s: K8sService, at: &Location) {
+        let Some(id) = self.id(&s.metadata, at, "Service") else { return };
+        let spec = s.spec.unwrap_or_default();
+        let ports = spec
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| {
+                Some(ServicePort {
+                    name: p.name.clone(),
+                    port: u16::try_from(p.port).ok()?,
+                    target: p.target_port.clone().unwrap_or(IntOrString::Int(p.port)),
+                    protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                })
+            })
+            .collect();
+        let exposed = matches!(spec.type_.as_deref(), Some("LoadBalancer" | "NodePort"));
+        self.facts.services.insert(
+            id.clone(),
+            Service {
+                id,
+                selector: spec.selector.filter(|s| !s.is_empty()),
+                ports,
+                exposed,
+                at: at.clone(),
+            },
+        );
+    }
+
+    fn add_endpoints(&mut self, slice: EndpointSlice, at: &Location) {
+        let ns = self.namespace(&slice.metadata);
+        let Some(service) = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("kubernetes.io/service-name"))
+            .cloned()
+        else {
+            return;
+        };
+        let Ok(id) = WorkloadId::parse(&format!("{service}.{ns}")) else {
+            self.errors.push(invalid(at, format!("EndpointSlice for `{service}`: not a name ibac can use")));
+            return;
+        };
+        let entry = self.facts.endpoints.entry(id).or_default();
+        for endpoint in slice.endpoints.iter().flatten() {
+            entry.addresses.extend(endpoint.addresses.iter().cloned());
+            if let Some(target) = &endpoint.target_ref
+                && target.kind.as_deref() == Some("Pod")
+            {
+                let pod_ns = target.namespace.clone().unwrap_or_else(|| ns.clone());
+                entry.pods.insert((pod_ns, target.name.clone().unwrap_or_default()));
+            }
+        }
+        entry
+            .ports
+            .extend(slice.ports.iter().flatten().filter_map(|p| p.port.and_then(|n| u16::try_from(n).ok())));
+    }
+
+    fn add_ingress(&mut self, ing: Ingress) {
+        let ns = self.namespace(&ing.metadata);
+        let mut backends = BTreeSet::new();
+        if let Some(spec) = &ing.spec {
+            if let Some(svc) = spec.default_backend.as_ref().and_then(|b| b.service.as_ref()) {
+                backends.insert(svc.name.clone());
+            }
+            for rule in spec.rules.iter().flatten() {
+                for path in rule.http.iter().flat_map(|h| h.paths.iter()) {
+                    if let Some(svc) = &path.backend.service {
+                        backends.insert(svc.name.clone());
+                    }
+                }
+            }
+        }
+        self.facts.ingresses.push(IngressFact {
+            namespace: ns,
+            name: ing.metadata.name.unwrap_or_default(),
+            backends,
+        });
+    }
+
+    /// Pods are read last: those owned by a known workload only tie it to
+    /// EndpointSlices; standalone pods are workloads of their own.
+    fn finish_pods(&mut self) {
+        for (pod, at) in std::mem::take(&mut self.pods) {
+            let ns = self.namespace(&pod.metadata);
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let labels = pod.metadata.labels.clone().unwrap_or_default();
+            let owner = pod.metadata.owner_references.iter().flatten().next().map(|o| (o.kind.clone(), o.name.clone()));
+            let owner_name = match owner {
+                None => {
+                    let template = PodTemplateSpec {
+                        metadata: Some(pod.metadata.clone()),
+                        spec: pod.spec.clone(),
+                    };
+                    self.add_workload("Pod", &pod.metadata, Some(&labels::of_labels(&labels)), Some(&template), &at);
+                    Some(name.clone())
+                }
+                Some((kind, owner)) => match self.owners.get(&(ns.clone(), kind.clone(), owner.clone())) {
+                    Some(top) => Some(top.clone()),
+                    None => Some(owner),
+                },
+            };
+            let owner = owner_name.and_then(|n| WorkloadId::parse(&format!("{n}.{ns}")).ok());
+            self.facts.pods.push(PodFact {
+                namespace: ns,
+                name,
+                labels,
+                owner,
+            });
+        }
+    }
+}
+
+impl ClusterFacts {
+    /// Reads facts from manifests. Every problem is reported; facts are
+    /// returned only when there is none, so nothing is rendered from part of
+    /// the cluster.
+    pub fn read(sources: &[(SourceName, String)], options: &FactsOptions) -> Result<ClusterFacts, Vec<DocumentError>> {
+        let mut reader = Reader {
+            facts: ClusterFacts::default(),
+            errors: Vec::new(),
+            options,
+            owners: BTreeMap::new(),
+            pods: Vec::new(),
+        };
+        for (name, text) in sources {
+            match parse_json_documents(name, text, &options.limits) {
+                Ok(docs) => {
+                    for (at, value) in docs {
+                        match value {
+                            Value::Array(items) => {
+                                for item in items {
+                                    reader.document(item, &at, 1);
+                                }
+                            }
+                            value => reader.document(value, &at, 0),
+                        }
+                    }
+                }
+                Err(e) => reader.errors.push(e),
+            }
+        }
+        reader.finish_pods();
+        let mut facts = reader.facts;
+        facts.workloads.sort_by(|a, b| (&a.id, &a.kind).cmp(&(&b.id, &b.kind)));
+        // Every namespace a workload lives in has the standard name label.
+        let namespaces: Vec<String> = facts.workloads.iter().map(|w| w.id.namespace().to_string()).collect();
+        for ns in namespaces {
+            facts
+                .namespaces
+                .entry(ns.clone())
+                .or_insert_with(|| Labels::from([("kubernetes.io/metadata.name".to_string(), ns)]));
+        }
+        if reader.errors.is_empty() {
+            Ok(facts)
+        } else {
+            Err(reader.errors)
+        }
+    }
+
+    /// The workloads with this id (several when kinds differ).
+    pub fn workloads_named(&self, id: &WorkloadId) -> impl Iterator<Item = &Workload> {
+        self.workloads.iter().filter(move |w| &w.id == id)
+    }
+
+    /// The one workload `id` means, given an optional kind.
+    pub fn workload(&self, id: &WorkloadId, kind: Option<&str>) -> Result<&Workload, ResolveError> {
+        let found: Vec<&Workload> = self
+            .workloads_named(id)
+            .filter(|w| kind.is_none_or(|k| k == w.kind))
+            .collect();
+        match found.as_slice() {
+            [one] => Ok(one),
+            [] => Err(ResolveError::Unknown {
+                what: "workload",
+                name: match kind {
+                    Some(k) => format!("{id} of kind {k}"),
+                    None => id.to_string(),
+                },
+                hint: " in the cluster facts".into(),
+            }),
+            many => Err(ResolveError::Ambiguous {
+                name: id.to_string(),
+                kinds: many.iter().map(|w| w.kind.as_str()).collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+
+    /// Workloads in `namespace` whose pods `selector` (a Service's) selects.
+    fn selected(&self, namespace: &str, selector: &Labels) -> Vec<&Workload> {
+        let sel = labels::of_labels(selector);
+        self.workloads
+            .iter()
+            .filter(|w| w.id.namespace() == namespace && labels::matches(&sel, &w.pod_labels))
+            .collect()
+    }
+
+    /// The workloads a Service sends traffic to.
+    pub fn backends(&self, service: &Service) -> Vec<&Workload> {
+        match &service.selector {
+            Some(selector) => self.selected(service.id.namespace(), selector),
+            None => {
+                let owners: BTreeSet<&WorkloadId> = self
+                    .endpoints
+                    .get(&service.id)
+                    .into_iter()
+                    .flat_map(|e| e.pods.iter())
+                    .filter_map(|(ns, name)| self.pods.iter().find(|p| &p.namespace == ns && &p.name == name))
+                    .filter_map(|p| p.owner.as_ref())
+                    .collect();
+                self.workloads.iter().filter(|w| owners.contains(&w.id)).collect()
+            }
+        }
+    }
+
+    /// Other workloads whose pods `workload`'s selector also selects.
+    pub fn overlaps(&self, workload: &Workload) -> Vec<&Workload> {
+        self.workloads
+            .iter()
+            .filter(|w| w.id.namespace() == workload.id.namespace())
+            .filter(|w| !(w.id == workload.id && w.kind == workload.kind))
+            .filter(|w| labels::matches(&workload.selector, &w.pod_labels))
+            .collect()
+    }
+
+    /// The labels of a namespace (at least its name label).
+    pub fn namespace_labels(&self, namespace: &str) -> Labels {
+        self.namespaces
+            .get(namespace)
+            .cloned()
+            .unwrap_or_else(|| Labels::from([("kubernetes.io/metadata.name".to_string(), namespace.to_string())]))
+    }
+}
+
+/// Resolves a Service port's target on one backend.
+pub fn target_port(port: &ServicePort, backend: &Workload) -> Option<u16> {
+    match &port.target {
+        IntOrString::Int(n) => u16::try_from(*n).ok(),
+        IntOrString::String(name) => backend
+            .ports
+            .iter()
+            .find(|p| p.name.as_deref() == Some(name.as_str()))
+            .map(|p| p.port),
+    }
+}
+
+impl Resolver for ClusterFacts {
+    fn service(&self, id: &WorkloadId) -> Result<Vec<Backend>, ResolveError> {
+        let service = self.services.get(id).ok_or_else(|| ResolveError::Unknown {
+            what: "Service",
+            name: id.to_string(),
+            hint: " in the cluster facts".into(),
+        })?;
+        let backends = self.backends(service);
+        if backends.is_empty() {
+            return Err(ResolveError::Other(format!("Service `{id}` selects no workload in the cluster facts")));
+        }
+        Ok(backends
+            .into_iter()
+            .map(|b| Backend {
+                workload: b.id.clone(),
+                ports: PortMap::Mapped(
+                    service
+                        .ports
+                        .iter()
+                        .filter_map(|p| target_port(p, b).map(|t| (p.port, t)))
+                        .collect(),
+                ),
+            })
+            .collect())
+    }
+
+    fn workload(&self, id: &WorkloadId, kind: Option<&Kind>) -> Result<WorkloadId, ResolveError> {
+        ClusterFacts::workload(self, id, kind.map(Kind::as_str)).map(|w| w.id.clone())
+    }
+
+    fn workloads(&self) -> Vec<WorkloadId> {
+        let set: BTreeSet<WorkloadId> = self.workloads.iter().map(|w| w.id.clone()).collect();
+        set.into_iter().collect()
+    }
+}

@@ -1,0 +1,16 @@
+//! ibac's Kubernetes enforcers: the translation of a policy into the
+//! configuration the cluster's own enforcers apply — NetworkPolicies, Istio
+//! AuthorizationPolicies, Kafka ACLs and SQL grants.
+//!
+//! Everything here is a pure function of the policy and the cluster facts, and
+//! deterministic: two runs produce byte-identical output, so teams can render
+//! in CI and commit the result. The operator calls the same code.
+
+pub mod facts;
+pub mod labels;
+pub mod names;
+pub mod netpol;
+pub mod plan;
+
+pub use facts::{ClusterFacts, FactsOptions};
+pub use netpol::{Dns, NetpolOptions, Rendered, render_network_policies};

@@ -1,0 +1,136 @@
+//! What every renderer starts from: each server with its protection, its pods'
+//! selector and its clients' workloads, all resolved against the cluster facts.
+//! A selector that is empty, or that also selects another workload's pods, is
+//! an error: a policy written for one workload must never reach another.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use ibac_model::{DocumentError, Location, WorkloadId};
+use ibac_policy::{Intent, Policy, Ports, is_api_server};
+
+use crate::facts::{ClusterFacts, Workload};
+use crate::labels;
+
+/// One client's permission towards one server.
+#[derive(Clone, Debug)]
+pub struct ClientPlan<'a> {
+    /// The client's workload.
+    pub client: &'a Workload,
+    /// Its intents towards the server.
+    pub intents: Vec<Arc<Intent>>,
+}
+
+impl ClientPlan<'_> {
+    /// The ports the client may reach: `None` for every port. HTTP rules
+    /// widen to their ports.
+    pub fn ports(&self) -> Option<Vec<u16>> {
+        let mut ports = BTreeSet::new();
+        for intent in &self.intents {
+            match &intent.ports {
+                Ports::All => return None,
+                Ports::Only(p) => ports.extend(p.iter().copied()),
+            }
+        }
+        Some(ports.into_iter().collect())
+    }
+
+    /// Whether some intent narrows HTTP requests (lost at L4).
+    pub fn widened(&self) -> bool {
+        self.intents.iter().any(|i| !i.http.is_empty())
+    }
+}
+
+/// One server.
+#[derive(Clone, Debug)]
+pub struct ServerPlan<'a> {
+    /// Its workload.
+    pub server: &'a Workload,
+    /// Whether enforcement is on.
+    pub protected: bool,
+    /// Why, in words.
+    pub protection: String,
+    /// Its clients, sorted.
+    pub clients: Vec<ClientPlan<'a>>,
+}
+
+fn error(at: &Location, message: String) -> DocumentError {
+    DocumentError::Invalid { at: at.clone(), message }
+}
+
+/// Checks that a workload's selector selects its pods and no one else's.
+pub fn check_selector(facts: &ClusterFacts, workload: &Workload) -> Result<(), DocumentError> {
+    if labels::is_empty(&workload.selector) {
+        return Err(error(
+            &workload.at,
+            format!("{} `{}` has an empty pod selector; ibac never writes a policy that selects every pod", workload.kind, workload.id),
+        ));
+    }
+    let others = facts.overlaps(workload);
+    if let Some(other) = others.first() {
+        return Err(error(
+            &workload.at,
+            format!(
+                "the pod selector of {} `{}` ({}) also selects the pods of {} `{}`; give its pods a label the others lack",
+                workload.kind,
+                workload.id,
+                labels::describe(&workload.selector),
+                other.kind,
+                other.id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Every server in the facts or in the policy, protected or not.
+pub fn servers<'a>(policy: &Policy, facts: &'a ClusterFacts) -> Result<Vec<ServerPlan<'a>>, Vec<DocumentError>> {
+    let mut ids: BTreeSet<WorkloadId> = facts.workloads.iter().map(|w| w.id.clone()).collect();
+    ids.extend(policy.servers());
+    let mut plans = Vec::new();
+    let mut errors = Vec::new();
+    for id in ids {
+        if is_api_server(&id) {
+            continue;
+        }
+        let protection = policy.protection(&id);
+        let rules = policy.server(&id);
+        if !protection.is_protected() && rules.is_none() {
+            continue;
+        }
+        let server = match facts.workload(&id, None) {
+            Ok(w) => w,
+            Err(e) => {
+                let at = rules
+                    .and_then(|r| r.clients().first().and_then(|(_, c)| c.intents().first().map(|i| i.at.clone())))
+                    .unwrap_or_else(|| Location::whole("<cluster facts>".into()));
+                errors.push(error(&at, format!("server `{id}`: {e}")));
+                continue;
+            }
+        };
+        let mut clients = Vec::new();
+        for (client, client_rules) in rules.map(|r| r.clients()).unwrap_or_default() {
+            match facts.workload(client, None) {
+                Ok(w) => clients.push(ClientPlan {
+                    client: w,
+                    intents: client_rules.intents().to_vec(),
+                }),
+                Err(e) => {
+                    let at = client_rules
+                        .intents()
+                        .first()
+                        .map(|i| i.at.clone())
+                        .unwrap_or_else(|| Location::whole("<policy>".into()));
+                    errors.push(error(&at, format!("client `{client}`: {e}")));
+                }
+            }
+        }
+        plans.push(ServerPlan {
+            server,
+            protected: protection.is_protected(),
+            protection: protection.to_string(),
+            clients,
+        });
+    }
+    if errors.is_empty() { Ok(plans) } else { Err(errors) }
+}
