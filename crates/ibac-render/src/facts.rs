@@ -12,7 +12,9 @@ use ibac_model::{DocumentError, Kind, Location, Name, Namespace, SourceName, Wor
 use ibac_policy::{Backend, PortMap, ResolveError, Resolver};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Namespace as K8sNamespace, Pod, PodSpec, PodTemplateSpec, Service as K8sService, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    Namespace as K8sNamespace, Pod, PodSpec, PodTemplateSpec, Service as K8sService, ServiceAccount,
+};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -154,13 +156,20 @@ impl Default for FactsOptions {
 }
 
 fn invalid(at: &Location, message: String) -> DocumentError {
-    DocumentError::Invalid { at: at.clone(), message }
+    DocumentError::Invalid {
+        at: at.clone(),
+        message,
+    }
 }
 
 fn pod_ports(spec: Option<&PodSpec>) -> Vec<ContainerPort> {
     let mut ports: Vec<ContainerPort> = spec
         .into_iter()
-        .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
+        .flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        })
         .flat_map(|c| c.ports.iter().flatten())
         .filter_map(|p| {
             Some(ContainerPort {
@@ -176,8 +185,12 @@ fn pod_ports(spec: Option<&PodSpec>) -> Vec<ContainerPort> {
 }
 
 fn service_account(spec: Option<&PodSpec>) -> String {
-    spec.and_then(|s| s.service_account_name.clone().or_else(|| s.service_account.clone()))
-        .unwrap_or_else(|| "default".into())
+    spec.and_then(|s| {
+        s.service_account_name
+            .clone()
+            .or_else(|| s.service_account.clone())
+    })
+    .unwrap_or_else(|| "default".into())
 }
 
 struct Reader<'a> {
@@ -202,11 +215,17 @@ impl Reader<'_> {
         match (Name::parse(&name), Namespace::parse(&ns)) {
             (Ok(n), Ok(ns)) => Some(WorkloadId::new(&n, &ns)),
             (Err(e), _) => {
-                self.errors.push(invalid(at, format!("{kind} `{name}`: ibac cannot name it: {e}")));
+                self.errors.push(invalid(
+                    at,
+                    format!("{kind} `{name}`: ibac cannot name it: {e}"),
+                ));
                 None
             }
             (_, Err(e)) => {
-                self.errors.push(invalid(at, format!("{kind} `{name}`: namespace `{ns}`: {e}")));
+                self.errors.push(invalid(
+                    at,
+                    format!("{kind} `{name}`: namespace `{ns}`: {e}"),
+                ));
                 None
             }
         }
@@ -220,8 +239,17 @@ impl Reader<'_> {
             .map(|o| o.name.clone())
     }
 
-    fn add_workload(&mut self, kind: &str, meta: &ObjectMeta, selector: Option<&LabelSelector>, template: Option<&PodTemplateSpec>, at: &Location) {
-        let Some(id) = self.id(meta, at, kind) else { return };
+    fn add_workload(
+        &mut self,
+        kind: &str,
+        meta: &ObjectMeta,
+        selector: Option<&LabelSelector>,
+        template: Option<&PodTemplateSpec>,
+        at: &Location,
+    ) {
+        let Some(id) = self.id(meta, at, kind) else {
+            return;
+        };
         let pod_labels: Labels = template
             .and_then(|t| t.metadata.as_ref())
             .and_then(|m| m.labels.clone())
@@ -243,7 +271,12 @@ impl Reader<'_> {
         });
     }
 
-    fn parse<T: serde::de::DeserializeOwned>(&mut self, value: Value, at: &Location, kind: &str) -> Option<T> {
+    fn parse<T: serde::de::DeserializeOwned>(
+        &mut self,
+        value: Value,
+        at: &Location,
+        kind: &str,
+    ) -> Option<T> {
         match serde_json::from_value::<T>(value) {
             Ok(v) => Some(v),
             Err(e) => {
@@ -254,11 +287,20 @@ impl Reader<'_> {
     }
 
     fn document(&mut self, value: Value, at: &Location, depth: usize) {
-        let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
-        let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+        let api_version = value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let kind = value
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         if kind == "List" || (kind.ends_with("List") && value.get("items").is_some()) {
             if depth > 0 {
-                self.errors.push(invalid(at, "a List inside a List is not supported".into()));
+                self.errors
+                    .push(invalid(at, "a List inside a List is not supported".into()));
                 return;
             }
             if let Some(Value::Array(items)) = value.get("items").cloned() {
@@ -280,19 +322,37 @@ impl Reader<'_> {
             ("apps/v1", "Deployment") => {
                 if let Some(d) = self.parse::<Deployment>(value, at, &kind) {
                     let spec = Some(&d.spec);
-                    self.add_workload("Deployment", &d.metadata, spec.map(|s| &s.selector), spec.map(|s| &s.template), at);
+                    self.add_workload(
+                        "Deployment",
+                        &d.metadata,
+                        spec.map(|s| &s.selector),
+                        spec.map(|s| &s.template),
+                        at,
+                    );
                 }
             }
             ("apps/v1", "StatefulSet") => {
                 if let Some(d) = self.parse::<StatefulSet>(value, at, &kind) {
                     let spec = Some(&d.spec);
-                    self.add_workload("StatefulSet", &d.metadata, spec.map(|s| &s.selector), spec.map(|s| &s.template), at);
+                    self.add_workload(
+                        "StatefulSet",
+                        &d.metadata,
+                        spec.map(|s| &s.selector),
+                        spec.map(|s| &s.template),
+                        at,
+                    );
                 }
             }
             ("apps/v1", "DaemonSet") => {
                 if let Some(d) = self.parse::<DaemonSet>(value, at, &kind) {
                     let spec = Some(&d.spec);
-                    self.add_workload("DaemonSet", &d.metadata, spec.map(|s| &s.selector), spec.map(|s| &s.template), at);
+                    self.add_workload(
+                        "DaemonSet",
+                        &d.metadata,
+                        spec.map(|s| &s.selector),
+                        spec.map(|s| &s.template),
+                        at,
+                    );
                 }
             }
             ("apps/v1", "ReplicaSet") => {
@@ -305,7 +365,13 @@ impl Reader<'_> {
                         }
                         None => {
                             let spec = Some(&d.spec);
-                            self.add_workload("ReplicaSet", &d.metadata, spec.map(|s| &s.selector), spec.and_then(|s| s.template.as_ref()), at);
+                            self.add_workload(
+                                "ReplicaSet",
+                                &d.metadata,
+                                spec.map(|s| &s.selector),
+                                spec.and_then(|s| s.template.as_ref()),
+                                at,
+                            );
                         }
                     }
                 }
@@ -320,7 +386,13 @@ impl Reader<'_> {
                         }
                         None => {
                             let spec = d.spec.as_ref();
-                            self.add_workload("Job", &d.metadata, spec.and_then(|s| s.selector.as_ref()), spec.map(|s| &s.template), at);
+                            self.add_workload(
+                                "Job",
+                                &d.metadata,
+                                spec.and_then(|s| s.selector.as_ref()),
+                                spec.map(|s| &s.template),
+                                at,
+                            );
                         }
                     }
                 }
@@ -344,7 +416,9 @@ impl Reader<'_> {
             ("v1", "ServiceAccount") => {
                 if let Some(sa) = self.parse::<ServiceAccount>(value, at, &kind) {
                     let ns = self.namespace(&sa.metadata);
-                    self.facts.service_accounts.insert((ns, sa.metadata.name.unwrap_or_default()));
+                    self.facts
+                        .service_accounts
+                        .insert((ns, sa.metadata.name.unwrap_or_default()));
                 }
             }
             ("discovery.k8s.io/v1", "EndpointSlice") => {
@@ -362,7 +436,9 @@ impl Reader<'_> {
     }
 
     fn add_service(&mut self, s: K8sService, at: &Location) {
-        let Some(id) = self.id(&s.metadata, at, "Service") else { return };
+        let Some(id) = self.id(&s.metadata, at, "Service") else {
+            return;
+        };
         let spec = s.spec.unwrap_or_default();
         let ports = spec
             .ports
@@ -402,7 +478,10 @@ impl Reader<'_> {
             return;
         };
         let Ok(id) = WorkloadId::parse(&format!("{service}.{ns}")) else {
-            self.errors.push(invalid(at, format!("EndpointSlice for `{service}`: not a name ibac can use")));
+            self.errors.push(invalid(
+                at,
+                format!("EndpointSlice for `{service}`: not a name ibac can use"),
+            ));
             return;
         };
         let entry = self.facts.endpoints.entry(id).or_default();
@@ -412,19 +491,29 @@ impl Reader<'_> {
                 && target.kind.as_deref() == Some("Pod")
             {
                 let pod_ns = target.namespace.clone().unwrap_or_else(|| ns.clone());
-                entry.pods.insert((pod_ns, target.name.clone().unwrap_or_default()));
+                entry
+                    .pods
+                    .insert((pod_ns, target.name.clone().unwrap_or_default()));
             }
         }
-        entry
-            .ports
-            .extend(slice.ports.iter().flatten().filter_map(|p| p.port.and_then(|n| u16::try_from(n).ok())));
+        entry.ports.extend(
+            slice
+                .ports
+                .iter()
+                .flatten()
+                .filter_map(|p| p.port.and_then(|n| u16::try_from(n).ok())),
+        );
     }
 
     fn add_ingress(&mut self, ing: Ingress) {
         let ns = self.namespace(&ing.metadata);
         let mut backends = BTreeSet::new();
         if let Some(spec) = &ing.spec {
-            if let Some(svc) = spec.default_backend.as_ref().and_then(|b| b.service.as_ref()) {
+            if let Some(svc) = spec
+                .default_backend
+                .as_ref()
+                .and_then(|b| b.service.as_ref())
+            {
                 backends.insert(svc.name.clone());
             }
             for rule in spec.rules.iter().flatten() {
@@ -449,20 +538,34 @@ impl Reader<'_> {
             let ns = self.namespace(&pod.metadata);
             let name = pod.metadata.name.clone().unwrap_or_default();
             let labels = pod.metadata.labels.clone().unwrap_or_default();
-            let owner = pod.metadata.owner_references.iter().flatten().next().map(|o| (o.kind.clone(), o.name.clone()));
+            let owner = pod
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .next()
+                .map(|o| (o.kind.clone(), o.name.clone()));
             let owner_name = match owner {
                 None => {
                     let template = PodTemplateSpec {
                         metadata: Some(pod.metadata.clone()),
                         spec: pod.spec.clone(),
                     };
-                    self.add_workload("Pod", &pod.metadata, Some(&labels::of_labels(&labels)), Some(&template), &at);
+                    self.add_workload(
+                        "Pod",
+                        &pod.metadata,
+                        Some(&labels::of_labels(&labels)),
+                        Some(&template),
+                        &at,
+                    );
                     Some(name.clone())
                 }
-                Some((kind, owner)) => match self.owners.get(&(ns.clone(), kind.clone(), owner.clone())) {
-                    Some(top) => Some(top.clone()),
-                    None => Some(owner),
-                },
+                Some((kind, owner)) => {
+                    match self.owners.get(&(ns.clone(), kind.clone(), owner.clone())) {
+                        Some(top) => Some(top.clone()),
+                        None => Some(owner),
+                    }
+                }
             };
             let owner = owner_name.and_then(|n| WorkloadId::parse(&format!("{n}.{ns}")).ok());
             self.facts.pods.push(PodFact {
@@ -479,7 +582,10 @@ impl ClusterFacts {
     /// Reads facts from manifests. Every problem is reported; facts are
     /// returned only when there is none, so nothing is rendered from part of
     /// the cluster.
-    pub fn read(sources: &[(SourceName, String)], options: &FactsOptions) -> Result<ClusterFacts, Vec<DocumentError>> {
+    pub fn read(
+        sources: &[(SourceName, String)],
+        options: &FactsOptions,
+    ) -> Result<ClusterFacts, Vec<DocumentError>> {
         let mut reader = Reader {
             facts: ClusterFacts::default(),
             errors: Vec::new(),
@@ -506,9 +612,15 @@ impl ClusterFacts {
         }
         reader.finish_pods();
         let mut facts = reader.facts;
-        facts.workloads.sort_by(|a, b| (&a.id, &a.kind).cmp(&(&b.id, &b.kind)));
+        facts
+            .workloads
+            .sort_by(|a, b| (&a.id, &a.kind).cmp(&(&b.id, &b.kind)));
         // Every namespace a workload lives in has the standard name label.
-        let namespaces: Vec<String> = facts.workloads.iter().map(|w| w.id.namespace().to_string()).collect();
+        let namespaces: Vec<String> = facts
+            .workloads
+            .iter()
+            .map(|w| w.id.namespace().to_string())
+            .collect();
         for ns in namespaces {
             facts
                 .namespaces
@@ -545,7 +657,11 @@ impl ClusterFacts {
             }),
             many => Err(ResolveError::Ambiguous {
                 name: id.to_string(),
-                kinds: many.iter().map(|w| w.kind.as_str()).collect::<Vec<_>>().join(", "),
+                kinds: many
+                    .iter()
+                    .map(|w| w.kind.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             }),
         }
     }
@@ -569,10 +685,17 @@ impl ClusterFacts {
                     .get(&service.id)
                     .into_iter()
                     .flat_map(|e| e.pods.iter())
-                    .filter_map(|(ns, name)| self.pods.iter().find(|p| &p.namespace == ns && &p.name == name))
+                    .filter_map(|(ns, name)| {
+                        self.pods
+                            .iter()
+                            .find(|p| &p.namespace == ns && &p.name == name)
+                    })
                     .filter_map(|p| p.owner.as_ref())
                     .collect();
-                self.workloads.iter().filter(|w| owners.contains(&w.id)).collect()
+                self.workloads
+                    .iter()
+                    .filter(|w| owners.contains(&w.id))
+                    .collect()
             }
         }
     }
@@ -589,10 +712,12 @@ impl ClusterFacts {
 
     /// The labels of a namespace (at least its name label).
     pub fn namespace_labels(&self, namespace: &str) -> Labels {
-        self.namespaces
-            .get(namespace)
-            .cloned()
-            .unwrap_or_else(|| Labels::from([("kubernetes.io/metadata.name".to_string(), namespace.to_string())]))
+        self.namespaces.get(namespace).cloned().unwrap_or_else(|| {
+            Labels::from([(
+                "kubernetes.io/metadata.name".to_string(),
+                namespace.to_string(),
+            )])
+        })
     }
 }
 
@@ -617,7 +742,9 @@ impl Resolver for ClusterFacts {
         })?;
         let backends = self.backends(service);
         if backends.is_empty() {
-            return Err(ResolveError::Other(format!("Service `{id}` selects no workload in the cluster facts")));
+            return Err(ResolveError::Other(format!(
+                "Service `{id}` selects no workload in the cluster facts"
+            )));
         }
         Ok(backends
             .into_iter()

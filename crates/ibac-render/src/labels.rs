@@ -33,8 +33,14 @@ pub fn matches(selector: &LabelSelector, labels: &Labels) -> bool {
 
 /// Whether a selector has no requirement at all (and so selects everything).
 pub fn is_empty(selector: &LabelSelector) -> bool {
-    selector.match_labels.as_ref().is_none_or(BTreeMap::is_empty)
-        && selector.match_expressions.as_ref().is_none_or(Vec::is_empty)
+    selector
+        .match_labels
+        .as_ref()
+        .is_none_or(BTreeMap::is_empty)
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(Vec::is_empty)
 }
 
 /// A selector of exactly these labels.
@@ -57,7 +63,11 @@ pub fn describe(selector: &LabelSelector) -> String {
         let values = req.values.as_deref().unwrap_or_default().join(",");
         parts.push(format!("{} {} ({values})", req.key, req.operator));
     }
-    if parts.is_empty() { "(everything)".into() } else { parts.join(",") }
+    if parts.is_empty() {
+        "(everything)".into()
+    } else {
+        parts.join(",")
+    }
 }
 
 #[cfg(test)]
@@ -66,7 +76,10 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

@@ -7,10 +7,16 @@
 //! in CI and commit the result. The operator calls the same code.
 
 pub mod facts;
+pub mod istio;
+pub mod kafka;
 pub mod labels;
 pub mod names;
 pub mod netpol;
 pub mod plan;
+pub mod sql;
 
 pub use facts::{ClusterFacts, FactsOptions};
+pub use istio::{IstioOptions, render_istio};
+pub use kafka::{KafkaOptions, render_kafka_acls};
 pub use netpol::{Dns, NetpolOptions, Rendered, render_network_policies};
+pub use sql::render_sql;

@@ -28,9 +28,15 @@ pub fn object_name(prefix: &str, name: &str) -> String {
 /// The labels every object ibac writes carries.
 pub fn ownership(role: &str, subject: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
-        ("app.kubernetes.io/managed-by".to_string(), "ibac".to_string()),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "ibac".to_string(),
+        ),
         ("ibac.dev/role".to_string(), role.to_string()),
-        ("ibac.dev/for".to_string(), object_name("w", subject)[2..].to_string()),
+        (
+            "ibac.dev/for".to_string(),
+            object_name("w", subject)[2..].to_string(),
+        ),
     ])
 }
 
@@ -45,7 +51,11 @@ mod tests {
         let b = object_name("ibac-ingress", &format!("{}b", "a".repeat(79)));
         assert!(a.len() <= MAX_NAME && b.len() <= MAX_NAME);
         assert_ne!(a, b);
-        assert_eq!(a, object_name("ibac-ingress", &"a".repeat(80)), "deterministic");
+        assert_eq!(
+            a,
+            object_name("ibac-ingress", &"a".repeat(80)),
+            "deterministic"
+        );
         assert!(ownership("ingress", &"x".repeat(100))["ibac.dev/for"].len() <= MAX_NAME);
     }
 }

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use ibac_model::{DocumentError, ExternalTraffic, Location, TargetKind};
 use ibac_policy::Policy;
 use k8s_openapi::api::networking::v1::{
-    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
-    NetworkPolicySpec,
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -37,7 +37,10 @@ impl Default for Dns {
     fn default() -> Self {
         Dns {
             namespace: "kube-system".into(),
-            selector: labels::of_labels(&Labels::from([("k8s-app".to_string(), "kube-dns".to_string())])),
+            selector: labels::of_labels(&Labels::from([(
+                "k8s-app".to_string(),
+                "kube-dns".to_string(),
+            )])),
         }
     }
 }
@@ -53,7 +56,7 @@ pub struct NetpolOptions {
 }
 
 /// Rendered policies with what to tell people about them.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Rendered<T> {
     /// The objects, in a stable order.
     pub objects: Vec<T>,
@@ -63,8 +66,21 @@ pub struct Rendered<T> {
     pub warnings: Vec<String>,
 }
 
+impl<T> Default for Rendered<T> {
+    fn default() -> Self {
+        Rendered {
+            objects: Vec::new(),
+            explanation: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
 fn namespace_selector(ns: &str) -> LabelSelector {
-    labels::of_labels(&Labels::from([("kubernetes.io/metadata.name".to_string(), ns.to_string())]))
+    labels::of_labels(&Labels::from([(
+        "kubernetes.io/metadata.name".to_string(),
+        ns.to_string(),
+    )]))
 }
 
 fn peer_of(workload: &Workload) -> NetworkPolicyPeer {
@@ -97,7 +113,13 @@ fn dns_ports() -> Vec<NetworkPolicyPort> {
         .collect()
 }
 
-fn policy_object(name: String, namespace: &str, role: &str, subject: &str, spec: NetworkPolicySpec) -> NetworkPolicy {
+fn policy_object(
+    name: String,
+    namespace: &str,
+    role: &str,
+    subject: &str,
+    spec: NetworkPolicySpec,
+) -> NetworkPolicy {
     NetworkPolicy {
         metadata: ObjectMeta {
             name: Some(name),
@@ -130,7 +152,10 @@ fn ports_text(plan: &ClientPlan<'_>) -> String {
     format!("{ports}{widened}")
 }
 
-fn ingress_rules(plan: &ServerPlan<'_>, options: &NetpolOptions) -> (Vec<NetworkPolicyIngressRule>, Vec<String>) {
+fn ingress_rules(
+    plan: &ServerPlan<'_>,
+    options: &NetpolOptions,
+) -> (Vec<NetworkPolicyIngressRule>, Vec<String>) {
     let mut rules = Vec::new();
     let mut lines = Vec::new();
     for client in &plan.clients {
@@ -141,31 +166,46 @@ fn ingress_rules(plan: &ServerPlan<'_>, options: &NetpolOptions) -> (Vec<Network
         lines.push(format!("  allows {}", describe_client(client)));
     }
     let server = plan.server;
-    if server.id.namespace() == options.dns.namespace && labels::matches(&options.dns.selector, &server.pod_labels) {
+    if server.id.namespace() == options.dns.namespace
+        && labels::matches(&options.dns.selector, &server.pod_labels)
+    {
         rules.push(NetworkPolicyIngressRule {
             from: None,
             ports: Some(dns_ports()),
         });
-        lines.push("  allows DNS (53/UDP, 53/TCP) from every pod: it is the cluster DNS server".into());
+        lines.push(
+            "  allows DNS (53/UDP, 53/TCP) from every pod: it is the cluster DNS server".into(),
+        );
     }
     (rules, lines)
 }
 
 /// The ports of `server` reachable from outside the cluster, and why.
-fn external_sources(facts: &ClusterFacts, server: &Workload, options: &NetpolOptions) -> Vec<(NetworkPolicyIngressRule, String)> {
+fn external_sources(
+    facts: &ClusterFacts,
+    server: &Workload,
+    options: &NetpolOptions,
+) -> Vec<(NetworkPolicyIngressRule, String)> {
     let mut out = Vec::new();
     for service in facts.services.values() {
         if !service.exposed || !facts.backends(service).iter().any(|b| b.id == server.id) {
             continue;
         }
-        let ports: BTreeSet<u16> = service.ports.iter().filter_map(|p| target_port(p, server)).collect();
+        let ports: BTreeSet<u16> = service
+            .ports
+            .iter()
+            .filter_map(|p| target_port(p, server))
+            .collect();
         let ports: Vec<u16> = ports.into_iter().collect();
         out.push((
             NetworkPolicyIngressRule {
                 from: None,
                 ports: Some(tcp_ports(&ports)),
             },
-            format!("  allows anyone on {:?}: exposed by Service {}", ports, service.id),
+            format!(
+                "  allows anyone on {:?}: exposed by Service {}",
+                ports, service.id
+            ),
         ));
     }
     for ingress in &facts.ingresses {
@@ -180,7 +220,11 @@ fn external_sources(facts: &ClusterFacts, server: &Workload, options: &NetpolOpt
             if !facts.backends(service).iter().any(|b| b.id == server.id) {
                 continue;
             }
-            let ports: BTreeSet<u16> = service.ports.iter().filter_map(|p| target_port(p, server)).collect();
+            let ports: BTreeSet<u16> = service
+                .ports
+                .iter()
+                .filter_map(|p| target_port(p, server))
+                .collect();
             let ports: Vec<u16> = ports.into_iter().collect();
             let (from, who) = match &options.ingress_controller {
                 Some((ns, selector)) => (
@@ -189,7 +233,10 @@ fn external_sources(facts: &ClusterFacts, server: &Workload, options: &NetpolOpt
                         namespace_selector: Some(namespace_selector(ns)),
                         ip_block: None,
                     }]),
-                    format!("the ingress controller's pods ({} in {ns})", labels::describe(selector)),
+                    format!(
+                        "the ingress controller's pods ({} in {ns})",
+                        labels::describe(selector)
+                    ),
                 ),
                 None => (None, "anyone".to_string()),
             };
@@ -198,7 +245,10 @@ fn external_sources(facts: &ClusterFacts, server: &Workload, options: &NetpolOpt
                     from,
                     ports: Some(tcp_ports(&ports)),
                 },
-                format!("  allows {who} on {ports:?}: routed by Ingress {}/{}", ingress.namespace, ingress.name),
+                format!(
+                    "  allows {who} on {ports:?}: routed by Ingress {}/{}",
+                    ingress.namespace, ingress.name
+                ),
             ));
         }
     }
@@ -226,11 +276,11 @@ pub fn render_network_policies(
         if plan.protected {
             let mut bad = false;
             for w in std::iter::once(server).chain(plan.clients.iter().map(|c| c.client)) {
-                if checked.insert((&w.id, &w.kind)) {
-                    if let Err(e) = check_selector(facts, w) {
-                        errors.push(e);
-                        bad = true;
-                    }
+                if checked.insert((&w.id, &w.kind))
+                    && let Err(e) = check_selector(facts, w)
+                {
+                    errors.push(e);
+                    bad = true;
                 }
             }
             if bad {
@@ -278,8 +328,11 @@ pub fn render_network_policies(
             if !sources.is_empty() {
                 let name = object_name("ibac-external", server.id.name());
                 let (rules, lines): (Vec<_>, Vec<_>) = sources.into_iter().unzip();
-                out.explanation
-                    .push(format!("{}: traffic from outside the cluster; NetworkPolicy {name}\n{}", server.id, lines.join("\n")));
+                out.explanation.push(format!(
+                    "{}: traffic from outside the cluster; NetworkPolicy {name}\n{}",
+                    server.id,
+                    lines.join("\n")
+                ));
                 out.objects.push(policy_object(
                     name,
                     server.id.namespace(),
@@ -305,15 +358,27 @@ pub fn render_network_policies(
             Err(mut e) => errors.append(&mut e),
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 type EgressParts = (Vec<NetworkPolicy>, Vec<String>, Vec<String>);
 
+/// A client and the servers it calls, with its permission towards each.
+type ClientServers<'a, 'p> = (&'a Workload, Vec<(&'a Workload, &'p ClientPlan<'a>)>);
+
 /// One egress policy per client with intents: its declared servers, DNS, the
 /// API server, and internet addresses.
-fn egress(policy: &Policy, facts: &ClusterFacts, plans: &[ServerPlan<'_>], options: &NetpolOptions) -> Result<EgressParts, Vec<DocumentError>> {
-    let mut by_client: BTreeMap<&ibac_model::WorkloadId, (&Workload, Vec<(&Workload, &ClientPlan<'_>)>)> = BTreeMap::new();
+fn egress(
+    policy: &Policy,
+    facts: &ClusterFacts,
+    plans: &[ServerPlan<'_>],
+    options: &NetpolOptions,
+) -> Result<EgressParts, Vec<DocumentError>> {
+    let mut by_client: BTreeMap<&ibac_model::WorkloadId, ClientServers<'_, '_>> = BTreeMap::new();
     for plan in plans {
         for client in &plan.clients {
             by_client
@@ -328,7 +393,8 @@ fn egress(policy: &Policy, facts: &ClusterFacts, plans: &[ServerPlan<'_>], optio
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
     // Clients of the API server or of the internet only have no server plan.
-    let mut clients: BTreeSet<ibac_model::WorkloadId> = by_client.keys().map(|k| (*k).clone()).collect();
+    let mut clients: BTreeSet<ibac_model::WorkloadId> =
+        by_client.keys().map(|k| (*k).clone()).collect();
     for doc in policy.documents_in_force() {
         if let ibac_model::Document::ClientIntents(ci) = doc {
             clients.insert(ci.workload.id.clone());
@@ -357,7 +423,11 @@ fn egress(policy: &Policy, facts: &ClusterFacts, plans: &[ServerPlan<'_>], optio
             ports: Some(dns_ports()),
         }];
         let mut text = vec![format!("  allows DNS to {}", options.dns.namespace)];
-        for (server, plan) in by_client.get(&client_id).map(|(_, v)| v.as_slice()).unwrap_or_default() {
+        for (server, plan) in by_client
+            .get(&client_id)
+            .map(|(_, v)| v.as_slice())
+            .unwrap_or_default()
+        {
             rules.push(NetworkPolicyEgressRule {
                 to: Some(vec![peer_of(server)]),
                 ports: plan.ports().map(|p| tcp_ports(&p)),
@@ -416,7 +486,10 @@ fn egress(policy: &Policy, facts: &ClusterFacts, plans: &[ServerPlan<'_>], optio
                         ),
                         ports: (!net.ports.is_empty()).then(|| tcp_ports(&net.ports)),
                     });
-                    text.push(format!("  allows {:?}", net.ips.iter().map(ToString::to_string).collect::<Vec<_>>()));
+                    text.push(format!(
+                        "  allows {:?}",
+                        net.ips.iter().map(ToString::to_string).collect::<Vec<_>>()
+                    ));
                 }
                 if !net.domains.is_empty() {
                     warnings.push(format!(
@@ -427,7 +500,10 @@ fn egress(policy: &Policy, facts: &ClusterFacts, plans: &[ServerPlan<'_>], optio
             }
         }
         let name = object_name("ibac-egress", client.id.name());
-        lines.push(format!("{client_id}: egress NetworkPolicy {name}\n{}", text.join("\n")));
+        lines.push(format!(
+            "{client_id}: egress NetworkPolicy {name}\n{}",
+            text.join("\n")
+        ));
         objects.push(policy_object(
             name,
             client.id.namespace(),
@@ -441,5 +517,9 @@ fn egress(policy: &Policy, facts: &ClusterFacts, plans: &[ServerPlan<'_>], optio
             },
         ));
     }
-    if errors.is_empty() { Ok((objects, lines, warnings)) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok((objects, lines, warnings))
+    } else {
+        Err(errors)
+    }
 }

@@ -55,7 +55,10 @@ pub struct ServerPlan<'a> {
 }
 
 fn error(at: &Location, message: String) -> DocumentError {
-    DocumentError::Invalid { at: at.clone(), message }
+    DocumentError::Invalid {
+        at: at.clone(),
+        message,
+    }
 }
 
 /// Checks that a workload's selector selects its pods and no one else's.
@@ -63,7 +66,10 @@ pub fn check_selector(facts: &ClusterFacts, workload: &Workload) -> Result<(), D
     if labels::is_empty(&workload.selector) {
         return Err(error(
             &workload.at,
-            format!("{} `{}` has an empty pod selector; ibac never writes a policy that selects every pod", workload.kind, workload.id),
+            format!(
+                "{} `{}` has an empty pod selector; ibac never writes a policy that selects every pod",
+                workload.kind, workload.id
+            ),
         ));
     }
     let others = facts.overlaps(workload);
@@ -84,7 +90,10 @@ pub fn check_selector(facts: &ClusterFacts, workload: &Workload) -> Result<(), D
 }
 
 /// Every server in the facts or in the policy, protected or not.
-pub fn servers<'a>(policy: &Policy, facts: &'a ClusterFacts) -> Result<Vec<ServerPlan<'a>>, Vec<DocumentError>> {
+pub fn servers<'a>(
+    policy: &Policy,
+    facts: &'a ClusterFacts,
+) -> Result<Vec<ServerPlan<'a>>, Vec<DocumentError>> {
     let mut ids: BTreeSet<WorkloadId> = facts.workloads.iter().map(|w| w.id.clone()).collect();
     ids.extend(policy.servers());
     let mut plans = Vec::new();
@@ -102,7 +111,11 @@ pub fn servers<'a>(policy: &Policy, facts: &'a ClusterFacts) -> Result<Vec<Serve
             Ok(w) => w,
             Err(e) => {
                 let at = rules
-                    .and_then(|r| r.clients().first().and_then(|(_, c)| c.intents().first().map(|i| i.at.clone())))
+                    .and_then(|r| {
+                        r.clients()
+                            .first()
+                            .and_then(|(_, c)| c.intents().first().map(|i| i.at.clone()))
+                    })
                     .unwrap_or_else(|| Location::whole("<cluster facts>".into()));
                 errors.push(error(&at, format!("server `{id}`: {e}")));
                 continue;
@@ -132,5 +145,9 @@ pub fn servers<'a>(policy: &Policy, facts: &'a ClusterFacts) -> Result<Vec<Serve
             clients,
         });
     }
-    if errors.is_empty() { Ok(plans) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(plans)
+    } else {
+        Err(errors)
+    }
 }

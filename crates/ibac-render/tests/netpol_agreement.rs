@@ -12,11 +12,14 @@ use std::path::Path;
 
 use ibac_model::http::{Method, PathPattern};
 use ibac_model::{
-    CallTarget, ClientIntents, Document, EnforcementConfig, Enforcers, ExternalTraffic, Format, HttpRule, Location, Meta, Mode,
-    Namespace, ParseOptions, ProtectedService, Target, TargetKind, WorkloadId, WorkloadRef, check_set, parse_source,
+    CallTarget, ClientIntents, Document, EnforcementConfig, Enforcers, ExternalTraffic, Format,
+    HttpRule, Location, Meta, Mode, Namespace, ParseOptions, ProtectedService, Target, TargetKind,
+    WorkloadId, WorkloadRef, check_set, parse_source,
 };
 use ibac_policy::{Policy, Request, Verdict};
-use ibac_render::facts::{ClusterFacts, ContainerPort, FactsOptions, Service, ServicePort, Workload};
+use ibac_render::facts::{
+    ClusterFacts, ContainerPort, FactsOptions, Service, ServicePort, Workload,
+};
 use ibac_render::labels::of_labels;
 use ibac_render::{NetpolOptions, render_network_policies};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -36,7 +39,10 @@ fn settings(mode: Mode, enforced: &[&str]) -> Document {
             format: Format::IbacV1,
         },
         mode,
-        enforced_namespaces: enforced.iter().map(|n| Namespace::parse(n).unwrap()).collect(),
+        enforced_namespaces: enforced
+            .iter()
+            .map(|n| Namespace::parse(n).unwrap())
+            .collect(),
         enforcers: Enforcers::default(),
         external_traffic: ExternalTraffic::Off,
     })
@@ -50,7 +56,17 @@ fn agree(policy: &Policy, facts: &ClusterFacts, extra_ports: &[u16]) -> usize {
         namespace: w.id.namespace().into(),
         name: w.id.name().into(),
         labels: w.pod_labels.clone(),
-        ports: w.ports.iter().map(|p| (p.name.clone().unwrap_or_default(), p.port, p.protocol.clone())).collect(),
+        ports: w
+            .ports
+            .iter()
+            .map(|p| {
+                (
+                    p.name.clone().unwrap_or_default(),
+                    p.port,
+                    p.protocol.clone(),
+                )
+            })
+            .collect(),
     };
     let mut checks = 0;
     for client in &facts.workloads {
@@ -61,8 +77,17 @@ fn agree(policy: &Policy, facts: &ClusterFacts, extra_ports: &[u16]) -> usize {
             let mut ports: Vec<u16> = server.ports.iter().map(|p| p.port).collect();
             ports.extend_from_slice(extra_ports);
             for port in ports {
-                let by_policy = allowed(&rendered.objects, &namespaces, &pod(client), &pod(server), port, "TCP");
-                let verdict = policy.decide(Some(&client.id), &server.id, &Request::l4(port)).verdict;
+                let by_policy = allowed(
+                    &rendered.objects,
+                    &namespaces,
+                    &pod(client),
+                    &pod(server),
+                    port,
+                    "TCP",
+                );
+                let verdict = policy
+                    .decide(Some(&client.id), &server.id, &Request::l4(port))
+                    .verdict;
                 assert_eq!(
                     by_policy,
                     verdict != Verdict::Blocked,
@@ -84,7 +109,11 @@ fn demo_documents() -> Vec<Document> {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
-        let parsed = parse_source(&path.display().to_string().into(), &text, &ParseOptions::default());
+        let parsed = parse_source(
+            &path.display().to_string().into(),
+            &text,
+            &ParseOptions::default(),
+        );
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
         docs.extend(parsed.documents);
     }
@@ -94,7 +123,8 @@ fn demo_documents() -> Vec<Document> {
 }
 
 fn demo_facts() -> ClusterFacts {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/ecom-cluster/cluster.yaml");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/ecom-cluster/cluster.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
     ClusterFacts::read(&[("cluster.yaml".into(), text)], &FactsOptions::default()).unwrap()
 }
@@ -118,7 +148,10 @@ fn the_demo_agrees_in_every_mode() {
 }
 
 fn workload(i: usize, ns: &str, ports: &[u16]) -> Workload {
-    let labels = Labels::from([("app".to_string(), format!("w{i}")), ("team".to_string(), "shop".to_string())]);
+    let labels = Labels::from([
+        ("app".to_string(), format!("w{i}")),
+        ("team".to_string(), "shop".to_string()),
+    ]);
     Workload {
         id: WorkloadId::parse(&format!("w{i}.{ns}")).unwrap(),
         kind: "Deployment".into(),
@@ -137,10 +170,13 @@ fn workload(i: usize, ns: &str, ports: &[u16]) -> Workload {
     }
 }
 
+/// (server, through its Service, ports, with an HTTP rule)
+type RandomTarget = (usize, bool, Vec<u16>, bool);
+
 #[derive(Clone, Debug)]
 struct Topology {
     workloads: Vec<(usize, &'static str, Vec<u16>)>,
-    intents: Vec<(usize, Vec<(usize, bool, Vec<u16>, bool)>)>,
+    intents: Vec<(usize, Vec<RandomTarget>)>,
     protected: Vec<usize>,
     mode: (bool, bool),
 }
@@ -149,15 +185,33 @@ fn topology() -> impl Strategy<Value = Topology> {
     (2usize..6)
         .prop_flat_map(|n| {
             let workloads = prop::collection::vec(
-                (prop::sample::select(vec!["a", "b"]), prop::sample::subsequence(vec![80u16, 8080], 1..=2)),
+                (
+                    prop::sample::select(vec!["a", "b"]),
+                    prop::sample::subsequence(vec![80u16, 8080], 1..=2),
+                ),
                 n,
             );
-            let target = (0..n, any::<bool>(), prop::sample::subsequence(vec![80u16, 8080, 9090], 0..=2), any::<bool>());
-            let intents = prop::collection::vec((0..n, prop::collection::vec(target, 0..4)), 0..n + 1);
-            (workloads, intents, prop::collection::vec(0..n, 0..3), (any::<bool>(), any::<bool>()))
+            let target = (
+                0..n,
+                any::<bool>(),
+                prop::sample::subsequence(vec![80u16, 8080, 9090], 0..=2),
+                any::<bool>(),
+            );
+            let intents =
+                prop::collection::vec((0..n, prop::collection::vec(target, 0..4)), 0..n + 1);
+            (
+                workloads,
+                intents,
+                prop::collection::vec(0..n, 0..3),
+                (any::<bool>(), any::<bool>()),
+            )
         })
         .prop_map(|(w, intents, protected, mode)| Topology {
-            workloads: w.into_iter().enumerate().map(|(i, (ns, ports))| (i, ns, ports)).collect(),
+            workloads: w
+                .into_iter()
+                .enumerate()
+                .map(|(i, (ns, ports))| (i, ns, ports))
+                .collect(),
             intents,
             protected,
             mode,
@@ -168,9 +222,10 @@ fn build(t: &Topology) -> (ClusterFacts, Vec<Document>) {
     let mut facts = ClusterFacts::default();
     for (i, ns, ports) in &t.workloads {
         let w = workload(*i, ns, ports);
-        facts
-            .namespaces
-            .insert(ns.to_string(), Labels::from([("kubernetes.io/metadata.name".to_string(), ns.to_string())]));
+        facts.namespaces.insert(
+            ns.to_string(),
+            Labels::from([("kubernetes.io/metadata.name".to_string(), ns.to_string())]),
+        );
         // Service `svc-w<i>`: port 80 → the workload's first port, by name.
         let service = Service {
             id: WorkloadId::parse(&format!("svc-w{i}.{ns}")).unwrap(),
@@ -200,12 +255,21 @@ fn build(t: &Topology) -> (ClusterFacts, Vec<Document>) {
             .map(|(server, via_service, ports, http)| {
                 let call = CallTarget {
                     id: if *via_service {
-                        WorkloadId::parse(&format!("svc-{}.{}", id(*server).name(), id(*server).namespace())).unwrap()
+                        WorkloadId::parse(&format!(
+                            "svc-{}.{}",
+                            id(*server).name(),
+                            id(*server).namespace()
+                        ))
+                        .unwrap()
                     } else {
                         id(*server)
                     },
                     kind: None,
-                    ports: if *via_service { ports.iter().filter(|p| **p == 80).copied().collect() } else { ports.clone() },
+                    ports: if *via_service {
+                        ports.iter().filter(|p| **p == 80).copied().collect()
+                    } else {
+                        ports.clone()
+                    },
                     http: if *http {
                         vec![HttpRule {
                             at: at(),
@@ -218,7 +282,11 @@ fn build(t: &Topology) -> (ClusterFacts, Vec<Document>) {
                 };
                 Target {
                     at: at(),
-                    kind: if *via_service { TargetKind::Service(call) } else { TargetKind::Workload(call) },
+                    kind: if *via_service {
+                        TargetKind::Service(call)
+                    } else {
+                        TargetKind::Workload(call)
+                    },
                 }
             })
             .collect();
@@ -229,7 +297,10 @@ fn build(t: &Topology) -> (ClusterFacts, Vec<Document>) {
                 origin: at(),
                 format: Format::IbacV1,
             },
-            workload: WorkloadRef { id: client_id, kind: None },
+            workload: WorkloadRef {
+                id: client_id,
+                kind: None,
+            },
             targets,
         }));
     }
@@ -244,12 +315,22 @@ fn build(t: &Topology) -> (ClusterFacts, Vec<Document>) {
                     origin: at(),
                     format: Format::IbacV1,
                 },
-                workload: WorkloadRef { id: server, kind: None },
+                workload: WorkloadRef {
+                    id: server,
+                    kind: None,
+                },
             }));
         }
     }
     let (active, enforce_b) = t.mode;
-    docs.push(settings(if active { Mode::DefaultActive } else { Mode::DefaultShadow }, if enforce_b { &["b"] } else { &[] }));
+    docs.push(settings(
+        if active {
+            Mode::DefaultActive
+        } else {
+            Mode::DefaultShadow
+        },
+        if enforce_b { &["b"] } else { &[] },
+    ));
     (facts, docs)
 }
 

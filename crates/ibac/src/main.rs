@@ -68,6 +68,8 @@ enum Command {
     Decide(commands::decide::Args),
     /// Show the policy: each server, whether it is protected, who may call it
     Policy(commands::policy::Args),
+    /// Render Kubernetes enforcers: NetworkPolicies, Istio, Kafka ACLs, SQL grants
+    Render(commands::render::Args),
     /// Rewrite documents in ibac's or Otterize's current format
     Convert(commands::convert::Args),
     /// The certificate authority: SPIFFE identities for workloads
@@ -107,6 +109,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => commands::validate::run(args, &cli.namespace),
         Command::Decide(args) => commands::decide::run(args, &cli.namespace),
         Command::Policy(args) => commands::policy::run(args, &cli.namespace),
+        Command::Render(args) => commands::render::run(args, &cli.namespace),
         Command::Convert(args) => commands::convert::run(args, &cli.namespace),
         Command::Ca(args) => commands::ca::run(args),
         Command::Agent(args) => commands::agent::run(args),

@@ -31,8 +31,14 @@ fn selects(selector: &LabelSelector, labels: &Labels) -> bool {
     for req in selector.match_expressions.iter().flatten() {
         let values = req.values.clone().unwrap_or_default();
         let ok = match req.operator.as_str() {
-            "In" => labels.get(&req.key).map(|v| values.contains(v)).unwrap_or(false),
-            "NotIn" => labels.get(&req.key).map(|v| !values.contains(v)).unwrap_or(true),
+            "In" => labels
+                .get(&req.key)
+                .map(|v| values.contains(v))
+                .unwrap_or(false),
+            "NotIn" => labels
+                .get(&req.key)
+                .map(|v| !values.contains(v))
+                .unwrap_or(true),
             "Exists" => labels.contains_key(&req.key),
             "DoesNotExist" => !labels.contains_key(&req.key),
             other => panic!("invalid operator {other}"),
@@ -50,16 +56,33 @@ fn has_type(policy: &NetworkPolicy, kind: &str) -> bool {
     let spec = policy.spec.as_ref().unwrap();
     match spec.policy_types.as_ref().filter(|t| !t.is_empty()) {
         Some(types) => types.iter().any(|t| t == kind),
-        None => kind == "Ingress" || (kind == "Egress" && spec.egress.as_ref().is_some_and(|e| !e.is_empty())),
+        None => {
+            kind == "Ingress"
+                || (kind == "Egress" && spec.egress.as_ref().is_some_and(|e| !e.is_empty()))
+        }
     }
 }
 
 fn selects_pod(policy: &NetworkPolicy, pod: &Pod) -> bool {
     policy.metadata.namespace.as_deref() == Some(pod.namespace.as_str())
-        && selects(&policy.spec.as_ref().unwrap().pod_selector.clone().unwrap_or_default(), &pod.labels)
+        && selects(
+            &policy
+                .spec
+                .as_ref()
+                .unwrap()
+                .pod_selector
+                .clone()
+                .unwrap_or_default(),
+            &pod.labels,
+        )
 }
 
-fn peer_matches(peer: &NetworkPolicyPeer, policy_ns: &str, pod: &Pod, namespaces: &BTreeMap<String, Labels>) -> bool {
+fn peer_matches(
+    peer: &NetworkPolicyPeer,
+    policy_ns: &str,
+    pod: &Pod,
+    namespaces: &BTreeMap<String, Labels>,
+) -> bool {
     if peer.ip_block.is_some() {
         // Pods in these tests have no addresses: an IP block never matches them.
         return false;
@@ -85,11 +108,19 @@ fn port_matches(rule_port: &NetworkPolicyPort, dest: &Pod, port: u16, protocol: 
             Some(end) => i32::from(port) >= *n && i32::from(port) <= end,
             None => i32::from(port) == *n,
         },
-        Some(IntOrString::String(name)) => dest.ports.iter().any(|(n, p, proto)| n == name && *p == port && proto == protocol),
+        Some(IntOrString::String(name)) => dest
+            .ports
+            .iter()
+            .any(|(n, p, proto)| n == name && *p == port && proto == protocol),
     }
 }
 
-fn ports_match(ports: Option<&Vec<NetworkPolicyPort>>, dest: &Pod, port: u16, protocol: &str) -> bool {
+fn ports_match(
+    ports: Option<&Vec<NetworkPolicyPort>>,
+    dest: &Pod,
+    port: u16,
+    protocol: &str,
+) -> bool {
     match ports {
         None => true,
         Some(list) if list.is_empty() => true,
@@ -97,11 +128,18 @@ fn ports_match(ports: Option<&Vec<NetworkPolicyPort>>, dest: &Pod, port: u16, pr
     }
 }
 
-fn peers_match(peers: Option<&Vec<NetworkPolicyPeer>>, policy_ns: &str, pod: &Pod, namespaces: &BTreeMap<String, Labels>) -> bool {
+fn peers_match(
+    peers: Option<&Vec<NetworkPolicyPeer>>,
+    policy_ns: &str,
+    pod: &Pod,
+    namespaces: &BTreeMap<String, Labels>,
+) -> bool {
     match peers {
         None => true,
         Some(list) if list.is_empty() => true,
-        Some(list) => list.iter().any(|p| peer_matches(p, policy_ns, pod, namespaces)),
+        Some(list) => list
+            .iter()
+            .any(|p| peer_matches(p, policy_ns, pod, namespaces)),
     }
 }
 
@@ -116,21 +154,41 @@ pub fn allowed(
     port: u16,
     protocol: &str,
 ) -> bool {
-    let ingress: Vec<&NetworkPolicy> = policies.iter().filter(|p| has_type(p, "Ingress") && selects_pod(p, to)).collect();
+    let ingress: Vec<&NetworkPolicy> = policies
+        .iter()
+        .filter(|p| has_type(p, "Ingress") && selects_pod(p, to))
+        .collect();
     let ingress_ok = ingress.is_empty()
         || ingress.iter().any(|p| {
             let ns = p.metadata.namespace.as_deref().unwrap();
-            p.spec.as_ref().unwrap().ingress.iter().flatten().any(|rule| {
-                peers_match(rule.from.as_ref(), ns, from, namespaces) && ports_match(rule.ports.as_ref(), to, port, protocol)
-            })
+            p.spec
+                .as_ref()
+                .unwrap()
+                .ingress
+                .iter()
+                .flatten()
+                .any(|rule| {
+                    peers_match(rule.from.as_ref(), ns, from, namespaces)
+                        && ports_match(rule.ports.as_ref(), to, port, protocol)
+                })
         });
-    let egress: Vec<&NetworkPolicy> = policies.iter().filter(|p| has_type(p, "Egress") && selects_pod(p, from)).collect();
+    let egress: Vec<&NetworkPolicy> = policies
+        .iter()
+        .filter(|p| has_type(p, "Egress") && selects_pod(p, from))
+        .collect();
     let egress_ok = egress.is_empty()
         || egress.iter().any(|p| {
             let ns = p.metadata.namespace.as_deref().unwrap();
-            p.spec.as_ref().unwrap().egress.iter().flatten().any(|rule| {
-                peers_match(rule.to.as_ref(), ns, to, namespaces) && ports_match(rule.ports.as_ref(), to, port, protocol)
-            })
+            p.spec
+                .as_ref()
+                .unwrap()
+                .egress
+                .iter()
+                .flatten()
+                .any(|rule| {
+                    peers_match(rule.to.as_ref(), ns, to, namespaces)
+                        && ports_match(rule.ports.as_ref(), to, port, protocol)
+                })
         });
     ingress_ok && egress_ok
 }

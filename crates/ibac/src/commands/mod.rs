@@ -6,4 +6,5 @@ pub mod completions;
 pub mod convert;
 pub mod decide;
 pub mod policy;
+pub mod render;
 pub mod validate;

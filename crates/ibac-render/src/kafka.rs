@@ -1,0 +1,340 @@
+//! Kafka ACLs, from kafka targets: per client principal (by default
+//! `User:CN=<name>.<namespace>`, the subject of ibac's SVIDs), on literal or
+//! prefixed topics. `consume` also grants Read on consumer groups (all groups
+//! for that principal only, unless configured); Read and Write imply Describe
+//! in Kafka. Server-side topic settings of a KafkaServerConfig add their ACLs.
+//! Output: AclBindings as JSON, and `kafka-acls` commands; given the current
+//! bindings, only the additions and removals that reach the desired state.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ibac_model::kafka::{KafkaOperation, TopicPattern};
+use ibac_model::{Document, DocumentError, TargetKind, WorkloadId};
+use ibac_policy::{Policy, Resolver};
+use serde::{Deserialize, Serialize};
+
+/// A resource pattern.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourcePattern {
+    /// `TOPIC`, `GROUP` or `CLUSTER`.
+    pub resource_type: String,
+    /// The name (`kafka-cluster` for the cluster).
+    pub name: String,
+    /// `LITERAL` or `PREFIXED`.
+    pub pattern_type: String,
+}
+
+/// An access control entry.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessControlEntry {
+    /// `User:…`.
+    pub principal: String,
+    /// Always `*`.
+    pub host: String,
+    /// `READ`, `WRITE`, …
+    pub operation: String,
+    /// `ALLOW` or `DENY`.
+    pub permission_type: String,
+}
+
+/// One ACL, as Kafka's AdminClient models it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclBinding {
+    /// What.
+    pub pattern: ResourcePattern,
+    /// Who and how.
+    pub entry: AccessControlEntry,
+}
+
+/// The ACLs of one Kafka server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaServerAcls {
+    /// The Kafka workload.
+    pub server: WorkloadId,
+    /// `host:port` for `kafka-acls --bootstrap-server`.
+    pub bootstrap: String,
+    /// Desired bindings, sorted.
+    pub bindings: Vec<AclBinding>,
+}
+
+/// Options of Kafka ACL rendering.
+#[derive(Clone, Debug)]
+pub struct KafkaOptions {
+    /// `$name` and `$namespace` are replaced by the client's.
+    pub principal_template: String,
+    /// Consumer groups granted to consumers (`$name`, `$namespace` replaced);
+    /// a trailing `*` makes a prefix; `*` alone is every group.
+    pub group: String,
+}
+
+impl Default for KafkaOptions {
+    fn default() -> Self {
+        KafkaOptions {
+            principal_template: "User:CN=$name.$namespace".into(),
+            group: "*".into(),
+        }
+    }
+}
+
+fn binding(
+    resource_type: &str,
+    name: &str,
+    prefixed: bool,
+    principal: &str,
+    operation: &str,
+    allow: bool,
+) -> AclBinding {
+    AclBinding {
+        pattern: ResourcePattern {
+            resource_type: resource_type.into(),
+            name: name.into(),
+            pattern_type: if prefixed { "PREFIXED" } else { "LITERAL" }.into(),
+        },
+        entry: AccessControlEntry {
+            principal: principal.into(),
+            host: "*".into(),
+            operation: operation.into(),
+            permission_type: if allow { "ALLOW" } else { "DENY" }.into(),
+        },
+    }
+}
+
+/// Replaces `$namespace` before `$name`, which is a prefix of it.
+fn substitute(template: &str, client: &WorkloadId) -> String {
+    template
+        .replace("$namespace", client.namespace())
+        .replace("$name", client.name())
+}
+
+fn topic(pattern: &TopicPattern) -> (String, bool) {
+    match pattern {
+        TopicPattern::Literal(t) => (t.clone(), false),
+        TopicPattern::Prefix(p) => (p.clone(), true),
+        TopicPattern::Any => ("*".into(), false),
+    }
+}
+
+/// The bindings one operation on one topic pattern needs.
+fn bindings_for(
+    op: KafkaOperation,
+    topic_name: &str,
+    prefixed: bool,
+    principal: &str,
+    group: (&str, bool),
+) -> Vec<AclBinding> {
+    let t = |operation: &str| binding("TOPIC", topic_name, prefixed, principal, operation, true);
+    let cluster = |operation: &str| {
+        binding(
+            "CLUSTER",
+            "kafka-cluster",
+            false,
+            principal,
+            operation,
+            true,
+        )
+    };
+    match op {
+        KafkaOperation::All => vec![t("ALL")],
+        KafkaOperation::Consume => vec![
+            t("READ"),
+            binding("GROUP", group.0, group.1, principal, "READ", true),
+        ],
+        KafkaOperation::Produce => vec![t("WRITE")],
+        KafkaOperation::Create => vec![t("CREATE")],
+        KafkaOperation::Alter => vec![t("ALTER")],
+        KafkaOperation::Delete => vec![t("DELETE")],
+        KafkaOperation::Describe => vec![t("DESCRIBE")],
+        KafkaOperation::DescribeConfigs => vec![t("DESCRIBE_CONFIGS")],
+        KafkaOperation::AlterConfigs => vec![t("ALTER_CONFIGS")],
+        KafkaOperation::ClusterAction => vec![cluster("CLUSTER_ACTION")],
+        KafkaOperation::IdempotentWrite => vec![cluster("IDEMPOTENT_WRITE")],
+    }
+}
+
+/// Renders the ACLs every Kafka server needs.
+pub fn render_kafka_acls(
+    policy: &Policy,
+    resolver: &dyn Resolver,
+    options: &KafkaOptions,
+) -> Result<Vec<KafkaServerAcls>, Vec<DocumentError>> {
+    if !policy.settings().enforcers.kafka_acl {
+        return Ok(Vec::new());
+    }
+    let mut servers: BTreeMap<WorkloadId, BTreeSet<AclBinding>> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for doc in policy.documents_in_force() {
+        let Document::ClientIntents(ci) = doc else {
+            continue;
+        };
+        let client = &ci.workload.id;
+        let principal = substitute(&options.principal_template, client);
+        let group = substitute(&options.group, client);
+        let group = match group.strip_suffix('*') {
+            Some(prefix) if !prefix.is_empty() => (prefix.to_string(), true),
+            _ => (group, false),
+        };
+        for target in &ci.targets {
+            let TargetKind::Kafka(kafka) = &target.kind else {
+                continue;
+            };
+            let server = match resolver.workload(&kafka.server, None) {
+                Ok(s) => s,
+                Err(e) => {
+                    errors.push(DocumentError::Invalid {
+                        at: target.at.clone(),
+                        message: format!("Kafka server `{}`: {e}", kafka.server),
+                    });
+                    continue;
+                }
+            };
+            let acls = servers.entry(server).or_default();
+            for t in &kafka.topics {
+                let (name, prefixed) = topic(&t.topic);
+                for op in &t.operations {
+                    acls.extend(bindings_for(
+                        *op,
+                        &name,
+                        prefixed,
+                        &principal,
+                        (&group.0, group.1),
+                    ));
+                }
+            }
+        }
+    }
+    let mut configs: BTreeMap<WorkloadId, &ibac_model::KafkaServerConfig> = BTreeMap::new();
+    for doc in policy.documents_in_force() {
+        if let Document::KafkaServerConfig(cfg) = doc {
+            configs.insert(cfg.workload.id.clone(), cfg);
+            let acls = servers.entry(cfg.workload.id.clone()).or_default();
+            for t in &cfg.topics {
+                if t.client_identity_required {
+                    acls.insert(binding(
+                        "TOPIC",
+                        &t.topic,
+                        t.prefix,
+                        "User:ANONYMOUS",
+                        "ALL",
+                        false,
+                    ));
+                }
+                if !t.intents_required {
+                    acls.insert(binding("TOPIC", &t.topic, t.prefix, "User:*", "ALL", true));
+                }
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(servers
+        .into_iter()
+        .map(|(server, bindings)| KafkaServerAcls {
+            bootstrap: configs
+                .get(&server)
+                .and_then(|c| c.address.clone())
+                .unwrap_or_else(|| format!("{}.{}:9092", server.name(), server.namespace())),
+            server,
+            bindings: bindings.into_iter().collect(),
+        })
+        .collect())
+}
+
+/// What to add and what to remove to go from `current` to `desired`.
+pub fn diff(desired: &[AclBinding], current: &[AclBinding]) -> (Vec<AclBinding>, Vec<AclBinding>) {
+    let want: BTreeSet<&AclBinding> = desired.iter().collect();
+    let have: BTreeSet<&AclBinding> = current.iter().collect();
+    (
+        want.difference(&have).map(|b| (*b).clone()).collect(),
+        have.difference(&want).map(|b| (*b).clone()).collect(),
+    )
+}
+
+/// Quotes for a POSIX shell.
+fn quote(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/=@,".contains(c))
+    {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+fn operation_name(op: &str) -> String {
+    op.split('_')
+        .map(|w| {
+            let lower = w.to_ascii_lowercase();
+            let mut chars = lower.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// One `kafka-acls.sh` command adding (or removing) a binding.
+pub fn command(bootstrap: &str, binding: &AclBinding, add: bool) -> String {
+    let resource = match binding.pattern.resource_type.as_str() {
+        "TOPIC" => format!("--topic {}", quote(&binding.pattern.name)),
+        "GROUP" => format!("--group {}", quote(&binding.pattern.name)),
+        _ => "--cluster".to_string(),
+    };
+    let who = if binding.entry.permission_type == "ALLOW" {
+        "--allow-principal"
+    } else {
+        "--deny-principal"
+    };
+    format!(
+        "kafka-acls.sh --bootstrap-server {} {} {who} {} --operation {} {resource} --resource-pattern-type {}",
+        quote(bootstrap),
+        if add { "--add" } else { "--remove --force" },
+        quote(&binding.entry.principal),
+        operation_name(&binding.entry.operation),
+        binding.pattern.pattern_type.to_ascii_lowercase()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_quote_and_name_operations_as_kafka_does() {
+        let b = binding(
+            "TOPIC",
+            "orders",
+            true,
+            "User:CN=web.shop",
+            "DESCRIBE_CONFIGS",
+            true,
+        );
+        assert_eq!(
+            command("kafka:9092", &b, true),
+            "kafka-acls.sh --bootstrap-server kafka:9092 --add --allow-principal User:CN=web.shop --operation DescribeConfigs --topic orders --resource-pattern-type prefixed"
+        );
+        let any = binding("TOPIC", "*", false, "User:*", "ALL", true);
+        assert!(
+            command("k:1", &any, false).contains(
+                "--remove --force --allow-principal 'User:*' --operation All --topic '*'"
+            )
+        );
+    }
+
+    #[test]
+    fn diff_adds_and_removes() {
+        let a = binding("TOPIC", "a", false, "User:x", "READ", true);
+        let b = binding("TOPIC", "b", false, "User:x", "READ", true);
+        let c = binding("TOPIC", "c", false, "User:x", "READ", true);
+        let (add, remove) = diff(&[a.clone(), b.clone()], &[b, c.clone()]);
+        assert_eq!(add, vec![a]);
+        assert_eq!(remove, vec![c]);
+    }
+}

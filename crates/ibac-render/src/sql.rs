@@ -1,0 +1,257 @@
+//! SQL grants, from sql targets: PostgreSQL or MySQL statements, in the
+//! dialect of the PostgreSQLServerConfig or MySQLServerConfig the target
+//! names. The scripts are idempotent (create the user if missing, revoke then
+//! grant per table or schema) and quote every identifier. Empty operations
+//! parse (Otterize reads them as ALL) but are refused here: ibac never grants
+//! ALL unless ALL is written.
+
+use std::collections::BTreeMap;
+
+use ibac_model::sql::SqlOperation;
+use ibac_model::{
+    DatabaseServerConfig, Document, DocumentError, SqlDialect, SqlPrivilege, TargetKind, WorkloadId,
+};
+use ibac_policy::Policy;
+use ring::digest::{SHA256, digest};
+use serde::Serialize;
+
+/// The script for one server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SqlScript {
+    /// The server config, `name.namespace`.
+    pub server: WorkloadId,
+    /// `postgresql` or `mysql`.
+    pub dialect: &'static str,
+    /// Its address.
+    pub address: String,
+    /// Statements, in order.
+    pub statements: Vec<String>,
+}
+
+/// A PostgreSQL identifier, double-quoted.
+pub fn pg_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A MySQL identifier, back-quoted.
+pub fn mysql_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// A MySQL string literal.
+pub fn mysql_string(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// The database user of a client: `<name>_<namespace>` with `-` as `_`,
+/// cut with a hash suffix when longer than the dialect allows.
+pub fn user_name(client: &WorkloadId, dialect: SqlDialect) -> String {
+    let full = format!("{}_{}", client.name(), client.namespace()).replace('-', "_");
+    let max = match dialect {
+        SqlDialect::PostgreSql => 63,
+        SqlDialect::MySql => 32,
+    };
+    if full.len() <= max {
+        return full;
+    }
+    let hash: String = digest(&SHA256, full.as_bytes())
+        .as_ref()
+        .iter()
+        .take(3)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{}_{hash}", &full[..max - 7])
+}
+
+fn privileges(ops: &[SqlOperation]) -> String {
+    if ops.contains(&SqlOperation::All) {
+        return "ALL PRIVILEGES".into();
+    }
+    ops.iter()
+        .map(|o| o.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn postgres(user: &str, grants: &[(&WorkloadId, &SqlPrivilege)]) -> Vec<String> {
+    let u = pg_ident(user);
+    let mut out = vec![format!(
+        "DO $$ BEGIN CREATE ROLE {u} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;"
+    )];
+    let mut by_db: BTreeMap<&str, Vec<&SqlPrivilege>> = BTreeMap::new();
+    for (_, p) in grants {
+        by_db.entry(p.database.as_str()).or_default().push(p);
+    }
+    for (db, privs) in by_db {
+        out.push(format!("\\connect {}", pg_ident(db)));
+        out.push(format!(
+            "GRANT CONNECT ON DATABASE {} TO {u};",
+            pg_ident(db)
+        ));
+        for p in privs {
+            let ops = privileges(&p.operations);
+            match &p.table {
+                Some(table) => {
+                    let name = table.split('.').map(pg_ident).collect::<Vec<_>>().join(".");
+                    out.push(format!("REVOKE ALL ON TABLE {name} FROM {u};"));
+                    out.push(format!("GRANT {ops} ON TABLE {name} TO {u};"));
+                }
+                None => {
+                    out.push(format!(
+                        "REVOKE ALL ON ALL TABLES IN SCHEMA \"public\" FROM {u};"
+                    ));
+                    out.push(format!(
+                        "GRANT {ops} ON ALL TABLES IN SCHEMA \"public\" TO {u};"
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn mysql(
+    user: &str,
+    grants: &[(&WorkloadId, &SqlPrivilege)],
+) -> Result<Vec<String>, DocumentError> {
+    let u = format!("{}@'%'", mysql_string(user));
+    let mut out = vec![format!("CREATE USER IF NOT EXISTS {u};")];
+    for (_, p) in grants {
+        let on = match &p.table {
+            Some(table) if table.contains('.') => {
+                return Err(DocumentError::Invalid {
+                    at: p.at.clone(),
+                    message: format!(
+                        "MySQL tables are named within `databaseName`: write `{}`",
+                        table.rsplit('.').next().unwrap_or(table)
+                    ),
+                });
+            }
+            Some(table) => format!("{}.{}", mysql_ident(&p.database), mysql_ident(table)),
+            None => format!("{}.*", mysql_ident(&p.database)),
+        };
+        out.push(format!(
+            "REVOKE IF EXISTS ALL PRIVILEGES ON {on} FROM {u} IGNORE UNKNOWN USER;"
+        ));
+        out.push(format!(
+            "GRANT {} ON {on} TO {u};",
+            privileges(&p.operations)
+        ));
+    }
+    Ok(out)
+}
+
+/// Renders one script per SQL server named by intents.
+pub fn render_sql(policy: &Policy) -> Result<Vec<SqlScript>, Vec<DocumentError>> {
+    if !policy.settings().enforcers.database {
+        return Ok(Vec::new());
+    }
+    let docs = policy.documents_in_force();
+    let configs: BTreeMap<WorkloadId, &DatabaseServerConfig> = docs
+        .iter()
+        .filter_map(|d| match d {
+            Document::DatabaseServerConfig(c) => c.id().map(|id| (id, c)),
+            _ => None,
+        })
+        .collect();
+    // server → client → privileges
+    let mut wanted: BTreeMap<WorkloadId, BTreeMap<WorkloadId, Vec<&SqlPrivilege>>> =
+        BTreeMap::new();
+    let mut errors = Vec::new();
+    for doc in &docs {
+        let Document::ClientIntents(ci) = doc else {
+            continue;
+        };
+        for target in &ci.targets {
+            let TargetKind::Sql(sql) = &target.kind else {
+                continue;
+            };
+            if !configs.contains_key(&sql.server) {
+                errors.push(DocumentError::Invalid {
+                    at: target.at.clone(),
+                    message: format!(
+                        "no PostgreSQLServerConfig or MySQLServerConfig `{}` is given; add one so ibac knows the dialect and address",
+                        sql.server
+                    ),
+                });
+                continue;
+            }
+            for p in &sql.privileges {
+                if p.operations.is_empty() {
+                    errors.push(DocumentError::Invalid {
+                        at: p.at.clone(),
+                        message: "operations are empty; ibac never grants ALL unless written: list the operations, or ALL".into(),
+                    });
+                }
+            }
+            wanted
+                .entry(sql.server.clone())
+                .or_default()
+                .entry(ci.workload.id.clone())
+                .or_default()
+                .extend(sql.privileges.iter());
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut scripts = Vec::new();
+    for (server, clients) in wanted {
+        let Some(config) = configs.get(&server) else {
+            continue;
+        };
+        let mut statements = Vec::new();
+        for (client, privs) in clients {
+            let user = user_name(&client, config.dialect);
+            statements.push(format!("-- {client}"));
+            let grants: Vec<(&WorkloadId, &SqlPrivilege)> =
+                privs.into_iter().map(|p| (&client, p)).collect();
+            match config.dialect {
+                SqlDialect::PostgreSql => statements.extend(postgres(&user, &grants)),
+                SqlDialect::MySql => match mysql(&user, &grants) {
+                    Ok(s) => statements.extend(s),
+                    Err(e) => errors.push(e),
+                },
+            }
+        }
+        scripts.push(SqlScript {
+            server,
+            dialect: match config.dialect {
+                SqlDialect::PostgreSql => "postgresql",
+                SqlDialect::MySql => "mysql",
+            },
+            address: config.address.clone(),
+            statements,
+        });
+    }
+    if errors.is_empty() {
+        Ok(scripts)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted_safely() {
+        assert_eq!(pg_ident("or\"ders"), "\"or\"\"ders\"");
+        assert_eq!(mysql_ident("a`b"), "`a``b`");
+        assert_eq!(mysql_string("it's\\"), "'it''s\\\\'");
+    }
+
+    #[test]
+    fn user_names_fit_the_dialect() {
+        let w = WorkloadId::parse("checkoutservice.otterize-ecom-demo").unwrap();
+        assert_eq!(
+            user_name(&w, SqlDialect::PostgreSql),
+            "checkoutservice_otterize_ecom_demo"
+        );
+        let my = user_name(&w, SqlDialect::MySql);
+        assert_eq!(my.len(), 32);
+        assert!(my.starts_with("checkoutservice_otterize_"));
+    }
+}

@@ -1,0 +1,400 @@
+//! What the renderers write, as snapshots, checked against the Kubernetes
+//! types (no field the API would drop), byte-identical across runs, and the
+//! errors that stop a render.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+
+use ibac_model::yaml::to_yaml_stream;
+use ibac_model::{Document, ParseOptions, check_set, parse_source};
+use ibac_policy::Policy;
+use ibac_render::facts::{ClusterFacts, FactsOptions};
+use ibac_render::kafka::command;
+use ibac_render::labels::of_labels;
+use ibac_render::{
+    IstioOptions, KafkaOptions, NetpolOptions, render_istio, render_kafka_acls,
+    render_network_policies, render_sql,
+};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+
+fn docs_from(texts: &[&str]) -> Vec<Document> {
+    let mut docs = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        let parsed = parse_source(
+            &format!("doc{i}.yaml").into(),
+            text,
+            &ParseOptions::default(),
+        );
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        docs.extend(parsed.documents);
+    }
+    docs
+}
+
+fn demo_docs(extra: &[&str]) -> Vec<Document> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/ecom-demo");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    let mut docs = Vec::new();
+    for path in paths {
+        let name = format!("ecom-demo/{}", path.file_name().unwrap().to_string_lossy());
+        let parsed = parse_source(
+            &name.into(),
+            &std::fs::read_to_string(&path).unwrap(),
+            &ParseOptions::default(),
+        );
+        docs.extend(parsed.documents);
+    }
+    docs.extend(docs_from(extra));
+    let (docs, errors) = check_set(docs);
+    assert!(errors.is_empty(), "{errors:?}");
+    docs
+}
+
+fn demo_facts() -> ClusterFacts {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/ecom-cluster/cluster.yaml");
+    ClusterFacts::read(
+        &[(
+            "cluster.yaml".into(),
+            std::fs::read_to_string(path).unwrap(),
+        )],
+        &FactsOptions::default(),
+    )
+    .unwrap()
+}
+
+const EVERYTHING: &str = "
+apiVersion: ibac.dev/v1
+kind: EnforcementConfig
+metadata: {name: default, namespace: ibac-system}
+spec:
+  enforcedNamespaces: [otterize-ecom-demo]
+  enforcers: {egressNetworkPolicy: true}
+  externalTraffic: ifBlocked
+";
+
+/// Every object deserializes into the Kubernetes type with no field ignored,
+/// and serializes back to the same JSON.
+fn check_schema(objects: &[NetworkPolicy]) {
+    for object in objects {
+        let json = serde_json::to_value(object).unwrap();
+        let mut ignored = Vec::new();
+        let back: NetworkPolicy =
+            serde_ignored::deserialize(json.clone(), |path| ignored.push(path.to_string()))
+                .unwrap();
+        assert!(ignored.is_empty(), "fields the API would drop: {ignored:?}");
+        assert_eq!(serde_json::to_value(&back).unwrap(), json);
+        let name = object.metadata.name.as_deref().unwrap();
+        assert!(name.len() <= 63, "{name}");
+        let selector = object.spec.as_ref().unwrap().pod_selector.as_ref().unwrap();
+        assert!(
+            !ibac_render::labels::is_empty(selector),
+            "never an empty pod selector: {name}"
+        );
+    }
+}
+
+#[test]
+fn demo_network_policies() {
+    let facts = demo_facts();
+    let (policy, errors) = Policy::build(demo_docs(&[]), &facts);
+    assert!(errors.is_empty());
+    let rendered = render_network_policies(&policy, &facts, &NetpolOptions::default()).unwrap();
+    assert_eq!(
+        rendered.objects.len(),
+        1,
+        "only the protected server gets a policy"
+    );
+    check_schema(&rendered.objects);
+    insta::assert_snapshot!("demo_netpol", to_yaml_stream(&rendered.objects).unwrap());
+    insta::assert_snapshot!("demo_netpol_explain", rendered.explanation.join("\n\n"));
+}
+
+#[test]
+fn enforced_namespace_with_egress_and_external_traffic() {
+    let facts = demo_facts();
+    let (policy, errors) = Policy::build(demo_docs(&[EVERYTHING]), &facts);
+    assert!(errors.is_empty());
+    let options = NetpolOptions {
+        ingress_controller: Some((
+            "ingress-nginx".into(),
+            of_labels(
+                &[(
+                    "app.kubernetes.io/name".to_string(),
+                    "ingress-nginx".to_string(),
+                )]
+                .into(),
+            ),
+        )),
+        ..NetpolOptions::default()
+    };
+    let first = render_network_policies(&policy, &facts, &options).unwrap();
+    check_schema(&first.objects);
+    let yaml = to_yaml_stream(&first.objects).unwrap();
+    let again = to_yaml_stream(
+        &render_network_policies(&policy, &facts, &options)
+            .unwrap()
+            .objects,
+    )
+    .unwrap();
+    assert_eq!(yaml, again, "byte-identical across runs");
+    let external: Vec<_> = first
+        .objects
+        .iter()
+        .filter(|o| o.metadata.name.as_deref() == Some("ibac-external-frontend"))
+        .collect();
+    assert_eq!(external.len(), 1, "frontend is exposed by a LoadBalancer");
+    insta::assert_snapshot!("enforced_netpol", yaml);
+}
+
+#[test]
+fn demo_istio() {
+    let facts = demo_facts();
+    let (policy, errors) = Policy::build(demo_docs(&[EVERYTHING]), &facts);
+    assert!(errors.is_empty());
+    let rendered = render_istio(&policy, &facts, &IstioOptions::default()).unwrap();
+    let yaml = to_yaml_stream(&rendered.objects).unwrap();
+    for object in &rendered.objects {
+        let json = serde_json::to_value(object).unwrap();
+        let back: ibac_render::istio::AuthorizationPolicy = serde_json::from_value(json).unwrap();
+        assert_eq!(&back, object);
+        assert!(!back.spec.selector.match_labels.is_empty());
+    }
+    insta::assert_snapshot!("demo_istio", yaml);
+}
+
+#[test]
+fn istio_rules_narrow_http_and_warn_about_shared_service_accounts() {
+    let cluster = "
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c, image: i}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: batch, namespace: shop}
+spec:
+  selector: {matchLabels: {app: batch}}
+  template:
+    metadata: {labels: {app: batch}}
+    spec: {containers: [{name: c, image: i}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: shop}
+spec:
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec: {serviceAccountName: api, containers: [{name: c, image: i, ports: [{containerPort: 8080}]}]}
+";
+    let facts = ClusterFacts::read(
+        &[("c.yaml".into(), cluster.into())],
+        &FactsOptions::default(),
+    )
+    .unwrap();
+    let docs = docs_from(&["
+apiVersion: ibac.dev/v1
+kind: ClientIntents
+metadata: {name: web, namespace: shop}
+spec:
+  workload: {name: web}
+  targets:
+  - kubernetes: {name: api, ports: [8080], http: [{path: /orders/*, methods: [GET, POST]}, {path: /health}]}
+---
+apiVersion: k8s.otterize.com/v2beta1
+kind: ProtectedService
+metadata: {name: api, namespace: shop}
+spec: {name: api}
+"]);
+    let (policy, errors) = Policy::build(docs, &facts);
+    assert!(errors.is_empty(), "{errors:?}");
+    let rendered = render_istio(&policy, &facts, &IstioOptions::default()).unwrap();
+    insta::assert_snapshot!("istio_http", to_yaml_stream(&rendered.objects).unwrap());
+    assert_eq!(rendered.warnings.len(), 1);
+    assert!(
+        rendered.warnings[0].contains("shares service account shop/default with batch.shop"),
+        "{:?}",
+        rendered.warnings
+    );
+}
+
+#[test]
+fn demo_kafka_acls() {
+    let facts = demo_facts();
+    let (policy, errors) = Policy::build(demo_docs(&[]), &facts);
+    assert!(errors.is_empty());
+    let servers = render_kafka_acls(&policy, &facts, &KafkaOptions::default()).unwrap();
+    assert_eq!(servers.len(), 1);
+    let commands: Vec<String> = servers[0]
+        .bindings
+        .iter()
+        .map(|b| command(&servers[0].bootstrap, b, true))
+        .collect();
+    insta::assert_snapshot!(
+        "demo_kafka",
+        format!(
+            "{}\n\n{}",
+            serde_json::to_string_pretty(&servers).unwrap(),
+            commands.join("\n")
+        )
+    );
+}
+
+#[test]
+fn sql_grants_in_both_dialects() {
+    let docs = docs_from(&["
+apiVersion: k8s.otterize.com/v2beta1
+kind: ClientIntents
+metadata: {name: checkoutservice, namespace: shop}
+spec:
+  workload: {name: checkoutservice}
+  targets:
+  - sql:
+      name: orders-db
+      privileges:
+      - {databaseName: shop, table: public.orders, operations: [SELECT, INSERT]}
+      - {databaseName: audit, operations: [ALL]}
+  - sql:
+      name: legacy
+      privileges:
+      - {databaseName: crm, table: customers, operations: [SELECT]}
+---
+apiVersion: k8s.otterize.com/v2beta1
+kind: PostgreSQLServerConfig
+metadata: {name: orders-db, namespace: shop}
+spec: {address: 'orders-db.shop:5432', credentials: {secretRef: {name: orders-db-admin}}}
+---
+apiVersion: k8s.otterize.com/v2beta1
+kind: MySQLServerConfig
+metadata: {name: legacy, namespace: shop}
+spec: {address: 'legacy.shop:3306', credentials: {username: admin, password: secret}}
+"]);
+    let (policy, errors) = Policy::build(docs, &ibac_policy::NoFacts);
+    assert!(errors.is_empty());
+    let scripts = render_sql(&policy).unwrap();
+    let text: Vec<String> = scripts
+        .iter()
+        .map(|s| format!("-- {} {}\n{}", s.dialect, s.server, s.statements.join("\n")))
+        .collect();
+    insta::assert_snapshot!("sql", text.join("\n\n"));
+}
+
+#[test]
+fn empty_sql_operations_are_refused_never_granted_as_all() {
+    let docs = docs_from(&["
+apiVersion: k8s.otterize.com/v2beta1
+kind: ClientIntents
+metadata: {name: web, namespace: shop}
+spec:
+  workload: {name: web}
+  targets:
+  - sql: {name: db, privileges: [{databaseName: shop, table: orders}]}
+---
+apiVersion: k8s.otterize.com/v2beta1
+kind: PostgreSQLServerConfig
+metadata: {name: db, namespace: shop}
+spec: {address: 'db:5432', credentials: {secretRef: {name: s}}}
+"]);
+    let (policy, _) = Policy::build(docs, &ibac_policy::NoFacts);
+    let errors = render_sql(&policy).unwrap_err();
+    assert_eq!(
+        errors[0].to_string(),
+        "doc0.yaml:8:34: operations are empty; ibac never grants ALL unless written: list the operations, or ALL"
+    );
+}
+
+#[test]
+fn selectors_that_reach_other_workloads_stop_the_render() {
+    let cluster = "
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: shop}
+spec:
+  selector: {matchLabels: {tier: backend}}
+  template:
+    metadata: {labels: {tier: backend, app: api}}
+    spec: {containers: [{name: c, image: i}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: worker, namespace: shop}
+spec:
+  selector: {matchLabels: {app: worker}}
+  template:
+    metadata: {labels: {tier: backend, app: worker}}
+    spec: {containers: [{name: c, image: i}]}
+";
+    let facts = ClusterFacts::read(
+        &[("c.yaml".into(), cluster.into())],
+        &FactsOptions::default(),
+    )
+    .unwrap();
+    let docs = docs_from(&[
+        "apiVersion: k8s.otterize.com/v2beta1\nkind: ProtectedService\nmetadata: {name: api, namespace: shop}\nspec: {name: api}\n",
+    ]);
+    let (policy, _) = Policy::build(docs, &facts);
+    let errors = render_network_policies(&policy, &facts, &NetpolOptions::default()).unwrap_err();
+    assert!(
+        errors[0].to_string().contains("the pod selector of Deployment `api.shop` (tier=backend) also selects the pods of Deployment `worker.shop`"),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn unknown_and_ambiguous_references_are_reported() {
+    let cluster = "
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: shop}
+spec:
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec: {containers: [{name: c, image: i}]}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: api, namespace: shop}
+spec:
+  selector: {matchLabels: {app: api-db}}
+  template:
+    metadata: {labels: {app: api-db}}
+    spec: {containers: [{name: c, image: i}]}
+";
+    let facts = ClusterFacts::read(
+        &[("c.yaml".into(), cluster.into())],
+        &FactsOptions::default(),
+    )
+    .unwrap();
+    let docs = docs_from(&["
+apiVersion: k8s.otterize.com/v2beta1
+kind: ClientIntents
+metadata: {name: web, namespace: shop}
+spec:
+  workload: {name: web}
+  targets:
+  - kubernetes: {name: api}
+  - service: {name: nowhere}
+"]);
+    let (_, errors) = Policy::build(docs, &facts);
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert!(
+        text[0].contains("`api.shop` is ambiguous: workloads of kinds Deployment, StatefulSet"),
+        "{text:?}"
+    );
+    assert!(
+        text[1].contains("no Service `nowhere.shop` is known in the cluster facts"),
+        "{text:?}"
+    );
+}
