@@ -5,7 +5,8 @@
 //! which workloads a Service means. Unknown or ambiguous references are
 //! reported, never guessed.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::OnceLock;
 
 use ibac_model::yaml::{Limits, parse_json_documents};
 use ibac_model::{DocumentError, Kind, Location, Name, Namespace, SourceName, WorkloadId};
@@ -116,7 +117,20 @@ pub struct Endpoints {
     pub ports: BTreeSet<u16>,
 }
 
-/// Everything read from the manifests.
+/// Lookups over the facts, built once on first use so that resolving and
+/// rendering stay linear in the size of the cluster.
+#[derive(Clone, Debug, Default)]
+struct Index {
+    by_id: HashMap<WorkloadId, Vec<usize>>,
+    by_label: HashMap<(String, String, String), Vec<usize>>,
+    by_namespace: HashMap<String, Vec<usize>>,
+    backends: HashMap<WorkloadId, Vec<usize>>,
+    /// Workload → the exposed Services in front of it.
+    exposed: HashMap<WorkloadId, Vec<WorkloadId>>,
+}
+
+/// Everything read from the manifests. Fill it, then use it: lookups are
+/// indexed on first use.
 #[derive(Clone, Debug, Default)]
 pub struct ClusterFacts {
     /// Namespaces and their labels.
@@ -135,6 +149,7 @@ pub struct ClusterFacts {
     pub service_accounts: BTreeSet<(String, String)>,
     /// Documents of kinds that carry no facts, passed over.
     pub skipped: usize,
+    index: OnceLock<Index>,
 }
 
 /// How to read the facts.
@@ -634,9 +649,107 @@ impl ClusterFacts {
         }
     }
 
+    fn index(&self) -> &Index {
+        self.index.get_or_init(|| {
+            let mut index = Index::default();
+            for (i, w) in self.workloads.iter().enumerate() {
+                index.by_id.entry(w.id.clone()).or_default().push(i);
+                index
+                    .by_namespace
+                    .entry(w.id.namespace().to_string())
+                    .or_default()
+                    .push(i);
+                for (k, v) in &w.pod_labels {
+                    index
+                        .by_label
+                        .entry((w.id.namespace().to_string(), k.clone(), v.clone()))
+                        .or_default()
+                        .push(i);
+                }
+            }
+            for service in self.services.values() {
+                let found = match &service.selector {
+                    Some(selector) => {
+                        self.select(&index, service.id.namespace(), &labels::of_labels(selector))
+                    }
+                    None => self.endpoint_backends(service),
+                };
+                if service.exposed {
+                    for i in &found {
+                        if let Some(w) = self.workloads.get(*i) {
+                            index
+                                .exposed
+                                .entry(w.id.clone())
+                                .or_default()
+                                .push(service.id.clone());
+                        }
+                    }
+                }
+                index.backends.insert(service.id.clone(), found);
+            }
+            index
+        })
+    }
+
+    /// Indexes of the workloads in `namespace` whose pods `selector` selects.
+    fn select(&self, index: &Index, namespace: &str, selector: &LabelSelector) -> Vec<usize> {
+        let candidates: &[usize] = selector
+            .match_labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| {
+                index
+                    .by_label
+                    .get(&(namespace.to_string(), k.clone(), v.clone()))
+                    .map_or(&[][..], Vec::as_slice)
+            })
+            .min_by_key(|list| list.len())
+            .unwrap_or_else(|| {
+                index
+                    .by_namespace
+                    .get(namespace)
+                    .map_or(&[][..], Vec::as_slice)
+            });
+        candidates
+            .iter()
+            .copied()
+            .filter(|i| {
+                self.workloads
+                    .get(*i)
+                    .is_some_and(|w| labels::matches(selector, &w.pod_labels))
+            })
+            .collect()
+    }
+
+    fn endpoint_backends(&self, service: &Service) -> Vec<usize> {
+        let owners: BTreeSet<&WorkloadId> = self
+            .endpoints
+            .get(&service.id)
+            .into_iter()
+            .flat_map(|e| e.pods.iter())
+            .filter_map(|(ns, name)| {
+                self.pods
+                    .iter()
+                    .find(|p| &p.namespace == ns && &p.name == name)
+            })
+            .filter_map(|p| p.owner.as_ref())
+            .collect();
+        self.workloads
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| owners.contains(&w.id))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
     /// The workloads with this id (several when kinds differ).
     pub fn workloads_named(&self, id: &WorkloadId) -> impl Iterator<Item = &Workload> {
-        self.workloads.iter().filter(move |w| &w.id == id)
+        self.index()
+            .by_id
+            .get(id)
+            .into_iter()
+            .flatten()
+            .filter_map(|i| self.workloads.get(*i))
     }
 
     /// The one workload `id` means, given an optional kind.
@@ -666,47 +779,34 @@ impl ClusterFacts {
         }
     }
 
-    /// Workloads in `namespace` whose pods `selector` (a Service's) selects.
-    fn selected(&self, namespace: &str, selector: &Labels) -> Vec<&Workload> {
-        let sel = labels::of_labels(selector);
-        self.workloads
-            .iter()
-            .filter(|w| w.id.namespace() == namespace && labels::matches(&sel, &w.pod_labels))
-            .collect()
-    }
-
     /// The workloads a Service sends traffic to.
     pub fn backends(&self, service: &Service) -> Vec<&Workload> {
-        match &service.selector {
-            Some(selector) => self.selected(service.id.namespace(), selector),
-            None => {
-                let owners: BTreeSet<&WorkloadId> = self
-                    .endpoints
-                    .get(&service.id)
-                    .into_iter()
-                    .flat_map(|e| e.pods.iter())
-                    .filter_map(|(ns, name)| {
-                        self.pods
-                            .iter()
-                            .find(|p| &p.namespace == ns && &p.name == name)
-                    })
-                    .filter_map(|p| p.owner.as_ref())
-                    .collect();
-                self.workloads
-                    .iter()
-                    .filter(|w| owners.contains(&w.id))
-                    .collect()
-            }
-        }
+        self.index()
+            .backends
+            .get(&service.id)
+            .into_iter()
+            .flatten()
+            .filter_map(|i| self.workloads.get(*i))
+            .collect()
     }
 
     /// Other workloads whose pods `workload`'s selector also selects.
     pub fn overlaps(&self, workload: &Workload) -> Vec<&Workload> {
-        self.workloads
-            .iter()
-            .filter(|w| w.id.namespace() == workload.id.namespace())
+        self.select(self.index(), workload.id.namespace(), &workload.selector)
+            .into_iter()
+            .filter_map(|i| self.workloads.get(i))
             .filter(|w| !(w.id == workload.id && w.kind == workload.kind))
-            .filter(|w| labels::matches(&workload.selector, &w.pod_labels))
+            .collect()
+    }
+
+    /// The exposed Services (LoadBalancer, NodePort) that send traffic to `workload`.
+    pub fn exposing(&self, workload: &Workload) -> Vec<&Service> {
+        self.index()
+            .exposed
+            .get(&workload.id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.services.get(id))
             .collect()
     }
 

@@ -187,10 +187,7 @@ fn external_sources(
     options: &NetpolOptions,
 ) -> Vec<(NetworkPolicyIngressRule, String)> {
     let mut out = Vec::new();
-    for service in facts.services.values() {
-        if !service.exposed || !facts.backends(service).iter().any(|b| b.id == server.id) {
-            continue;
-        }
+    for service in facts.exposing(server) {
         let ports: BTreeSet<u16> = service
             .ports
             .iter()

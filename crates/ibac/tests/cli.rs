@@ -281,3 +281,105 @@ fn completions_and_help() {
     assert_eq!(help.code, 0);
     insta::assert_snapshot!(help.stdout);
 }
+
+#[test]
+fn render_writes_manifests_that_are_identical_run_after_run() {
+    let args = [
+        "render",
+        "networkpolicy",
+        "--cluster",
+        "examples/ecom-cluster",
+        DEMO,
+    ];
+    let first = ibac(&args);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.stdout, ibac(&args).stdout);
+    assert!(
+        first
+            .stdout
+            .contains("name: ibac-ingress-productcatalogservice")
+    );
+    let json = ibac(&[
+        "render",
+        "networkpolicy",
+        "--cluster",
+        "examples/ecom-cluster",
+        DEMO,
+        "-o",
+        "json",
+    ]);
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(value["kind"], "List");
+    let explain = ibac(&[
+        "render",
+        "netpol",
+        "--cluster",
+        "examples/ecom-cluster",
+        DEMO,
+        "--explain",
+    ]);
+    assert!(
+        explain.stdout.contains(
+            "cartservice.otterize-ecom-demo: in shadow mode; no NetworkPolicy selects its pods"
+        ),
+        "{}",
+        explain.stdout
+    );
+    let istio = ibac(&[
+        "render",
+        "istio",
+        "--cluster",
+        "examples/ecom-cluster",
+        DEMO,
+    ]);
+    assert!(
+        istio
+            .stdout
+            .contains("- cluster.local/ns/otterize-ecom-demo/sa/frontend"),
+        "{}",
+        istio.stdout
+    );
+    let kafka = ibac(&[
+        "render",
+        "kafka",
+        "--cluster",
+        "examples/ecom-cluster",
+        DEMO,
+    ]);
+    assert!(kafka.stdout.contains("--allow-principal User:CN=checkoutservice.otterize-ecom-demo --operation Write --topic orders"), "{}", kafka.stdout);
+}
+
+#[test]
+fn render_refuses_without_cluster_facts_and_on_bad_references() {
+    let none = ibac(&["render", "networkpolicy", DEMO]);
+    assert_eq!(none.code, 1);
+    assert!(
+        none.stderr
+            .contains("give the cluster facts with --cluster"),
+        "{}",
+        none.stderr
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("web.yaml"),
+        "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: web, namespace: otterize-ecom-demo}\nspec:\n  workload: {name: web}\n  targets:\n  - service: {name: nosuch}\n",
+    )
+    .unwrap();
+    let cluster = workspace().join("examples/ecom-cluster");
+    let run = ibac_in(
+        dir.path(),
+        &[
+            "render",
+            "networkpolicy",
+            "--cluster",
+            cluster.to_str().unwrap(),
+            "web.yaml",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stderr,
+        "error: web.yaml:7:5: target `nosuch.otterize-ecom-demo`: no Service `nosuch.otterize-ecom-demo` is known in the cluster facts\nerror: 1 problem; nothing rendered\n"
+    );
+}
