@@ -41,9 +41,10 @@ impl PolicySource for StaticPolicy {
     }
 }
 
-/// Documents in files or directories, read again when they change.
+/// Documents in files or directories, read again when they change. The
+/// watcher stops once this source and every subscriber are gone.
 pub struct FilePolicySource {
-    sender: watch::Sender<Option<Arc<Policy>>>,
+    receiver: PolicyWatch,
 }
 
 /// What the files looked like when last read: names, sizes, times.
@@ -74,8 +75,7 @@ impl FilePolicySource {
     /// Watches `paths` (checked every `interval`), loading documents whose
     /// namespace is unnamed into `namespace`.
     pub fn spawn(paths: Vec<PathBuf>, namespace: Namespace, interval: Duration) -> Self {
-        let (sender, _) = watch::channel(None);
-        let publish = sender.clone();
+        let (publish, receiver) = watch::channel(None);
         tokio::spawn(async move {
             let options = ParseOptions {
                 default_namespace: namespace,
@@ -124,12 +124,12 @@ impl FilePolicySource {
                 tokio::time::sleep(interval).await;
             }
         });
-        FilePolicySource { sender }
+        FilePolicySource { receiver }
     }
 }
 
 impl PolicySource for FilePolicySource {
     fn subscribe(&self) -> PolicyWatch {
-        self.sender.subscribe()
+        self.receiver.clone()
     }
 }

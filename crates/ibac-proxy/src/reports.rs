@@ -118,11 +118,14 @@ struct Key {
     verdict: Verdict,
 }
 
+/// How often, and first and last when.
+type Seen = (u64, OffsetDateTime, OffsetDateTime);
+
 /// Summarizes calls between flushes.
 #[derive(Clone)]
 pub struct Reporter {
     reporter: WorkloadId,
-    pending: Arc<Mutex<BTreeMap<Key, (u64, OffsetDateTime, OffsetDateTime)>>>,
+    pending: Arc<Mutex<BTreeMap<Key, Seen>>>,
 }
 
 /// What one call was.
@@ -225,10 +228,10 @@ impl Reporter {
     /// Sends what is pending now.
     pub fn flush(&self, sink: &dyn ReportSink) {
         let batch = self.drain();
-        if !batch.is_empty() {
-            if let Err(e) = sink.send(&batch) {
-                tracing::warn!(error = %e, reports = batch.len(), "reports lost: the sink refused them");
-            }
+        if !batch.is_empty()
+            && let Err(e) = sink.send(&batch)
+        {
+            tracing::warn!(error = %e, reports = batch.len(), "reports lost: the sink refused them");
         }
     }
 }

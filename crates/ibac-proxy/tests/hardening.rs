@@ -1,0 +1,360 @@
+//! Hostile HTTP against the inbound side. A permissive, shadow-mode proxy lets
+//! plaintext through, so raw bytes reach the HTTP parser; each test checks what
+//! comes back and what reaches the app. The app only ever sees requests ibac
+//! re-framed itself, so nothing can be smuggled past a decision.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ibac_model::fixtures::intents;
+use ibac_proxy::{InboundConfig, Limits, NoReports, Protocol, ProxyConfig, StaticPolicy};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+struct Target {
+    app: App,
+    addr: std::net::SocketAddr,
+    _proxy: Running,
+}
+
+async fn target(limits: Limits) -> Target {
+    let pki = Pki::new();
+    let app = App::start().await;
+    let policy = StaticPolicy::new(Some(policy(vec![
+        intents("web.shop").calls("api.shop").build(),
+    ])));
+    let proxy = start(
+        ProxyConfig {
+            inbound: Some(InboundConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                app: app.addr,
+                port: None,
+                protocol: Protocol::Http,
+                permissive: true,
+            }),
+            limits,
+            ..ProxyConfig::default()
+        },
+        pki.identity("api.shop"),
+        &policy,
+        discovery(&[]),
+        Arc::new(NoReports),
+    )
+    .await;
+    Target {
+        addr: proxy.addresses.inbound.unwrap(),
+        app,
+        _proxy: proxy,
+    }
+}
+
+async fn default_target() -> Target {
+    target(Limits::default()).await
+}
+
+fn status(answer: &str) -> &str {
+    answer.get(9..12).unwrap_or("")
+}
+
+#[tokio::test]
+async fn content_length_with_transfer_encoding_cannot_smuggle() {
+    let t = default_target().await;
+    let attack = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+    let answer = raw(t.addr, attack).await;
+    assert_eq!(status(&answer), "200", "{answer}");
+    let seen = t.app.requests();
+    assert_eq!(
+        seen.len(),
+        1,
+        "only the framed request reaches the app: {seen:?}"
+    );
+    assert_eq!(seen[0].uri, "/a");
+    assert!(seen[0].body.is_empty());
+    assert!(!seen[0].headers.contains_key("transfer-encoding"));
+}
+
+#[tokio::test]
+async fn conflicting_content_lengths_are_refused() {
+    let t = default_target().await;
+    let answer = raw(
+        t.addr,
+        b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+    )
+    .await;
+    assert_eq!(status(&answer), "400", "{answer}");
+    assert!(t.app.requests().is_empty());
+}
+
+#[tokio::test]
+async fn duplicate_equal_content_lengths_frame_one_body() {
+    let t = default_target().await;
+    let answer = raw(
+        t.addr,
+        b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabcGET /smuggled HTTP/1.1\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&answer), "200", "{answer}");
+    let seen = t.app.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body, b"abc");
+}
+
+#[tokio::test]
+async fn malformed_chunking_never_reaches_the_app() {
+    let t = default_target().await;
+    for body in [
+        &b"zz\r\nhello\r\n0\r\n\r\n"[..],
+        b"5\r\nhelloXX\r\n0\r\n\r\n",
+        b"ffffffffffffffffff\r\n",
+    ] {
+        let mut request =
+            b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        request.extend_from_slice(body);
+        let answer = raw(t.addr, &request).await;
+        assert!(answer.is_empty() || status(&answer) == "400", "{answer}");
+    }
+    assert!(t.app.requests().is_empty());
+}
+
+#[tokio::test]
+async fn transfer_encodings_other_than_chunked_are_refused() {
+    let t = default_target().await;
+    let answer = raw(
+        t.addr,
+        b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc",
+    )
+    .await;
+    assert_eq!(status(&answer), "400", "{answer}");
+    assert!(t.app.requests().is_empty());
+}
+
+#[tokio::test]
+async fn nul_and_cr_in_header_values_are_refused() {
+    let t = default_target().await;
+    for bad in [&b"X-Test: a\0b\r\n"[..], b"X-Test: a\rb\r\n"] {
+        let mut request = b"GET /a HTTP/1.1\r\nHost: x\r\n".to_vec();
+        request.extend_from_slice(bad);
+        request.extend_from_slice(b"\r\n");
+        let answer = raw(t.addr, &request).await;
+        assert_eq!(status(&answer), "400", "{answer:?}");
+    }
+    assert!(t.app.requests().is_empty());
+}
+
+#[tokio::test]
+async fn bare_lf_heads_are_reframed_so_nothing_hides_behind_them() {
+    let t = default_target().await;
+    // A parser that ignored bare LF would see one request with a body; ibac
+    // sees two requests and forwards each re-framed with CRLF.
+    let answer = raw(
+        t.addr,
+        b"GET /first HTTP/1.1\nHost: x\n\nGET /second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(answer.matches("HTTP/1.1 200").count(), 2, "{answer}");
+    let uris: Vec<String> = t.app.requests().into_iter().map(|s| s.uri).collect();
+    assert_eq!(
+        uris,
+        ["/first", "/second"],
+        "every request the app sees was decided"
+    );
+}
+
+#[tokio::test]
+async fn header_count_and_size_are_limited() {
+    let t = default_target().await;
+    let mut many = b"GET /a HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for i in 0..150 {
+        many.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"\r\n");
+    let answer = raw(t.addr, &many).await;
+    assert_eq!(status(&answer), "431", "{answer}");
+    let mut big = b"GET /a HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    big.extend(std::iter::repeat_n(b'a', 64 * 1024));
+    big.extend_from_slice(b"\r\n\r\n");
+    let answer = raw(t.addr, &big).await;
+    assert!(
+        answer.is_empty() || status(&answer) == "431" || status(&answer) == "400",
+        "{answer}"
+    );
+    assert!(t.app.requests().is_empty());
+}
+
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    let t = target(Limits {
+        header_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    })
+    .await;
+    let mut tcp = TcpStream::connect(t.addr).await.unwrap();
+    tcp.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            // Trickle a byte now and then, as slowloris does.
+            if tcp.write_all(b"X").await.is_err() {
+                break;
+            }
+            let mut chunk = [0u8; 512];
+            match tokio::time::timeout(Duration::from_millis(100), tcp.read(&mut chunk)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+                Err(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(14),
+        "the connection was closed by the proxy"
+    );
+    assert!(t.app.requests().is_empty());
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let t = target(Limits {
+        idle_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    })
+    .await;
+    let mut tcp = TcpStream::connect(t.addr).await.unwrap();
+    tcp.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(15), tcp.read_to_end(&mut out)).await;
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
+    assert!(
+        started.elapsed() < Duration::from_secs(14),
+        "closed after idling, not kept forever"
+    );
+}
+
+#[tokio::test]
+async fn absolute_form_targets_and_connect_are_refused_inbound() {
+    let t = default_target().await;
+    let answer = raw(
+        t.addr,
+        b"GET http://evil.example/a HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&answer), "400", "{answer}");
+    let answer = raw(
+        t.addr,
+        b"CONNECT api.shop:443 HTTP/1.1\r\nHost: api.shop:443\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&answer), "405", "{answer}");
+    assert!(t.app.requests().is_empty());
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let t = target(Limits {
+        max_body: 1024,
+        ..Limits::default()
+    })
+    .await;
+    let mut request =
+        b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nConnection: close\r\n\r\n"
+            .to_vec();
+    request.extend(std::iter::repeat_n(b'a', 5000));
+    assert_eq!(status(&raw(t.addr, &request).await), "413");
+    let mut chunked =
+        b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            .to_vec();
+    for _ in 0..5 {
+        chunked.extend_from_slice(b"400\r\n");
+        chunked.extend(std::iter::repeat_n(b'a', 1024));
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    assert_eq!(status(&raw(t.addr, &chunked).await), "413");
+    assert!(t.app.requests().is_empty());
+}
+
+async fn h2_connection(
+    addr: std::net::SocketAddr,
+) -> (
+    h2::client::SendRequest<Bytes>,
+    tokio::task::JoinHandle<Result<(), h2::Error>>,
+) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    (client, tokio::spawn(conn))
+}
+
+fn h2_request(path: &str) -> http::Request<()> {
+    http::Request::builder()
+        .method("GET")
+        .uri(format!("http://api.shop{path}"))
+        .body(())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn http2_works_and_caps_concurrent_streams() {
+    let t = target(Limits {
+        max_streams: 4,
+        ..Limits::default()
+    })
+    .await;
+    let (client, conn) = h2_connection(t.addr).await;
+    let mut client = client.ready().await.unwrap();
+    let (response, _) = client.send_request(h2_request("/h2/../ok"), true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(t.app.requests()[0].uri, "/ok");
+    // The server's SETTINGS say how many streams may be open at once.
+    assert_eq!(client.current_max_send_streams(), 4);
+    drop(client);
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+}
+
+#[tokio::test]
+async fn http2_rapid_reset_is_cut_off() {
+    let t = default_target().await;
+    let (client, conn) = h2_connection(t.addr).await;
+    let mut client = client.ready().await.unwrap();
+    let mut refused = false;
+    for _ in 0..2_000 {
+        match client.send_request(h2_request("/slow"), true) {
+            Ok((response, mut stream)) => {
+                stream.send_reset(h2::Reason::CANCEL);
+                drop(response);
+            }
+            Err(_) => {
+                refused = true;
+                break;
+            }
+        }
+        match client.clone().ready().await {
+            Ok(c) => client = c,
+            Err(_) => {
+                refused = true;
+                break;
+            }
+        }
+    }
+    let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
+    assert!(
+        refused || matches!(ended, Ok(Ok(Err(_)))),
+        "the server ended a connection that reset streams as fast as it opened them"
+    );
+    assert!(
+        t.app.requests().len() < 2_000,
+        "most reset streams never reached the app"
+    );
+}
