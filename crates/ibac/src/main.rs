@@ -74,6 +74,8 @@ enum Command {
     Convert(commands::convert::Args),
     /// The certificate authority: SPIFFE identities for workloads
     Ca(commands::ca::Args),
+    /// The mTLS sidecar: authorize every call by intent
+    Proxy(commands::proxy::Args),
     /// Serve a workload's SVID over the SPIFFE Workload API, kept renewed
     Agent(commands::agent::Args),
     /// Print a shell completion script
@@ -113,6 +115,7 @@ fn main() -> ExitCode {
         Command::Convert(args) => commands::convert::run(args, &cli.namespace),
         Command::Ca(args) => commands::ca::run(args),
         Command::Agent(args) => commands::agent::run(args),
+        Command::Proxy(args) => commands::proxy::run(args, &cli.namespace),
         Command::Completions(args) => commands::completions::run(args, &mut Cli::command()),
     };
     match result {

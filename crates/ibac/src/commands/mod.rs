@@ -6,5 +6,6 @@ pub mod completions;
 pub mod convert;
 pub mod decide;
 pub mod policy;
+pub mod proxy;
 pub mod render;
 pub mod validate;

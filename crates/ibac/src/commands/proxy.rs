@@ -1,0 +1,192 @@
+//! `ibac proxy`: the mTLS sidecar in front of a workload. It gets its SVID by
+//! attestation (a join token the first time; the key and SVID are kept on
+//! disk so a restart needs none), watches its policy files, and enforces.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use clap::ValueEnum;
+use http::header::HeaderName;
+use ibac_identity::attest::{IssuerClient, WorkloadIdentity};
+use ibac_model::{Namespace, WorkloadId};
+use ibac_proxy::{
+    Discovery, FileDiscovery, FilePolicySource, InboundConfig, JsonlSink, Limits, NoReports,
+    Protocol, Proxy, ProxyConfig, ProxyIdentity, ReportSink, StaticDiscovery,
+};
+
+use crate::commands::ca::shutdown_signal;
+use crate::exit;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Parse HTTP/1.1 and HTTP/2; decide per request
+    Http,
+    /// Opaque TCP; decide per connection
+    Tcp,
+}
+
+/// Arguments of `ibac proxy`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The issuer, https://host:port
+    #[arg(long, env = "IBAC_ISSUER")]
+    issuer: String,
+    /// Where the proxy keeps its key and SVID (0600)
+    #[arg(long, env = "IBAC_IDENTITY_DIR")]
+    identity_dir: PathBuf,
+    /// A join token: needed the first time and after the SVID has expired
+    #[arg(long, env = "IBAC_JOIN_TOKEN")]
+    token: Option<String>,
+    /// Policy documents, files or directories, watched for changes
+    #[arg(long = "policy", value_name = "PATH", env = "IBAC_POLICY")]
+    policy: Vec<PathBuf>,
+    /// Where workloads run: a file of `workloads: {name.namespace: host:port}`
+    #[arg(long, env = "IBAC_DISCOVERY")]
+    discovery: Option<PathBuf>,
+    /// Inbound: where callers connect (mTLS)
+    #[arg(long, requires = "app", env = "IBAC_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Inbound: the local app
+    #[arg(long, requires = "listen", env = "IBAC_APP")]
+    app: Option<SocketAddr>,
+    /// Inbound: the port intents name (default: the app's)
+    #[arg(long, env = "IBAC_PORT")]
+    port: Option<u16>,
+    /// Inbound: HTTP (per request) or TCP (per connection)
+    #[arg(long, value_enum, default_value = "http", env = "IBAC_PROTOCOL")]
+    protocol: Mode,
+    /// Inbound: also accept plaintext, as unauthenticated callers (gradual rollout)
+    #[arg(long, env = "IBAC_PERMISSIVE")]
+    permissive: bool,
+    /// Outbound: an HTTP proxy for the app (set HTTP_PROXY to it)
+    #[arg(long, env = "IBAC_OUTBOUND_HTTP")]
+    outbound_http: Option<SocketAddr>,
+    /// Outbound: a TCP listener per target, `name.namespace=127.0.0.1:port`
+    #[arg(long, value_parser = target_listener, env = "IBAC_OUTBOUND_TCP", value_delimiter = ' ')]
+    outbound_tcp: Vec<(WorkloadId, SocketAddr)>,
+    /// Metrics, /healthz and /readyz
+    #[arg(long, env = "IBAC_ADMIN")]
+    admin: Option<SocketAddr>,
+    /// Where reports go (JSON lines)
+    #[arg(long, env = "IBAC_REPORTS")]
+    reports: Option<PathBuf>,
+    /// How often reports are sent
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, env = "IBAC_REPORT_INTERVAL")]
+    report_interval: Duration,
+    /// The header that carries the verified SPIFFE ID to the app
+    #[arg(long, default_value = "x-ibac-peer-id", env = "IBAC_IDENTITY_HEADER")]
+    identity_header: HeaderName,
+    /// How long open connections may finish on shutdown
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, env = "IBAC_DRAIN")]
+    drain: Duration,
+    /// Longest wait for a request's headers
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, env = "IBAC_HEADER_TIMEOUT")]
+    header_timeout: Duration,
+    /// Longest a connection may stay silent
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration, env = "IBAC_IDLE_TIMEOUT")]
+    idle_timeout: Duration,
+}
+
+fn target_listener(text: &str) -> Result<(WorkloadId, SocketAddr), String> {
+    let (target, addr) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}`: write name.namespace=127.0.0.1:port"))?;
+    let target = WorkloadId::parse(target).map_err(|e| format!("`{target}`: {e}"))?;
+    let addr = addr
+        .parse()
+        .map_err(|_| format!("`{addr}`: write ip:port"))?;
+    Ok((target, addr))
+}
+
+/// Runs the command.
+pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
+    if args.listen.is_none() && args.outbound_http.is_none() && args.outbound_tcp.is_empty() {
+        bail!("nothing to do: give --listen/--app (inbound), --outbound-http or --outbound-tcp");
+    }
+    if args.listen.is_some() && args.policy.is_empty() {
+        bail!(
+            "an inbound proxy needs its policy: give --policy (files or directories of documents)"
+        );
+    }
+    let namespace = Namespace::parse(namespace).map_err(|e| anyhow!("`{namespace}`: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = IssuerClient::new(&args.issuer)?;
+        let identity =
+            WorkloadIdentity::obtain(&args.identity_dir, client, args.token.as_deref()).await?;
+        tokio::spawn(identity.clone().run_renewals());
+        tracing::info!(id = %identity.id(), "identity ready");
+        let policy =
+            FilePolicySource::spawn(args.policy.clone(), namespace, Duration::from_secs(1));
+        let discovery: Arc<dyn Discovery> = match &args.discovery {
+            Some(path) => Arc::new(FileDiscovery::spawn(path.clone(), Duration::from_secs(1))?),
+            None => Arc::new(StaticDiscovery::default()),
+        };
+        let sink: Arc<dyn ReportSink> = match &args.reports {
+            Some(path) => Arc::new(
+                JsonlSink::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+            ),
+            None => Arc::new(NoReports),
+        };
+        let config = ProxyConfig {
+            inbound: match (args.listen, args.app) {
+                (Some(listen), Some(app)) => Some(InboundConfig {
+                    listen,
+                    app,
+                    port: args.port,
+                    protocol: match args.protocol {
+                        Mode::Http => Protocol::Http,
+                        Mode::Tcp => Protocol::Tcp,
+                    },
+                    permissive: args.permissive,
+                }),
+                _ => None,
+            },
+            outbound_http: args.outbound_http,
+            outbound_tcp: args.outbound_tcp.clone(),
+            admin: args.admin,
+            identity_header: args.identity_header.clone(),
+            limits: Limits {
+                header_timeout: args.header_timeout,
+                idle_timeout: args.idle_timeout,
+                ..Limits::default()
+            },
+            report_interval: args.report_interval,
+            drain: args.drain,
+        };
+        let proxy = Proxy::bind(
+            config,
+            ProxyIdentity::attested(identity.clone()),
+            &policy,
+            discovery,
+            sink,
+        )
+        .await?;
+        let a = proxy.addresses();
+        let mut lines = vec![format!("ibac proxy for {}", identity.id())];
+        if let Some(inbound) = a.inbound {
+            lines.push(format!(
+                "  inbound  https://{inbound} → {}",
+                args.app.map(|a| a.to_string()).unwrap_or_default()
+            ));
+        }
+        if let Some(out) = a.outbound_http {
+            lines.push(format!("  outbound HTTP_PROXY=http://{out}"));
+        }
+        for (target, addr) in &a.outbound_tcp {
+            lines.push(format!("  outbound {addr} → {target}"));
+        }
+        if let Some(admin) = a.admin {
+            lines.push(format!("  admin    http://{admin}/metrics"));
+        }
+        crate::output::write_stdout(&(lines.join("\n") + "\n"))?;
+        proxy.run(shutdown_signal()).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(exit::OK)
+}
