@@ -113,7 +113,9 @@ def oha(url, args, tls, rate, seconds):
     codes = data.get("statusCodeDistribution", {})
     ok = sum(v for k, v in codes.items() if k.startswith("2"))
     if ok == 0 or ok != sum(codes.values()):
-        sys.exit(f"{url}: non-2xx answers {codes}")
+        curl = ["curl", "-sk", url] + (["--cert", tls[0], "--key", tls[1]] if tls else [])
+        body = subprocess.run(curl, capture_output=True, text=True).stdout
+        sys.exit(f"{url}: non-2xx answers {codes}: {body.strip()}")
     lat = data["latencyPercentiles"]
     return {
         "p50": lat["p50"] * 1e3,
@@ -147,6 +149,7 @@ def ibac(work, *args):
 
 
 def run(work, procs, opts):
+    work.chmod(0o755)  # nginx workers run as an unprivileged user
     (work / "www").mkdir()
     (work / "www" / "data").write_bytes(b"x" * 1024)
     app_port = free_port()

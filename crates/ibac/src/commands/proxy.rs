@@ -88,6 +88,10 @@ pub struct Args {
     /// Longest a connection may stay silent
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration, env = "IBAC_IDLE_TIMEOUT")]
     idle_timeout: Duration,
+    /// Worker threads. One is the sidecar default: it serves thousands of
+    /// requests a second and leaves the other cores to the app
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256), env = "IBAC_PROXY_THREADS")]
+    threads: u16,
 }
 
 fn target_listener(text: &str) -> Result<(WorkloadId, SocketAddr), String> {
@@ -112,9 +116,16 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
         );
     }
     let namespace = Namespace::parse(namespace).map_err(|e| anyhow!("`{namespace}`: {e}"))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = if args.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(usize::from(args.threads))
+            .enable_all()
+            .build()?
+    };
     runtime.block_on(async {
         let client = IssuerClient::new(&args.issuer)?;
         let identity =
