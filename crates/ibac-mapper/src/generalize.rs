@@ -1,0 +1,120 @@
+//! Turning observed paths into intent paths.
+//!
+//! Observed paths carry IDs (`/orders/8c1f…`, `/users/42/cart`); an intent for
+//! each one would be useless. A segment that looks like an ID ends the path
+//! there, as a prefix: `/users/42/cart` → `/users/*`. Intents follow Istio's
+//! matching, where `*` may only close a path, so a wildcard in the middle
+//! (`/users/*/cart`) cannot be written; the prefix is the narrowest intent
+//! that still allows every observed call.
+
+/// Whether a path segment looks like an identifier rather than a name:
+/// a number, a UUID, a long hex string, or a long token mixing letters and
+/// digits.
+pub fn is_id_like(segment: &str) -> bool {
+    if segment.is_empty() {
+        return false;
+    }
+    let digits = segment.bytes().filter(u8::is_ascii_digit).count();
+    if digits == segment.len() {
+        return true;
+    }
+    if is_uuid(segment) {
+        return true;
+    }
+    let hex = segment.bytes().all(|b| b.is_ascii_hexdigit());
+    if hex && segment.len() >= 8 && digits > 0 {
+        return true;
+    }
+    let token = segment
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let letters = segment.bytes().filter(u8::is_ascii_alphabetic).count();
+    token && segment.len() >= 16 && digits >= 2 && letters > 0
+}
+
+fn is_uuid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The intent path for an observed, normalized path: cut at the first
+/// ID-like segment and closed with `/*`. `*` (any path) stays.
+pub fn generalize(path: &str) -> String {
+    if path == "*" {
+        return path.to_string();
+    }
+    let mut kept = String::new();
+    for segment in path.split('/').skip(1) {
+        if is_id_like(segment) {
+            kept.push_str("/*");
+            return kept;
+        }
+        kept.push('/');
+        kept.push_str(segment);
+    }
+    if kept.is_empty() { "/".into() } else { kept }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use ibac_model::http::{PathPattern, normalize};
+    use proptest::prelude::*;
+
+    #[test]
+    fn ids_are_recognized_and_names_are_not() {
+        for id in [
+            "42",
+            "8c1f0f4e-2b9c-4d47-a7c5-0f1a2b3c4d5e",
+            "deadbeef01",
+            "a1b2c3d4e5f6a7b8c9",
+            "ord_2Nf8kLq9Zx4Pw7Rt",
+        ] {
+            assert!(is_id_like(id), "{id}");
+        }
+        for name in [
+            "products",
+            "v1",
+            "cart",
+            "getSupportedCurrencies",
+            "deadbeef",
+            "health-check",
+            "",
+        ] {
+            assert!(!is_id_like(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn paths_are_cut_at_the_first_id() {
+        assert_eq!(generalize("/products"), "/products");
+        assert_eq!(generalize("/products/42"), "/products/*");
+        assert_eq!(generalize("/users/42/cart"), "/users/*");
+        assert_eq!(
+            generalize("/v1/orders/8c1f0f4e-2b9c-4d47-a7c5-0f1a2b3c4d5e"),
+            "/v1/orders/*"
+        );
+        assert_eq!(generalize("/"), "/");
+        assert_eq!(generalize("*"), "*");
+    }
+
+    proptest! {
+        /// The generalized path is a valid intent path, and the intent it
+        /// makes matches the path it came from.
+        #[test]
+        fn the_generalized_path_still_matches_the_observed_one(
+            segs in proptest::collection::vec("[a-z0-9]{1,12}", 0..5)
+        ) {
+            let raw = format!("/{}", segs.join("/"));
+            let observed = normalize(&raw).unwrap();
+            let pattern = PathPattern::parse(&generalize(observed.as_str())).unwrap();
+            prop_assert!(pattern.matches(&observed), "{} vs {}", raw, generalize(observed.as_str()));
+        }
+    }
+}
