@@ -196,6 +196,34 @@ impl IssuanceService {
         Ok(Svid::new(issued, key.serialize_der().into()))
     }
 
+    /// The issuer's own SVID, renewed at half-life for as long as the
+    /// returned task runs: the server's certificate is short-lived like any
+    /// other, and a long-running server must not outlive it.
+    pub fn own_svid(
+        self: &Arc<Self>,
+    ) -> Result<(Arc<SvidResolver>, tokio::task::JoinHandle<()>), String> {
+        let own = self.component_svid(ISSUER_COMPONENT)?;
+        let resolver = SvidResolver::new(&own).map_err(|e| e.to_string())?;
+        let service = self.clone();
+        let renewing = resolver.clone();
+        let mut renew_at = own.issued().renew_at();
+        let task = tokio::spawn(async move {
+            loop {
+                let wait = u64::try_from(renew_at - OffsetDateTime::now_utc().unix_timestamp())
+                    .unwrap_or(0);
+                tokio::time::sleep(std::time::Duration::from_secs(wait.max(1))).await;
+                match service.component_svid(ISSUER_COMPONENT) {
+                    Ok(svid) => match renewing.replace(&svid) {
+                        Ok(()) => renew_at = svid.issued().renew_at(),
+                        Err(e) => tracing::warn!(error = %e, "cannot use the renewed server SVID"),
+                    },
+                    Err(e) => tracing::warn!(error = %e, "cannot renew the server SVID"),
+                }
+            }
+        });
+        Ok((resolver, task))
+    }
+
     /// A TLS config for serving this router: presents `ours`, accepts clients
     /// with or without an SVID (joins have none).
     pub fn tls_config(&self, ours: Arc<SvidResolver>) -> Result<ServerConfig, rustls::Error> {

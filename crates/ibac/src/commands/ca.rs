@@ -294,10 +294,7 @@ async fn serve_issuer(store: &CaStore, args: &ServeArgs) -> anyhow::Result<()> {
         store.svid_ttl()?,
         std::num::NonZeroU32::new(args.rate),
     );
-    let own = service
-        .component_svid(ibac_identity::attest::ISSUER_COMPONENT)
-        .map_err(|e| anyhow!(e))?;
-    let resolver = ibac_identity::tls::SvidResolver::new(&own)?;
+    let (resolver, renewer) = service.own_svid().map_err(|e| anyhow!(e))?;
     let tls = std::sync::Arc::new(service.tls_config(resolver.clone())?);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -310,25 +307,6 @@ async fn serve_issuer(store: &CaStore, args: &ServeArgs) -> anyhow::Result<()> {
         store.dir().join("tokens.json").display(),
         store.dir().join("audit.jsonl").display(),
     ))?;
-    // The server's own SVID is short-lived like any other: renew it at half-life.
-    let renewer = {
-        let service = service.clone();
-        let mut renew_at = own.issued().renew_at();
-        tokio::spawn(async move {
-            loop {
-                let wait = u64::try_from(renew_at - OffsetDateTime::now_utc().unix_timestamp())
-                    .unwrap_or(0);
-                tokio::time::sleep(std::time::Duration::from_secs(wait.max(1))).await;
-                match service.component_svid(ibac_identity::attest::ISSUER_COMPONENT) {
-                    Ok(svid) => match resolver.replace(&svid) {
-                        Ok(()) => renew_at = svid.issued().renew_at(),
-                        Err(e) => tracing::warn!(error = %e, "cannot use the renewed server SVID"),
-                    },
-                    Err(e) => tracing::warn!(error = %e, "cannot renew the server SVID"),
-                }
-            }
-        })
-    };
     ibac_identity::https::serve(listener, tls, service.router(), shutdown_signal()).await;
     renewer.abort();
     Ok(())
