@@ -87,3 +87,140 @@ pub async fn serve(
     }
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
 }
+
+/// An HTTPS endpoint of ibac's own (the issuer, the control plane), called
+/// with a TLS config that decides who the server must be. One connection per
+/// call: these are control messages, seconds apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    authority: String,
+    host: String,
+}
+
+/// A call to an [`Endpoint`] failed before an answer came.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The address is not `https://host:port`.
+    #[error("`{0}` is not an address; write it as https://host:port")]
+    BadAddress(String),
+    /// Connecting, TLS or HTTP failed.
+    #[error("cannot reach {addr}: {reason}")]
+    Unreachable {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The answer was larger than the caller accepts.
+    #[error("the answer from {0} is too large")]
+    TooLarge(String),
+}
+
+impl Endpoint {
+    /// Reads `https://host:port`.
+    pub fn parse(address: &str) -> Result<Self, CallError> {
+        let uri: http::Uri = address
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|_| CallError::BadAddress(address.into()))?;
+        match (uri.scheme_str(), uri.authority()) {
+            (Some("https"), Some(authority))
+                if authority.port().is_some() && uri.path().trim_matches('/').is_empty() =>
+            {
+                Ok(Endpoint {
+                    authority: authority.to_string(),
+                    host: authority.host().trim_matches(['[', ']']).to_string(),
+                })
+            }
+            _ => Err(CallError::BadAddress(address.into())),
+        }
+    }
+
+    /// `host:port`.
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    /// Sends `request` (its URI is the path) and reads at most `max_body`
+    /// bytes of the answer, all within `timeout`.
+    pub async fn send(
+        &self,
+        tls: Arc<rustls::ClientConfig>,
+        request: http::Request<http_body_util::Full<bytes::Bytes>>,
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<(http::StatusCode, bytes::Bytes), CallError> {
+        match tokio::time::timeout(timeout, self.send_inner(tls, request, max_body)).await {
+            Ok(result) => result,
+            Err(_) => Err(self.unreachable(format!("no answer within {} s", timeout.as_secs()))),
+        }
+    }
+
+    fn unreachable(&self, reason: String) -> CallError {
+        CallError::Unreachable {
+            addr: self.authority.clone(),
+            reason,
+        }
+    }
+
+    async fn send_inner(
+        &self,
+        tls: Arc<rustls::ClientConfig>,
+        mut request: http::Request<http_body_util::Full<bytes::Bytes>>,
+        max_body: usize,
+    ) -> Result<(http::StatusCode, bytes::Bytes), CallError> {
+        use http_body_util::BodyExt;
+
+        let tcp = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .map_err(|e| self.unreachable(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let name = rustls_pki_types::ServerName::try_from(self.host.clone())
+            .map_err(|e| self.unreachable(e.to_string()))?;
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| self.unreachable(format!("TLS: {e}")))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| self.unreachable(e.to_string()))?;
+        tokio::spawn(conn);
+        if let Ok(host) = http::HeaderValue::from_str(&self.authority) {
+            request.headers_mut().insert(http::header::HOST, host);
+        }
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| self.unreachable(e.to_string()))?;
+        let status = response.status();
+        let body = http_body_util::Limited::new(response.into_body(), max_body)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    CallError::TooLarge(self.authority.clone())
+                } else {
+                    self.unreachable(e.to_string())
+                }
+            })?
+            .to_bytes();
+        Ok((status, body))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn endpoints_are_https_host_and_port_only() {
+        let e = Endpoint::parse("https://127.0.0.1:7443/").unwrap();
+        assert_eq!(e.authority(), "127.0.0.1:7443");
+        assert_eq!(Endpoint::parse("https://[::1]:7443").unwrap().host, "::1");
+        for bad in ["http://127.0.0.1:7443", "https://127.0.0.1", "https://h:1/api", "nonsense"] {
+            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -8,23 +8,21 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::Request;
-use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
 use rustls::client::danger::ServerCertVerifier;
-use rustls_pki_types::{PrivatePkcs8KeyDer, ServerName};
+use rustls_pki_types::PrivatePkcs8KeyDer;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio_rustls::TlsConnector;
 
 use super::server::{ErrorResponse, ISSUER_COMPONENT, JoinRequest, RenewRequest, SvidResponse};
 use super::tokens::TokenParts;
 use crate::bundle::TrustBundle;
 use crate::ca::new_key_and_csr;
 use crate::files::write_private;
+use crate::https::{CallError, Endpoint};
 use crate::pem;
 use crate::spiffe_id::{SpiffeId, TrustDomain};
 use crate::svid::{IssuedSvid, Svid, SvidFileError};
@@ -70,23 +68,15 @@ pub enum AttestError {
 /// Talks to an issuance server.
 #[derive(Clone, Debug)]
 pub struct IssuerClient {
-    authority: String,
-    host: String,
+    endpoint: Endpoint,
 }
 
 impl IssuerClient {
     /// A client for `https://host:port`.
     pub fn new(address: &str) -> Result<Self, AttestError> {
-        let uri: http::Uri = address
-            .parse()
-            .map_err(|_| AttestError::BadAddress(address.into()))?;
-        match (uri.scheme_str(), uri.authority()) {
-            (Some("https"), Some(authority)) if authority.port().is_some() => Ok(IssuerClient {
-                authority: authority.to_string(),
-                host: authority.host().trim_matches(['[', ']']).to_string(),
-            }),
-            _ => Err(AttestError::BadAddress(address.into())),
-        }
+        let endpoint =
+            Endpoint::parse(address).map_err(|_| AttestError::BadAddress(address.into()))?;
+        Ok(IssuerClient { endpoint })
     }
 
     async fn post<T: Serialize, R: DeserializeOwned>(
@@ -95,42 +85,22 @@ impl IssuerClient {
         path: &str,
         body: &T,
     ) -> Result<R, AttestError> {
-        let unreachable = |reason: String| AttestError::Unreachable {
-            addr: self.authority.clone(),
-            reason,
-        };
-        let tcp =
-            tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&self.authority))
-                .await
-                .map_err(|_| unreachable("connection timed out".into()))?
-                .map_err(|e| unreachable(e.to_string()))?;
-        let name =
-            ServerName::try_from(self.host.clone()).map_err(|e| unreachable(e.to_string()))?;
-        let tls = TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
-            .map_err(|e| unreachable(format!("TLS: {e}")))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        tokio::spawn(conn);
         let json = serde_json::to_vec(body).map_err(|e| AttestError::BadReply(e.to_string()))?;
         let request = Request::post(path)
-            .header(http::header::HOST, &self.authority)
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(json)))
-            .map_err(|e| unreachable(e.to_string()))?;
-        let response = tokio::time::timeout(Duration::from_secs(30), sender.send_request(request))
+            .map_err(|e| AttestError::BadReply(e.to_string()))?;
+        let (status, body) = self
+            .endpoint
+            .send(Arc::new(config), request, Duration::from_secs(30), 1 << 20)
             .await
-            .map_err(|_| unreachable("no reply within 30 s".into()))?
-            .map_err(|e| unreachable(e.to_string()))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| unreachable(e.to_string()))?
-            .to_bytes();
+            .map_err(|e| AttestError::Unreachable {
+                addr: self.endpoint.authority().to_string(),
+                reason: match e {
+                    CallError::Unreachable { reason, .. } => reason,
+                    other => other.to_string(),
+                },
+            })?;
         if !status.is_success() {
             let reason = serde_json::from_slice::<ErrorResponse>(&body)
                 .map(|e| e.error)
