@@ -8,6 +8,7 @@
 //! shutdown.
 
 pub mod admin;
+pub mod control;
 pub mod discovery;
 pub mod headers;
 pub mod identity;
@@ -30,6 +31,7 @@ use ibac_model::WorkloadId;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+pub use control::{ControlPlane, ControlReports, ControlSource, ProxyState};
 pub use discovery::{Discovery, FileDiscovery, StaticDiscovery};
 pub use identity::ProxyIdentity;
 pub use inbound::{Limits, Protocol};

@@ -1,0 +1,314 @@
+//! The control plane as the proxy's policy source, discovery and report sink.
+//!
+//! The proxy long-polls `GET /v1/proxy/state?after=<revision>` over mTLS with
+//! its own SVID (and checks the server is the issuer): the control plane
+//! answers as soon as the revision differs, or after a while with the same
+//! one. Each answer carries the documents in force and where workloads are.
+//! The last answer is cached on disk, so a proxy restarted while the control
+//! plane is down still enforces the last policy it had; unreachable, it keeps
+//! the one it has and retries.
+//!
+//! Reports go the other way: `POST /v1/proxy/reports`, a JSON array of
+//! [`Report`]s, from a queue that a slow control plane cannot make grow
+//! without bound.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http_body_util::Full;
+use ibac_identity::attest::{ISSUER_COMPONENT, WorkloadIdentity};
+use ibac_identity::https::Endpoint;
+use ibac_identity::spiffe_id::SpiffeId;
+use ibac_identity::tls::{ExpectedServer, SpiffeServerVerifier, client_config};
+use ibac_model::{Namespace, ParseOptions, SourceName, WorkloadId, parse_source};
+use ibac_policy::{NoFacts, Policy};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+
+use crate::discovery::Discovery;
+use crate::policy_source::{PolicySource, PolicyWatch};
+use crate::reports::{Report, ReportSink};
+
+/// What the control plane tells a proxy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyState {
+    /// Changes whenever the documents or the workloads change.
+    pub revision: u64,
+    /// The documents in force, as one YAML stream.
+    pub documents: String,
+    /// Where each workload's proxy listens.
+    pub workloads: BTreeMap<WorkloadId, SocketAddr>,
+}
+
+/// How long the control plane holds a long poll before answering unchanged.
+pub const LONG_POLL: Duration = Duration::from_secs(25);
+
+/// Answers larger than this are refused (a policy of 10,000 services is
+/// well under it).
+const MAX_STATE: usize = 64 << 20;
+
+/// Why a call to the control plane failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Not reachable, or no answer.
+    #[error(transparent)]
+    Call(#[from] ibac_identity::https::CallError),
+    /// It answered with an error.
+    #[error("the control plane answered {0}: {1}")]
+    Status(http::StatusCode, String),
+    /// It answered something else than expected.
+    #[error("unexpected answer from the control plane: {0}")]
+    BadReply(String),
+    /// The documents it sent do not load.
+    #[error("the control plane's documents do not load: {0}")]
+    Documents(String),
+}
+
+/// A connection to the control plane, as a workload.
+#[derive(Clone)]
+pub struct ControlPlane {
+    endpoint: Endpoint,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl ControlPlane {
+    /// Calls `address` (https://host:port) with `identity`'s SVID, expecting
+    /// the server to present the issuer's SPIFFE ID.
+    pub fn new(address: &str, identity: &WorkloadIdentity) -> Result<Self, ControlError> {
+        let endpoint = Endpoint::parse(address)?;
+        let bundle = identity.bundle();
+        let td = bundle.load().trust_domain().clone();
+        let issuer = SpiffeId::for_component(&td, ISSUER_COMPONENT)
+            .map_err(|e| ControlError::BadReply(e.to_string()))?;
+        let verifier = Arc::new(SpiffeServerVerifier::new(
+            bundle,
+            ExpectedServer::Id(issuer),
+        ));
+        let tls = client_config(Some(identity.resolver()), verifier, &[b"http/1.1"])
+            .map_err(|e| ControlError::BadReply(e.to_string()))?;
+        Ok(ControlPlane {
+            endpoint,
+            tls: Arc::new(tls),
+        })
+    }
+
+    async fn call(
+        &self,
+        request: http::Request<Full<Bytes>>,
+        timeout: Duration,
+    ) -> Result<Bytes, ControlError> {
+        let (status, body) = self
+            .endpoint
+            .send(self.tls.clone(), request, timeout, MAX_STATE)
+            .await?;
+        if !status.is_success() {
+            return Err(ControlError::Status(
+                status,
+                String::from_utf8_lossy(&body).trim().to_string(),
+            ));
+        }
+        Ok(body)
+    }
+
+    /// The state, as soon as its revision differs from `after`.
+    pub async fn state(&self, after: Option<u64>) -> Result<ProxyState, ControlError> {
+        let path = match after {
+            Some(r) => format!("/v1/proxy/state?after={r}"),
+            None => "/v1/proxy/state".to_string(),
+        };
+        let request = http::Request::get(path)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ControlError::BadReply(e.to_string()))?;
+        let body = self.call(request, LONG_POLL + Duration::from_secs(15)).await?;
+        serde_json::from_slice(&body).map_err(|e| ControlError::BadReply(e.to_string()))
+    }
+
+    /// Sends a batch of reports.
+    pub async fn report(&self, batch: &[Report]) -> Result<(), ControlError> {
+        let json = serde_json::to_vec(batch).map_err(|e| ControlError::BadReply(e.to_string()))?;
+        let request = http::Request::post("/v1/proxy/reports")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(json)))
+            .map_err(|e| ControlError::BadReply(e.to_string()))?;
+        self.call(request, Duration::from_secs(30)).await.map(|_| ())
+    }
+}
+
+/// Builds the policy a state describes.
+pub fn policy_of(state: &ProxyState, namespace: &Namespace) -> Result<Policy, ControlError> {
+    let options = ParseOptions {
+        default_namespace: namespace.clone(),
+        ..ParseOptions::default()
+    };
+    let parsed = parse_source(
+        &SourceName::from("control plane"),
+        &state.documents,
+        &options,
+    );
+    if let Some(e) = parsed.errors.first() {
+        return Err(ControlError::Documents(e.to_string()));
+    }
+    let (policy, errors) = Policy::build(parsed.documents, &NoFacts);
+    match errors.first() {
+        Some(e) => Err(ControlError::Documents(e.to_string())),
+        None => Ok(policy),
+    }
+}
+
+/// Policy and discovery from the control plane.
+pub struct ControlSource {
+    policy: PolicyWatch,
+    revision: watch::Receiver<Option<u64>>,
+    table: Arc<ArcSwap<BTreeMap<WorkloadId, SocketAddr>>>,
+}
+
+fn read_cache(path: &PathBuf) -> Option<ProxyState> {
+    let text = std::fs::read(path).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+fn write_cache(path: &PathBuf, state: &ProxyState) {
+    let result = serde_json::to_vec(state)
+        .map_err(std::io::Error::other)
+        .and_then(|json| {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, json)?;
+            std::fs::rename(&tmp, path)
+        });
+    if let Err(e) = result {
+        tracing::warn!(error = %e, path = %path.display(), "cannot cache the control plane's state");
+    }
+}
+
+impl ControlSource {
+    /// Follows the control plane; `cache` keeps the last state across
+    /// restarts.
+    pub fn spawn(control: ControlPlane, namespace: Namespace, cache: Option<PathBuf>) -> Self {
+        let (publish, policy) = watch::channel(None);
+        let (revision_tx, revision) = watch::channel(None);
+        let table = Arc::new(ArcSwap::from_pointee(BTreeMap::new()));
+        let mut current: Option<u64> = None;
+        if let Some(state) = cache.as_ref().and_then(read_cache) {
+            match policy_of(&state, &namespace) {
+                Ok(p) => {
+                    tracing::info!(revision = state.revision, "policy loaded from the cache");
+                    publish.send_replace(Some(Arc::new(p)));
+                    table.store(Arc::new(state.workloads.clone()));
+                    current = Some(state.revision);
+                    revision_tx.send_replace(current);
+                }
+                Err(e) => tracing::warn!(error = %e, "the cached state does not load; ignored"),
+            }
+        }
+        let shared = table.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(200);
+            loop {
+                if publish.is_closed() && Arc::strong_count(&shared) == 1 {
+                    return;
+                }
+                match control.state(current).await {
+                    Ok(state) if Some(state.revision) == current => {
+                        backoff = Duration::from_millis(200);
+                    }
+                    Ok(state) => {
+                        backoff = Duration::from_millis(200);
+                        match policy_of(&state, &namespace) {
+                            Ok(p) => {
+                                tracing::info!(revision = state.revision, "policy from the control plane");
+                                crate::metrics::global().policy_reloads(true);
+                                publish.send_replace(Some(Arc::new(p)));
+                            }
+                            Err(e) => {
+                                crate::metrics::global().policy_reloads(false);
+                                tracing::warn!(error = %e, "policy not reloaded; the last good one stays in force");
+                            }
+                        }
+                        shared.store(Arc::new(state.workloads.clone()));
+                        current = Some(state.revision);
+                        revision_tx.send_replace(current);
+                        if let Some(path) = &cache {
+                            write_cache(path, &state);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in = ?backoff, "control plane unreachable; the last policy stays in force");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        });
+        ControlSource {
+            policy,
+            revision,
+            table,
+        }
+    }
+
+    /// The revision in force (for tests and the benchmark).
+    pub fn revision(&self) -> watch::Receiver<Option<u64>> {
+        self.revision.clone()
+    }
+}
+
+impl PolicySource for ControlSource {
+    fn subscribe(&self) -> PolicyWatch {
+        self.policy.clone()
+    }
+}
+
+impl Discovery for ControlSource {
+    fn resolve(&self, workload: &WorkloadId) -> Option<SocketAddr> {
+        self.table.load().get(workload).copied()
+    }
+}
+
+/// Batches waiting to be sent; beyond this, new batches are dropped (and
+/// logged) rather than held.
+const QUEUE: usize = 64;
+
+/// Reports sent to the control plane.
+pub struct ControlReports {
+    queue: mpsc::Sender<Vec<Report>>,
+}
+
+impl ControlReports {
+    /// Sends batches from a background task, retrying a failed one a few
+    /// times.
+    pub fn spawn(control: ControlPlane) -> Self {
+        let (queue, mut batches) = mpsc::channel::<Vec<Report>>(QUEUE);
+        tokio::spawn(async move {
+            while let Some(batch) = batches.recv().await {
+                let mut delay = Duration::from_millis(500);
+                for attempt in 1..=5 {
+                    match control.report(&batch).await {
+                        Ok(()) => break,
+                        Err(e) if attempt == 5 => {
+                            tracing::warn!(error = %e, reports = batch.len(), "reports lost: the control plane did not take them");
+                        }
+                        Err(_) => {
+                            tokio::time::sleep(delay).await;
+                            delay *= 2;
+                        }
+                    }
+                }
+            }
+        });
+        ControlReports { queue }
+    }
+}
+
+impl ReportSink for ControlReports {
+    fn send(&self, batch: &[Report]) -> std::io::Result<()> {
+        self.queue
+            .try_send(batch.to_vec())
+            .map_err(|_| std::io::Error::other("the queue to the control plane is full"))
+    }
+}
