@@ -219,7 +219,12 @@ mod tests {
         let e = Endpoint::parse("https://127.0.0.1:7443/").unwrap();
         assert_eq!(e.authority(), "127.0.0.1:7443");
         assert_eq!(Endpoint::parse("https://[::1]:7443").unwrap().host, "::1");
-        for bad in ["http://127.0.0.1:7443", "https://127.0.0.1", "https://h:1/api", "nonsense"] {
+        for bad in [
+            "http://127.0.0.1:7443",
+            "https://127.0.0.1",
+            "https://h:1/api",
+            "nonsense",
+        ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
     }

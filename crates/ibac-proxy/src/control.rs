@@ -125,7 +125,9 @@ impl ControlPlane {
         let request = http::Request::get(path)
             .body(Full::new(Bytes::new()))
             .map_err(|e| ControlError::BadReply(e.to_string()))?;
-        let body = self.call(request, LONG_POLL + Duration::from_secs(15)).await?;
+        let body = self
+            .call(request, LONG_POLL + Duration::from_secs(15))
+            .await?;
         serde_json::from_slice(&body).map_err(|e| ControlError::BadReply(e.to_string()))
     }
 
@@ -136,7 +138,9 @@ impl ControlPlane {
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(json)))
             .map_err(|e| ControlError::BadReply(e.to_string()))?;
-        self.call(request, Duration::from_secs(30)).await.map(|_| ())
+        self.call(request, Duration::from_secs(30))
+            .await
+            .map(|_| ())
     }
 }
 
@@ -221,7 +225,10 @@ impl ControlSource {
                         backoff = Duration::from_millis(200);
                         match policy_of(&state, &namespace) {
                             Ok(p) => {
-                                tracing::info!(revision = state.revision, "policy from the control plane");
+                                tracing::info!(
+                                    revision = state.revision,
+                                    "policy from the control plane"
+                                );
                                 crate::metrics::global().policy_reloads(true);
                                 publish.send_replace(Some(Arc::new(p)));
                             }

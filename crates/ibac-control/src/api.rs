@@ -1,0 +1,552 @@
+//! The HTTP JSON API (described by `openapi.yaml`, served at
+//! `/v1/openapi.yaml`), the proxies' endpoints and the change stream.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use futures_util::Stream;
+use ibac_identity::https::ConnectionInfo;
+use ibac_model::{DocumentKind, Namespace};
+use ibac_proxy::Report;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Caller;
+use crate::control::{Control, ControlError, Registration, SourceText};
+use crate::graph::graph;
+
+/// The API description.
+pub const OPENAPI: &str = include_str!("openapi.yaml");
+
+/// An error as the API answers it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, in one message.
+    pub error: String,
+    /// For document errors: each one, with its place.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<PlacedError>,
+}
+
+/// One document error with its place.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PlacedError {
+    /// The whole message, `file:line:column: …`.
+    pub message: String,
+    /// The source it is in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Line, from 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// Column, from 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
+}
+
+/// An API failure.
+pub struct ApiError(StatusCode, ErrorBody);
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError(
+            status,
+            ErrorBody {
+                error: message.into(),
+                errors: Vec::new(),
+            },
+        )
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        let status = match &e {
+            ControlError::Documents(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ControlError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ControlError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ControlError::NotFound(_) => StatusCode::NOT_FOUND,
+            ControlError::Conflict(_) => StatusCode::CONFLICT,
+            ControlError::Store(_) | ControlError::Internal(_) => {
+                tracing::error!(error = %e, "request failed");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        let errors = match &e {
+            ControlError::Documents(list) => list
+                .iter()
+                .map(|d| {
+                    let at = d.location();
+                    PlacedError {
+                        message: d.to_string(),
+                        file: Some(d.file().to_string()),
+                        line: at.map(|l| l.line).filter(|l| *l > 0),
+                        column: at.map(|l| l.column).filter(|c| *c > 0),
+                    }
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        ApiError(
+            status,
+            ErrorBody {
+                error: e.to_string(),
+                errors,
+            },
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+/// The authenticated caller of a request.
+pub struct Authed(pub Caller);
+
+impl FromRequestParts<Arc<Control>> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        control: &Arc<Control>,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+            let secret = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "use `Authorization: Bearer <token>`",
+                    )
+                })?;
+            return control
+                .token_caller(secret)
+                .map(Authed)
+                .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown token"));
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectionInfo>()
+            .and_then(|i| i.peer.as_ref())
+            .and_then(|p| p.workload());
+        match peer {
+            Some(id) if control.is_registered(&id) => Ok(Authed(Caller::Workload(id))),
+            Some(id) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("{id} is not registered"),
+            )),
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "authenticate with a token (Authorization: Bearer) or a workload SVID",
+            )),
+        }
+    }
+}
+
+fn users_only(caller: &Caller) -> Result<(), ApiError> {
+    if caller.is_user() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "proxies may only fetch their state and report",
+        ))
+    }
+}
+
+/// The routes (the identity routes are merged by the server).
+pub fn router(control: Arc<Control>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/v1/openapi.yaml", get(openapi))
+        .route("/v1/info", get(info))
+        .route("/v1/apply", post(apply))
+        .route("/v1/delete", post(delete_documents))
+        .route("/v1/documents", get(documents))
+        .route("/v1/workloads", get(workloads).post(add_workload))
+        .route("/v1/workloads/{id}", delete(remove_workload))
+        .route("/v1/protect", post(protect))
+        .route("/v1/mode", put(mode))
+        .route("/v1/graph", get(graph_now))
+        .route("/v1/graph/events", get(graph_events))
+        .route("/v1/mapper/calls", get(calls).delete(reset_calls))
+        .route("/v1/audit", get(audit))
+        .route("/v1/tokens", post(create_token))
+        .route("/v1/proxy/state", get(proxy_state))
+        .route("/v1/proxy/reports", post(proxy_reports))
+        .layer(DefaultBodyLimit::max(16 << 20))
+        .with_state(control)
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Info {
+    version: &'static str,
+    revision: u64,
+    trust_domain: String,
+    caller: String,
+}
+
+async fn info(State(c): State<Arc<Control>>, Authed(caller): Authed) -> Json<Info> {
+    Json(Info {
+        version: env!("CARGO_PKG_VERSION"),
+        revision: c.snapshot().revision,
+        trust_domain: c.issuance().bundle().load().trust_domain().to_string(),
+        caller: caller.audit_name(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ApplyRequest {
+    sources: Vec<SourceText>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn namespace(ns: Option<&str>) -> Result<Namespace, ApiError> {
+    match ns {
+        None => Ok(Namespace::default_namespace()),
+        Some(n) => Namespace::parse(n)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("`{n}`: {e}"))),
+    }
+}
+
+async fn apply(
+    State(c): State<Arc<Control>>,
+    Authed(caller): Authed,
+    Json(req): Json<ApplyRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    users_only(&caller)?;
+    let ns = namespace(req.namespace.as_deref())?;
+    Ok(Json(
+        c.apply(&caller, &req.sources, &ns, req.dry_run).await?,
+    ))
+}
+
+async fn delete_documents(
+    State(c): State<Arc<Control>>,
+    Authed(caller): Authed,
+    Json(req): Json<ApplyRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    users_only(&caller)?;
+    let ns = namespace(req.namespace.as_deref())?;
+    Ok(Json(c.delete(&caller, &req.sources, &ns).await?))
+}
+
+#[derive(Deserialize)]
+struct KindQuery {
+    kind: Option<String>,
+}
+
+async fn documents(
+    State(c): State<Arc<Control>>,
+    Authed(caller): Authed,
+    Query(q): Query<KindQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    users_only(&caller)?;
+    let kind = match q.kind.as_deref() {
+        None => None,
+        Some(k) => Some(DocumentKind::parse(k).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("`{k}` is not a document kind"),
+            )
+        })?),
+    };
+    Ok(Json(c.documents(kind)?))
+}
+
+async fn workloads(
+    State(c): State<Arc<Control>>,
+    Authed(caller): Authed,
+) -> Result<impl IntoResponse, ApiError> {
+    users_only(&caller)?;
+    Ok(Json(c.workloads()))
+}
+
+async fn add_workload(
+    State(c): State<Arc<Control>>,
+    Authed(caller): Authed,
+    Json(req): Json<Registration>,
+) -> Result<impl IntoResponse, ApiError> {
+    users_only(&caller)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(c.add_workload(&caller, &req).await?),
+    ))
+}
+
+async fn remove_workload(
+    State(c): State<Arc<Control>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    users_only(&caller)?;
+    c.remove_workload(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProtectRequest {
+    workload: String,
+}
+
+async fn protect(
+    State(c): State<Arc<Control>>,
+    Authed(caller): Authed,
+    Json(req): Json<ProtectRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    users_only(&caller)?;
+    Ok(Json(c.protect(&caller, &req.workload).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModeRequest {
+    mode: String,
+}
+
+async fn mode(
+    State(c): State<Arc<Control>>,
+    Authed(caller): Authed,
+    Json(req): Json<ModeRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    users_only(&caller)?;
+    Ok(Json(c.set_mode(&caller, &req.mode).await?))
+}
+
+async fn graph_now(
+    State(c): State<Arc<Control>>,
+    Authed(caller): Authed,
+) -> Result<impl IntoResponse, ApiError> {
+    users_only(&caller)?;
+    Ok(Json(graph(&c.snapshot(), &c.calls(None))))
+}
+
+/// How long changes are gathered before the graph is sent again: a burst of
+/// reports makes one update, not dozens.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+async fn graph_events(
+    State(c): State<Arc<Control>>,
+    Authed(caller): Authed,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    users_only(&caller)?;
+    Ok(Sse::new(graph_stream(c)).keep_alive(KeepAlive::default()))
+}
+
+/// The graph now, then again after every change of policy, workloads or
+/// discovered calls.
+pub fn graph_stream(c: Arc<Control>) -> impl Stream<Item = Result<Event, Infallible>> {
+    let snapshots = c.subscribe();
+    let mapper = c.mapper_changes();
+    futures_util::stream::unfold(
+        (c, snapshots, mapper, true),
+        |(c, mut snapshots, mut mapper, first)| async move {
+            if !first {
+                tokio::select! {
+                    r = snapshots.changed() => r.ok()?,
+                    r = mapper.changed() => r.ok()?,
+                }
+                tokio::time::sleep(DEBOUNCE).await;
+            }
+            snapshots.borrow_and_update();
+            mapper.borrow_and_update();
+            let view = graph(&c.snapshot(), &c.calls(None));
+            let event = Event::default()
+                .event("graph")
+                .json_data(&view)
+                .unwrap_or_else(|_| {
+                    Event::default()
+                        .event("error")
+                        .data("cannot draw the graph")
+                });
+            Some((Ok(event), (c, snapshots, mapper, false)))
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct CallsQuery {
+    since: Option<String>,
+    namespaces: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CallOut {
+    #[serde(flatten)]
+    key: ibac_mapper::CallKey,
+    #[serde(flatten)]
+    record: ibac_mapper::CallRecord,
+}
+
+/// Parses `since`: a duration back from now (`1h`, `30m`) or RFC 3339.
+fn since(text: &str) -> Result<i64, ApiError> {
+    let now = time::OffsetDateTime::now_utc();
+    if let Ok(d) = humantime::parse_duration(text) {
+        let back = time::Duration::try_from(d).unwrap_or(time::Duration::MAX);
+        return Ok(now
+            .checked_sub(back)
+            .map_or(i64::MIN, |t| t.unix_timestamp()));
+    }
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("`{text}` is neither a duration (1h, 30m) nor an RFC 3339 time"),
+            )
+        })
+}
+
+async fn calls(
+    State(c): State<Arc<Control>>,
+    Authed(caller): Authed,
+    Query(q): Query<CallsQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    users_only(&caller)?;
+    let since = q.since.as_deref().map(since).transpose()?;
+    let namespaces: Vec<&str> = q
+        .namespaces
+        .as_deref()
+        .map(|n| {
+            n.split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let out: Vec<CallOut> = c
+        .calls(since)
+        .into_iter()
+        .filter(|(k, _)| namespaces.is_empty() || namespaces.contains(&k.client.namespace()))
+        .map(|(key, record)| CallOut { key, record })
+        .collect();
+    Ok(Json(out))
+}
+
+async fn reset_calls(
+    State(c): State<Arc<Control>>,
+    Authed(caller): Authed,
+) -> Result<impl IntoResponse, ApiError> {
+    users_only(&caller)?;
+    c.reset_calls(&caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    limit: Option<usize>,
+}
+
+async fn audit(
+    State(c): State<Arc<Control>>,
+    Authed(caller): Authed,
+    Query(q): Query<AuditQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    users_only(&caller)?;
+    Ok(Json(c.audit(q.limit.unwrap_or(100).min(10_000)).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    name: String,
+    #[serde(default)]
+    namespaces: Option<Vec<String>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TokenResponse {
+    token: String,
+}
+
+async fn create_token(
+    State(c): State<Arc<Control>>,
+    Authed(caller): Authed,
+    Json(req): Json<TokenRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let token = c.create_token(&caller, &req.name, req.namespaces).await?;
+    Ok((StatusCode::CREATED, Json(TokenResponse { token })))
+}
+
+#[derive(Deserialize)]
+struct StateQuery {
+    after: Option<u64>,
+}
+
+async fn proxy_state(
+    State(c): State<Arc<Control>>,
+    Authed(caller): Authed,
+    Query(q): Query<StateQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Caller::Workload(id) = &caller else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "only a workload's proxy fetches its state",
+        ));
+    };
+    c.contact(id);
+    if let Some(after) = q.after {
+        let mut rx = c.subscribe();
+        let deadline = tokio::time::sleep(ibac_proxy::control::LONG_POLL);
+        tokio::pin!(deadline);
+        while rx.borrow_and_update().revision == after {
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { break },
+                () = &mut deadline => break,
+            }
+        }
+    }
+    let state = c.snapshot().proxy_state.clone();
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        state,
+    ))
+}
+
+async fn proxy_reports(
+    State(c): State<Arc<Control>>,
+    Authed(caller): Authed,
+    Json(reports): Json<Vec<Report>>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Caller::Workload(id) = &caller else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "only a workload's proxy sends reports",
+        ));
+    };
+    c.contact(id);
+    if reports.len() > 100_000 {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "send at most 100,000 reports at once",
+        ));
+    }
+    let taken = c.ingest(id, reports).await?;
+    Ok(Json(serde_json::json!({ "taken": taken })))
+}
