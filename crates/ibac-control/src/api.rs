@@ -368,6 +368,7 @@ pub fn graph_stream(c: Arc<Control>) -> impl Stream<Item = Result<Event, Infalli
                 tokio::select! {
                     r = snapshots.changed() => r.ok()?,
                     r = mapper.changed() => r.ok()?,
+                    () = c.closed() => return None,
                 }
                 tokio::time::sleep(DEBOUNCE).await;
             }
@@ -516,6 +517,7 @@ async fn proxy_state(
             tokio::select! {
                 r = rx.changed() => if r.is_err() { break },
                 () = &mut deadline => break,
+                () = c.closed() => break,
             }
         }
     }

@@ -192,6 +192,7 @@ pub struct Control {
     pids: Mutex<HashMap<u32, WorkloadId>>,
     settings: Settings,
     data_dir: PathBuf,
+    closing: watch::Sender<bool>,
 }
 
 fn now() -> i64 {
@@ -271,6 +272,7 @@ impl Control {
             pids: Mutex::new(HashMap::new()),
             settings,
             data_dir: data_dir.to_path_buf(),
+            closing: watch::Sender::new(false),
         }))
     }
 
@@ -287,6 +289,18 @@ impl Control {
     /// Follows the mapper: a counter that moves with every new observation.
     pub fn mapper_changes(&self) -> watch::Receiver<u64> {
         self.mapper_version.subscribe()
+    }
+
+    /// Ends long polls and change streams, so that shutdown need not wait
+    /// for them.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Completes once [`Control::close`] was called.
+    pub async fn closed(&self) {
+        let mut rx = self.closing.subscribe();
+        let _ = rx.wait_for(|closing| *closing).await;
     }
 
     /// The data directory.

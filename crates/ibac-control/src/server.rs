@@ -152,6 +152,11 @@ pub async fn start(
     let url = format!("https://{addr}");
     write_public(&dir.join(files::SERVER_URL), format!("{url}\n").as_bytes())?;
     let app = crate::api::router(control.clone()).merge(issuance.router());
+    let closing = control.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.close();
+    };
     let server = tokio::spawn(ibac_identity::https::serve(listener, tls, app, shutdown));
 
     let mut background = vec![renewer];
