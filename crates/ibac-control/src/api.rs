@@ -394,12 +394,15 @@ struct CallsQuery {
     namespaces: Option<String>,
 }
 
-#[derive(Serialize)]
-struct CallOut {
+/// A discovered call as `/v1/mapper/calls` lists it.
+#[derive(Serialize, Deserialize)]
+pub struct CallOut {
+    /// What kind of call.
     #[serde(flatten)]
-    key: ibac_mapper::CallKey,
+    pub key: ibac_mapper::CallKey,
+    /// What is known of it.
     #[serde(flatten)]
-    record: ibac_mapper::CallRecord,
+    pub record: ibac_mapper::CallRecord,
 }
 
 /// Parses `since`: a duration back from now (`1h`, `30m`) or RFC 3339.

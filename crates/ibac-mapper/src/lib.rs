@@ -7,10 +7,12 @@
 //! of each verdict — which the control plane persists, draws as the access
 //! graph, lists, and exports as ClientIntents.
 //!
-//! Everything here is pure except [`scan::host`], which reads `/proc`.
+//! Everything here is pure except [`scan::HostScanner`], which reads `/proc`,
+//! and [`draw::Picture::png`], which reads the system's fonts.
 
 pub mod calls;
 pub mod diff;
+pub mod draw;
 pub mod export;
 pub mod generalize;
 pub mod list;

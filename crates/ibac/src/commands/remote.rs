@@ -1,0 +1,466 @@
+//! Commands that talk to a running control plane (`ibac up`): apply, delete,
+//! get, workload, protect, mode, token.
+//!
+//! Where the control plane is and how to prove who you are come from flags,
+//! their `IBAC_*` variables, or the data directory `ibac up` wrote
+//! (`server.url`, `admin.token`, `bundle.pem`), in that order.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow};
+use http::Method;
+use ibac_control::client::{ApiClient, ClientError};
+use ibac_control::control::{DocumentInfo, Outcome, Registered, Registration, SourceText, WorkloadInfo};
+use ibac_control::server::files;
+use serde_json::{Value, json};
+
+use crate::exit;
+use crate::output::{Output, print_data, render, table, write_stdout};
+
+/// How to reach the control plane.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Connect {
+    /// The control plane (default: what `ibac up` wrote to the data directory)
+    #[arg(long, env = "IBAC_SERVER", global = true)]
+    server: Option<String>,
+    /// An API token (default: the data directory's admin token)
+    #[arg(long, env = "IBAC_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// The control plane's data directory
+    #[arg(long, env = "IBAC_DATA_DIR", default_value = "ibac-data", global = true)]
+    data_dir: PathBuf,
+    /// The trust bundle to check the control plane with (default: the data directory's)
+    #[arg(long, env = "IBAC_CA_BUNDLE", global = true)]
+    ca_bundle: Option<PathBuf>,
+    /// The trust domain (default: the data directory's CA, else ibac.local)
+    #[arg(long, env = "IBAC_TRUST_DOMAIN", global = true)]
+    trust_domain: Option<String>,
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+}
+
+impl Connect {
+    /// The control plane's URL.
+    pub fn url(&self) -> String {
+        self.server
+            .clone()
+            .or_else(|| read_trimmed(&self.data_dir.join(files::SERVER_URL)))
+            .unwrap_or_else(|| "https://127.0.0.1:7443".into())
+    }
+
+    /// A client, or a message that says what is missing.
+    pub fn client(&self) -> anyhow::Result<ApiClient> {
+        let token = match &self.token {
+            Some(t) => t.clone(),
+            None => read_trimmed(&self.data_dir.join(files::ADMIN_TOKEN)).ok_or_else(|| {
+                anyhow!(
+                    "no API token: give --token (or IBAC_TOKEN), or run where `ibac up` keeps {}",
+                    self.data_dir.join(files::ADMIN_TOKEN).display()
+                )
+            })?,
+        };
+        let bundle_path = self
+            .ca_bundle
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(files::BUNDLE));
+        let bundle = std::fs::read_to_string(&bundle_path).with_context(|| {
+            format!(
+                "cannot read the trust bundle {}: give --ca-bundle, or run where `ibac up` keeps its data",
+                bundle_path.display()
+            )
+        })?;
+        let td = match &self.trust_domain {
+            Some(td) => td.clone(),
+            None => ibac_identity::store::CaStore::open(&self.data_dir.join("ca"))
+                .and_then(|s| s.trust_domain())
+                .map(|td| td.to_string())
+                .unwrap_or_else(|_| "ibac.local".into()),
+        };
+        Ok(ApiClient::new(&self.url(), &token, &bundle, &td)?)
+    }
+}
+
+/// Runs an async body on a small runtime.
+pub fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
+}
+
+/// Prints an API failure the way document errors are printed, and returns
+/// the exit status.
+pub fn report(e: ClientError) -> anyhow::Result<u8> {
+    match e {
+        ClientError::Api { body, .. } if !body.errors.is_empty() => {
+            let mut text = String::new();
+            for err in &body.errors {
+                text.push_str(&format!("error: {}\n", err.message));
+            }
+            eprint!("{text}");
+            eprintln!("error: nothing was changed");
+            Ok(exit::INPUT)
+        }
+        other => Err(anyhow!(other)),
+    }
+}
+
+/// Arguments of `ibac apply` and `ibac delete`.
+#[derive(Debug, clap::Args)]
+pub struct FilesArgs {
+    /// Files or directories of documents; `-` reads stdin
+    #[arg(short = 'f', long = "filename", required = true)]
+    files: Vec<PathBuf>,
+    /// Check only; change nothing (apply)
+    #[arg(long)]
+    dry_run: bool,
+}
+
+fn sources(paths: &[PathBuf]) -> anyhow::Result<Result<Vec<SourceText>, u8>> {
+    let (sources, errors) = ibac_load::read_sources(paths, ibac_model::yaml::Limits::default().max_bytes);
+    if !errors.is_empty() {
+        crate::docs::report(&errors);
+        return Ok(Err(exit::INPUT));
+    }
+    Ok(Ok(sources
+        .into_iter()
+        .map(|s| SourceText {
+            name: s.name.to_string(),
+            text: s.text,
+        })
+        .collect()))
+}
+
+fn print_outcome(outcome: &Outcome, dry_run: bool) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for d in &outcome.documents {
+        text.push_str(&format!(
+            "{} {}{}\n",
+            d.document,
+            d.outcome,
+            if dry_run { " (dry run)" } else { "" }
+        ));
+    }
+    write_stdout(&text)
+}
+
+/// `ibac apply -f PATH...`
+pub fn apply(args: &FilesArgs, connect: &Connect, namespace: &str) -> anyhow::Result<u8> {
+    let sources = match sources(&args.files)? {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let client = connect.client()?;
+    let body = json!({"sources": sources, "namespace": namespace, "dryRun": args.dry_run});
+    match block_on(async { Ok(client.send::<_, Outcome>(Method::POST, "/v1/apply", &body).await) })? {
+        Ok(outcome) => {
+            print_outcome(&outcome, args.dry_run)?;
+            Ok(exit::OK)
+        }
+        Err(e) => report(e),
+    }
+}
+
+/// `ibac delete -f PATH...`
+pub fn delete(args: &FilesArgs, connect: &Connect, namespace: &str) -> anyhow::Result<u8> {
+    let sources = match sources(&args.files)? {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let client = connect.client()?;
+    let body = json!({"sources": sources, "namespace": namespace});
+    match block_on(async { Ok(client.send::<_, Outcome>(Method::POST, "/v1/delete", &body).await) })? {
+        Ok(outcome) => {
+            print_outcome(&outcome, false)?;
+            Ok(exit::OK)
+        }
+        Err(e) => report(e),
+    }
+}
+
+/// What `ibac get` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum What {
+    /// ClientIntents
+    Intents,
+    /// ProtectedServices
+    Protected,
+    /// Registered workloads
+    Workloads,
+    /// The access graph: every call, allowed, would-be-blocked or blocked
+    Graph,
+    /// Who changed what, when
+    Audit,
+}
+
+/// Arguments of `ibac get`.
+#[derive(Debug, clap::Args)]
+pub struct GetArgs {
+    /// What to show
+    #[arg(value_enum)]
+    what: What,
+    /// Output format
+    #[arg(short, long, value_enum, default_value = "table")]
+    output: Output,
+}
+
+fn when(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+fn ago(unix: Option<i64>) -> String {
+    match unix {
+        None => "never".into(),
+        Some(t) => {
+            let secs = (time::OffsetDateTime::now_utc().unix_timestamp() - t).max(0);
+            match secs {
+                0..60 => format!("{secs}s ago"),
+                60..3600 => format!("{}m ago", secs / 60),
+                3600..86400 => format!("{}h ago", secs / 3600),
+                _ => format!("{}d ago", secs / 86400),
+            }
+        }
+    }
+}
+
+/// `ibac get …`
+pub fn get(args: &GetArgs, connect: &Connect) -> anyhow::Result<u8> {
+    let client = connect.client()?;
+    match args.what {
+        What::Intents | What::Protected => {
+            let kind = if args.what == What::Intents { "ClientIntents" } else { "ProtectedService" };
+            let docs: Vec<DocumentInfo> =
+                block_on(async { Ok(client.get(&format!("/v1/documents?kind={kind}")).await?) })?;
+            if args.output != Output::Table {
+                print_data(&docs, args.output)?;
+                return Ok(exit::OK);
+            }
+            if docs.is_empty() {
+                eprintln!("No {kind} stored.");
+                return Ok(exit::OK);
+            }
+            let mut t = table(&["namespace", "name", "status"]);
+            for d in &docs {
+                t.add_row([d.namespace.as_str(), d.name.as_str(), d.status.as_str()]);
+            }
+            write_stdout(&render(&t))?;
+        }
+        What::Workloads => {
+            let workloads: Vec<WorkloadInfo> = block_on(async { Ok(client.get("/v1/workloads").await?) })?;
+            if args.output != Output::Table {
+                print_data(&workloads, args.output)?;
+                return Ok(exit::OK);
+            }
+            if workloads.is_empty() {
+                eprintln!("No workloads registered: `ibac workload add name.namespace`.");
+                return Ok(exit::OK);
+            }
+            let mut t = table(&["workload", "proxy", "protected", "last contact"]);
+            for w in &workloads {
+                t.add_row([
+                    w.id.clone(),
+                    w.address.map_or("-".into(), |a| a.to_string()),
+                    if w.protected { "yes" } else { "no" }.into(),
+                    ago(w.last_contact),
+                ]);
+            }
+            write_stdout(&render(&t))?;
+        }
+        What::Graph => {
+            let graph: Value = block_on(async { Ok(client.get("/v1/graph").await?) })?;
+            if args.output != Output::Table {
+                print_data(&graph, args.output)?;
+                return Ok(exit::OK);
+            }
+            write_stdout(&graph_table(&graph))?;
+        }
+        What::Audit => {
+            let rows: Vec<Value> = block_on(async { Ok(client.get("/v1/audit?limit=100").await?) })?;
+            if args.output != Output::Table {
+                print_data(&rows, args.output)?;
+                return Ok(exit::OK);
+            }
+            let mut t = table(&["time", "actor", "action", "target", "detail"]);
+            for r in &rows {
+                t.add_row([
+                    when(r["at"].as_i64().unwrap_or(0)),
+                    r["actor"].as_str().unwrap_or("").into(),
+                    r["action"].as_str().unwrap_or("").into(),
+                    r["target"].as_str().unwrap_or("").into(),
+                    r["detail"].as_str().unwrap_or("").into(),
+                ]);
+            }
+            write_stdout(&render(&t))?;
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn graph_table(graph: &Value) -> String {
+    let empty = Vec::new();
+    let edges = graph["edges"].as_array().unwrap_or(&empty);
+    if edges.is_empty() {
+        return "No calls discovered or declared yet.\n".into();
+    }
+    let protected: std::collections::BTreeSet<&str> = graph["nodes"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .filter(|n| n["server"]["protected"] == true)
+        .filter_map(|n| n["id"].as_str())
+        .collect();
+    let mut t = table(&["client", "server", "verdict", "sources", "calls", "last seen"]);
+    for e in edges {
+        let server = e["server"].as_str().unwrap_or("");
+        let sources: Vec<&str> = e["sources"]
+            .as_array()
+            .unwrap_or(&empty)
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        t.add_row([
+            e["client"].as_str().unwrap_or("").to_string(),
+            if protected.contains(server) { format!("{server} (protected)") } else { server.to_string() },
+            e["verdict"].as_str().unwrap_or("").to_string(),
+            sources.join("+"),
+            e["seen"]["count"].as_u64().map_or("-".into(), |n| n.to_string()),
+            ago(e["seen"]["lastSeen"].as_i64()),
+        ]);
+    }
+    let mut out = render(&t);
+    let count = |v: &str| edges.iter().filter(|e| e["verdict"] == v).count();
+    out.push_str(&format!(
+        "\n{} allowed, {} would be blocked, {} blocked\n",
+        count("allowed"),
+        count("would-be-blocked"),
+        count("blocked")
+    ));
+    out
+}
+
+/// `ibac workload …`
+#[derive(Debug, clap::Subcommand)]
+pub enum WorkloadCommand {
+    /// Register a workload and print a one-time join token for its proxy
+    Add(WorkloadAdd),
+    /// Unregister a workload and revoke it: its tokens die, it cannot renew
+    Remove {
+        /// `name.namespace`
+        workload: String,
+    },
+}
+
+/// Arguments of `ibac workload add`.
+#[derive(Debug, clap::Args)]
+pub struct WorkloadAdd {
+    /// `name.namespace`
+    workload: String,
+    /// Where its proxy listens (host:port), so that others can call it
+    #[arg(long)]
+    address: Option<std::net::SocketAddr>,
+    /// Its app's port on this host (the socket scanner watches it)
+    #[arg(long)]
+    app_port: Option<u16>,
+    /// How long the join token stays valid
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    token_ttl: std::time::Duration,
+}
+
+/// `ibac workload add|remove`
+pub fn workload(command: &WorkloadCommand, connect: &Connect) -> anyhow::Result<u8> {
+    let client = connect.client()?;
+    match command {
+        WorkloadCommand::Add(add) => {
+            let registration = Registration {
+                id: add.workload.clone(),
+                address: add.address,
+                app_port: add.app_port,
+                port: add.app_port,
+                token_ttl_seconds: Some(add.token_ttl.as_secs()),
+            };
+            let reg: Registered = block_on(async {
+                Ok(client.send(Method::POST, "/v1/workloads", &registration).await?)
+            })?;
+            write_stdout(&format!("{}\n", reg.token))?;
+            eprintln!(
+                "registered {}; start its proxy with:\n  ibac proxy --control {} --identity-dir ./{}-id --token <the token above> --listen ... --app ...",
+                reg.id,
+                connect.url(),
+                reg.id
+            );
+        }
+        WorkloadCommand::Remove { workload } => {
+            block_on(async { Ok(client.delete(&format!("/v1/workloads/{workload}")).await?) })?;
+            write_stdout(&format!("removed {workload}: its join tokens are void and it cannot renew\n"))?;
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `ibac protect name.namespace`
+pub fn protect(workload: &str, connect: &Connect) -> anyhow::Result<u8> {
+    let client = connect.client()?;
+    let result = block_on(async {
+        Ok(client
+            .send::<_, Outcome>(Method::POST, "/v1/protect", &json!({"workload": workload}))
+            .await)
+    })?;
+    match result {
+        Ok(outcome) => {
+            print_outcome(&outcome, false)?;
+            eprintln!("{workload} is protected: calls no intent allows are blocked now");
+            Ok(exit::OK)
+        }
+        Err(e) => report(e),
+    }
+}
+
+/// `ibac mode defaultShadow|defaultActive`
+pub fn mode(mode: &str, connect: &Connect) -> anyhow::Result<u8> {
+    let client = connect.client()?;
+    let result = block_on(async {
+        Ok(client
+            .send::<_, Outcome>(Method::PUT, "/v1/mode", &json!({"mode": mode}))
+            .await)
+    })?;
+    match result {
+        Ok(outcome) => {
+            print_outcome(&outcome, false)?;
+            Ok(exit::OK)
+        }
+        Err(e) => report(e),
+    }
+}
+
+/// `ibac token create`
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Make an API token; with --namespace it may only change those namespaces
+    Create {
+        /// Who will hold it (shown in the audit log)
+        name: String,
+        /// A namespace it may change (repeat for more); none: an admin token
+        #[arg(long = "namespace-scope", value_name = "NAMESPACE")]
+        namespaces: Vec<String>,
+    },
+}
+
+/// `ibac token …`
+pub fn token(command: &TokenCommand, connect: &Connect) -> anyhow::Result<u8> {
+    let client = connect.client()?;
+    let TokenCommand::Create { name, namespaces } = command;
+    let body = if namespaces.is_empty() {
+        json!({"name": name})
+    } else {
+        json!({"name": name, "namespaces": namespaces})
+    };
+    let made: Value = block_on(async { Ok(client.send(Method::POST, "/v1/tokens", &body).await?) })?;
+    write_stdout(&format!("{}\n", made["token"].as_str().unwrap_or_default()))?;
+    eprintln!("the token is shown once; keep it somewhere safe");
+    Ok(exit::OK)
+}
