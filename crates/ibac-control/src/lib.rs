@@ -12,9 +12,12 @@ pub mod api;
 pub mod auth;
 pub mod client;
 pub mod control;
+pub mod demo;
 pub mod graph;
 pub mod server;
 pub mod store;
+pub mod supervise;
+pub mod topology;
 
 pub use control::{Control, ControlError, Settings};
 pub use server::{Options, Running, start};

@@ -12,6 +12,9 @@ pub const USAGE: u8 = 2;
 pub const WOULD_BE_BLOCKED: u8 = 3;
 /// `decide`: blocked.
 pub const BLOCKED: u8 = 4;
+/// `diff`: a discovered call is not declared (or, with `--strict`, a
+/// declared intent went unused).
+pub const DIFF: u8 = 5;
 
 /// The process exit code for a status.
 pub fn code(status: u8) -> ExitCode {

@@ -23,7 +23,7 @@ only intended calls get through. Everything starts in shadow mode, which
 reports what would be blocked.";
 
 const EXIT_CODES: &str = "Exit status: 0 success (decide: allowed), 1 invalid input, 2 usage error,
-3 would-be-blocked, 4 blocked.";
+3 would-be-blocked, 4 blocked, 5 diff: discovered and declared intents differ.";
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -31,15 +31,10 @@ const EXIT_CODES: &str = "Exit status: 0 success (decide: allowed), 1 invalid in
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Namespace of documents that name none
-    #[arg(
-        short = 'n',
-        long,
-        global = true,
-        env = "IBAC_NAMESPACE",
-        default_value = "default"
-    )]
-    namespace: String,
+    /// Namespace of documents that name none (default: `default`); for
+    /// `network-mapper`, the clients' namespaces to show, comma-separated
+    #[arg(short = 'n', long, global = true, env = "IBAC_NAMESPACE")]
+    namespace: Option<String>,
     /// Log format: `human` for people, `json` for machines
     #[arg(
         long,
@@ -62,6 +57,30 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start the local control plane (and workloads, or the demo shop)
+    Up(commands::up::Args),
+    /// Create or update documents in the control plane, all or nothing
+    Apply(commands::remote::FilesArgs),
+    /// Delete the documents files name from the control plane, all or nothing
+    Delete(commands::remote::FilesArgs),
+    /// Show intents, protected servers, workloads, the access graph or the audit log
+    Get(commands::remote::GetArgs),
+    /// Register or remove a workload (register prints its join token)
+    Workload(commands::remote::WorkloadArgs),
+    /// Protect a server: only declared calls get through
+    Protect(commands::remote::ProtectArgs),
+    /// Set the enforcement mode: defaultShadow or defaultActive
+    Mode(commands::remote::ModeArgs),
+    /// Make API tokens, optionally limited to namespaces
+    Token(commands::remote::TokenArgs),
+    /// What the network mapper discovered: list, export as ClientIntents, draw, reset
+    #[command(name = "network-mapper", alias = "mapper")]
+    NetworkMapper(commands::mapper::MapperArgs),
+    /// Compare discovered calls with declared intents (exit 5 when they differ)
+    Diff(commands::mapper::DiffArgs),
+    /// One service of the demo shop (what `ibac up --demo` runs)
+    #[command(name = "demo-service", hide = true)]
+    DemoService(commands::demo_service::Args),
     /// Check documents: every error, with file, line and column
     Validate(commands::validate::Args),
     /// Decide one call: allowed, would-be-blocked or blocked, and why
@@ -107,15 +126,27 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&cli);
+    let namespace = cli.namespace.clone().unwrap_or_else(|| "default".into());
     let result = match &cli.command {
-        Command::Validate(args) => commands::validate::run(args, &cli.namespace),
-        Command::Decide(args) => commands::decide::run(args, &cli.namespace),
-        Command::Policy(args) => commands::policy::run(args, &cli.namespace),
-        Command::Render(args) => commands::render::run(args, &cli.namespace),
-        Command::Convert(args) => commands::convert::run(args, &cli.namespace),
+        Command::Up(args) => commands::up::run(args),
+        Command::Apply(args) => commands::remote::apply(args, &namespace),
+        Command::Delete(args) => commands::remote::delete(args, &namespace),
+        Command::Get(args) => commands::remote::get(args),
+        Command::Workload(args) => commands::remote::workload(args),
+        Command::Protect(args) => commands::remote::protect(args),
+        Command::Mode(args) => commands::remote::mode(args),
+        Command::Token(args) => commands::remote::token(args),
+        Command::NetworkMapper(args) => commands::mapper::run(args, cli.namespace.as_deref()),
+        Command::Diff(args) => commands::mapper::diff_cmd(args, &namespace),
+        Command::DemoService(args) => commands::demo_service::run(args),
+        Command::Validate(args) => commands::validate::run(args, &namespace),
+        Command::Decide(args) => commands::decide::run(args, &namespace),
+        Command::Policy(args) => commands::policy::run(args, &namespace),
+        Command::Render(args) => commands::render::run(args, &namespace),
+        Command::Convert(args) => commands::convert::run(args, &namespace),
         Command::Ca(args) => commands::ca::run(args),
         Command::Agent(args) => commands::agent::run(args),
-        Command::Proxy(args) => commands::proxy::run(args, &cli.namespace),
+        Command::Proxy(args) => commands::proxy::run(args, &namespace),
         Command::Completions(args) => commands::completions::run(args, &mut Cli::command()),
     };
     match result {

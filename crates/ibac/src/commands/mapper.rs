@@ -16,6 +16,15 @@ use super::remote::{Connect, block_on};
 use crate::exit;
 use crate::output::{Output, print_data, write_stdout};
 
+/// Arguments of `ibac network-mapper`.
+#[derive(Debug, clap::Args)]
+pub struct MapperArgs {
+    #[command(subcommand)]
+    command: MapperCommand,
+    #[command(flatten)]
+    connect: Connect,
+}
+
 /// `ibac network-mapper …`
 #[derive(Debug, clap::Subcommand)]
 pub enum MapperCommand {
@@ -29,11 +38,10 @@ pub enum MapperCommand {
     Reset,
 }
 
-/// Which calls.
+/// Which calls (the namespaces come from the global `-n a,b`).
 #[derive(Debug, clap::Args)]
 pub struct Filter {
-    /// Only clients in these namespaces (comma-separated)
-    #[arg(short = 'n', long = "namespaces", value_delimiter = ',')]
+    #[arg(skip)]
     namespaces: Vec<String>,
     /// Only calls seen since: a duration back from now (`1h`) or RFC 3339
     #[arg(long)]
@@ -138,16 +146,24 @@ fn urlencode(text: &str) -> String {
 }
 
 /// Runs `ibac network-mapper …`.
-pub fn run(command: &MapperCommand, connect: &Connect) -> anyhow::Result<u8> {
-    match command {
+pub fn run(args: &MapperArgs, namespaces: Option<&str>) -> anyhow::Result<u8> {
+    let connect = &args.connect;
+    let namespaces: Vec<String> = namespaces
+        .map(|n| n.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect())
+        .unwrap_or_default();
+    match &args.command {
         MapperCommand::List(args) => {
-            let calls = fetch(connect, &args.filter)?;
+            let filter = Filter {
+                namespaces: namespaces.clone(),
+                since: args.filter.since.clone(),
+            };
+            let calls = fetch(connect, &filter)?;
             match ibac_mapper::list::list(&calls, &[]) {
                 Some(text) => write_stdout(&text)?,
                 None => eprintln!("No connections found."),
             }
         }
-        MapperCommand::Export(args) => return export_cmd(args, connect),
+        MapperCommand::Export(args) => return export_cmd(args, connect, namespaces),
         MapperCommand::Visualize(args) => {
             let client = connect.client()?;
             let graph: serde_json::Value = block_on(async { Ok(client.get("/v1/graph").await?) })?;
@@ -181,8 +197,12 @@ pub fn run(command: &MapperCommand, connect: &Connect) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-fn export_cmd(args: &ExportArgs, connect: &Connect) -> anyhow::Result<u8> {
-    let calls = fetch(connect, &args.filter)?;
+fn export_cmd(args: &ExportArgs, connect: &Connect, namespaces: Vec<String>) -> anyhow::Result<u8> {
+    let filter = Filter {
+        namespaces,
+        since: args.filter.since.clone(),
+    };
+    let calls = fetch(connect, &filter)?;
     let server = args
         .server
         .as_deref()
@@ -244,12 +264,15 @@ pub struct DiffArgs {
     /// Output format
     #[arg(short, long, value_enum, default_value = "table")]
     output: Output,
+    #[command(flatten)]
+    connect: Connect,
 }
 
 /// `ibac diff`: exit 0 when discovered and declared agree, 5 when a
 /// discovered call would break once its server is protected (or, with
 /// `--strict`, a declared intent went unused).
-pub fn diff_cmd(args: &DiffArgs, connect: &Connect, namespace: &str) -> anyhow::Result<u8> {
+pub fn diff_cmd(args: &DiffArgs, namespace: &str) -> anyhow::Result<u8> {
+    let connect = &args.connect;
     let (docs, policy) = match crate::docs::load_policy(&args.files, namespace)? {
         Ok(loaded) => loaded,
         Err(_) => return Ok(exit::INPUT),

@@ -13,8 +13,9 @@ use http::header::HeaderName;
 use ibac_identity::attest::{IssuerClient, WorkloadIdentity};
 use ibac_model::{Namespace, WorkloadId};
 use ibac_proxy::{
-    Discovery, FileDiscovery, FilePolicySource, InboundConfig, JsonlSink, Limits, NoReports,
-    Protocol, Proxy, ProxyConfig, ProxyIdentity, ReportSink, StaticDiscovery,
+    ControlPlane, ControlReports, ControlSource, Discovery, FileDiscovery, FilePolicySource,
+    InboundConfig, JsonlSink, Limits, NoReports, PolicySource, Protocol, Proxy, ProxyConfig,
+    ProxyIdentity, ReportSink, StaticDiscovery,
 };
 
 use crate::commands::ca::shutdown_signal;
@@ -31,9 +32,13 @@ enum Mode {
 /// Arguments of `ibac proxy`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The issuer, https://host:port
+    /// The control plane (`ibac up`), https://host:port: it issues the SVID,
+    /// sends the policy and where workloads are, and takes the reports
+    #[arg(long, env = "IBAC_CONTROL", required_unless_present = "issuer")]
+    control: Option<String>,
+    /// The issuer, https://host:port (without a control plane)
     #[arg(long, env = "IBAC_ISSUER")]
-    issuer: String,
+    issuer: Option<String>,
     /// Where the proxy keeps its key and SVID (0600)
     #[arg(long, env = "IBAC_IDENTITY_DIR")]
     identity_dir: PathBuf,
@@ -110,10 +115,13 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
     if args.listen.is_none() && args.outbound_http.is_none() && args.outbound_tcp.is_empty() {
         bail!("nothing to do: give --listen/--app (inbound), --outbound-http or --outbound-tcp");
     }
-    if args.listen.is_some() && args.policy.is_empty() {
+    if args.listen.is_some() && args.policy.is_empty() && args.control.is_none() {
         bail!(
-            "an inbound proxy needs its policy: give --policy (files or directories of documents)"
+            "an inbound proxy needs its policy: give --control (the control plane) or --policy (files or directories of documents)"
         );
+    }
+    if args.control.is_some() && !args.policy.is_empty() {
+        bail!("give either --control or --policy: the policy comes from one place");
     }
     let namespace = Namespace::parse(namespace).map_err(|e| anyhow!("`{namespace}`: {e}"))?;
     let runtime = if args.threads == 1 {
@@ -127,22 +135,46 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
             .build()?
     };
     runtime.block_on(async {
-        let client = IssuerClient::new(&args.issuer)?;
+        let issuer = args
+            .issuer
+            .as_deref()
+            .or(args.control.as_deref())
+            .ok_or_else(|| anyhow!("give --control or --issuer"))?;
+        let client = IssuerClient::new(issuer)?;
         let identity =
             WorkloadIdentity::obtain(&args.identity_dir, client, args.token.as_deref()).await?;
         tokio::spawn(identity.clone().run_renewals());
         tracing::info!(id = %identity.id(), "identity ready");
-        let policy =
-            FilePolicySource::spawn(args.policy.clone(), namespace, Duration::from_secs(1));
-        let discovery: Arc<dyn Discovery> = match &args.discovery {
-            Some(path) => Arc::new(FileDiscovery::spawn(path.clone(), Duration::from_secs(1))?),
-            None => Arc::new(StaticDiscovery::default()),
+        let control = match &args.control {
+            Some(url) => {
+                let plane = ControlPlane::new(url, &identity)?;
+                let cache = args.identity_dir.join("control-state.json");
+                Some((
+                    Arc::new(ControlSource::spawn(plane.clone(), namespace.clone(), Some(cache))),
+                    plane,
+                ))
+            }
+            None => None,
         };
-        let sink: Arc<dyn ReportSink> = match &args.reports {
-            Some(path) => Arc::new(
+        let policy: Arc<dyn PolicySource> = match &control {
+            Some((source, _)) => source.clone(),
+            None => Arc::new(FilePolicySource::spawn(
+                args.policy.clone(),
+                namespace,
+                Duration::from_secs(1),
+            )),
+        };
+        let discovery: Arc<dyn Discovery> = match (&args.discovery, &control) {
+            (Some(path), _) => Arc::new(FileDiscovery::spawn(path.clone(), Duration::from_secs(1))?),
+            (None, Some((source, _))) => source.clone(),
+            (None, None) => Arc::new(StaticDiscovery::default()),
+        };
+        let sink: Arc<dyn ReportSink> = match (&args.reports, &control) {
+            (Some(path), _) => Arc::new(
                 JsonlSink::open(path).with_context(|| format!("cannot open {}", path.display()))?,
             ),
-            None => Arc::new(NoReports),
+            (None, Some((_, plane))) => Arc::new(ControlReports::spawn(plane.clone())),
+            (None, None) => Arc::new(NoReports),
         };
         let config = ProxyConfig {
             inbound: match (args.listen, args.app) {
@@ -173,7 +205,7 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
         let proxy = Proxy::bind(
             config,
             ProxyIdentity::attested(identity.clone()),
-            &policy,
+            policy.as_ref(),
             discovery,
             sink,
         )

@@ -83,7 +83,7 @@ impl Connect {
 }
 
 /// Runs an async body on a small runtime.
-pub fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+pub fn block_on<T>(f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
@@ -116,6 +116,8 @@ pub struct FilesArgs {
     /// Check only; change nothing (apply)
     #[arg(long)]
     dry_run: bool,
+    #[command(flatten)]
+    connect: Connect,
 }
 
 fn sources(paths: &[PathBuf]) -> anyhow::Result<Result<Vec<SourceText>, u8>> {
@@ -147,7 +149,8 @@ fn print_outcome(outcome: &Outcome, dry_run: bool) -> anyhow::Result<()> {
 }
 
 /// `ibac apply -f PATH...`
-pub fn apply(args: &FilesArgs, connect: &Connect, namespace: &str) -> anyhow::Result<u8> {
+pub fn apply(args: &FilesArgs, namespace: &str) -> anyhow::Result<u8> {
+    let connect = &args.connect;
     let sources = match sources(&args.files)? {
         Ok(s) => s,
         Err(code) => return Ok(code),
@@ -164,7 +167,8 @@ pub fn apply(args: &FilesArgs, connect: &Connect, namespace: &str) -> anyhow::Re
 }
 
 /// `ibac delete -f PATH...`
-pub fn delete(args: &FilesArgs, connect: &Connect, namespace: &str) -> anyhow::Result<u8> {
+pub fn delete(args: &FilesArgs, namespace: &str) -> anyhow::Result<u8> {
+    let connect = &args.connect;
     let sources = match sources(&args.files)? {
         Ok(s) => s,
         Err(code) => return Ok(code),
@@ -204,6 +208,8 @@ pub struct GetArgs {
     /// Output format
     #[arg(short, long, value_enum, default_value = "table")]
     output: Output,
+    #[command(flatten)]
+    connect: Connect,
 }
 
 fn when(unix: i64) -> String {
@@ -229,8 +235,8 @@ fn ago(unix: Option<i64>) -> String {
 }
 
 /// `ibac get …`
-pub fn get(args: &GetArgs, connect: &Connect) -> anyhow::Result<u8> {
-    let client = connect.client()?;
+pub fn get(args: &GetArgs) -> anyhow::Result<u8> {
+    let client = args.connect.client()?;
     match args.what {
         What::Intents | What::Protected => {
             let kind = if args.what == What::Intents { "ClientIntents" } else { "ProtectedService" };
@@ -343,6 +349,15 @@ fn graph_table(graph: &Value) -> String {
     out
 }
 
+/// Arguments of `ibac workload`.
+#[derive(Debug, clap::Args)]
+pub struct WorkloadArgs {
+    #[command(subcommand)]
+    command: WorkloadCommand,
+    #[command(flatten)]
+    connect: Connect,
+}
+
 /// `ibac workload …`
 #[derive(Debug, clap::Subcommand)]
 pub enum WorkloadCommand {
@@ -372,9 +387,10 @@ pub struct WorkloadAdd {
 }
 
 /// `ibac workload add|remove`
-pub fn workload(command: &WorkloadCommand, connect: &Connect) -> anyhow::Result<u8> {
+pub fn workload(args: &WorkloadArgs) -> anyhow::Result<u8> {
+    let connect = &args.connect;
     let client = connect.client()?;
-    match command {
+    match &args.command {
         WorkloadCommand::Add(add) => {
             let registration = Registration {
                 id: add.workload.clone(),
@@ -402,9 +418,19 @@ pub fn workload(command: &WorkloadCommand, connect: &Connect) -> anyhow::Result<
     Ok(exit::OK)
 }
 
+/// Arguments of `ibac protect`.
+#[derive(Debug, clap::Args)]
+pub struct ProtectArgs {
+    /// The server to protect, `name.namespace`
+    workload: String,
+    #[command(flatten)]
+    connect: Connect,
+}
+
 /// `ibac protect name.namespace`
-pub fn protect(workload: &str, connect: &Connect) -> anyhow::Result<u8> {
-    let client = connect.client()?;
+pub fn protect(args: &ProtectArgs) -> anyhow::Result<u8> {
+    let workload = &args.workload;
+    let client = args.connect.client()?;
     let result = block_on(async {
         Ok(client
             .send::<_, Outcome>(Method::POST, "/v1/protect", &json!({"workload": workload}))
@@ -420,9 +446,34 @@ pub fn protect(workload: &str, connect: &Connect) -> anyhow::Result<u8> {
     }
 }
 
+/// The enforcement mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeValue {
+    /// Nothing is enforced unless protected; everything is reported
+    #[value(name = "defaultShadow")]
+    DefaultShadow,
+    /// Every server is protected (excluded namespaces aside)
+    #[value(name = "defaultActive")]
+    DefaultActive,
+}
+
+/// Arguments of `ibac mode`.
+#[derive(Debug, clap::Args)]
+pub struct ModeArgs {
+    /// The mode
+    #[arg(value_enum)]
+    mode: ModeValue,
+    #[command(flatten)]
+    connect: Connect,
+}
+
 /// `ibac mode defaultShadow|defaultActive`
-pub fn mode(mode: &str, connect: &Connect) -> anyhow::Result<u8> {
-    let client = connect.client()?;
+pub fn mode(args: &ModeArgs) -> anyhow::Result<u8> {
+    let mode = match args.mode {
+        ModeValue::DefaultShadow => "defaultShadow",
+        ModeValue::DefaultActive => "defaultActive",
+    };
+    let client = args.connect.client()?;
     let result = block_on(async {
         Ok(client
             .send::<_, Outcome>(Method::PUT, "/v1/mode", &json!({"mode": mode}))
@@ -437,10 +488,19 @@ pub fn mode(mode: &str, connect: &Connect) -> anyhow::Result<u8> {
     }
 }
 
+/// Arguments of `ibac token`.
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    command: TokenCommand,
+    #[command(flatten)]
+    connect: Connect,
+}
+
 /// `ibac token create`
 #[derive(Debug, clap::Subcommand)]
 pub enum TokenCommand {
-    /// Make an API token; with --namespace it may only change those namespaces
+    /// Make an API token; with --namespace-scope it may only change those namespaces
     Create {
         /// Who will hold it (shown in the audit log)
         name: String,
@@ -451,9 +511,9 @@ pub enum TokenCommand {
 }
 
 /// `ibac token …`
-pub fn token(command: &TokenCommand, connect: &Connect) -> anyhow::Result<u8> {
-    let client = connect.client()?;
-    let TokenCommand::Create { name, namespaces } = command;
+pub fn token(args: &TokenArgs) -> anyhow::Result<u8> {
+    let client = args.connect.client()?;
+    let TokenCommand::Create { name, namespaces } = &args.command;
     let body = if namespaces.is_empty() {
         json!({"name": name})
     } else {
