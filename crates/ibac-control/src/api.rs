@@ -524,6 +524,7 @@ async fn proxy_state(
             }
         }
     }
+    c.contact(id);
     let state = c.snapshot().proxy_state.clone();
     Ok((
         [(

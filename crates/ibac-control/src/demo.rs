@@ -56,10 +56,16 @@ const CALLS: &[(&str, &[(&str, &str)])] = &[
             ("shippingservice", "/ship"),
         ],
     ),
-    ("recommendationservice", &[("productcatalogservice", "/products")]),
+    (
+        "recommendationservice",
+        &[("productcatalogservice", "/products")],
+    ),
     ("cartservice", &[("tcp:redis-cart", "")]),
     ("orderservice", &[("tcp:kafka", "")]),
-    ("loadgenerator", &[("frontend", "/"), ("frontend", "/product/{id}")]),
+    (
+        "loadgenerator",
+        &[("frontend", "/"), ("frontend", "/product/{id}")],
+    ),
 ];
 
 /// Services that speak TCP rather than HTTP.
@@ -150,7 +156,11 @@ fn topology_with(services: &[&str], extra: &[WorkloadSpec]) -> Topology {
             namespace: Some(NAMESPACE.into()),
             command,
             port: None,
-            protocol: if tcp_service { Protocol::Tcp } else { Protocol::Http },
+            protocol: if tcp_service {
+                Protocol::Tcp
+            } else {
+                Protocol::Http
+            },
             tcp,
             env: BTreeMap::new(),
         });
@@ -226,7 +236,9 @@ fn target_of(url: &str) -> String {
 }
 
 async fn call_http(proxy: SocketAddr, url: &str) -> Result<(), String> {
-    let tcp = TcpStream::connect(proxy).await.map_err(|e| format!("proxy: {e}"))?;
+    let tcp = TcpStream::connect(proxy)
+        .await
+        .map_err(|e| format!("proxy: {e}"))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
         .map_err(|e| e.to_string())?;
@@ -241,18 +253,30 @@ async fn call_http(proxy: SocketAddr, url: &str) -> Result<(), String> {
         .map_err(|_| "no answer within 10 s".to_string())?
         .map_err(|e| e.to_string())?;
     let status = response.status();
-    let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
     if status.is_success() {
         Ok(())
     } else {
-        Err(format!("{status}: {}", String::from_utf8_lossy(&body).trim()))
+        Err(format!(
+            "{status}: {}",
+            String::from_utf8_lossy(&body).trim()
+        ))
     }
 }
 
 async fn call_tcp(addr: SocketAddr) -> Result<(), String> {
     let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     let mut reader = BufReader::new(tcp);
-    reader.get_mut().write_all(b"ping\n").await.map_err(|e| e.to_string())?;
+    reader
+        .get_mut()
+        .write_all(b"ping\n")
+        .await
+        .map_err(|e| e.to_string())?;
     let mut line = String::new();
     tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line))
         .await
@@ -271,7 +295,11 @@ fn some_id(counter: u64) -> String {
 }
 
 async fn caller(service: DemoService, stats: Shared) {
-    let mut tick = tokio::time::interval(service.interval);
+    // The first calls wait one interval: the services start together.
+    let mut tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + service.interval,
+        service.interval,
+    );
     let mut n: u64 = 0;
     loop {
         tick.tick().await;
@@ -356,7 +384,11 @@ mod tests {
     fn the_demo_topology_is_the_tutorials() {
         let t = topology();
         assert_eq!(t.workloads.len(), 14);
-        let checkout = t.workloads.iter().find(|w| w.name == "checkoutservice").unwrap();
+        let checkout = t
+            .workloads
+            .iter()
+            .find(|w| w.name == "checkoutservice")
+            .unwrap();
         assert_eq!(checkout.tcp, ["kafka"]);
         assert_eq!(
             checkout.command.iter().filter(|a| *a == "--call").count(),
@@ -366,6 +398,10 @@ mod tests {
         let kafka = t.workloads.iter().find(|w| w.name == "kafka").unwrap();
         assert_eq!(kafka.protocol, Protocol::Tcp);
         let text = ibac_model::yaml::to_yaml(&t).unwrap();
-        assert_eq!(Topology::parse("demo.yaml", &text).unwrap(), t, "the demo topology reads back");
+        assert_eq!(
+            Topology::parse("demo.yaml", &text).unwrap(),
+            t,
+            "the demo topology reads back"
+        );
     }
 }

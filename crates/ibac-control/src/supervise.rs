@@ -85,7 +85,12 @@ pub struct Supervisor {
 impl Supervisor {
     /// Starts processes with `exe` (the `ibac` binary) for the control plane
     /// at `url`.
-    pub fn new(control: Arc<Control>, exe: PathBuf, url: String, stop: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        control: Arc<Control>,
+        exe: PathBuf,
+        url: String,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
         Supervisor {
             control,
             exe,
@@ -99,12 +104,23 @@ impl Supervisor {
     pub async fn run(self, planned: Vec<Planned>) -> anyhow::Result<()> {
         let data_dir = self.control.data_dir().to_path_buf();
         std::fs::create_dir_all(data_dir.join("logs"))?;
+        reap_stale(&data_dir.join(PID_FILE));
         let admin = Caller::Admin {
             name: "ibac up".into(),
         };
         let pids: Arc<std::sync::Mutex<HashMap<u32, WorkloadId>>> = Arc::default();
-        let mut tasks = Vec::new();
-        for p in planned {
+        let ctx = Arc::new(Context_ {
+            control: self.control.clone(),
+            exe: self.exe.clone(),
+            url: self.url.clone(),
+            data_dir: data_dir.clone(),
+            log_level: self.log_level.clone(),
+            pids,
+        });
+        // Register every workload first, so that every proxy's first state
+        // already says where all the others are.
+        let mut launches = Vec::new();
+        for p in &planned {
             let reg = self
                 .control
                 .add_workload(
@@ -119,30 +135,46 @@ impl Supervisor {
                 )
                 .await
                 .map_err(|e| anyhow!("cannot register {}: {e}", p.id))?;
-            let ctx = Arc::new(Context_ {
-                control: self.control.clone(),
-                exe: self.exe.clone(),
-                url: self.url.clone(),
-                data_dir: data_dir.clone(),
-                log_level: self.log_level.clone(),
-                pids: pids.clone(),
-            });
-            let proxy = ctx.proxy_command(&p, &reg.token)?;
-            let app = ctx.app_command(&p)?;
-            tasks.push(tokio::spawn(keep_running(ctx.clone(), p.id.clone(), "proxy", proxy, self.stop.clone())));
-            // The app starts once its proxy listens, so that its first calls go through.
-            let ready = SocketAddr::from(([127, 0, 0, 1], p.outbound_port));
-            let stop = self.stop.clone();
-            let id = p.id.clone();
-            tasks.push(tokio::spawn(async move {
-                for _ in 0..200 {
-                    if tokio::net::TcpStream::connect(ready).await.is_ok() {
+            launches.push((
+                p.id.clone(),
+                ctx.proxy_command(p, &reg.token)?,
+                ctx.app_command(p)?,
+            ));
+        }
+        let mut tasks = Vec::new();
+        for (id, proxy, _) in &launches {
+            tasks.push(tokio::spawn(keep_running(
+                ctx.clone(),
+                id.clone(),
+                "proxy",
+                proxy.clone(),
+                self.stop.clone(),
+            )));
+        }
+        // Apps start once every proxy listens, so that their first calls
+        // find the proxies they go through.
+        for p in &planned {
+            for port in [p.proxy_port, p.outbound_port] {
+                for _ in 0..600 {
+                    if *self.stop.borrow()
+                        || tokio::net::TcpStream::connect(("127.0.0.1", port))
+                            .await
+                            .is_ok()
+                    {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                keep_running(ctx, id, "app", app, stop).await;
-            }));
+            }
+        }
+        for (id, _, app) in launches {
+            tasks.push(tokio::spawn(keep_running(
+                ctx.clone(),
+                id,
+                "app",
+                app,
+                self.stop.clone(),
+            )));
         }
         for t in tasks {
             let _ = t.await;
@@ -201,6 +233,10 @@ impl Context_ {
         let env = [
             ("IBAC_JOIN_TOKEN".to_string(), token.to_string()),
             ("IBAC_LOG".to_string(), self.log_level.clone()),
+            (
+                "IBAC_PARENT_PID".to_string(),
+                std::process::id().to_string(),
+            ),
         ]
         .into();
         Ok(Launch {
@@ -227,13 +263,18 @@ impl Context_ {
             .map(|a| substitute(a, p.app_port, &proxy, &tcp))
             .collect::<Result<Vec<_>, _>>()?;
         let program = words.remove(0);
-        let program = if program == "ibac" { self.exe.clone() } else { PathBuf::from(program) };
+        let program = if program == "ibac" {
+            self.exe.clone()
+        } else {
+            PathBuf::from(program)
+        };
         let mut env = p.spec.env.clone();
         env.insert("PORT".into(), p.app_port.to_string());
         env.insert("HTTP_PROXY".into(), proxy.clone());
         env.insert("http_proxy".into(), proxy);
         env.insert("NO_PROXY".into(), String::new());
         env.insert("IBAC_WORKLOAD".into(), p.id.to_string());
+        env.insert("IBAC_PARENT_PID".into(), std::process::id().to_string());
         Ok(Launch {
             program,
             args: words,
@@ -267,6 +308,7 @@ impl Context_ {
         if let (Some(pid), Ok(mut pids)) = (child.id(), self.pids.lock()) {
             pids.insert(pid, id.clone());
             self.control.set_pids(pids.clone());
+            write_pids(&self.data_dir.join(PID_FILE), &pids);
         }
         Ok(child)
     }
@@ -275,6 +317,7 @@ impl Context_ {
         if let (Some(pid), Ok(mut pids)) = (pid, self.pids.lock()) {
             pids.remove(&pid);
             self.control.set_pids(pids.clone());
+            write_pids(&self.data_dir.join(PID_FILE), &pids);
         }
     }
 }
@@ -282,15 +325,27 @@ impl Context_ {
 /// Asks a child to stop, then makes it.
 async fn terminate(child: &mut Child) {
     if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-        if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_ok() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        if tokio::time::timeout(Duration::from_secs(5), child.wait())
+            .await
+            .is_ok()
+        {
             return;
         }
     }
     let _ = child.kill().await;
 }
 
-async fn keep_running(ctx: Arc<Context_>, id: WorkloadId, role: &'static str, launch: Launch, mut stop: watch::Receiver<bool>) {
+async fn keep_running(
+    ctx: Arc<Context_>,
+    id: WorkloadId,
+    role: &'static str,
+    launch: Launch,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut pause = Duration::from_millis(500);
     loop {
         if *stop.borrow() {
@@ -331,4 +386,57 @@ async fn keep_running(ctx: Arc<Context_>, id: WorkloadId, role: &'static str, la
 /// Where a workload's logs go.
 pub fn log_path(data_dir: &Path, id: &WorkloadId, role: &str) -> PathBuf {
     data_dir.join("logs").join(format!("{id}.{role}.log"))
+}
+
+/// The processes started, so that a control plane killed with SIGKILL
+/// (which cannot stop its children) stops them when it starts again.
+const PID_FILE: &str = "supervised.pids";
+
+/// When a process started, in clock ticks since boot: with the pid, it
+/// names one process, even after the pid is reused.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+fn write_pids(path: &Path, pids: &HashMap<u32, WorkloadId>) {
+    let text: String = pids
+        .keys()
+        .filter_map(|pid| start_time(*pid).map(|t| format!("{pid} {t}\n")))
+        .collect();
+    let tmp = path.with_extension("tmp");
+    if let Err(e) = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)) {
+        tracing::warn!(error = %e, "cannot record supervised processes");
+    }
+}
+
+/// Stops processes a previous run left behind.
+fn reap_stale(path: &Path) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    for line in text.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(Ok(pid)), Some(Ok(started))) = (
+            parts.next().map(str::parse::<u32>),
+            parts.next().map(str::parse::<u64>),
+        ) else {
+            continue;
+        };
+        if start_time(pid) == Some(started)
+            && let Ok(raw) = i32::try_from(pid)
+        {
+            tracing::warn!(pid, "stopping a process left behind by an earlier run");
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(raw),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    let _ = std::fs::remove_file(path);
 }

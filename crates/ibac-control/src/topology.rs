@@ -101,20 +101,28 @@ impl Topology {
         let docs = parse_json_documents(&file.into(), text, &Limits::default())
             .map_err(|e| TopologyError(e.to_string()))?;
         let [(at, value)] = docs.as_slice() else {
-            return Err(TopologyError(format!("{file}: expected one document with `workloads:`")));
+            return Err(TopologyError(format!(
+                "{file}: expected one document with `workloads:`"
+            )));
         };
-        let topology: Topology =
-            serde_json::from_value(value.clone()).map_err(|e| TopologyError(format!("{at}: {e}")))?;
+        let topology: Topology = serde_json::from_value(value.clone())
+            .map_err(|e| TopologyError(format!("{at}: {e}")))?;
         let mut seen = std::collections::BTreeSet::new();
         for (i, w) in topology.workloads.iter().enumerate() {
-            let id = w.id().map_err(|e| TopologyError(format!("{at}: workloads[{i}]: {e}")))?;
+            let id = w
+                .id()
+                .map_err(|e| TopologyError(format!("{at}: workloads[{i}]: {e}")))?;
             w.tcp_targets()
                 .map_err(|e| TopologyError(format!("{at}: workloads[{i}]: {e}")))?;
             if w.command.is_empty() {
-                return Err(TopologyError(format!("{at}: workloads[{i}] ({id}): `command` is empty")));
+                return Err(TopologyError(format!(
+                    "{at}: workloads[{i}] ({id}): `command` is empty"
+                )));
             }
             if !seen.insert(id.clone()) {
-                return Err(TopologyError(format!("{at}: workloads[{i}]: {id} is listed twice")));
+                return Err(TopologyError(format!(
+                    "{at}: workloads[{i}]: {id} is listed twice"
+                )));
             }
         }
         Ok(topology)
@@ -122,7 +130,12 @@ impl Topology {
 }
 
 /// Fills `{port}`, `{proxy}` and `{tcp:NAME}` in an argument.
-pub fn substitute(arg: &str, port: u16, proxy: &str, tcp: &BTreeMap<String, String>) -> Result<String, TopologyError> {
+pub fn substitute(
+    arg: &str,
+    port: u16,
+    proxy: &str,
+    tcp: &BTreeMap<String, String>,
+) -> Result<String, TopologyError> {
     let mut out = String::new();
     let mut rest = arg;
     while let Some(start) = rest.find('{') {
@@ -137,9 +150,11 @@ pub fn substitute(arg: &str, port: u16, proxy: &str, tcp: &BTreeMap<String, Stri
             "proxy" => out.push_str(proxy),
             k if k.starts_with("tcp:") => {
                 let name = &k[4..];
-                let addr = tcp
-                    .get(name)
-                    .ok_or_else(|| TopologyError(format!("`{{{k}}}`: `{name}` is not in this workload's `tcp` list")))?;
+                let addr = tcp.get(name).ok_or_else(|| {
+                    TopologyError(format!(
+                        "`{{{k}}}`: `{name}` is not in this workload's `tcp` list"
+                    ))
+                })?;
                 out.push_str(addr);
             }
             // Anything else is the program's own business (`{id}` in demo paths).
@@ -166,22 +181,43 @@ mod tests {
         .unwrap();
         let w = &t.workloads[0];
         assert_eq!(w.id().unwrap().as_str(), "web.shop");
-        let targets: Vec<String> = w.tcp_targets().unwrap().into_iter().map(|(_, id)| id.to_string()).collect();
+        let targets: Vec<String> = w
+            .tcp_targets()
+            .unwrap()
+            .into_iter()
+            .map(|(_, id)| id.to_string())
+            .collect();
         assert_eq!(targets, ["db.shop", "cache.ops"]);
 
-        let err = Topology::parse("t.yaml", "workloads:\n- name: web\n  comand: [x]\n").unwrap_err();
-        assert!(err.0.starts_with("t.yaml:1:1: unknown field `comand`"), "{err}");
-        let err = Topology::parse("t.yaml", "workloads:\n- {name: a, command: [x]}\n- {name: a, command: [y]}\n").unwrap_err();
+        let err =
+            Topology::parse("t.yaml", "workloads:\n- name: web\n  comand: [x]\n").unwrap_err();
+        assert!(
+            err.0.starts_with("t.yaml:1:1: unknown field `comand`"),
+            "{err}"
+        );
+        let err = Topology::parse(
+            "t.yaml",
+            "workloads:\n- {name: a, command: [x]}\n- {name: a, command: [y]}\n",
+        )
+        .unwrap_err();
         assert!(err.0.contains("listed twice"), "{err}");
-        let err = Topology::parse("t.yaml", "workloads:\n- {name: Bad, command: [x]}\n").unwrap_err();
+        let err =
+            Topology::parse("t.yaml", "workloads:\n- {name: Bad, command: [x]}\n").unwrap_err();
         assert!(err.0.contains("workloads[0]"), "{err}");
     }
 
     #[test]
     fn placeholders_are_filled_and_unknown_ones_left() {
-        let tcp: BTreeMap<String, String> = [("db".to_string(), "127.0.0.1:7000".to_string())].into();
+        let tcp: BTreeMap<String, String> =
+            [("db".to_string(), "127.0.0.1:7000".to_string())].into();
         assert_eq!(
-            substitute("--db={tcp:db} --port {port} {proxy} /items/{id}", 80, "http://p", &tcp).unwrap(),
+            substitute(
+                "--db={tcp:db} --port {port} {proxy} /items/{id}",
+                80,
+                "http://p",
+                &tcp
+            )
+            .unwrap(),
             "--db=127.0.0.1:7000 --port 80 http://p /items/{id}"
         );
         assert!(substitute("{tcp:other}", 1, "", &tcp).is_err());

@@ -80,7 +80,7 @@ pub enum DrawError {
     Png(String),
 }
 
-const NODE_W: f64 = 210.0;
+const NODE_W: f64 = 236.0;
 const NODE_H: f64 = 46.0;
 const COL_GAP: f64 = 140.0;
 const ROW_GAP: f64 = 22.0;
@@ -211,8 +211,11 @@ impl Picture {
             }
         }
         let mut column = vec![0usize; n];
-        let mut queue: std::collections::VecDeque<usize> =
-            order.iter().copied().filter(|v| indegree[*v] == 0).collect();
+        let mut queue: std::collections::VecDeque<usize> = order
+            .iter()
+            .copied()
+            .filter(|v| indegree[*v] == 0)
+            .collect();
         while let Some(v) = queue.pop_front() {
             for &w in &forward[v] {
                 column[w] = column[w].max(column[v] + 1);
@@ -350,7 +353,8 @@ impl Picture {
         self.legend(&mut out, w);
         out.push_str(r#"<g class="edges">"#);
         for e in &self.graph.edges {
-            let (Some(&a), Some(&b)) = (self.index.get(&e.client), self.index.get(&e.server)) else {
+            let (Some(&a), Some(&b)) = (self.index.get(&e.client), self.index.get(&e.server))
+            else {
                 continue;
             };
             let (ax, ay) = self.corner(a);
@@ -359,7 +363,11 @@ impl Picture {
             let (x2, y2) = (bx, by + NODE_H / 2.0);
             let path = if x2 > x1 {
                 let dx = (x2 - x1) / 2.0;
-                format!("M{x1:.1},{y1:.1} C{:.1},{y1:.1} {:.1},{y2:.1} {x2:.1},{y2:.1}", x1 + dx, x2 - dx)
+                format!(
+                    "M{x1:.1},{y1:.1} C{:.1},{y1:.1} {:.1},{y2:.1} {x2:.1},{y2:.1}",
+                    x1 + dx,
+                    x2 - dx
+                )
             } else {
                 // Back or same-column edge: loop above, into the left side.
                 let lift = NODE_H * 1.2;
@@ -374,7 +382,11 @@ impl Picture {
             let (colour, dash, marker) = match e.verdict.as_str() {
                 "allowed" => ("#2e7d32", "", "arrow-allowed"),
                 "blocked" => ("#c62828", r#" stroke-dasharray="2 5""#, "arrow-blocked"),
-                _ => ("#e65100", r#" stroke-dasharray="9 6""#, "arrow-would-be-blocked"),
+                _ => (
+                    "#e65100",
+                    r#" stroke-dasharray="9 6""#,
+                    "arrow-would-be-blocked",
+                ),
             };
             let _ = write!(
                 out,
@@ -422,7 +434,7 @@ impl Picture {
             let _ = write!(
                 out,
                 r##"<text x="12" y="20" font-size="14" font-weight="bold" fill="#212121">{marker}{name}</text><text x="12" y="37" font-size="11" fill="#546e7a">{ns}</text></g>"##,
-                name = escape(&fit(&node.name, 24)),
+                name = escape(&fit(&node.name, if protected { 22 } else { 26 })),
                 ns = escape(&fit(&node.namespace, 30)),
             );
             out.push('\n');
@@ -435,25 +447,35 @@ impl Picture {
         let y = MARGIN / 2.0 + 10.0;
         let items = [
             ("allowed", "#2e7d32", "", "arrow-allowed"),
-            ("would be blocked", "#e65100", r#" stroke-dasharray="9 6""#, "arrow-would-be-blocked"),
-            ("blocked", "#c62828", r#" stroke-dasharray="2 5""#, "arrow-blocked"),
+            (
+                "would be blocked",
+                "#e65100",
+                r#" stroke-dasharray="9 6""#,
+                "arrow-would-be-blocked",
+            ),
+            (
+                "blocked",
+                "#c62828",
+                r#" stroke-dasharray="2 5""#,
+                "arrow-blocked",
+            ),
         ];
         out.push_str(r##"<g class="legend" font-size="12" fill="#37474f">"##);
         for (i, (label, colour, dash, marker)) in items.iter().enumerate() {
-            let x = MARGIN + i as f64 * 190.0;
+            let x = MARGIN + i as f64 * 200.0;
             let _ = write!(
                 out,
                 r#"<path d="M{x:.0},{y:.0} h50" stroke="{colour}" stroke-width="2"{dash} marker-end="url(#{marker})"/><text x="{:.0}" y="{:.0}">{label}</text>"#,
-                x + 60.0,
+                x + 66.0,
                 y + 4.0
             );
         }
         let _ = write!(
             out,
             r##"<g transform="translate({:.0},{:.0})"><rect x="0" y="4" width="12" height="9" rx="2" fill="#1a237e"/><path d="M2,4 v-2 a4,4 0 0 1 8,0 v2" fill="none" stroke="#1a237e" stroke-width="1.6"/></g><text x="{:.0}" y="{:.0}">protected server</text>"##,
-            (MARGIN + 570.0).min(width - 160.0),
+            (MARGIN + 610.0).min(width - 160.0),
             y - 8.0,
-            (MARGIN + 590.0).min(width - 140.0),
+            (MARGIN + 630.0).min(width - 140.0),
             y + 4.0
         );
         out.push_str("</g>\n");
@@ -471,7 +493,8 @@ impl Picture {
                 "no fonts on this system to write labels with: install one (Debian: apt-get install fonts-dejavu-core), or draw SVG".into(),
             ));
         }
-        let tree = usvg::Tree::from_str(&self.svg(), &options).map_err(|e| DrawError::Png(e.to_string()))?;
+        let tree = usvg::Tree::from_str(&self.svg(), &options)
+            .map_err(|e| DrawError::Png(e.to_string()))?;
         let (w, h) = self.size();
         let scale = (16_384.0 / w.max(h)).min(1.0).min((1.0e8 / (w * h)).sqrt());
         let (pw, ph) = ((w * scale).ceil() as u32, (h * scale).ceil() as u32);
@@ -482,7 +505,9 @@ impl Picture {
             tiny_skia::Transform::from_scale(scale as f32, scale as f32),
             &mut pixmap.as_mut(),
         );
-        pixmap.encode_png().map_err(|e| DrawError::Png(e.to_string()))
+        pixmap
+            .encode_png()
+            .map_err(|e| DrawError::Png(e.to_string()))
     }
 }
 
@@ -491,9 +516,9 @@ fn namespace_tint(namespace: &str) -> &'static str {
     const TINTS: [&str; 8] = [
         "#e3f2fd", "#f3e5f5", "#e8f5e9", "#fff8e1", "#e0f7fa", "#fce4ec", "#f1f8e9", "#ede7f6",
     ];
-    let hash = namespace
-        .bytes()
-        .fold(2_166_136_261u32, |h, b| (h ^ u32::from(b)).wrapping_mul(16_777_619));
+    let hash = namespace.bytes().fold(2_166_136_261u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(16_777_619)
+    });
     TINTS[hash as usize % TINTS.len()]
 }
 
@@ -568,7 +593,10 @@ mod tests {
     fn the_svg_marks_verdicts_and_protection_without_colour_and_escapes_names() {
         let svg = Picture::layout(demo()).svg();
         assert!(svg.contains(r#"data-verdict="blocked""#) && svg.contains("arrow-blocked"));
-        assert!(svg.contains(r#"stroke-dasharray="9 6""#), "would-be-blocked is dashed");
+        assert!(
+            svg.contains(r#"stroke-dasharray="9 6""#),
+            "would-be-blocked is dashed"
+        );
         assert!(svg.contains(r#"class="node protected" data-id="catalog.shop""#));
         assert!(svg.contains("rogue&lt;script&gt;") && !svg.contains("rogue<script>"));
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
@@ -590,7 +618,9 @@ mod tests {
     fn a_large_graph_lays_out_quickly_and_rasterizes() {
         let mut x: u64 = 7;
         let mut next = || {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             (x >> 33) as usize
         };
         let edges = (0..5000)
@@ -600,7 +630,10 @@ mod tests {
                 verdict: "allowed".into(),
             })
             .collect();
-        let p = Picture::layout(DrawGraph { nodes: vec![], edges });
+        let p = Picture::layout(DrawGraph {
+            nodes: vec![],
+            edges,
+        });
         assert!(p.nodes() > 900);
         let svg = p.svg();
         assert!(svg.len() > 100_000);

@@ -312,8 +312,34 @@ async fn serve_issuer(store: &CaStore, args: &ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Completes on Ctrl-C or SIGTERM.
+/// Completes when the supervisor that started this process is gone: `ibac
+/// up` sets `IBAC_PARENT_PID` for what it starts, so that its children do
+/// not outlive it even when it is killed with SIGKILL.
+async fn parent_gone() {
+    let expected = std::env::var("IBAC_PARENT_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok());
+    match expected {
+        Some(parent) => loop {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            if std::os::unix::process::parent_id() != parent {
+                tracing::warn!("the supervisor is gone; stopping");
+                return;
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM, or when the supervising `ibac up` is gone.
 pub async fn shutdown_signal() {
+    tokio::select! {
+        () = signal_received() => {}
+        () = parent_gone() => {}
+    }
+}
+
+async fn signal_received() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(term) => term,
         Err(_) => {

@@ -47,7 +47,9 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         })
         .transpose()?;
     if !args.calls.is_empty() && proxy.is_none() {
-        return Err(anyhow!("--call needs HTTP_PROXY: the calls go through the workload's proxy"));
+        return Err(anyhow!(
+            "--call needs HTTP_PROXY: the calls go through the workload's proxy"
+        ));
     }
     let tcp_calls = args
         .tcp_calls
@@ -56,7 +58,11 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             let (name, addr) = c
                 .split_once('=')
                 .ok_or_else(|| anyhow!("`{c}`: write --call-tcp name=host:port"))?;
-            Ok((name.to_string(), addr.parse().map_err(|_| anyhow!("`{addr}` is not host:port"))?))
+            Ok((
+                name.to_string(),
+                addr.parse()
+                    .map_err(|_| anyhow!("`{addr}` is not host:port"))?,
+            ))
         })
         .collect::<anyhow::Result<_>>()?;
     let service = DemoService {
@@ -71,6 +77,11 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(serve(service))?;
+        .block_on(async {
+            tokio::select! {
+                r = serve(service) => r,
+                () = crate::commands::ca::shutdown_signal() => Ok(()),
+            }
+        })?;
     Ok(exit::OK)
 }

@@ -139,7 +139,9 @@ fn fetch(connect: &Connect, filter: &Filter) -> anyhow::Result<Vec<(CallKey, Cal
 fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -149,7 +151,13 @@ fn urlencode(text: &str) -> String {
 pub fn run(args: &MapperArgs, namespaces: Option<&str>) -> anyhow::Result<u8> {
     let connect = &args.connect;
     let namespaces: Vec<String> = namespaces
-        .map(|n| n.split(',').map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect())
+        .map(|n| {
+            n.split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default();
     match &args.command {
         MapperCommand::List(args) => {
@@ -169,15 +177,17 @@ pub fn run(args: &MapperArgs, namespaces: Option<&str>) -> anyhow::Result<u8> {
             let graph: serde_json::Value = block_on(async { Ok(client.get("/v1/graph").await?) })?;
             let picture = ibac_mapper::draw::Picture::from_graph_json(&graph)
                 .map_err(|e| anyhow!("cannot draw: {e}"))?;
-            let format = args.format.unwrap_or(
-                match args.output.extension().and_then(|e| e.to_str()) {
-                    Some("svg") => PictureFormat::Svg,
-                    _ => PictureFormat::Png,
-                },
-            );
+            let format =
+                args.format
+                    .unwrap_or(match args.output.extension().and_then(|e| e.to_str()) {
+                        Some("svg") => PictureFormat::Svg,
+                        _ => PictureFormat::Png,
+                    });
             let bytes = match format {
                 PictureFormat::Svg => picture.svg().into_bytes(),
-                PictureFormat::Png => picture.png().map_err(|e| anyhow!("cannot draw a PNG: {e}"))?,
+                PictureFormat::Png => picture
+                    .png()
+                    .map_err(|e| anyhow!("cannot draw a PNG: {e}"))?,
             };
             std::fs::write(&args.output, bytes)
                 .with_context(|| format!("cannot write {}", args.output.display()))?;
@@ -206,7 +216,9 @@ fn export_cmd(args: &ExportArgs, connect: &Connect, namespaces: Vec<String>) -> 
     let server = args
         .server
         .as_deref()
-        .map(|s| WorkloadId::parse(s).map_err(|e| anyhow!("`{s}`: {e}; write it as name.namespace")))
+        .map(|s| {
+            WorkloadId::parse(s).map_err(|e| anyhow!("`{s}`: {e}; write it as name.namespace"))
+        })
         .transpose()?;
     let options = ExportOptions {
         server,
@@ -225,12 +237,14 @@ fn export_cmd(args: &ExportArgs, connect: &Connect, namespaces: Vec<String>) -> 
     match (args.output_type, &args.output) {
         (OutputType::SingleFile, None) => write_stdout(&render(&docs)?)?,
         (OutputType::SingleFile, Some(path)) => {
-            std::fs::write(path, render(&docs)?).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(path, render(&docs)?)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!("wrote {} ClientIntents to {}", docs.len(), path.display());
         }
         (OutputType::Dir, None) => return Err(anyhow!("--output-type dir needs -o DIRECTORY")),
         (OutputType::Dir, Some(dir)) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
             for doc in &docs {
                 let name = match args.format {
                     ExportFormat::Yaml => doc.file_name(),

@@ -150,12 +150,28 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
                 let plane = ControlPlane::new(url, &identity)?;
                 let cache = args.identity_dir.join("control-state.json");
                 Some((
-                    Arc::new(ControlSource::spawn(plane.clone(), namespace.clone(), Some(cache))),
+                    Arc::new(ControlSource::spawn(
+                        plane.clone(),
+                        namespace.clone(),
+                        Some(cache),
+                    )),
                     plane,
                 ))
             }
             None => None,
         };
+        if let Some((source, _)) = &control {
+            // Listen once the control plane's state (or the cached one) is
+            // here: before that every call would be refused or unroutable.
+            let mut first = source.subscribe();
+            if first.borrow().is_none() {
+                tracing::info!("waiting for the control plane's policy");
+                first
+                    .wait_for(Option::is_some)
+                    .await
+                    .map_err(|_| anyhow!("the control plane's policy source stopped"))?;
+            }
+        }
         let policy: Arc<dyn PolicySource> = match &control {
             Some((source, _)) => source.clone(),
             None => Arc::new(FilePolicySource::spawn(
@@ -165,7 +181,9 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
             )),
         };
         let discovery: Arc<dyn Discovery> = match (&args.discovery, &control) {
-            (Some(path), _) => Arc::new(FileDiscovery::spawn(path.clone(), Duration::from_secs(1))?),
+            (Some(path), _) => {
+                Arc::new(FileDiscovery::spawn(path.clone(), Duration::from_secs(1))?)
+            }
             (None, Some((source, _))) => source.clone(),
             (None, None) => Arc::new(StaticDiscovery::default()),
         };

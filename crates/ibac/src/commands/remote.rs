@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow};
 use http::Method;
 use ibac_control::client::{ApiClient, ClientError};
-use ibac_control::control::{DocumentInfo, Outcome, Registered, Registration, SourceText, WorkloadInfo};
+use ibac_control::control::{
+    DocumentInfo, Outcome, Registered, Registration, SourceText, WorkloadInfo,
+};
 use ibac_control::server::files;
 use serde_json::{Value, json};
 
@@ -20,14 +22,20 @@ use crate::output::{Output, print_data, render, table, write_stdout};
 /// How to reach the control plane.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Connect {
-    /// The control plane (default: what `ibac up` wrote to the data directory)
-    #[arg(long, env = "IBAC_SERVER", global = true)]
-    server: Option<String>,
+    /// The control plane, https://host:port (default: what `ibac up` wrote
+    /// to the data directory)
+    #[arg(long, env = "IBAC_CONTROL", global = true)]
+    control: Option<String>,
     /// An API token (default: the data directory's admin token)
     #[arg(long, env = "IBAC_TOKEN", global = true, hide_env_values = true)]
     token: Option<String>,
     /// The control plane's data directory
-    #[arg(long, env = "IBAC_DATA_DIR", default_value = "ibac-data", global = true)]
+    #[arg(
+        long,
+        env = "IBAC_DATA_DIR",
+        default_value = "ibac-data",
+        global = true
+    )]
     data_dir: PathBuf,
     /// The trust bundle to check the control plane with (default: the data directory's)
     #[arg(long, env = "IBAC_CA_BUNDLE", global = true)]
@@ -38,13 +46,15 @@ pub struct Connect {
 }
 
 fn read_trimmed(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 impl Connect {
     /// The control plane's URL.
     pub fn url(&self) -> String {
-        self.server
+        self.control
             .clone()
             .or_else(|| read_trimmed(&self.data_dir.join(files::SERVER_URL)))
             .unwrap_or_else(|| "https://127.0.0.1:7443".into())
@@ -121,7 +131,8 @@ pub struct FilesArgs {
 }
 
 fn sources(paths: &[PathBuf]) -> anyhow::Result<Result<Vec<SourceText>, u8>> {
-    let (sources, errors) = ibac_load::read_sources(paths, ibac_model::yaml::Limits::default().max_bytes);
+    let (sources, errors) =
+        ibac_load::read_sources(paths, ibac_model::yaml::Limits::default().max_bytes);
     if !errors.is_empty() {
         crate::docs::report(&errors);
         return Ok(Err(exit::INPUT));
@@ -157,7 +168,11 @@ pub fn apply(args: &FilesArgs, namespace: &str) -> anyhow::Result<u8> {
     };
     let client = connect.client()?;
     let body = json!({"sources": sources, "namespace": namespace, "dryRun": args.dry_run});
-    match block_on(async { Ok(client.send::<_, Outcome>(Method::POST, "/v1/apply", &body).await) })? {
+    match block_on(async {
+        Ok(client
+            .send::<_, Outcome>(Method::POST, "/v1/apply", &body)
+            .await)
+    })? {
         Ok(outcome) => {
             print_outcome(&outcome, args.dry_run)?;
             Ok(exit::OK)
@@ -175,7 +190,11 @@ pub fn delete(args: &FilesArgs, namespace: &str) -> anyhow::Result<u8> {
     };
     let client = connect.client()?;
     let body = json!({"sources": sources, "namespace": namespace});
-    match block_on(async { Ok(client.send::<_, Outcome>(Method::POST, "/v1/delete", &body).await) })? {
+    match block_on(async {
+        Ok(client
+            .send::<_, Outcome>(Method::POST, "/v1/delete", &body)
+            .await)
+    })? {
         Ok(outcome) => {
             print_outcome(&outcome, false)?;
             Ok(exit::OK)
@@ -215,7 +234,10 @@ pub struct GetArgs {
 fn when(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }
 
@@ -239,7 +261,11 @@ pub fn get(args: &GetArgs) -> anyhow::Result<u8> {
     let client = args.connect.client()?;
     match args.what {
         What::Intents | What::Protected => {
-            let kind = if args.what == What::Intents { "ClientIntents" } else { "ProtectedService" };
+            let kind = if args.what == What::Intents {
+                "ClientIntents"
+            } else {
+                "ProtectedService"
+            };
             let docs: Vec<DocumentInfo> =
                 block_on(async { Ok(client.get(&format!("/v1/documents?kind={kind}")).await?) })?;
             if args.output != Output::Table {
@@ -257,7 +283,8 @@ pub fn get(args: &GetArgs) -> anyhow::Result<u8> {
             write_stdout(&render(&t))?;
         }
         What::Workloads => {
-            let workloads: Vec<WorkloadInfo> = block_on(async { Ok(client.get("/v1/workloads").await?) })?;
+            let workloads: Vec<WorkloadInfo> =
+                block_on(async { Ok(client.get("/v1/workloads").await?) })?;
             if args.output != Output::Table {
                 print_data(&workloads, args.output)?;
                 return Ok(exit::OK);
@@ -286,7 +313,8 @@ pub fn get(args: &GetArgs) -> anyhow::Result<u8> {
             write_stdout(&graph_table(&graph))?;
         }
         What::Audit => {
-            let rows: Vec<Value> = block_on(async { Ok(client.get("/v1/audit?limit=100").await?) })?;
+            let rows: Vec<Value> =
+                block_on(async { Ok(client.get("/v1/audit?limit=100").await?) })?;
             if args.output != Output::Table {
                 print_data(&rows, args.output)?;
                 return Ok(exit::OK);
@@ -320,7 +348,14 @@ fn graph_table(graph: &Value) -> String {
         .filter(|n| n["server"]["protected"] == true)
         .filter_map(|n| n["id"].as_str())
         .collect();
-    let mut t = table(&["client", "server", "verdict", "sources", "calls", "last seen"]);
+    let mut t = table(&[
+        "client",
+        "server",
+        "verdict",
+        "sources",
+        "calls",
+        "last seen",
+    ]);
     for e in edges {
         let server = e["server"].as_str().unwrap_or("");
         let sources: Vec<&str> = e["sources"]
@@ -331,10 +366,16 @@ fn graph_table(graph: &Value) -> String {
             .collect();
         t.add_row([
             e["client"].as_str().unwrap_or("").to_string(),
-            if protected.contains(server) { format!("{server} (protected)") } else { server.to_string() },
+            if protected.contains(server) {
+                format!("{server} (protected)")
+            } else {
+                server.to_string()
+            },
             e["verdict"].as_str().unwrap_or("").to_string(),
             sources.join("+"),
-            e["seen"]["count"].as_u64().map_or("-".into(), |n| n.to_string()),
+            e["seen"]["count"]
+                .as_u64()
+                .map_or("-".into(), |n| n.to_string()),
             ago(e["seen"]["lastSeen"].as_i64()),
         ]);
     }
@@ -400,7 +441,9 @@ pub fn workload(args: &WorkloadArgs) -> anyhow::Result<u8> {
                 token_ttl_seconds: Some(add.token_ttl.as_secs()),
             };
             let reg: Registered = block_on(async {
-                Ok(client.send(Method::POST, "/v1/workloads", &registration).await?)
+                Ok(client
+                    .send(Method::POST, "/v1/workloads", &registration)
+                    .await?)
             })?;
             write_stdout(&format!("{}\n", reg.token))?;
             eprintln!(
@@ -412,7 +455,9 @@ pub fn workload(args: &WorkloadArgs) -> anyhow::Result<u8> {
         }
         WorkloadCommand::Remove { workload } => {
             block_on(async { Ok(client.delete(&format!("/v1/workloads/{workload}")).await?) })?;
-            write_stdout(&format!("removed {workload}: its join tokens are void and it cannot renew\n"))?;
+            write_stdout(&format!(
+                "removed {workload}: its join tokens are void and it cannot renew\n"
+            ))?;
         }
     }
     Ok(exit::OK)
@@ -519,7 +564,8 @@ pub fn token(args: &TokenArgs) -> anyhow::Result<u8> {
     } else {
         json!({"name": name, "namespaces": namespaces})
     };
-    let made: Value = block_on(async { Ok(client.send(Method::POST, "/v1/tokens", &body).await?) })?;
+    let made: Value =
+        block_on(async { Ok(client.send(Method::POST, "/v1/tokens", &body).await?) })?;
     write_stdout(&format!("{}\n", made["token"].as_str().unwrap_or_default()))?;
     eprintln!("the token is shown once; keep it somewhere safe");
     Ok(exit::OK)

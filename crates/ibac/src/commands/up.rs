@@ -29,7 +29,12 @@ pub struct Args {
     #[arg(long, env = "IBAC_TRUST_DOMAIN")]
     trust_domain: Option<String>,
     /// Workloads to run, each behind its own proxy
-    #[arg(short = 'f', long = "filename", env = "IBAC_TOPOLOGY", conflicts_with = "demo")]
+    #[arg(
+        short = 'f',
+        long = "filename",
+        env = "IBAC_TOPOLOGY",
+        conflicts_with = "demo"
+    )]
     topology: Option<PathBuf>,
     /// Run the demo shop: 14 services behind proxies, with a load generator
     #[arg(long)]
@@ -73,14 +78,17 @@ everything.
 pub fn run(args: &Args) -> anyhow::Result<u8> {
     let topology = match (&args.topology, args.demo) {
         (Some(path), _) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
             Some(Topology::parse(&path.display().to_string(), &text).map_err(|e| anyhow!(e))?)
         }
         (None, true) => Some(ibac_control::demo::topology()),
         (None, false) => None,
     };
     let exe = std::env::current_exe().context("cannot find the ibac binary")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let (server_stop, server_stopped) = watch::channel(false);
         let mut stopped = server_stopped.clone();
@@ -105,7 +113,11 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             running.url,
             args.data_dir.display(),
             args.data_dir.join(files::ADMIN_TOKEN).display(),
-            if running.new_admin_token.is_some() { " (new)" } else { "" },
+            if running.new_admin_token.is_some() {
+                " (new)"
+            } else {
+                ""
+            },
         );
         let (workloads_stop, workloads_stopped) = watch::channel(false);
         let supervisor = match &topology {
@@ -121,7 +133,12 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
                     std::fs::write(args.data_dir.join("demo-topology.yaml"), text)?;
                     banner.push_str(&next_steps(&running.url));
                 }
-                let sup = Supervisor::new(running.control.clone(), exe, running.url.clone(), workloads_stopped);
+                let sup = Supervisor::new(
+                    running.control.clone(),
+                    exe,
+                    running.url.clone(),
+                    workloads_stopped,
+                );
                 Some(tokio::spawn(sup.run(planned)))
             }
             None => None,
