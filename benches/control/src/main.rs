@@ -1,0 +1,273 @@
+//! Control-plane benchmark.
+//!
+//! 1. Propagation: 100 proxies' policy sources (each with its own SVID and
+//!    mTLS long poll, parsing and compiling what it receives) follow one
+//!    control plane; the time from `apply` of a change (over the API, as the
+//!    CLI sends it) until every one of them enforces it. Baseline in the
+//!    same run: the same with one proxy.
+//! 2. Memory: a control plane in its own process, empty (the baseline), then
+//!    with 1,000 registered workloads, then with 10,000 discovered edges
+//!    reported by those workloads' proxies; its resident memory and how long
+//!    the access graph takes to draw.
+//!
+//! Run: `cargo run --release -p ibac-bench-control`.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use http::Method;
+use ibac_control::client::ApiClient;
+use ibac_control::control::Registered;
+use ibac_control::server::files;
+use ibac_control::{Options, Settings, start};
+use ibac_identity::attest::{IssuerClient, WorkloadIdentity};
+use ibac_model::{Namespace, WorkloadId};
+use ibac_policy::Verdict;
+use ibac_proxy::reports::Report;
+use ibac_proxy::{ControlPlane, ControlSource};
+use serde_json::json;
+use tokio::sync::watch;
+
+const ROUNDS: usize = 15;
+
+fn admin(dir: &Path, url: &str) -> anyhow::Result<ApiClient> {
+    let token = std::fs::read_to_string(dir.join(files::ADMIN_TOKEN))?;
+    let bundle = std::fs::read_to_string(dir.join(files::BUNDLE))?;
+    Ok(ApiClient::new(url, &token, &bundle, "ibac.local")?)
+}
+
+async fn register(c: &ApiClient, id: &str) -> anyhow::Result<String> {
+    let reg: Registered = c
+        .send(Method::POST, "/v1/workloads", &json!({"id": id, "address": "127.0.0.1:9"}))
+        .await?;
+    Ok(reg.token)
+}
+
+fn intents(round: usize) -> String {
+    format!(
+        "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {{name: web, namespace: bench}}\nspec:\n  workload: {{name: web}}\n  targets:\n  - kubernetes: {{name: api{round}}}\n"
+    )
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Times `ROUNDS` changes until all of `n` proxies enforce each.
+async fn propagation(n: usize) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let dir = tempfile::tempdir()?;
+    let (stop, stopped) = watch::channel(false);
+    let mut stopped2 = stopped.clone();
+    let running = start(
+        Options {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse()?,
+            trust_domain: None,
+            settings: Settings::default(),
+            scan_every: None,
+        },
+        async move {
+            let _ = stopped2.wait_for(|s| *s).await;
+        },
+    )
+    .await?;
+    let url = running.url.clone();
+    let c = admin(dir.path(), &url)?;
+    let mut sources = Vec::new();
+    for i in 0..n {
+        let id = format!("p{i}.bench");
+        let token = register(&c, &id).await?;
+        let identity =
+            WorkloadIdentity::obtain(&dir.path().join("ids").join(&id), IssuerClient::new(&url)?, Some(&token))
+                .await?;
+        let plane = ControlPlane::new(&url, &identity)?;
+        sources.push(ControlSource::spawn(plane, Namespace::default_namespace(), None));
+    }
+    let web = WorkloadId::parse("web.bench")?;
+    let mut propagate = Vec::new();
+    let mut apply_only = Vec::new();
+    for round in 0..ROUNDS {
+        let target = WorkloadId::parse(&format!("api{round}.bench"))?;
+        let mut watches: Vec<_> = sources.iter().map(ibac_proxy::PolicySource::subscribe).collect();
+        let began = Instant::now();
+        let _: serde_json::Value = c
+            .send(
+                Method::POST,
+                "/v1/apply",
+                &json!({"sources": [{"name": "bench.yaml", "text": intents(round)}]}),
+            )
+            .await?;
+        apply_only.push(began.elapsed());
+        for w in &mut watches {
+            w.wait_for(|p| {
+                p.as_ref().is_some_and(|p| {
+                    p.decide(Some(&web), &target, &ibac_policy::Request::l4(80)).verdict == Verdict::Allowed
+                })
+            })
+            .await
+            .map_err(|_| anyhow!("a policy source stopped"))?;
+        }
+        propagate.push(began.elapsed());
+    }
+    drop(sources);
+    let _ = stop.send(true);
+    running.wait().await;
+    propagate.sort();
+    apply_only.sort();
+    Ok((propagate, apply_only))
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok((field("VmRSS:"), field("VmHWM:")))
+}
+
+/// The control plane as its own process (so that its memory is its own).
+async fn serve(dir: &Path) -> anyhow::Result<()> {
+    let running = start(
+        Options {
+            data_dir: dir.to_path_buf(),
+            listen: "127.0.0.1:0".parse()?,
+            trust_domain: None,
+            settings: Settings::default(),
+            scan_every: None,
+        },
+        std::future::pending(),
+    )
+    .await?;
+    running.wait().await;
+    Ok(())
+}
+
+async fn memory() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .arg("serve")
+        .arg(dir.path())
+        .spawn()
+        .context("cannot start the control plane")?;
+    let url_file = dir.path().join(files::SERVER_URL);
+    for _ in 0..200 {
+        if url_file.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let url = std::fs::read_to_string(&url_file)?.trim().to_string();
+    let c = admin(dir.path(), &url)?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (empty, _) = rss_kib(child.id())?;
+
+    let began = Instant::now();
+    let mut identities = Vec::new();
+    for i in 0..1000 {
+        let id = format!("w{i}.bench");
+        let token = register(&c, &id).await?;
+        identities.push((id, token));
+    }
+    let registering = began.elapsed();
+    let (workloads, _) = rss_kib(child.id())?;
+
+    // 10,000 edges: each workload's proxy reports 10 callers.
+    let began = Instant::now();
+    let mut joined = Vec::new();
+    for (id, token) in &identities {
+        let identity = WorkloadIdentity::obtain(
+            &dir.path().join("ids").join(id),
+            IssuerClient::new(&url)?,
+            Some(token),
+        )
+        .await?;
+        joined.push((WorkloadId::parse(id)?, Arc::clone(&identity)));
+    }
+    for (i, (server, identity)) in joined.iter().enumerate() {
+        let plane = ControlPlane::new(&url, identity)?;
+        let reports: Vec<Report> = (1..=10)
+            .map(|k| Report {
+                reporter: server.clone(),
+                direction: "inbound".into(),
+                client: WorkloadId::parse(&format!("w{}.bench", (i + k * 37) % 1000)).ok(),
+                server: server.clone(),
+                port: 8080,
+                protocol: "http".into(),
+                method: Some("GET".into()),
+                path: Some(format!("/items/{k}")),
+                verdict: Verdict::WouldBeBlocked,
+                count: 5,
+                first_seen: "2026-11-23T20:00:00Z".into(),
+                last_seen: "2026-11-23T20:00:05Z".into(),
+            })
+            .collect();
+        plane.report(&reports).await?;
+    }
+    let reporting = began.elapsed();
+    let (edges, peak) = rss_kib(child.id())?;
+    let began = Instant::now();
+    let graph: serde_json::Value = c.get("/v1/graph").await?;
+    let drawing = began.elapsed();
+    let n_edges = graph["edges"].as_array().map_or(0, Vec::len);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    println!("\ncontrol-plane memory (its own process; resident set)");
+    println!("  empty (baseline)                     {:>8.1} MB", empty as f64 / 1024.0);
+    println!(
+        "  1,000 workloads                      {:>8.1} MB  ({:.2}× baseline; registered in {:.1} s)",
+        workloads as f64 / 1024.0,
+        workloads as f64 / empty as f64,
+        registering.as_secs_f64()
+    );
+    println!(
+        "  + 10,000 discovered edges            {:>8.1} MB  ({:.2}× baseline; peak {:.1} MB; joined and reported in {:.1} s)",
+        edges as f64 / 1024.0,
+        edges as f64 / empty as f64,
+        peak as f64 / 1024.0,
+        reporting.as_secs_f64()
+    );
+    println!("  access graph of {n_edges} edges drawn and sent in {:.0} ms", drawing.as_secs_f64() * 1e3);
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if args.get(1).map(String::as_str) == Some("serve") {
+        let dir = args.get(2).ok_or_else(|| anyhow!("serve DIR"))?;
+        return runtime.block_on(serve(Path::new(dir)));
+    }
+    runtime.block_on(async {
+        println!("ibac control-plane benchmark (one run, this machine; {ROUNDS} changes each)");
+        let (one, one_apply) = propagation(1).await?;
+        let (hundred, hundred_apply) = propagation(100).await?;
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!("\napply → every proxy enforcing the change (ms)");
+        println!("  proxies   p50      p95      max      apply alone p50");
+        for (n, d, a) in [(1, &one, &one_apply), (100, &hundred, &hundred_apply)] {
+            println!(
+                "  {n:>7}   {:>6.1}   {:>6.1}   {:>6.1}   {:>6.1}",
+                ms(percentile(d, 0.5)),
+                ms(percentile(d, 0.95)),
+                ms(percentile(d, 1.0)),
+                ms(percentile(a, 0.5))
+            );
+        }
+        println!(
+            "  100 proxies / 1 proxy (p50): {:.2}×; goal: under 1,000 ms with 100 proxies",
+            ms(percentile(&hundred, 0.5)) / ms(percentile(&one, 0.5))
+        );
+        memory().await
+    })
+}
