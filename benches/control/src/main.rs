@@ -42,7 +42,11 @@ fn admin(dir: &Path, url: &str) -> anyhow::Result<ApiClient> {
 
 async fn register(c: &ApiClient, id: &str) -> anyhow::Result<String> {
     let reg: Registered = c
-        .send(Method::POST, "/v1/workloads", &json!({"id": id, "address": "127.0.0.1:9"}))
+        .send(
+            Method::POST,
+            "/v1/workloads",
+            &json!({"id": id, "address": "127.0.0.1:9"}),
+        )
         .await?;
     Ok(reg.token)
 }
@@ -82,18 +86,28 @@ async fn propagation(n: usize) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)>
     for i in 0..n {
         let id = format!("p{i}.bench");
         let token = register(&c, &id).await?;
-        let identity =
-            WorkloadIdentity::obtain(&dir.path().join("ids").join(&id), IssuerClient::new(&url)?, Some(&token))
-                .await?;
+        let identity = WorkloadIdentity::obtain(
+            &dir.path().join("ids").join(&id),
+            IssuerClient::new(&url)?,
+            Some(&token),
+        )
+        .await?;
         let plane = ControlPlane::new(&url, &identity)?;
-        sources.push(ControlSource::spawn(plane, Namespace::default_namespace(), None));
+        sources.push(ControlSource::spawn(
+            plane,
+            Namespace::default_namespace(),
+            None,
+        ));
     }
     let web = WorkloadId::parse("web.bench")?;
     let mut propagate = Vec::new();
     let mut apply_only = Vec::new();
     for round in 0..ROUNDS {
         let target = WorkloadId::parse(&format!("api{round}.bench"))?;
-        let mut watches: Vec<_> = sources.iter().map(ibac_proxy::PolicySource::subscribe).collect();
+        let mut watches: Vec<_> = sources
+            .iter()
+            .map(ibac_proxy::PolicySource::subscribe)
+            .collect();
         let began = Instant::now();
         let _: serde_json::Value = c
             .send(
@@ -106,7 +120,9 @@ async fn propagation(n: usize) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)>
         for w in &mut watches {
             w.wait_for(|p| {
                 p.as_ref().is_some_and(|p| {
-                    p.decide(Some(&web), &target, &ibac_policy::Request::l4(80)).verdict == Verdict::Allowed
+                    p.decide(Some(&web), &target, &ibac_policy::Request::l4(80))
+                        .verdict
+                        == Verdict::Allowed
                 })
             })
             .await
@@ -223,7 +239,10 @@ async fn memory() -> anyhow::Result<()> {
     let _ = child.wait();
 
     println!("\ncontrol-plane memory (its own process; resident set)");
-    println!("  empty (baseline)                     {:>8.1} MB", empty as f64 / 1024.0);
+    println!(
+        "  empty (baseline)                     {:>8.1} MB",
+        empty as f64 / 1024.0
+    );
     println!(
         "  1,000 workloads                      {:>8.1} MB  ({:.2}× baseline; registered in {:.1} s)",
         workloads as f64 / 1024.0,
@@ -237,13 +256,18 @@ async fn memory() -> anyhow::Result<()> {
         peak as f64 / 1024.0,
         reporting.as_secs_f64()
     );
-    println!("  access graph of {n_edges} edges drawn and sent in {:.0} ms", drawing.as_secs_f64() * 1e3);
+    println!(
+        "  access graph of {n_edges} edges drawn and sent in {:.0} ms",
+        drawing.as_secs_f64() * 1e3
+    );
     Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     if args.get(1).map(String::as_str) == Some("serve") {
         let dir = args.get(2).ok_or_else(|| anyhow!("serve DIR"))?;
         return runtime.block_on(serve(Path::new(dir)));

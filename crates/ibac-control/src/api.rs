@@ -171,6 +171,7 @@ fn users_only(caller: &Caller) -> Result<(), ApiError> {
 pub fn router(control: Arc<Control>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .route("/v1/openapi.yaml", get(openapi))
         .route("/v1/info", get(info))
         .route("/v1/apply", post(apply))
@@ -189,6 +190,61 @@ pub fn router(control: Arc<Control>) -> Router {
         .route("/v1/proxy/reports", post(proxy_reports))
         .layer(DefaultBodyLimit::max(16 << 20))
         .with_state(control)
+}
+
+/// Prometheus metrics, read from the state at each scrape.
+async fn metrics(State(c): State<Arc<Control>>) -> impl IntoResponse {
+    use prometheus_client::metrics::gauge::Gauge;
+    use prometheus_client::registry::Registry;
+
+    let gauge = |v: usize| {
+        let g: Gauge = Gauge::default();
+        g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        g
+    };
+    let snapshot = c.snapshot();
+    let mut registry = Registry::with_prefix("ibac_control");
+    registry.register(
+        "revision",
+        "The store's revision",
+        gauge(usize::try_from(snapshot.revision).unwrap_or(usize::MAX)),
+    );
+    registry.register(
+        "workloads",
+        "Registered workloads",
+        gauge(snapshot.workloads.len()),
+    );
+    registry.register(
+        "documents",
+        "Stored documents",
+        gauge(snapshot.policy.documents().len()),
+    );
+    registry.register(
+        "proxies_connected",
+        "Proxies that called in the last minute",
+        gauge(c.proxies_connected(60)),
+    );
+    registry.register(
+        "discovered_calls",
+        "Kinds of call the network mapper knows",
+        gauge(c.discovered_len()),
+    );
+    let mut text = String::new();
+    if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot encode metrics\n".to_string(),
+        )
+            .into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 async fn openapi() -> impl IntoResponse {

@@ -330,6 +330,20 @@ impl Control {
         }
     }
 
+    /// How many proxies called within `window` seconds.
+    pub fn proxies_connected(&self, window: i64) -> usize {
+        let cutoff = now() - window;
+        self.contacts
+            .lock()
+            .map(|c| c.values().filter(|t| **t >= cutoff).count())
+            .unwrap_or(0)
+    }
+
+    /// How many kinds of call the mapper knows.
+    pub fn discovered_len(&self) -> usize {
+        self.discovered.lock().map(|d| d.len()).unwrap_or(0)
+    }
+
     /// Records which processes belong to which workload (for the socket
     /// scanner).
     pub fn set_pids(&self, pids: HashMap<u32, WorkloadId>) {

@@ -489,3 +489,67 @@ async fn the_change_stream_sends_the_graph_again_after_a_change() {
     assert!(second.contains("\"client\":\"web.shop\""), "{second}");
     p.stop().await;
 }
+
+#[tokio::test]
+async fn the_socket_scanner_finds_calls_that_bypass_the_proxies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = start(
+        Options {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            trust_domain: None,
+            settings: Settings::default(),
+            scan_every: Some(Duration::from_millis(100)),
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    )
+    .await
+    .unwrap();
+    let c = client(dir.path(), &running.url, None);
+    // The "app" of db.shop listens here; this test process is web.shop, and
+    // connects to it directly, with no proxy in between.
+    let app = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app_port = app.local_addr().unwrap().port();
+    let _: Registered = c
+        .send(
+            Method::POST,
+            "/v1/workloads",
+            &json!({"id": "db.shop", "appPort": app_port, "port": 5432}),
+        )
+        .await
+        .unwrap();
+    running
+        .control
+        .set_pids([(std::process::id(), WorkloadId::parse("web.shop").unwrap())].into());
+    let _conn = tokio::net::TcpStream::connect(("127.0.0.1", app_port))
+        .await
+        .unwrap();
+    let _accepted = app.accept().await.unwrap();
+    wait_for(async || {
+        let g: Value = c.get("/v1/graph").await.unwrap();
+        g["edges"].as_array().unwrap().iter().any(|e| {
+            e["client"] == "web.shop"
+                && e["server"] == "db.shop"
+                && e["seen"]["bySocketScan"] == true
+        })
+    })
+    .await;
+    let calls: Vec<Value> = c.get("/v1/mapper/calls").await.unwrap();
+    assert_eq!(
+        calls[0]["port"], 5432,
+        "the port intents name, not the app's"
+    );
+    let metrics = c.raw(Method::GET, "/metrics", None).await.unwrap();
+    let metrics = String::from_utf8(metrics.to_vec()).unwrap();
+    assert!(metrics.contains("ibac_control_workloads 1"), "{metrics}");
+    assert!(
+        metrics.contains("ibac_control_discovered_calls 1"),
+        "{metrics}"
+    );
+    assert_eq!(calls[0]["verdicts"]["unchecked"], 1);
+    let _ = stop.send(());
+    running.wait().await;
+}
