@@ -74,6 +74,7 @@ async fn propagation(n: usize) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)>
             trust_domain: None,
             settings: Settings::default(),
             scan_every: None,
+            ui: None,
         },
         async move {
             let _ = stopped2.wait_for(|s| *s).await;
@@ -160,6 +161,7 @@ async fn serve(dir: &Path) -> anyhow::Result<()> {
             trust_domain: None,
             settings: Settings::default(),
             scan_every: None,
+            ui: None,
         },
         std::future::pending(),
     )

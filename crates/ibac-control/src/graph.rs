@@ -77,12 +77,53 @@ pub fn totals(graph: &GraphView) -> VerdictCounts {
     t
 }
 
+/// Which enforcer's view the verdicts take.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Enforcer {
+    /// The ibac proxy: HTTP calls are decided on method and path.
+    #[default]
+    Proxy,
+    /// Network policies: every call is decided on its port only, so an HTTP
+    /// intent allows its whole port.
+    NetworkPolicy,
+}
+
+/// What part of the graph to draw.
+#[derive(Clone, Debug, Default)]
+pub struct View {
+    /// Keep edges with a client or server in these namespaces (empty: all).
+    pub namespaces: Vec<String>,
+    /// Whose verdicts.
+    pub enforcer: Enforcer,
+}
+
 /// Draws the graph from the policy in force and the discovered calls.
 pub fn graph(snapshot: &Snapshot, calls: &[(CallKey, CallRecord)]) -> GraphView {
-    let AccessGraph { nodes, edges } = access_graph(
-        &snapshot.policy,
-        &policy_calls(calls.iter().map(|(k, r)| (k, r))),
-    );
+    graph_view(snapshot, calls, &View::default())
+}
+
+/// Draws the part of the graph `view` asks for.
+pub fn graph_view(snapshot: &Snapshot, calls: &[(CallKey, CallRecord)], view: &View) -> GraphView {
+    let keep = |id: &WorkloadId| {
+        view.namespaces.is_empty() || view.namespaces.iter().any(|n| n == id.namespace())
+    };
+    let mut decided = policy_calls(calls.iter().map(|(k, r)| (k, r)));
+    if view.enforcer == Enforcer::NetworkPolicy {
+        for (call, (key, _)) in decided.iter_mut().zip(calls) {
+            call.request = ibac_policy::Request::l4(key.port);
+        }
+    }
+    let AccessGraph { nodes, edges } = access_graph(&snapshot.policy, &decided);
+    let edges: Vec<GraphEdge> = edges
+        .into_iter()
+        .filter(|e| keep(&e.client) || keep(&e.server))
+        .collect();
+    let shown: std::collections::BTreeSet<&WorkloadId> =
+        edges.iter().flat_map(|e| [&e.client, &e.server]).collect();
+    let nodes: Vec<_> = nodes
+        .into_iter()
+        .filter(|n| keep(&n.id) || shown.contains(&n.id))
+        .collect();
     let summaries = edge_summaries(calls.iter().map(|(k, r)| (k, r)));
     let mut by_edge: BTreeMap<(&WorkloadId, &WorkloadId), Vec<(CallKey, CallRecord)>> =
         BTreeMap::new();
@@ -106,7 +147,7 @@ pub fn graph(snapshot: &Snapshot, calls: &[(CallKey, CallRecord)]) -> GraphView 
             (n.id, view)
         })
         .collect();
-    for id in snapshot.workloads.keys() {
+    for id in snapshot.workloads.keys().filter(|id| keep(id)) {
         node_views.entry(id.clone()).or_insert_with(|| NodeView {
             id: id.clone(),
             name: id.name().to_string(),

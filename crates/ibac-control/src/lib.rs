@@ -18,6 +18,7 @@ pub mod server;
 pub mod store;
 pub mod supervise;
 pub mod topology;
+pub mod ui;
 
 pub use control::{Control, ControlError, Settings};
 pub use server::{Options, Running, start};

@@ -44,6 +44,9 @@ pub struct Options {
     pub settings: Settings,
     /// How often to scan local sockets (`None`: never).
     pub scan_every: Option<Duration>,
+    /// Where the access graph page listens, plain HTTP (`None`: only on
+    /// the API's HTTPS port).
+    pub ui: Option<SocketAddr>,
 }
 
 /// A running control plane.
@@ -56,6 +59,8 @@ pub struct Running {
     pub url: String,
     /// The admin token, when this start created it.
     pub new_admin_token: Option<String>,
+    /// The access graph page, with its sign-in token.
+    pub ui_url: Option<String>,
     server: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
 }
@@ -78,6 +83,10 @@ pub mod files {
     pub const BUNDLE: &str = "bundle.pem";
     /// The API's URL.
     pub const SERVER_URL: &str = "server.url";
+    /// The read-only token of the access graph page.
+    pub const UI_TOKEN: &str = "ui.token";
+    /// The access graph page's sign-in link (0600: it holds the token).
+    pub const UI_URL: &str = "ui.url";
 }
 
 fn open_ca(dir: &Path, trust_domain: Option<&str>) -> anyhow::Result<CaStore> {
@@ -151,7 +160,25 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let url = format!("https://{addr}");
     write_public(&dir.join(files::SERVER_URL), format!("{url}\n").as_bytes())?;
-    let app = crate::api::router(control.clone()).merge(issuance.router());
+    let ui_token = match std::fs::read_to_string(dir.join(files::UI_TOKEN)) {
+        Ok(t) if control.token_caller(t.trim()).is_some() => t.trim().to_string(),
+        _ => {
+            let name = format!("ui-{}", OffsetDateTime::now_utc().unix_timestamp());
+            let caller = crate::auth::Caller::Admin {
+                name: "ibac up".into(),
+            };
+            // A token for no namespace: it may read, and change nothing.
+            let secret = control
+                .create_token(&caller, &name, Some(Vec::new()))
+                .await
+                .map_err(|e| anyhow!("cannot make the page's token: {e}"))?;
+            write_private(&dir.join(files::UI_TOKEN), format!("{secret}\n").as_bytes())?;
+            secret
+        }
+    };
+    let app = crate::api::router(control.clone())
+        .merge(crate::ui::router(control.clone()))
+        .merge(issuance.router());
     let closing = control.clone();
     let shutdown = async move {
         shutdown.await;
@@ -160,6 +187,27 @@ pub async fn start(
     let server = tokio::spawn(ibac_identity::https::serve(listener, tls, app, shutdown));
 
     let mut background = vec![renewer];
+    let ui_url = match options.ui {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for the access graph page"))?;
+            let url = format!("http://{}/?token={ui_token}", listener.local_addr()?);
+            write_private(&dir.join(files::UI_URL), format!("{url}\n").as_bytes())?;
+            let page = crate::ui::router(control.clone());
+            let closing = control.clone();
+            background.push(tokio::spawn(async move {
+                let served = axum::serve(listener, page)
+                    .with_graceful_shutdown(async move { closing.closed().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the access graph page stopped");
+                }
+            }));
+            Some(url)
+        }
+        None => None,
+    };
     background.push(tokio::spawn({
         let control = control.clone();
         async move {
@@ -181,6 +229,7 @@ pub async fn start(
         addr,
         url,
         new_admin_token,
+        ui_url,
         server,
         background,
     })

@@ -36,6 +36,7 @@ async fn plane(dir: &Path) -> Plane {
             trust_domain: None,
             settings: Settings::default(),
             scan_every: None,
+            ui: None,
         },
         async move {
             let _ = stopped.await;
@@ -501,6 +502,7 @@ async fn the_socket_scanner_finds_calls_that_bypass_the_proxies() {
             trust_domain: None,
             settings: Settings::default(),
             scan_every: Some(Duration::from_millis(100)),
+            ui: None,
         },
         async move {
             let _ = stopped.await;

@@ -388,6 +388,13 @@ impl Picture {
                     "arrow-would-be-blocked",
                 ),
             };
+            // A wide, invisible copy takes the clicks that a 2-pixel line would miss.
+            let _ = write!(
+                out,
+                r##"<path class="edge-hit" data-client="{client}" data-server="{server}" d="{path}" fill="none" stroke="#000" stroke-opacity="0" stroke-width="12"/>"##,
+                client = escape(&e.client),
+                server = escape(&e.server),
+            );
             let _ = write!(
                 out,
                 r#"<path class="edge {verdict}" data-client="{client}" data-server="{server}" data-verdict="{verdict}" d="{path}" fill="none" stroke="{colour}" stroke-width="2"{dash} marker-end="url(#{marker})"><title>{client} → {server}: {verdict}</title></path>"#,

@@ -45,6 +45,17 @@ pub struct Args {
     /// Distinct HTTP paths kept per client, server and port
     #[arg(long, env = "IBAC_MAX_PATHS", default_value_t = 100)]
     max_paths: usize,
+    /// Where the access graph page listens (plain HTTP; keep it on loopback)
+    #[arg(
+        long,
+        env = "IBAC_UI",
+        default_value = "127.0.0.1:7780",
+        conflicts_with = "no_ui"
+    )]
+    ui: SocketAddr,
+    /// Serve the access graph page only on the API's HTTPS port
+    #[arg(long)]
+    no_ui: bool,
     /// How often to scan local sockets for calls that bypass the proxies (0s: never)
     #[arg(long, env = "IBAC_SCAN_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
     scan_interval: Duration,
@@ -67,7 +78,8 @@ terminal, in this directory:
       now only declared calls get through to it; the rest are blocked
   ibac get graph
 
-The API is at {url}; the admin token is in the data directory. Ctrl-C stops
+Open the access graph link above in a browser to watch it happen live. The
+API is at {url}; the admin token is in the data directory. Ctrl-C stops
 everything.
 ",
         ns = ibac_control::demo::NAMESPACE
@@ -102,6 +114,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
                     max_paths: args.max_paths,
                 },
                 scan_every: (!args.scan_interval.is_zero()).then_some(args.scan_interval),
+                ui: (!args.no_ui).then_some(args.ui),
             },
             async move {
                 let _ = stopped.wait_for(|s| *s).await;
@@ -109,22 +122,21 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         )
         .await?;
         let mut banner = format!(
-            "ibac control plane on {}\n  data:        {} (store, CA, logs)\n  admin token: {}{}\n",
+            "ibac control plane on {}\n  data:         {} (store, CA, logs)\n  admin token:  {}{}\n",
             running.url,
             args.data_dir.display(),
             args.data_dir.join(files::ADMIN_TOKEN).display(),
-            if running.new_admin_token.is_some() {
-                " (new)"
-            } else {
-                ""
-            },
+            if running.new_admin_token.is_some() { " (new)" } else { "" },
         );
+        if let Some(url) = &running.ui_url {
+            banner.push_str(&format!("  access graph: {url}\n"));
+        }
         let (workloads_stop, workloads_stopped) = watch::channel(false);
         let supervisor = match &topology {
             Some(t) => {
                 let planned = plan(t)?;
                 banner.push_str(&format!(
-                    "  workloads:   {} (logs in {})\n",
+                    "  workloads:    {} (logs in {})\n",
                     planned.len(),
                     args.data_dir.join("logs").display()
                 ));

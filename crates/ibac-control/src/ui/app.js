@@ -1,0 +1,375 @@
+// The ibac access graph page. The picture is drawn by the control plane
+// (the same drawing as `ibac network-mapper visualize`); this script places
+// it, zooms and pans it, finds workloads, shows details, and asks for it
+// again when the control plane says something changed.
+'use strict';
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const canvas = $('canvas');
+  const state = {
+    graph: null,
+    selected: null, // {kind: 'node', id} or {kind: 'edge', client, server}
+    namespaces: new Set(), // chosen; empty means all
+    known: new Set(), // every namespace seen
+    enforcer: 'proxy',
+    view: null, // [x, y, w, h] of the SVG viewBox, once the user moved
+    search: '',
+    busy: false,
+    again: false,
+  };
+
+  const VERDICT = {
+    allowed: { icon: '✓', text: 'allowed' },
+    'would-be-blocked': { icon: '!', text: 'would be blocked once the server is protected' },
+    blocked: { icon: '✕', text: 'blocked' },
+  };
+
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === 'class') e.className = v;
+      else if (k.startsWith('data-')) e.setAttribute(k, v);
+      else e[k] = v;
+    }
+    for (const c of children) {
+      if (c !== null && c !== undefined) e.append(c);
+    }
+    return e;
+  }
+
+  function query() {
+    const p = new URLSearchParams();
+    if (state.namespaces.size) p.set('namespaces', [...state.namespaces].sort().join(','));
+    if (state.enforcer !== 'proxy') p.set('enforcer', state.enforcer);
+    return p.toString();
+  }
+
+  async function fetchOk(url, kind) {
+    const r = await fetch(url, { credentials: 'same-origin' });
+    if (r.status === 401) {
+      document.body.dataset.state = 'signed-out';
+      throw new Error('signed out');
+    }
+    if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+    return kind === 'json' ? r.json() : r.text();
+  }
+
+  // Fetches the graph and its picture; a change that arrives meanwhile
+  // makes one more round, never a pile of them.
+  async function refresh() {
+    if (state.busy) {
+      state.again = true;
+      return;
+    }
+    state.busy = true;
+    const started = performance.now();
+    try {
+      const q = query();
+      const [graph, svg] = await Promise.all([
+        fetchOk('/ui/graph.json?' + q, 'json'),
+        fetchOk('/ui/graph.svg?' + q, 'text'),
+      ]);
+      state.graph = graph;
+      place(svg);
+      if (!state.namespaces.size) graph.nodes.forEach((n) => state.known.add(n.namespace));
+      namespaces();
+      summary();
+      exports(q);
+      details();
+      document.body.dataset.revision = String(graph.revision);
+      document.body.dataset.state = 'ready';
+      window.ibacTimings = { renderMs: performance.now() - started, updatedAt: Date.now() };
+    } catch (e) {
+      if (document.body.dataset.state !== 'signed-out') {
+        $('summary').textContent = `Cannot load the graph: ${e.message}`;
+      }
+    } finally {
+      state.busy = false;
+      if (state.again) {
+        state.again = false;
+        refresh();
+      }
+    }
+  }
+
+  function place(text) {
+    const parsed = new DOMParser().parseFromString(text, 'image/svg+xml');
+    const svg = parsed.documentElement;
+    if (svg.nodeName !== 'svg') return;
+    const full = [0, 0, Number(svg.getAttribute('width')), Number(svg.getAttribute('height'))];
+    const node = document.importNode(svg, true);
+    node.dataset.full = full.join(' ');
+    node.removeAttribute('width');
+    node.removeAttribute('height');
+    node.setAttribute('viewBox', (state.view || full).join(' '));
+    const old = canvas.querySelector('svg');
+    if (old) canvas.replaceChild(node, old);
+    else canvas.append(node);
+    highlight();
+  }
+
+  function svg() {
+    return canvas.querySelector('svg');
+  }
+
+  function currentView() {
+    const s = svg();
+    return state.view || (s ? s.dataset.full.split(' ').map(Number) : [0, 0, 1, 1]);
+  }
+
+  function setView(v) {
+    state.view = v;
+    const s = svg();
+    if (s) s.setAttribute('viewBox', v.map((n) => n.toFixed(1)).join(' '));
+  }
+
+  function toSvg(clientX, clientY) {
+    const s = svg();
+    const p = s.createSVGPoint();
+    p.x = clientX;
+    p.y = clientY;
+    return p.matrixTransform(s.getScreenCTM().inverse());
+  }
+
+  // Zoom around the pointer.
+  canvas.addEventListener('wheel', (e) => {
+    if (!svg()) return;
+    e.preventDefault();
+    const p = toSvg(e.clientX, e.clientY);
+    const k = e.deltaY > 0 ? 1.15 : 1 / 1.15;
+    const [x, y, w, h] = currentView();
+    setView([p.x - (p.x - x) * k, p.y - (p.y - y) * k, w * k, h * k]);
+  }, { passive: false });
+
+  // Drag to pan; a press without a drag is a click.
+  let drag = null;
+  canvas.addEventListener('pointerdown', (e) => {
+    if (!svg() || e.button !== 0) return;
+    drag = { x: e.clientX, y: e.clientY, view: currentView(), moved: false, scale: svg().getScreenCTM().a };
+  });
+  window.addEventListener('pointermove', (e) => {
+    if (!drag) return;
+    const dx = e.clientX - drag.x;
+    const dy = e.clientY - drag.y;
+    if (Math.abs(dx) + Math.abs(dy) > 4) drag.moved = true;
+    if (drag.moved) {
+      const [x, y, w, h] = drag.view;
+      setView([x - dx / drag.scale, y - dy / drag.scale, w, h]);
+      canvas.classList.add('dragging');
+    }
+  });
+  window.addEventListener('pointerup', (e) => {
+    const d = drag;
+    drag = null;
+    canvas.classList.remove('dragging');
+    if (d && !d.moved) select(e.target);
+  });
+
+  function select(target) {
+    const node = target.closest ? target.closest('[data-id]') : null;
+    const edge = target.closest ? target.closest('[data-client][data-server]') : null;
+    if (node) state.selected = { kind: 'node', id: node.dataset.id };
+    else if (edge) state.selected = { kind: 'edge', client: edge.dataset.client, server: edge.dataset.server };
+    else state.selected = null;
+    highlight();
+    details();
+  }
+
+  function highlight() {
+    const s = svg();
+    if (!s) return;
+    s.querySelectorAll('.selected').forEach((e) => e.classList.remove('selected'));
+    const sel = state.selected;
+    if (sel && sel.kind === 'node') {
+      s.querySelectorAll('[data-id]').forEach((n) => {
+        if (n.dataset.id === sel.id) n.classList.add('selected');
+      });
+    } else if (sel) {
+      s.querySelectorAll('path.edge').forEach((p) => {
+        if (p.dataset.client === sel.client && p.dataset.server === sel.server) p.classList.add('selected');
+      });
+    }
+    const term = state.search.trim().toLowerCase();
+    s.classList.toggle('searching', term.length > 0);
+    s.querySelectorAll('[data-id]').forEach((n) => {
+      n.classList.toggle('match', term.length > 0 && n.dataset.id.toLowerCase().includes(term));
+    });
+  }
+
+  function when(unix) {
+    return unix ? new Date(unix * 1000).toLocaleString() : 'never';
+  }
+
+  function badge(verdict) {
+    const v = VERDICT[verdict] || { icon: '?', text: verdict };
+    return el('span', { class: `badge ${verdict}`, 'data-verdict': verdict }, `${v.icon} ${v.text}`);
+  }
+
+  function edgeLink(e, label) {
+    const a = el('button', { class: 'link', type: 'button' }, label, ' ', badge(e.verdict));
+    a.addEventListener('click', () => {
+      state.selected = { kind: 'edge', client: e.client, server: e.server };
+      highlight();
+      details();
+    });
+    return el('li', {}, a);
+  }
+
+  function copyButton(text) {
+    const b = el('button', { type: 'button', class: 'copy' }, 'Copy');
+    b.addEventListener('click', async () => {
+      try {
+        await navigator.clipboard.writeText(text);
+        b.textContent = 'Copied';
+      } catch {
+        b.textContent = 'Select the text and copy it';
+      }
+    });
+    return b;
+  }
+
+  function details() {
+    const panel = $('details');
+    const g = state.graph;
+    const sel = state.selected;
+    panel.replaceChildren();
+    if (!g || !sel) {
+      panel.append(el('p', { class: 'hint' }, 'Click a workload or a call for details.'));
+      return;
+    }
+    if (sel.kind === 'node') {
+      const n = g.nodes.find((x) => x.id === sel.id);
+      if (!n) {
+        panel.append(el('p', { class: 'hint' }, `${sel.id} is not in this view.`));
+        return;
+      }
+      panel.dataset.kind = 'node';
+      panel.append(el('h2', {}, n.name), el('p', { class: 'muted' }, `namespace ${n.namespace}`));
+      panel.append(el('p', {}, n.registered ? 'Registered with the control plane.' : 'Not registered: known from intents or reports only.'));
+      if (n.server) {
+        panel.append(el('h3', {}, 'As a server'));
+        panel.append(el('p', {}, n.server.protected ? '🔒 protected: ' : 'unprotected (shadow): ', n.server.protection));
+        const blocking = { 'not-blocking': 'every call towards it is allowed', 'would-block': 'some calls would be blocked once it is protected', blocking: 'some calls are blocked now' };
+        panel.append(el('p', { class: `status ${n.server.blocking}` }, blocking[n.server.blocking] || n.server.blocking));
+      }
+      if (n.client) {
+        const clientText = { 'all-allowed': '✓ all its calls are allowed', 'some-would-be-blocked': '! some calls would be blocked once their servers are protected', 'some-blocked': '✕ some calls are blocked now' };
+        panel.append(el('h3', {}, 'As a client'), el('p', { class: `status ${n.client}` }, clientText[n.client] || n.client));
+      }
+      const out = g.edges.filter((e) => e.client === n.id);
+      const inn = g.edges.filter((e) => e.server === n.id);
+      if (out.length) panel.append(el('h3', {}, 'Calls'), el('ul', {}, ...out.map((e) => edgeLink(e, `→ ${e.server}`))));
+      if (inn.length) panel.append(el('h3', {}, 'Called by'), el('ul', {}, ...inn.map((e) => edgeLink(e, `← ${e.client}`))));
+      return;
+    }
+    const e = g.edges.find((x) => x.client === sel.client && x.server === sel.server);
+    if (!e) {
+      panel.append(el('p', { class: 'hint' }, 'This call is not in this view.'));
+      return;
+    }
+    panel.dataset.kind = 'edge';
+    panel.append(el('h2', {}, `${e.client} → ${e.server}`), badge(e.verdict));
+    panel.append(el('p', {}, 'From: ', e.sources.join(' and ')));
+    if (e.seen) {
+      const c = e.seen.verdicts;
+      panel.append(
+        el('p', {}, `First seen ${when(e.seen.firstSeen)}; last seen ${when(e.seen.lastSeen)}.`),
+        el('table', { class: 'counts' },
+          el('tr', {}, el('th', {}, 'allowed'), el('td', {}, String(c.allowed))),
+          el('tr', {}, el('th', {}, 'would be blocked'), el('td', {}, String(c.wouldBeBlocked))),
+          el('tr', {}, el('th', {}, 'blocked'), el('td', {}, String(c.blocked))),
+          c.unchecked ? el('tr', {}, el('th', {}, 'bypassed the proxies'), el('td', {}, String(c.unchecked))) : null),
+      );
+    }
+    if (e.calls.length) {
+      panel.append(el('h3', {}, 'Calls seen'), el('ul', {}, ...e.calls.map((c) => el('li', {}, `${c.request}: `, badge(c.verdict), ` × ${c.count}`))));
+    }
+    panel.append(el('h3', {}, 'Intents that allow it'));
+    panel.append(e.intents.length ? el('ul', {}, ...e.intents.map((i) => el('li', {}, i))) : el('p', { class: 'muted' }, 'none'));
+    if (e.suggestion) {
+      panel.append(
+        el('h3', {}, 'Declare it'),
+        el('p', { class: 'muted' }, `Add this to ${e.client.split('.')[0]}'s ClientIntents (or apply it) so that the call keeps working once ${e.server} is protected:`),
+        el('pre', { class: 'suggestion' }, e.suggestion),
+        copyButton(e.suggestion),
+      );
+    }
+  }
+
+  function summary() {
+    const counts = { allowed: 0, 'would-be-blocked': 0, blocked: 0 };
+    state.graph.edges.forEach((e) => { counts[e.verdict] = (counts[e.verdict] || 0) + 1; });
+    $('summary').replaceChildren(
+      el('span', { class: 'count allowed' }, `✓ ${counts.allowed} allowed`),
+      el('span', { class: 'count would-be-blocked' }, `! ${counts['would-be-blocked']} would be blocked`),
+      el('span', { class: 'count blocked' }, `✕ ${counts.blocked} blocked`),
+    );
+  }
+
+  function namespaces() {
+    const list = $('namespace-list');
+    const names = [...state.known].sort();
+    if (list.childElementCount === names.length) return;
+    list.replaceChildren(...names.map((n) => {
+      const box = el('input', { type: 'checkbox', value: n, checked: state.namespaces.has(n) });
+      box.addEventListener('change', () => {
+        if (box.checked) state.namespaces.add(n);
+        else state.namespaces.delete(n);
+        $('namespace-choice').textContent = state.namespaces.size ? [...state.namespaces].sort().join(', ') : 'all';
+        state.view = null;
+        refresh();
+      });
+      return el('label', {}, box, ` ${n}`);
+    }));
+  }
+
+  function exports(q) {
+    $('export-svg').href = `/ui/graph.svg?download=1${q ? '&' + q : ''}`;
+    $('export-png').href = `/ui/graph.png?download=1${q ? '&' + q : ''}`;
+  }
+
+  $('search').addEventListener('input', (e) => {
+    state.search = e.target.value;
+    highlight();
+  });
+  $('search').addEventListener('keydown', (e) => {
+    if (e.key !== 'Enter') return;
+    const match = svg() && svg().querySelector('.node.match');
+    if (!match) return;
+    const t = /translate\(([-\d.]+),([-\d.]+)\)/.exec(match.getAttribute('transform'));
+    if (!t) return;
+    const [, , w, h] = currentView();
+    setView([Number(t[1]) + 118 - w / 2, Number(t[2]) + 23 - h / 2, w, h]);
+    state.selected = { kind: 'node', id: match.dataset.id };
+    highlight();
+    details();
+  });
+  $('fit').addEventListener('click', () => {
+    state.view = null;
+    const s = svg();
+    if (s) s.setAttribute('viewBox', s.dataset.full);
+  });
+  document.querySelectorAll('input[name=enforcer]').forEach((r) => r.addEventListener('change', () => {
+    state.enforcer = r.value;
+    refresh();
+  }));
+
+  // Live: the control plane says when something changed.
+  function listen() {
+    const events = new EventSource('/ui/events');
+    const live = $('live');
+    events.addEventListener('open', () => {
+      live.textContent = 'live';
+      live.className = 'live on';
+    });
+    events.addEventListener('changed', () => refresh());
+    events.addEventListener('error', () => {
+      live.textContent = 'reconnecting…';
+      live.className = 'live off';
+    });
+  }
+
+  refresh();
+  listen();
+})();

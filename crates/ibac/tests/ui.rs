@@ -1,0 +1,331 @@
+//! The access graph page in a real browser (headless Chromium through
+//! chromedriver), through the demo: the three clients of
+//! productcatalogservice show would-be-blocked, turn allowed once their
+//! intents are applied — live, without a reload — and an undeclared caller
+//! shows blocked once the server is protected. Screenshots of each step are
+//! saved under `target/tmp/ui-screenshots/`.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (the test command
+//! installs them).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    clippy::print_stdout
+)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+const CLIENTS: [&str; 3] = ["frontend", "checkoutservice", "recommendationservice"];
+
+fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shoot(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.unwrap();
+    std::fs::write(screenshots().join(name), png).unwrap();
+}
+
+/// The verdict of each edge the page draws: (client, server) → verdict.
+async fn page_edges(browser: &Client) -> Vec<(String, String, String)> {
+    let v = browser
+        .execute(
+            "return [...document.querySelectorAll('path.edge')].map(p => [p.dataset.client, p.dataset.server, p.dataset.verdict]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(v).unwrap_or_default()
+}
+
+fn verdict_of(edges: &[(String, String, String)], client: &str, server: &str) -> Option<String> {
+    edges
+        .iter()
+        .find(|(c, s, _)| *c == format!("{client}.{NS}") && *s == format!("{server}.{NS}"))
+        .map(|(_, _, v)| v.clone())
+}
+
+async fn wait_page(
+    what: &str,
+    browser: &Client,
+    mut check: impl FnMut(&[(String, String, String)]) -> bool,
+) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(180) {
+        if check(&page_edges(browser).await) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+fn chromedriver(port: u16) -> std::process::Child {
+    std::process::Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver is missing: install Debian's chromium and chromium-driver (scripts/test does)")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_graph_follows_the_tutorial_live() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (port, ui) = (free_port(), free_port());
+    let mut procs = Processes(vec![start_up(&dir, port, Some(ui))]);
+    let demo = Demo {
+        dir: dir.clone(),
+        url: format!("https://127.0.0.1:{port}"),
+    };
+    let driver_port = free_port();
+    procs.0.push(chromedriver(driver_port));
+    wait_until(
+        "chromedriver and the page listen",
+        Duration::from_secs(60),
+        || {
+            std::net::TcpStream::connect(("127.0.0.1", driver_port)).is_ok()
+                && dir.join("ui.url").exists()
+        },
+    );
+
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1600,1000"]}),
+    );
+    let browser = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver_port}"))
+        .await
+        .unwrap();
+
+    // Without the token, nothing is shown.
+    browser
+        .goto(&format!("http://127.0.0.1:{ui}/"))
+        .await
+        .unwrap();
+    let text = browser
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("Open the link"), "{text}");
+
+    // With the link `ibac up` printed: the page, and the token leaves the address bar.
+    let link = std::fs::read_to_string(dir.join("ui.url")).unwrap();
+    browser.goto(link.trim()).await.unwrap();
+    assert_eq!(
+        browser.current_url().await.unwrap().as_str(),
+        format!("http://127.0.0.1:{ui}/")
+    );
+    browser
+        .execute("window.sameDocument = 'yes';", vec![])
+        .await
+        .unwrap();
+
+    // 1. Shadow mode: the three clients of productcatalogservice would be blocked.
+    wait_page(
+        "the three clients show would-be-blocked",
+        &browser,
+        |edges| {
+            CLIENTS.iter().all(|c| {
+                verdict_of(edges, c, "productcatalogservice").as_deref() == Some("would-be-blocked")
+            })
+        },
+    )
+    .await;
+    shoot(&browser, "1-shadow-mode.png").await;
+
+    // 2. Apply their exported intents: the page turns them allowed by itself.
+    let exported = demo.ok(&["network-mapper", "export", "--server", CATALOG]);
+    let file = tmp.path().join("catalog-clients.yaml");
+    std::fs::write(&file, exported).unwrap();
+    demo.ok(&["apply", "-f", file.to_str().unwrap()]);
+    let applied = Instant::now();
+    wait_page("the three clients show allowed", &browser, |edges| {
+        CLIENTS
+            .iter()
+            .all(|c| verdict_of(edges, c, "productcatalogservice").as_deref() == Some("allowed"))
+    })
+    .await;
+    println!(
+        "live update after apply: {} ms (goal: within 2,000 ms)",
+        applied.elapsed().as_millis()
+    );
+    let same = browser
+        .execute("return window.sameDocument;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(same, json!("yes"), "the page updated without a reload");
+    shoot(&browser, "2-intents-applied.png").await;
+
+    // 3. An undeclared caller, then protection: it shows blocked.
+    start_rogue(&demo, tmp.path(), &mut procs);
+    demo.ok(&["protect", CATALOG]);
+    let protected = Instant::now();
+    wait_page("the undeclared caller shows blocked", &browser, |edges| {
+        verdict_of(edges, "rogue", "productcatalogservice").as_deref() == Some("blocked")
+            && CLIENTS.iter().all(|c| {
+                verdict_of(edges, c, "productcatalogservice").as_deref() == Some("allowed")
+            })
+    })
+    .await;
+    println!(
+        "live update after the rogue's blocked calls were reported: {} ms",
+        protected.elapsed().as_millis()
+    );
+    let protected_nodes = browser
+        .execute(
+            "return [...document.querySelectorAll('.node.protected')].map(n => n.dataset.id);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(protected_nodes, json!([CATALOG]));
+    shoot(&browser, "3-protected.png").await;
+
+    // 4. Details: click the rogue, then its call; the panel explains and
+    //    offers the ClientIntents that would declare it.
+    browser
+        .find(Locator::Css(&format!("g.node[data-id='rogue.{NS}']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let panel = browser.find(Locator::Id("details")).await.unwrap();
+    let text = panel.text().await.unwrap();
+    assert!(text.contains("some calls are blocked now"), "{text}");
+    browser
+        .find(Locator::Css("#details button.link"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let text = browser
+        .find(Locator::Id("details"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(&format!("rogue.{NS} → {CATALOG}")), "{text}");
+    assert!(
+        text.contains("blocked") && text.contains("discovered"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Intents that allow it") && text.contains("none"),
+        "{text}"
+    );
+    let suggestion = browser
+        .find(Locator::Css("pre.suggestion"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        suggestion.contains("kind: ClientIntents") && suggestion.contains("name: rogue"),
+        "{suggestion}"
+    );
+    assert!(
+        suggestion.contains("name: productcatalogservice"),
+        "{suggestion}"
+    );
+    shoot(&browser, "4-details.png").await;
+
+    // 5. Search by name.
+    browser
+        .find(Locator::Id("search"))
+        .await
+        .unwrap()
+        .send_keys("catalog")
+        .await
+        .unwrap();
+    let matches = browser
+        .execute(
+            "return [...document.querySelectorAll('.node.match')].map(n => n.dataset.id);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(matches, json!([CATALOG]));
+    shoot(&browser, "5-search.png").await;
+
+    // 6. Namespace filter and the enforcer toggle, then export: the page's
+    //    SVG is the CLI's picture, drawn by the same module.
+    let picture: Value = browser
+        .execute_async(
+            "const done = arguments[0];
+             Promise.all([fetch('/ui/graph.svg?download=1'), fetch('/ui/graph.png?download=1')])
+               .then(async ([s, p]) => done([s.status, s.headers.get('content-disposition'), await s.text(), p.status, p.headers.get('content-type')]));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(picture[0], 200);
+    assert!(
+        picture[1]
+            .as_str()
+            .unwrap()
+            .contains("ibac-access-graph.svg")
+    );
+    assert_eq!(picture[3], 200);
+    assert_eq!(picture[4], "image/png");
+    let cli_path = tmp.path().join("cli.svg");
+    demo.ok(&[
+        "network-mapper",
+        "visualize",
+        "-o",
+        cli_path.to_str().unwrap(),
+    ]);
+    let cli_svg = std::fs::read_to_string(&cli_path).unwrap();
+    assert!(
+        picture[2].as_str() == Some(cli_svg.as_str()),
+        "the page exports what `ibac network-mapper visualize` draws"
+    );
+
+    browser
+        .find(Locator::Css("input[value='network-policy']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_page(
+        "network policies cannot see paths: the picture is redrawn",
+        &browser,
+        |edges| !edges.is_empty(),
+    )
+    .await;
+    browser
+        .find(Locator::Css("#namespaces summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    shoot(&browser, "6-filters.png").await;
+
+    browser.close().await.unwrap();
+}
