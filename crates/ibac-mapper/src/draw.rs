@@ -225,6 +225,18 @@ impl Picture {
                 }
             }
         }
+        // Long chains would make a picture hundreds of columns wide: past
+        // about 0.6·√n columns (a node box is some five times wider than
+        // tall, so this keeps the picture near a screen's shape) ranks are
+        // squeezed into fewer columns, in order: a caller is never right of
+        // what it calls, and some calls then stay within a column.
+        let ranks = column.iter().copied().max().map_or(0, |m| m + 1);
+        let max_columns = ((n as f64).sqrt() * 0.6).ceil().max(8.0) as usize;
+        if ranks > max_columns {
+            for c in &mut column {
+                *c = *c * max_columns / ranks;
+            }
+        }
         let width = column.iter().copied().max().map_or(0, |m| m + 1);
         let mut columns: Vec<Vec<usize>> = vec![Vec::new(); width];
         for v in 0..n {
@@ -644,6 +656,28 @@ mod tests {
         assert!(p.nodes() > 900);
         let svg = p.svg();
         assert!(svg.len() > 100_000);
+    }
+
+    #[test]
+    fn a_long_chain_is_folded_into_a_picture_of_screen_shape() {
+        let edges = (0..400)
+            .map(|i| DrawEdge {
+                client: format!("s{i}.chain"),
+                server: format!("s{}.chain", i + 1),
+                verdict: "allowed".into(),
+            })
+            .collect();
+        let p = Picture::layout(DrawGraph {
+            nodes: vec![],
+            edges,
+        });
+        let cols = columns_of(&p);
+        for i in 0..400 {
+            assert!(cols[&format!("s{i}.chain")] <= cols[&format!("s{}.chain", i + 1)]);
+        }
+        let (w, h) = p.size();
+        assert!(p.columns.len() <= 13, "{} columns", p.columns.len());
+        assert!((0.5..4.0).contains(&(w / h)), "{w} x {h}");
     }
 
     #[test]

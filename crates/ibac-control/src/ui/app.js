@@ -19,6 +19,17 @@
     again: false,
   };
 
+  // Past this many calls, dashes are dropped from the lines (the arrow heads
+  // still tell the verdicts apart by shape): thousands of dashed curves
+  // make every zoom step repaint for most of a second.
+  const MANY_EDGES = 1000;
+
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+
+  // Labels smaller than this many pixels are left out: nobody can read
+  // them, and thousands of them make every redraw several times slower.
+  const LABEL_MIN_SCALE = 0.4;
+
   const VERDICT = {
     allowed: { icon: '✓', text: 'allowed' },
     'would-be-blocked': { icon: '!', text: 'would be blocked once the server is protected' },
@@ -103,9 +114,11 @@
     node.removeAttribute('width');
     node.removeAttribute('height');
     node.setAttribute('viewBox', (state.view || full).join(' '));
+    node.classList.toggle('many', node.querySelectorAll('path.edge').length > MANY_EDGES);
     const old = canvas.querySelector('svg');
     if (old) canvas.replaceChild(node, old);
     else canvas.append(node);
+    labels();
     highlight();
   }
 
@@ -118,18 +131,67 @@
     return state.view || (s ? s.dataset.full.split(' ').map(Number) : [0, 0, 1, 1]);
   }
 
+  // Redrawing thousands of lines takes a software-rendered browser a few
+  // hundred milliseconds, too slow to follow a wheel or a drag. While the
+  // view moves, the picture already painted is moved and scaled as an image
+  // (once per frame, however many events arrived); once the view rests, it
+  // is redrawn sharp at the new view.
+  const SETTLE_MS = 150;
+  let pending = false;
+  let settle = 0;
   function setView(v) {
     state.view = v;
+    clearTimeout(settle);
+    settle = setTimeout(commitView, SETTLE_MS);
+    canvas.dataset.settled = 'no';
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      previewView();
+    });
+  }
+
+  function previewView() {
     const s = svg();
-    if (s) s.setAttribute('viewBox', v.map((n) => n.toFixed(1)).join(' '));
+    if (!s || !state.view) return;
+    const c = s.getAttribute('viewBox').split(' ').map(Number);
+    const v = state.view;
+    const r = canvas.getBoundingClientRect();
+    const k = Math.min(r.width / c[2], r.height / c[3]);
+    const zoom = c[2] / v[2];
+    s.style.transformOrigin = `${(r.width - c[2] * k) / 2}px ${(r.height - c[3] * k) / 2}px`;
+    s.style.transform = `translate(${zoom * k * (c[0] - v[0])}px, ${zoom * k * (c[1] - v[1])}px) scale(${zoom})`;
+  }
+
+  function commitView() {
+    const s = svg();
+    if (s && state.view) {
+      s.style.transform = '';
+      s.setAttribute('viewBox', state.view.map((n) => n.toFixed(1)).join(' '));
+      labels();
+    }
+    canvas.dataset.settled = 'yes';
+  }
+
+  function labels() {
+    const s = svg();
+    if (s) s.classList.toggle('far', fitting().scale < LABEL_MIN_SCALE);
+  }
+
+  // Screen pixels per picture unit, and where the picture starts, for the
+  // view about to be shown (which may not be painted yet): the SVG fits the
+  // view into the canvas, centred, keeping its aspect.
+  function fitting() {
+    const r = canvas.getBoundingClientRect();
+    const [x, y, w, h] = currentView();
+    const scale = Math.min(r.width / w, r.height / h);
+    return { x, y, scale, left: r.left + (r.width - w * scale) / 2, top: r.top + (r.height - h * scale) / 2 };
   }
 
   function toSvg(clientX, clientY) {
-    const s = svg();
-    const p = s.createSVGPoint();
-    p.x = clientX;
-    p.y = clientY;
-    return p.matrixTransform(s.getScreenCTM().inverse());
+    const f = fitting();
+    return { x: f.x + (clientX - f.left) / f.scale, y: f.y + (clientY - f.top) / f.scale };
   }
 
   // Zoom around the pointer.
@@ -146,7 +208,7 @@
   let drag = null;
   canvas.addEventListener('pointerdown', (e) => {
     if (!svg() || e.button !== 0) return;
-    drag = { x: e.clientX, y: e.clientY, view: currentView(), moved: false, scale: svg().getScreenCTM().a };
+    drag = { x: e.clientX, y: e.clientY, view: currentView(), moved: false, scale: fitting().scale };
   });
   window.addEventListener('pointermove', (e) => {
     if (!drag) return;
@@ -190,11 +252,31 @@
         if (p.dataset.client === sel.client && p.dataset.server === sel.server) p.classList.add('selected');
       });
     }
+    // Found workloads are copied above a veil over the picture: one layer
+    // redrawn, rather than every other node and call fading one by one.
     const term = state.search.trim().toLowerCase();
-    s.classList.toggle('searching', term.length > 0);
-    s.querySelectorAll('[data-id]').forEach((n) => {
-      n.classList.toggle('match', term.length > 0 && n.dataset.id.toLowerCase().includes(term));
+    s.querySelectorAll('g.found-layer').forEach((g) => g.remove());
+    const found = [];
+    s.querySelectorAll('g.node').forEach((n) => {
+      const hit = term.length > 0 && n.dataset.id.toLowerCase().includes(term);
+      n.classList.toggle('match', hit);
+      if (hit) found.push(n);
     });
+    if (!term.length) return;
+    const layer = document.createElementNS(SVG_NS, 'g');
+    layer.setAttribute('class', 'found-layer');
+    const [, , w, h] = s.dataset.full.split(' ');
+    const veil = document.createElementNS(SVG_NS, 'rect');
+    veil.setAttribute('class', 'veil');
+    veil.setAttribute('width', w);
+    veil.setAttribute('height', h);
+    layer.append(veil);
+    for (const n of found) {
+      const copy = n.cloneNode(true);
+      copy.setAttribute('class', 'found');
+      layer.append(copy);
+    }
+    s.append(layer);
   }
 
   function when(unix) {
@@ -347,8 +429,13 @@
   });
   $('fit').addEventListener('click', () => {
     state.view = null;
+    clearTimeout(settle);
     const s = svg();
-    if (s) s.setAttribute('viewBox', s.dataset.full);
+    if (s) {
+      s.style.transform = '';
+      s.setAttribute('viewBox', s.dataset.full);
+      labels();
+    }
   });
   document.querySelectorAll('input[name=enforcer]').forEach((r) => r.addEventListener('change', () => {
     state.enforcer = r.value;
@@ -363,6 +450,9 @@
       live.textContent = 'live';
       live.className = 'live on';
     });
+    // The first event comes as soon as the stream opens (and again after a
+    // reconnect), so it also loads the page: nothing is fetched twice and
+    // nothing that changed in between is missed.
     events.addEventListener('changed', () => refresh());
     events.addEventListener('error', () => {
       live.textContent = 'reconnecting…';
@@ -370,6 +460,8 @@
     });
   }
 
-  refresh();
   listen();
+  // Without the stream (a proxy that buffers it, or a signed-out page) the
+  // graph is still loaded once, and a signed-out page says so.
+  setTimeout(() => { if (!state.graph) refresh(); }, 1500);
 })();
