@@ -23,10 +23,20 @@ use crate::auth::Caller;
 use crate::control::{Control, Registration};
 use crate::topology::{Protocol, Topology, WorkloadSpec, substitute};
 
-/// A port nobody listens on now (the kernel's pick).
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
-    Ok(listener.local_addr()?.port())
+/// Ports nobody listens on now (the kernel's picks). Each stays bound until
+/// the whole plan is made: a port let go at once could be the kernel's next
+/// pick, and two workloads would be given the same port.
+#[derive(Default)]
+struct FreePorts(Vec<std::net::TcpListener>);
+
+impl FreePorts {
+    fn take(&mut self) -> anyhow::Result<u16> {
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
+        let port = listener.local_addr()?.port();
+        self.0.push(listener);
+        Ok(port)
+    }
 }
 
 /// Everything needed to start one workload.
@@ -48,6 +58,7 @@ pub struct Planned {
 
 /// Chooses ports for every workload.
 pub fn plan(topology: &Topology) -> anyhow::Result<Vec<Planned>> {
+    let mut ports = FreePorts::default();
     topology
         .workloads
         .iter()
@@ -56,16 +67,16 @@ pub fn plan(topology: &Topology) -> anyhow::Result<Vec<Planned>> {
             let tcp = spec
                 .tcp_targets()?
                 .into_iter()
-                .map(|(name, target)| Ok((name, target, free_port()?)))
+                .map(|(name, target)| Ok((name, target, ports.take()?)))
                 .collect::<anyhow::Result<_>>()?;
             Ok(Planned {
                 id,
                 app_port: match spec.port {
                     Some(p) => p,
-                    None => free_port()?,
+                    None => ports.take()?,
                 },
-                proxy_port: free_port()?,
-                outbound_port: free_port()?,
+                proxy_port: ports.take()?,
+                outbound_port: ports.take()?,
                 tcp,
                 spec: spec.clone(),
             })
@@ -439,4 +450,29 @@ fn reap_stale(path: &Path) {
         }
     }
     let _ = std::fs::remove_file(path);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn every_planned_port_is_different() {
+        for _ in 0..20 {
+            let planned = plan(&crate::demo::topology()).unwrap();
+            let mut ports: Vec<u16> = planned
+                .iter()
+                .flat_map(|p| {
+                    [p.app_port, p.proxy_port, p.outbound_port]
+                        .into_iter()
+                        .chain(p.tcp.iter().map(|t| t.2))
+                })
+                .collect();
+            let n = ports.len();
+            ports.sort_unstable();
+            ports.dedup();
+            assert_eq!(ports.len(), n);
+        }
+    }
 }

@@ -87,7 +87,7 @@ async fn the_access_graph_follows_the_tutorial_live() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     std::fs::create_dir_all(&dir).unwrap();
-    let (port, ui) = (free_port(), free_port());
+    let [port, ui] = free_ports();
     let mut procs = Processes(vec![start_up(&dir, port, Some(ui))]);
     let demo = Demo {
         dir: dir.clone(),

@@ -23,11 +23,16 @@ pub fn ibac() -> Command {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_ports::<1>()[0]
+}
+
+/// Distinct free ports: each stays bound until all are picked, or the
+/// kernel could hand out the same one twice.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 
 /// Children killed when the test ends, however it ends.
@@ -180,9 +185,7 @@ pub const DEMO_EDGES: [(&str, &str); 18] = [
 /// it. Returns the app's port (its `/_stats`).
 pub fn start_rogue(demo: &Demo, tmp: &Path, procs: &mut Processes) -> u16 {
     let long = Duration::from_secs(180);
-    let rogue_proxy = free_port();
-    let rogue_app = free_port();
-    let rogue_out = free_port();
+    let [rogue_proxy, rogue_app, rogue_out] = free_ports();
     let token = demo.ok(&[
         "workload",
         "add",
