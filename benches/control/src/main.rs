@@ -270,7 +270,10 @@ async fn memory() -> anyhow::Result<()> {
             "  open to on screen      {:>8.0} ms  (goal: under 2,000 ms)",
             t.load_ms
         );
-        println!("  fetch + place picture  {:>8.0} ms", t.render_ms);
+        println!(
+            "  fetch + place picture  {:>8.0} ms  (screenshot: target/bench-control/)",
+            t.render_ms
+        );
         println!("  until on screen (a screenshot waits for the pixels):");
         let row = |what: &str, ms: f64| {
             println!(
@@ -407,8 +410,11 @@ impl Page {
         let began = Instant::now();
         self.browser.goto(&self.link).await?;
         self.wait_ready(None).await?;
-        self.browser.screenshot().await?;
+        let picture = self.browser.screenshot().await?;
         let load_ms = began.elapsed().as_secs_f64() * 1e3;
+        let saved = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-control");
+        std::fs::create_dir_all(&saved)?;
+        std::fs::write(saved.join("access-graph-1000.png"), picture)?;
         let v = self
             .browser
             .execute(
