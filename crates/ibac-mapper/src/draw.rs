@@ -6,9 +6,10 @@
 //! of nodes in reasonable time or cannot be kept from panicking on cycles,
 //! and service graphs need little: cycles are broken by a depth-first
 //! search, each node goes one column right of its furthest caller, and
-//! nodes within a column are ordered by namespace and then by the mean row
-//! of their neighbours (a few sweeps each way). Linear in the graph's size
-//! per sweep.
+//! nodes within a column are ordered by the mean row of their neighbours (a
+//! few sweeps each way). Each namespace is a band across the columns, so
+//! that a namespace reads as one group. Linear in the graph's size per
+//! sweep.
 //!
 //! The SVG says what each mark means without colour: allowed calls are
 //! solid lines with an arrow, would-be-blocked ones dashed with an open
@@ -87,12 +88,25 @@ const ROW_GAP: f64 = 22.0;
 const MARGIN: f64 = 40.0;
 const LEGEND_H: f64 = 60.0;
 const SWEEPS: usize = 6;
+/// Room for a namespace's name above its workloads.
+const BAND_HEAD: f64 = 30.0;
+const BAND_PAD: f64 = 12.0;
+const BAND_GAP: f64 = 24.0;
 
 /// Where each node goes.
 #[derive(Clone, Debug)]
 struct Placed {
     column: usize,
-    row: usize,
+    /// The top of its box.
+    y: f64,
+}
+
+/// A namespace's band.
+#[derive(Clone, Debug)]
+struct Band {
+    namespace: String,
+    top: f64,
+    height: f64,
 }
 
 /// A laid-out graph, ready to write as SVG or PNG.
@@ -102,6 +116,8 @@ pub struct Picture {
     placed: Vec<Placed>,
     columns: Vec<Vec<usize>>,
     index: HashMap<String, usize>,
+    bands: Vec<Band>,
+    height: f64,
 }
 
 fn escape(text: &str) -> String {
@@ -295,10 +311,59 @@ impl Picture {
                 }
             }
         }
+        // Bands: as many rows as the namespace has workloads in its fullest
+        // column; in each column its workloads are centred in its band.
+        let mut need: BTreeMap<&str, usize> = BTreeMap::new();
+        for col in &columns {
+            let mut here: BTreeMap<&str, usize> = BTreeMap::new();
+            for &v in col {
+                *here.entry(graph.nodes[v].namespace.as_str()).or_default() += 1;
+            }
+            for (ns, k) in here {
+                let rows = need.entry(ns).or_default();
+                *rows = (*rows).max(k);
+            }
+        }
+        let mut bands = Vec::new();
+        let mut band_of: HashMap<&str, (usize, f64)> = HashMap::new();
+        let mut top = MARGIN + LEGEND_H;
+        for (ns, rows) in need {
+            let height = BAND_HEAD + rows as f64 * (NODE_H + ROW_GAP) - ROW_GAP + BAND_PAD;
+            band_of.insert(ns, (rows, top + BAND_HEAD));
+            bands.push(Band {
+                namespace: ns.to_string(),
+                top,
+                height,
+            });
+            top += height + BAND_GAP;
+        }
+        let height = if bands.is_empty() {
+            2.0 * MARGIN + LEGEND_H
+        } else {
+            top - BAND_GAP + MARGIN
+        };
+        let mut y = vec![0.0; n];
+        for col in &columns {
+            let mut start = 0;
+            while start < col.len() {
+                let ns = graph.nodes[col[start]].namespace.as_str();
+                let end = start
+                    + col[start..]
+                        .iter()
+                        .take_while(|&&v| graph.nodes[v].namespace == ns)
+                        .count();
+                let (rows, first) = band_of.get(ns).copied().unwrap_or((0, MARGIN));
+                let offset = (rows.saturating_sub(end - start)) as f64 / 2.0;
+                for (i, &v) in col[start..end].iter().enumerate() {
+                    y[v] = first + (offset + i as f64) * (NODE_H + ROW_GAP);
+                }
+                start = end;
+            }
+        }
         let placed = (0..n)
             .map(|v| Placed {
                 column: column[v],
-                row: row[v],
+                y: y[v],
             })
             .collect();
         Picture {
@@ -306,6 +371,8 @@ impl Picture {
             placed,
             columns,
             index,
+            bands,
+            height,
         }
     }
 
@@ -319,32 +386,19 @@ impl Picture {
         self.graph.edges.len()
     }
 
-    fn tallest(&self) -> usize {
-        self.columns.iter().map(Vec::len).max().unwrap_or(0)
-    }
-
     /// Width and height in pixels.
     pub fn size(&self) -> (f64, f64) {
         let cols = self.columns.len().max(1) as f64;
-        let rows = self.tallest().max(1) as f64;
         (
             (2.0 * MARGIN + cols * NODE_W + (cols - 1.0) * COL_GAP).max(720.0),
-            2.0 * MARGIN + LEGEND_H + rows * NODE_H + (rows - 1.0) * ROW_GAP,
+            self.height,
         )
     }
 
-    /// The top-left corner of a node's box: columns are centred vertically.
+    /// The top-left corner of a node's box.
     fn corner(&self, v: usize) -> (f64, f64) {
         let p = &self.placed[v];
-        let (_, height) = self.size();
-        let inner = height - 2.0 * MARGIN - LEGEND_H;
-        let count = self.columns[p.column].len() as f64;
-        let used = count * NODE_H + (count - 1.0).max(0.0) * ROW_GAP;
-        let top = MARGIN + LEGEND_H + (inner - used) / 2.0;
-        (
-            MARGIN + p.column as f64 * (NODE_W + COL_GAP),
-            top + p.row as f64 * (NODE_H + ROW_GAP),
-        )
+        (MARGIN + p.column as f64 * (NODE_W + COL_GAP), p.y)
     }
 
     /// The picture as SVG.
@@ -363,6 +417,26 @@ impl Picture {
 <rect width="100%" height="100%" fill="#ffffff"/>
 "##);
         self.legend(&mut out, w);
+        out.push_str(r#"<g class="namespaces">"#);
+        for band in &self.bands {
+            let _ = write!(
+                out,
+                r##"<g data-namespace="{ns}"><rect x="{x:.0}" y="{top:.1}" width="{width:.0}" height="{height:.1}" rx="10" fill="#f7f9fa" stroke="#dfe5e8"/><text x="{tx:.0}" y="{ty:.1}" font-size="14" fill="#546e7a">namespace {label}</text></g>"##,
+                ns = escape(&band.namespace),
+                x = MARGIN / 2.0,
+                top = band.top,
+                width = w - MARGIN,
+                height = band.height,
+                tx = MARGIN / 2.0 + 12.0,
+                ty = band.top + 20.0,
+                label = if band.namespace.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    escape(&band.namespace)
+                },
+            );
+        }
+        out.push_str("</g>\n");
         out.push_str(r#"<g class="edges">"#);
         for e in &self.graph.edges {
             let (Some(&a), Some(&b)) = (self.index.get(&e.client), self.index.get(&e.server))
@@ -678,6 +752,52 @@ mod tests {
         let (w, h) = p.size();
         assert!(p.columns.len() <= 13, "{} columns", p.columns.len());
         assert!((0.5..4.0).contains(&(w / h)), "{w} x {h}");
+    }
+
+    #[test]
+    fn each_namespace_is_one_band_holding_all_its_workloads() {
+        let edges = [
+            ("web.shop", "api.shop"),
+            ("api.shop", "db.data"),
+            ("api.shop", "cache.data"),
+            ("jobs.batch", "db.data"),
+            ("web.shop", "auth.shop"),
+            ("auth.shop", "users.data"),
+        ]
+        .iter()
+        .map(|(c, s)| DrawEdge {
+            client: (*c).into(),
+            server: (*s).into(),
+            verdict: "allowed".into(),
+        })
+        .collect();
+        let p = Picture::layout(DrawGraph {
+            nodes: vec![],
+            edges,
+        });
+        let names: Vec<&str> = p.bands.iter().map(|b| b.namespace.as_str()).collect();
+        assert_eq!(names, ["batch", "data", "shop"]);
+        for pair in p.bands.windows(2) {
+            assert!(pair[0].top + pair[0].height < pair[1].top, "bands overlap");
+        }
+        for (v, node) in p.graph.nodes.iter().enumerate() {
+            let band = p
+                .bands
+                .iter()
+                .find(|b| b.namespace == node.namespace)
+                .unwrap();
+            let (_, y) = p.corner(v);
+            assert!(
+                y >= band.top && y + NODE_H <= band.top + band.height,
+                "{}",
+                node.id
+            );
+        }
+        let (_, h) = p.size();
+        let last = p.bands.last().unwrap();
+        assert!(last.top + last.height <= h);
+        let svg = p.svg();
+        assert!(svg.contains(">namespace data</text>"));
     }
 
     #[test]
