@@ -430,6 +430,7 @@
   $('fit').addEventListener('click', () => {
     state.view = null;
     clearTimeout(settle);
+    canvas.dataset.settled = 'yes';
     const s = svg();
     if (s) {
       s.style.transform = '';
