@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
 use crate::control::{Control, ControlError, Registration, SourceText};
-use crate::graph::graph;
+use crate::graph::{GraphInput, graph};
 
 /// The API description.
 pub const OPENAPI: &str = include_str!("openapi.yaml");
@@ -74,6 +74,10 @@ impl From<ControlError> for ApiError {
             ControlError::Forbidden(_) => StatusCode::FORBIDDEN,
             ControlError::NotFound(_) => StatusCode::NOT_FOUND,
             ControlError::Conflict(_) => StatusCode::CONFLICT,
+            ControlError::Undistributable(_) => {
+                tracing::error!(error = %e, "a change was refused: proxies could not read its state");
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ControlError::Store(_) | ControlError::Internal(_) => {
                 tracing::error!(error = %e, "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -180,6 +184,8 @@ pub fn router(control: Arc<Control>) -> Router {
         .route("/v1/workloads", get(workloads).post(add_workload))
         .route("/v1/workloads/{id}", delete(remove_workload))
         .route("/v1/protect", post(protect))
+        .route("/v1/unprotect", post(unprotect))
+        .route("/v1/rollout", get(rollout))
         .route("/v1/mode", put(mode))
         .route("/v1/graph", get(graph_now))
         .route("/v1/graph/events", get(graph_events))
@@ -188,6 +194,7 @@ pub fn router(control: Arc<Control>) -> Router {
         .route("/v1/tokens", post(create_token))
         .route("/v1/proxy/state", get(proxy_state))
         .route("/v1/proxy/reports", post(proxy_reports))
+        .route("/v1/proxy/status", post(proxy_status))
         .layer(DefaultBodyLimit::max(16 << 20))
         .with_state(control)
 }
@@ -223,6 +230,27 @@ async fn metrics(State(c): State<Arc<Control>>) -> impl IntoResponse {
         "proxies_connected",
         "Proxies that called in the last minute",
         gauge(c.proxies_connected(60)),
+    );
+    let counts = c.enforcement_counts();
+    registry.register(
+        "proxies_in_sync",
+        "Registered proxies that enforce the published revision",
+        gauge(counts.in_sync),
+    );
+    registry.register(
+        "proxies_behind",
+        "Registered proxies that still enforce an older revision",
+        gauge(counts.behind),
+    );
+    registry.register(
+        "proxies_failing",
+        "Registered proxies that cannot load the published revision",
+        gauge(counts.failing),
+    );
+    registry.register(
+        "proxies_silent",
+        "Registered proxies that have not reported within the silence window",
+        gauge(counts.silent),
     );
     registry.register(
         "discovered_calls",
@@ -269,14 +297,19 @@ async fn info(State(c): State<Arc<Control>>, Authed(caller): Authed) -> Json<Inf
     })
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /v1/apply` and `POST /v1/delete`. The CLI sends this
+/// very type, so a flag it has is a field the server reads.
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ApplyRequest {
-    sources: Vec<SourceText>,
+pub struct ApplyRequest {
+    /// The documents.
+    pub sources: Vec<SourceText>,
+    /// The namespace of documents that name none.
     #[serde(default)]
-    namespace: Option<String>,
+    pub namespace: Option<String>,
+    /// Check only; change nothing.
     #[serde(default)]
-    dry_run: bool,
+    pub dry_run: bool,
 }
 
 fn namespace(ns: Option<&str>) -> Result<Namespace, ApiError> {
@@ -306,7 +339,9 @@ async fn delete_documents(
 ) -> Result<impl IntoResponse, ApiError> {
     users_only(&caller)?;
     let ns = namespace(req.namespace.as_deref())?;
-    Ok(Json(c.delete(&caller, &req.sources, &ns).await?))
+    Ok(Json(
+        c.delete(&caller, &req.sources, &ns, req.dry_run).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -362,10 +397,15 @@ async fn remove_workload(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProtectRequest {
-    workload: String,
+/// The body of `POST /v1/protect` and `POST /v1/unprotect`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProtectRequest {
+    /// `name.namespace`.
+    pub workload: String,
+    /// Check only (unprotect).
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 async fn protect(
@@ -374,13 +414,57 @@ async fn protect(
     Json(req): Json<ProtectRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     users_only(&caller)?;
+    if req.dry_run {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "protect has no dry run: protecting changes nothing a client declared",
+        ));
+    }
     Ok(Json(c.protect(&caller, &req.workload).await?))
 }
 
-#[derive(Deserialize)]
+async fn unprotect(
+    State(c): State<Arc<Control>>,
+    Authed(caller): Authed,
+    Json(req): Json<ProtectRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    users_only(&caller)?;
+    Ok(Json(
+        c.unprotect(&caller, &req.workload, req.dry_run).await?,
+    ))
+}
+
+/// The query of `GET /v1/rollout`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RolloutQuery {
+    /// The revision to wait for.
+    pub revision: u64,
+    /// How long to wait, in milliseconds (0: answer now; at most 10 minutes).
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+async fn rollout(
+    State(c): State<Arc<Control>>,
+    Authed(caller): Authed,
+    Query(q): Query<RolloutQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    users_only(&caller)?;
+    let wait = Duration::from_millis(q.wait_ms.min(600_000));
+    Ok(Json(if wait.is_zero() {
+        c.rollout(q.revision)
+    } else {
+        c.wait_rollout(q.revision, wait).await
+    }))
+}
+
+/// The body of `PUT /v1/mode`.
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ModeRequest {
-    mode: String,
+pub struct ModeRequest {
+    /// `defaultShadow` or `defaultActive`.
+    pub mode: ibac_model::Mode,
 }
 
 async fn mode(
@@ -389,7 +473,7 @@ async fn mode(
     Json(req): Json<ModeRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     users_only(&caller)?;
-    Ok(Json(c.set_mode(&caller, &req.mode).await?))
+    Ok(Json(c.set_mode(&caller, req.mode).await?))
 }
 
 async fn graph_now(
@@ -397,7 +481,7 @@ async fn graph_now(
     Authed(caller): Authed,
 ) -> Result<impl IntoResponse, ApiError> {
     users_only(&caller)?;
-    Ok(Json(graph(&c.snapshot(), &c.calls(None))))
+    Ok(Json(graph(&GraphInput::of(&c))))
 }
 
 /// How long changes are gathered before the graph is sent again: a burst of
@@ -417,20 +501,23 @@ async fn graph_events(
 pub fn graph_stream(c: Arc<Control>) -> impl Stream<Item = Result<Event, Infallible>> {
     let snapshots = c.subscribe();
     let mapper = c.mapper_changes();
+    let shifts = c.enforcement_shifts();
     futures_util::stream::unfold(
-        (c, snapshots, mapper, true),
-        |(c, mut snapshots, mut mapper, first)| async move {
+        (c, snapshots, mapper, shifts, true),
+        |(c, mut snapshots, mut mapper, mut shifts, first)| async move {
             if !first {
                 tokio::select! {
                     r = snapshots.changed() => r.ok()?,
                     r = mapper.changed() => r.ok()?,
+                    r = shifts.changed() => r.ok()?,
                     () = c.closed() => return None,
                 }
                 tokio::time::sleep(DEBOUNCE).await;
             }
             snapshots.borrow_and_update();
             mapper.borrow_and_update();
-            let view = graph(&c.snapshot(), &c.calls(None));
+            shifts.borrow_and_update();
+            let view = graph(&GraphInput::of(&c));
             let event = Event::default()
                 .event("graph")
                 .json_data(&view)
@@ -439,7 +526,7 @@ pub fn graph_stream(c: Arc<Control>) -> impl Stream<Item = Result<Event, Infalli
                         .event("error")
                         .data("cannot draw the graph")
                 });
-            Some((Ok(event), (c, snapshots, mapper, false)))
+            Some((Ok(event), (c, snapshots, mapper, shifts, false)))
         },
     )
 }
@@ -611,4 +698,28 @@ async fn proxy_reports(
     }
     let taken = c.ingest(id, reports).await?;
     Ok(Json(serde_json::json!({ "taken": taken })))
+}
+
+async fn proxy_status(
+    State(c): State<Arc<Control>>,
+    Authed(caller): Authed,
+    Json(status): Json<ibac_proxy::EnforcedStatus>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Caller::Workload(id) = &caller else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "only a workload's proxy reports what it enforces",
+        ));
+    };
+    c.contact(id);
+    if let Some(f) = &status.failed
+        && f.error.len() > 64 << 10
+    {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "an error message of at most 64 KiB",
+        ));
+    }
+    c.enforced_status(id, status);
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -24,11 +24,14 @@ use ibac_model::{
     parse_source,
 };
 use ibac_policy::{DocumentStatus, NoFacts, Policy, Verdict};
-use ibac_proxy::{ProxyState, Report};
+use ibac_proxy::Report;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::auth::{Caller, Tokens, hash_secret, new_secret};
+use crate::distribute::{Undistributable, documents_for_proxies};
+use crate::enforcement::{Enforcement, EnforcementCounts, Tracker};
+use crate::observed::{Observed, ObservedCounts};
 use crate::store::{
     AuditEntry, AuditRow, Change, Store, StoreError, StoredDocument, TokenRow, WorkloadRow,
 };
@@ -54,6 +57,10 @@ pub enum ControlError {
     /// The store failed; nothing was applied.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The change would publish a state the proxies refuse or read
+    /// differently: nothing was applied.
+    #[error("{0}; nothing was changed (this is a bug in ibac: please report it)")]
+    Undistributable(#[from] Undistributable),
     /// Anything else that went wrong here.
     #[error("{0}")]
     Internal(String),
@@ -82,8 +89,49 @@ pub struct Applied {
 pub struct Outcome {
     /// Per document.
     pub documents: Vec<Applied>,
-    /// The revision now in force.
+    /// The revision now published (proxies follow it: see [`Rollout`]).
     pub revision: u64,
+    /// Things the caller should know, such as a protected name nothing knows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// How far proxies have followed a revision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollout {
+    /// The revision waited for.
+    pub revision: u64,
+    /// The revision published now (may be later).
+    pub published: u64,
+    /// Each registered workload's state.
+    pub workloads: Vec<WorkloadEnforcement>,
+}
+
+impl Rollout {
+    /// Whether every registered proxy enforces the revision.
+    pub fn complete(&self) -> bool {
+        self.workloads
+            .iter()
+            .all(|w| w.enforcement.enforces(self.revision))
+    }
+
+    /// The workloads that do not enforce the revision (yet).
+    pub fn missing(&self) -> impl Iterator<Item = &WorkloadEnforcement> {
+        self.workloads
+            .iter()
+            .filter(|w| !w.enforcement.enforces(self.revision))
+    }
+}
+
+/// One workload's enforced state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadEnforcement {
+    /// `name.namespace`.
+    pub id: String,
+    /// Where its proxy stands.
+    pub enforcement: Enforcement,
 }
 
 /// A stored document, as `get` shows it.
@@ -118,6 +166,8 @@ pub struct WorkloadInfo {
     pub protected: bool,
     /// Unix seconds of its proxy's last call to the control plane.
     pub last_contact: Option<i64>,
+    /// What its proxy enforces, against the revision published now.
+    pub enforcement: Enforcement,
 }
 
 /// What a workload registration returns.
@@ -153,6 +203,13 @@ pub struct Registration {
 pub struct Snapshot {
     /// The store's revision.
     pub revision: u64,
+    /// The revision at which the policy (the documents) last changed;
+    /// later revisions changed only workloads.
+    pub policy_revision: u64,
+    /// Unix seconds when that policy was published.
+    pub policy_since: i64,
+    /// The documents in force as proxies get them, checked with their decoder.
+    pub documents: Arc<str>,
     /// The policy in force.
     pub policy: Arc<Policy>,
     /// Registered workloads.
@@ -168,6 +225,8 @@ pub struct Settings {
     pub retention: Duration,
     /// Distinct paths kept per (client, server, port).
     pub max_paths: usize,
+    /// A proxy that has not reported for this long is silent.
+    pub silent_after: Duration,
 }
 
 impl Default for Settings {
@@ -175,9 +234,13 @@ impl Default for Settings {
         Settings {
             retention: Duration::from_secs(30 * 24 * 3600),
             max_paths: ibac_mapper::calls::DEFAULT_MAX_PATHS,
+            silent_after: DEFAULT_SILENT_AFTER,
         }
     }
 }
+
+/// The default silence window: three missed 10-second heartbeats.
+pub const DEFAULT_SILENT_AFTER: Duration = Duration::from_secs(30);
 
 /// The control plane.
 pub struct Control {
@@ -193,6 +256,9 @@ pub struct Control {
     settings: Settings,
     data_dir: PathBuf,
     closing: watch::Sender<bool>,
+    enforcement: Tracker,
+    enforcement_shifts: watch::Sender<u64>,
+    observed: Mutex<Observed>,
 }
 
 fn now() -> i64 {
@@ -259,11 +325,19 @@ impl Control {
             discovered.restore(k, r);
         }
         let tokens = Tokens::new(store.tokens()?);
-        let snapshot = make_snapshot(revision, Arc::new(policy), workloads)?;
+        let enforcement = Tracker::new(settings.silent_after);
+        let documents: Arc<str> = documents_for_proxies(&policy)?.into();
+        let snapshot = make_snapshot(
+            revision,
+            (revision, now()),
+            Arc::new(policy),
+            documents,
+            workloads,
+            &enforcement,
+        )?;
         Ok(Arc::new(Control {
             store: Arc::new(Mutex::new(store)),
             writer: tokio::sync::Mutex::new(()),
-            snapshot: watch::Sender::new(Arc::new(snapshot)),
             discovered: Mutex::new(discovered),
             mapper_version: watch::Sender::new(0),
             tokens: ArcSwap::from_pointee(tokens),
@@ -273,6 +347,10 @@ impl Control {
             settings,
             data_dir: data_dir.to_path_buf(),
             closing: watch::Sender::new(false),
+            observed: Mutex::new(Observed::new(revision, snapshot_since(&snapshot))),
+            snapshot: watch::Sender::new(Arc::new(snapshot)),
+            enforcement,
+            enforcement_shifts: watch::Sender::new(0),
         }))
     }
 
@@ -527,6 +605,8 @@ impl Control {
             .policy
             .apply(docs.iter().cloned(), &NoFacts)
             .map_err(ControlError::Documents)?;
+        // Checked before anything is written, dry run included.
+        let documents: Arc<str> = documents_for_proxies(&next)?.into();
         let mut change = Change::default();
         let mut applied = Vec::new();
         for doc in &docs {
@@ -562,13 +642,19 @@ impl Control {
             return Ok(Outcome {
                 documents: applied,
                 revision: current.revision,
+                warnings: Vec::new(),
             });
         }
         let revision = self.commit(change).await?;
-        self.publish(revision, Arc::new(next), current.workloads.clone())?;
+        self.publish(
+            revision,
+            Some((Arc::new(next), documents)),
+            current.workloads.clone(),
+        )?;
         Ok(Outcome {
             documents: applied,
             revision,
+            warnings: Vec::new(),
         })
     }
 
@@ -583,34 +669,69 @@ impl Control {
         .await
     }
 
+    /// Publishes a revision: with `Some` a new policy (and its checked
+    /// documents), with `None` the same policy and other workloads.
     fn publish(
         &self,
         revision: u64,
-        policy: Arc<Policy>,
+        policy: Option<(Arc<Policy>, Arc<str>)>,
         workloads: BTreeMap<WorkloadId, WorkloadRow>,
     ) -> Result<(), ControlError> {
-        let snapshot = make_snapshot(revision, policy, workloads)?;
+        let current = self.snapshot();
+        let (policy, documents, since) = match policy {
+            Some((policy, documents)) => (policy, documents, (revision, now())),
+            None => (
+                current.policy.clone(),
+                current.documents.clone(),
+                (current.policy_revision, current.policy_since),
+            ),
+        };
+        let snapshot = make_snapshot(
+            revision,
+            since,
+            policy,
+            documents,
+            workloads,
+            &self.enforcement,
+        )?;
+        if let Ok(mut o) = self.observed.lock() {
+            o.policy_published(snapshot.policy_revision, snapshot.policy_since);
+        }
         self.snapshot.send_replace(Arc::new(snapshot));
         Ok(())
     }
 
-    /// Deletes the documents the sources name, all or nothing.
+    /// Deletes the documents the sources name, all or nothing; with
+    /// `dry_run`, checks only.
     pub async fn delete(
         &self,
         caller: &Caller,
         sources: &[SourceText],
         namespace: &Namespace,
+        dry_run: bool,
     ) -> Result<Outcome, ControlError> {
         let docs = Self::parse(sources, namespace)?;
         Self::check_scope(caller, &docs)?;
-        let _guard = self.writer.lock().await;
-        let current = self.snapshot();
         let keys: Vec<DocumentKey> = docs
             .iter()
             .map(key_of)
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
+        self.delete_keys(caller, &docs, keys, dry_run, "delete")
+            .await
+    }
+
+    async fn delete_keys(
+        &self,
+        caller: &Caller,
+        docs: &[Document],
+        keys: Vec<DocumentKey>,
+        dry_run: bool,
+        action: &str,
+    ) -> Result<Outcome, ControlError> {
+        let _guard = self.writer.lock().await;
+        let current = self.snapshot();
         let next = current.policy.remove(&keys).map_err(|errors| {
             // Name the document as the user wrote it, not the store's key.
             let errors = errors
@@ -632,22 +753,8 @@ impl Control {
                 .collect();
             ControlError::Documents(errors)
         })?;
-        let change = Change {
-            delete_documents: keys.iter().map(stored_key).collect(),
-            audit: keys
-                .iter()
-                .map(|k| AuditEntry {
-                    actor: caller.audit_name(),
-                    action: "delete".into(),
-                    target: k.to_string(),
-                    detail: "deleted".into(),
-                })
-                .collect(),
-            ..Change::default()
-        };
-        let revision = self.commit(change).await?;
-        self.publish(revision, Arc::new(next), current.workloads.clone())?;
-        Ok(Outcome {
+        let documents: Arc<str> = documents_for_proxies(&next)?.into();
+        let outcome = |revision| Outcome {
             documents: keys
                 .iter()
                 .map(|k| Applied {
@@ -656,7 +763,31 @@ impl Control {
                 })
                 .collect(),
             revision,
-        })
+            warnings: Vec::new(),
+        };
+        if dry_run {
+            return Ok(outcome(current.revision));
+        }
+        let change = Change {
+            delete_documents: keys.iter().map(stored_key).collect(),
+            audit: keys
+                .iter()
+                .map(|k| AuditEntry {
+                    actor: caller.audit_name(),
+                    action: action.into(),
+                    target: k.to_string(),
+                    detail: "deleted".into(),
+                })
+                .collect(),
+            ..Change::default()
+        };
+        let revision = self.commit(change).await?;
+        self.publish(
+            revision,
+            Some((Arc::new(next), documents)),
+            current.workloads.clone(),
+        )?;
+        Ok(outcome(revision))
     }
 
     /// Stored documents, optionally of one kind.
@@ -688,6 +819,9 @@ impl Control {
     pub fn workloads(&self) -> Vec<WorkloadInfo> {
         let snapshot = self.snapshot();
         let contacts = self.contacts.lock().map(|c| c.clone()).unwrap_or_default();
+        let mut states = self
+            .enforcement
+            .states(snapshot.workloads.keys(), snapshot.revision);
         snapshot
             .workloads
             .values()
@@ -697,8 +831,139 @@ impl Control {
                 app_port: w.app_port,
                 protected: snapshot.policy.protection(&w.id).is_protected(),
                 last_contact: contacts.get(&w.id).copied(),
+                enforcement: states.remove(&w.id).unwrap_or(Enforcement::Silent {
+                    enforced: None,
+                    last_report: None,
+                }),
             })
             .collect()
+    }
+
+    /// Every registered workload's enforced state against the published revision.
+    pub fn enforcement_states(&self) -> BTreeMap<WorkloadId, Enforcement> {
+        let snapshot = self.snapshot();
+        self.enforcement
+            .states(snapshot.workloads.keys(), snapshot.revision)
+    }
+
+    /// How many proxies are in each state.
+    pub fn enforcement_counts(&self) -> EnforcementCounts {
+        EnforcementCounts::of(self.enforcement_states().values())
+    }
+
+    /// Takes what a proxy says it enforces.
+    pub fn enforced_status(&self, id: &WorkloadId, status: ibac_proxy::EnforcedStatus) {
+        self.enforcement.report(id, status);
+    }
+
+    /// Moves whenever a proxy reports what it enforces.
+    pub fn enforcement_changes(&self) -> watch::Receiver<u64> {
+        self.enforcement.changes()
+    }
+
+    /// Moves when some proxy's state changes (not on every heartbeat).
+    pub fn enforcement_shifts(&self) -> watch::Receiver<u64> {
+        self.enforcement_shifts.subscribe()
+    }
+
+    /// Follows every proxy's state until the control plane closes: logs
+    /// each change (a proxy falling behind, failing, going silent, coming
+    /// back) and when every proxy enforces a revision, and moves
+    /// [`Control::enforcement_shifts`] so the graph redraws.
+    pub async fn watch_enforcement(self: Arc<Self>) {
+        let mut reports = self.enforcement.changes();
+        let mut snapshots = self.subscribe();
+        let mut last: BTreeMap<WorkloadId, Enforcement> = BTreeMap::new();
+        let mut announced = None;
+        loop {
+            let revision = self.snapshot().revision;
+            let states = self.enforcement_states();
+            let mut shifted = states.len() != last.len();
+            for (id, state) in &states {
+                let before = last.get(id);
+                if before.map(Enforcement::label) == Some(state.label()) {
+                    continue;
+                }
+                shifted = true;
+                match state {
+                    Enforcement::Failing { .. } | Enforcement::Silent { .. } => {
+                        tracing::warn!(workload = %id, state = state.label(), "{id} {}", state.describe());
+                    }
+                    Enforcement::InSync { .. } if before.is_some_and(|b| matches!(b, Enforcement::Failing { .. } | Enforcement::Silent { .. })) => {
+                        tracing::info!(workload = %id, "{id} {} again", state.describe());
+                    }
+                    _ => {}
+                }
+            }
+            let counts = EnforcementCounts::of(states.values());
+            if !states.is_empty() && counts.in_sync == states.len() && announced != Some(revision) {
+                tracing::info!(revision, proxies = states.len(), "all {} proxies enforce revision {revision}", states.len());
+                announced = Some(revision);
+            }
+            if shifted {
+                self.enforcement_shifts.send_modify(|v| *v += 1);
+            }
+            last = states;
+            tokio::select! {
+                r = reports.changed() => if r.is_err() { return },
+                r = snapshots.changed() => if r.is_err() { return },
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = self.closed() => return,
+            }
+        }
+    }
+
+    /// How far proxies have followed `revision`.
+    pub fn rollout(&self, revision: u64) -> Rollout {
+        let snapshot = self.snapshot();
+        let workloads = self
+            .enforcement
+            .states(snapshot.workloads.keys(), snapshot.revision)
+            .into_iter()
+            .map(|(id, enforcement)| WorkloadEnforcement {
+                id: id.to_string(),
+                enforcement,
+            })
+            .collect();
+        Rollout {
+            revision,
+            published: snapshot.revision,
+            workloads,
+        }
+    }
+
+    /// Waits until every registered proxy enforces `revision`, or `timeout`
+    /// passes, or nothing more can change: every proxy still missing has
+    /// said it cannot load it. Polls on reports, and once a second for
+    /// proxies that fall silent.
+    pub async fn wait_rollout(&self, revision: u64, timeout: Duration) -> Rollout {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut changes = self.enforcement.changes();
+        loop {
+            changes.borrow_and_update();
+            let rollout = self.rollout(revision);
+            let stuck = rollout.missing().all(|w| {
+                matches!(&w.enforcement, Enforcement::Failing { revision: r, .. } if *r >= revision)
+            });
+            if rollout.complete() || stuck {
+                return rollout;
+            }
+            let tick = tokio::time::sleep(Duration::from_secs(1));
+            tokio::select! {
+                _ = changes.changed() => {}
+                () = tick => {}
+                () = tokio::time::sleep_until(deadline) => return self.rollout(revision),
+                () = self.closed() => return self.rollout(revision),
+            }
+        }
+    }
+
+    /// Verdicts observed since the policy in force was published, per call.
+    pub fn observed(&self) -> BTreeMap<CallKey, ObservedCounts> {
+        self.observed
+            .lock()
+            .map(|o| o.counts().clone())
+            .unwrap_or_default()
     }
 
     /// Registers (or updates) a workload and makes a join token for it.
@@ -756,7 +1021,7 @@ impl Control {
         let revision = self.commit(change).await?;
         let mut workloads = current.workloads.clone();
         workloads.insert(id.clone(), row);
-        self.publish(revision, current.policy.clone(), workloads)?;
+        self.publish(revision, None, workloads)?;
         Ok(Registered {
             id: id.to_string(),
             token,
@@ -795,7 +1060,8 @@ impl Control {
         let revision = self.commit(change).await?;
         let mut workloads = current.workloads.clone();
         workloads.remove(&id);
-        self.publish(revision, current.policy.clone(), workloads)?;
+        self.publish(revision, None, workloads)?;
+        self.enforcement.forget(&id);
         Ok(())
     }
 
@@ -810,24 +1076,102 @@ impl Control {
                 origin: Location::whole("ibac protect".into()),
                 format: Format::IbacV1,
             },
-            workload: WorkloadRef { id, kind: None },
+            workload: WorkloadRef {
+                id: id.clone(),
+                kind: None,
+            },
         });
         Self::check_scope(caller, std::slice::from_ref(&doc))?;
-        self.apply_documents(caller, vec![doc], false, "protect")
-            .await
+        let known = self.knows(&id);
+        let mut outcome = self
+            .apply_documents(caller, vec![doc.clone()], false, "protect")
+            .await?;
+        if !known {
+            outcome.warnings.push(format!(
+                "nothing named `{id}` is known yet (no registered workload, intent or discovered call): it is protected now, and stays so when it appears"
+            ));
+        }
+        Ok(outcome)
+    }
+
+    /// Whether a workload, an intent or a discovered call names `id`.
+    fn knows(&self, id: &WorkloadId) -> bool {
+        let snapshot = self.snapshot();
+        if snapshot.workloads.contains_key(id) {
+            return true;
+        }
+        let declared = snapshot.policy.documents().into_iter().any(|(_, d, _)| match d {
+            Document::ClientIntents(ci) => {
+                &ci.workload.id == id
+                    || ci.targets.iter().any(|t| match &t.kind {
+                        ibac_model::TargetKind::Workload(c) | ibac_model::TargetKind::Service(c) => {
+                            &c.id == id
+                        }
+                        ibac_model::TargetKind::Kafka(k) => &k.server == id,
+                        _ => false,
+                    })
+            }
+            _ => false,
+        });
+        declared
+            || self
+                .discovered
+                .lock()
+                .map(|d| {
+                    d.since(None)
+                        .iter()
+                        .any(|(k, _)| &k.client == id || &k.server == id)
+                })
+                .unwrap_or(false)
+    }
+
+    /// Removes the ProtectedService of a server (`ibac unprotect`). Other
+    /// protection (the mode, an enforced namespace) is not touched, and the
+    /// outcome says when the server stays protected because of it.
+    pub async fn unprotect(
+        &self,
+        caller: &Caller,
+        id: &str,
+        dry_run: bool,
+    ) -> Result<Outcome, ControlError> {
+        let id =
+            WorkloadId::parse(id).map_err(|e| ControlError::BadRequest(format!("`{id}`: {e}")))?;
+        let key = DocumentKey {
+            kind: DocumentKind::ProtectedService,
+            namespace: id.namespace_owned(),
+            name: id.name().to_string(),
+        };
+        let current = self.snapshot();
+        let Some(doc) = current
+            .policy
+            .documents()
+            .into_iter()
+            .find(|(k, _, _)| **k == key)
+            .map(|(_, d, _)| d.clone())
+        else {
+            return Err(ControlError::NotFound(format!(
+                "no ProtectedService protects `{id}`{}",
+                if current.policy.protection(&id).is_protected() {
+                    "; it is protected by the mode or its enforced namespace: change those with `ibac mode` or the EnforcementConfig"
+                } else {
+                    ""
+                }
+            )));
+        };
+        Self::check_scope(caller, std::slice::from_ref(&doc))?;
+        let mut outcome = self
+            .delete_keys(caller, &[doc], vec![key], dry_run, "unprotect")
+            .await?;
+        if self.snapshot().policy.protection(&id).is_protected() && !dry_run {
+            outcome.warnings.push(format!(
+                "`{id}` stays protected: the mode or its enforced namespace protects it"
+            ));
+        }
+        Ok(outcome)
     }
 
     /// Sets the mode, keeping the other settings.
-    pub async fn set_mode(&self, caller: &Caller, mode: &str) -> Result<Outcome, ControlError> {
-        let mode = match mode {
-            "defaultShadow" => Mode::DefaultShadow,
-            "defaultActive" => Mode::DefaultActive,
-            other => {
-                return Err(ControlError::BadRequest(format!(
-                    "`{other}` is not a mode: use defaultShadow or defaultActive"
-                )));
-            }
-        };
+    pub async fn set_mode(&self, caller: &Caller, mode: Mode) -> Result<Outcome, ControlError> {
         let existing =
             self.snapshot()
                 .policy
@@ -891,11 +1235,15 @@ impl Control {
                 _ => continue,
             };
             let at = now();
+            let first_seen = parse_rfc3339(&r.first_seen).unwrap_or(at);
+            if let Ok(mut o) = self.observed.lock() {
+                o.observe(&key, r.verdict, r.count, r.revision, first_seen);
+            }
             observations.push(Observation {
                 key,
                 verdict: Some(r.verdict),
                 count: r.count,
-                first_seen: parse_rfc3339(&r.first_seen).unwrap_or(at),
+                first_seen,
                 last_seen: parse_rfc3339(&r.last_seen).unwrap_or(at),
                 source: Source::Proxy,
             });
@@ -1038,27 +1386,34 @@ fn load_policy(docs: &[StoredDocument]) -> (Policy, Vec<DocumentError>) {
 
 fn make_snapshot(
     revision: u64,
+    (policy_revision, policy_since): (u64, i64),
     policy: Arc<Policy>,
+    documents: Arc<str>,
     workloads: BTreeMap<WorkloadId, WorkloadRow>,
+    enforcement: &Tracker,
 ) -> Result<Snapshot, ControlError> {
-    let mut sources = Vec::new();
-    for doc in policy.documents_in_force() {
-        sources.push(canonical(doc)?);
-    }
-    let state = ProxyState {
+    let state = crate::distribute::proxy_state(
         revision,
-        documents: sources.join("---\n"),
-        workloads: workloads
+        documents.to_string(),
+        workloads
             .values()
-            .filter_map(|w| w.address.map(|a| (w.id.clone(), a)))
-            .collect(),
-    };
+            .filter_map(|w| w.address.map(|a| (w.id.clone(), a))),
+        enforcement.heartbeat().as_secs(),
+    );
     let proxy_state =
         Bytes::from(serde_json::to_vec(&state).map_err(|e| ControlError::Internal(e.to_string()))?);
     Ok(Snapshot {
         revision,
+        policy_revision,
+        policy_since,
+        documents,
         policy,
         workloads,
         proxy_state,
     })
 }
+
+fn snapshot_since(snapshot: &Snapshot) -> i64 {
+    snapshot.policy_since
+}
+

@@ -4,6 +4,7 @@
 //! for an edge that would break, the ClientIntents that would declare it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use ibac_mapper::calls::{EdgeSummary, edge_summaries, policy_calls};
 use ibac_mapper::export::{ExportOptions, export, to_yaml};
@@ -13,7 +14,9 @@ use ibac_policy::Verdict;
 use ibac_policy::graph::{AccessGraph, ClientStatus, GraphEdge, ServerStatus, access_graph};
 use serde::Serialize;
 
-use crate::control::Snapshot;
+use crate::control::{Control, Snapshot};
+use crate::enforcement::Enforcement;
+use crate::observed::ObservedCounts;
 
 /// A workload in the graph.
 #[derive(Clone, Debug, Serialize)]
@@ -33,6 +36,13 @@ pub struct NodeView {
     /// Its status as a client.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<ClientStatus>,
+    /// For a registered workload: what its proxy enforces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforcement: Option<Enforcement>,
+    /// Whether its proxy enforces the published policy, so the verdicts
+    /// shown for it as a server are in force: false when the proxy is
+    /// behind, failing or silent, and when no ibac proxy is registered for it.
+    pub in_force: bool,
 }
 
 /// Calls from one client to one server.
@@ -50,6 +60,115 @@ pub struct EdgeView {
     /// For an edge no intent allows: the ClientIntents that would.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suggestion: Option<String>,
+    /// Verdicts the server's proxy gave since the policy in force was
+    /// published (ibac proxy view only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<ObservedCounts>,
+    /// Where what was observed disagrees with what the policy decides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mismatch: Option<Mismatch>,
+}
+
+/// How observed verdicts disagree with the policy's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MismatchKind {
+    /// Calls the policy blocks got through: the protection is not in force.
+    NotBlocked,
+    /// Calls the policy lets through were refused: an enforcer still has an
+    /// older, stricter policy.
+    Blocked,
+}
+
+/// What was observed against the policy, for people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Mismatch {
+    /// Which way.
+    pub kind: MismatchKind,
+    /// How many calls.
+    pub calls: u64,
+    /// One sentence.
+    pub message: String,
+}
+
+/// What the graph is drawn from: the policy in force, what the mapper knows,
+/// what each proxy enforces and what it did since the policy was published.
+pub struct GraphInput {
+    /// The snapshot in force.
+    pub snapshot: Arc<Snapshot>,
+    /// Discovered calls.
+    pub calls: Vec<(CallKey, CallRecord)>,
+    /// Each registered workload's enforced state.
+    pub enforcement: BTreeMap<WorkloadId, Enforcement>,
+    /// Verdicts observed since the policy in force was published.
+    pub observed: BTreeMap<CallKey, ObservedCounts>,
+}
+
+impl GraphInput {
+    /// Everything the control plane knows now.
+    pub fn of(c: &Control) -> Self {
+        GraphInput {
+            snapshot: c.snapshot(),
+            calls: c.calls(None),
+            enforcement: c.enforcement_states(),
+            observed: c.observed(),
+        }
+    }
+
+    /// A graph of policy and calls only (no enforced state known).
+    pub fn policy_only(snapshot: Arc<Snapshot>, calls: Vec<(CallKey, CallRecord)>) -> Self {
+        GraphInput {
+            snapshot,
+            calls,
+            enforcement: BTreeMap::new(),
+            observed: BTreeMap::new(),
+        }
+    }
+}
+
+/// Compares observed verdicts of one edge's calls with the policy's.
+fn mismatch(
+    snapshot: &Snapshot,
+    observed: &[(&CallKey, &ObservedCounts)],
+    server_state: Option<&Enforcement>,
+) -> Option<Mismatch> {
+    let mut not_blocked = 0;
+    let mut blocked = 0;
+    let mut older = 0;
+    for (key, counts) in observed {
+        let verdict = snapshot
+            .policy
+            .decide(Some(&key.client), &key.server, &key.request())
+            .verdict;
+        if verdict == Verdict::Blocked && counts.let_through() > 0 {
+            not_blocked += counts.let_through();
+            older += counts.under_older_revision;
+        } else if verdict != Verdict::Blocked && counts.blocked > 0 {
+            blocked += counts.blocked;
+        }
+    }
+    let why = match server_state {
+        Some(state) if !state.in_force() => format!("; the server's proxy {}", state.describe()),
+        _ if older > 0 => "; its proxy decided them under an older revision".to_string(),
+        _ => String::new(),
+    };
+    if not_blocked > 0 {
+        return Some(Mismatch {
+            kind: MismatchKind::NotBlocked,
+            calls: not_blocked,
+            message: format!(
+                "{not_blocked} calls the policy blocks were let through since it was published: the protection is not in force{why}"
+            ),
+        });
+    }
+    (blocked > 0).then(|| Mismatch {
+        kind: MismatchKind::Blocked,
+        calls: blocked,
+        message: format!(
+            "{blocked} calls the policy lets through were refused since it was published{why}"
+        ),
+    })
 }
 
 /// The whole graph.
@@ -98,12 +217,14 @@ pub struct View {
 }
 
 /// Draws the graph from the policy in force and the discovered calls.
-pub fn graph(snapshot: &Snapshot, calls: &[(CallKey, CallRecord)]) -> GraphView {
-    graph_view(snapshot, calls, &View::default())
+pub fn graph(input: &GraphInput) -> GraphView {
+    graph_view(input, &View::default())
 }
 
 /// Draws the part of the graph `view` asks for.
-pub fn graph_view(snapshot: &Snapshot, calls: &[(CallKey, CallRecord)], view: &View) -> GraphView {
+pub fn graph_view(input: &GraphInput, view: &View) -> GraphView {
+    let snapshot = input.snapshot.as_ref();
+    let calls = input.calls.as_slice();
     let keep = |id: &WorkloadId| {
         view.namespaces.is_empty() || view.namespaces.iter().any(|n| n == id.namespace())
     };
@@ -143,6 +264,8 @@ pub fn graph_view(snapshot: &Snapshot, calls: &[(CallKey, CallRecord)], view: &V
                 id: n.id.clone(),
                 server: n.server,
                 client: n.client,
+                enforcement: input.enforcement.get(&n.id).cloned(),
+                in_force: input.enforcement.get(&n.id).is_some_and(Enforcement::in_force),
             };
             (n.id, view)
         })
@@ -155,7 +278,19 @@ pub fn graph_view(snapshot: &Snapshot, calls: &[(CallKey, CallRecord)], view: &V
             registered: true,
             server: None,
             client: None,
+            enforcement: input.enforcement.get(id).cloned(),
+            in_force: input.enforcement.get(id).is_some_and(Enforcement::in_force),
         });
+    }
+    let mut observed_by_edge: BTreeMap<(&WorkloadId, &WorkloadId), Vec<(&CallKey, &ObservedCounts)>> =
+        BTreeMap::new();
+    if view.enforcer == Enforcer::Proxy {
+        for (k, counts) in &input.observed {
+            observed_by_edge
+                .entry((&k.client, &k.server))
+                .or_default()
+                .push((k, counts));
+        }
     }
     let edges = edges
         .into_iter()
@@ -172,11 +307,24 @@ pub fn graph_view(snapshot: &Snapshot, calls: &[(CallKey, CallRecord)], view: &V
                 .then(|| by_edge.get(&(&edge.client, &edge.server)))
                 .flatten()
                 .and_then(|calls| to_yaml(&export(calls, &ExportOptions::default())).ok());
+            let observed = observed_by_edge.get(&(&edge.client, &edge.server));
+            let total = observed.map(|list| {
+                let mut t = ObservedCounts::default();
+                for (_, c) in list {
+                    t.add(c);
+                }
+                t
+            });
+            let mismatch = observed.and_then(|list| {
+                mismatch(snapshot, list, input.enforcement.get(&edge.server))
+            });
             EdgeView {
                 seen: summaries.get(&key).cloned(),
                 edge,
                 sources,
                 suggestion,
+                observed: total,
+                mismatch,
             }
         })
         .collect();

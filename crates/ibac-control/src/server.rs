@@ -186,7 +186,7 @@ pub async fn start(
     };
     let server = tokio::spawn(ibac_identity::https::serve(listener, tls, app, shutdown));
 
-    let mut background = vec![renewer];
+    let mut background = vec![renewer, tokio::spawn(control.clone().watch_enforcement())];
     let ui_url = match options.ui {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)

@@ -26,7 +26,7 @@ use ibac_mapper::draw::Picture;
 use serde::Deserialize;
 
 use crate::control::Control;
-use crate::graph::{Enforcer, View, graph_view};
+use crate::graph::{Enforcer, GraphInput, View, graph_view};
 
 const INDEX: &str = include_str!("ui/index.html");
 const SCRIPT: &str = include_str!("ui/app.js");
@@ -202,11 +202,11 @@ async fn graph_json(
     _: Viewer,
     Query(q): Query<ViewQuery>,
 ) -> Response {
-    hardened(axum::Json(graph_view(&c.snapshot(), &c.calls(None), &q.view())).into_response())
+    hardened(axum::Json(graph_view(&GraphInput::of(&c), &q.view())).into_response())
 }
 
 fn picture(c: &Control, q: &ViewQuery) -> Result<Picture, String> {
-    let view = graph_view(&c.snapshot(), &c.calls(None), &q.view());
+    let view = graph_view(&GraphInput::of(c), &q.view());
     let json = serde_json::to_value(&view).map_err(|e| e.to_string())?;
     Picture::from_graph_json(&json).map_err(|e| e.to_string())
 }
@@ -264,31 +264,35 @@ async fn graph_png(
     hardened(response)
 }
 
-/// `changed` whenever the policy, workloads or discovered calls change
-/// (gathered for 200 ms); the page then asks for the picture again.
+/// `changed` whenever the policy, workloads, discovered calls or a proxy's
+/// enforced state change (gathered for 200 ms); the page then asks for the
+/// picture again.
 async fn events(
     State(c): State<Arc<Control>>,
     _: Viewer,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let snapshots = c.subscribe();
     let mapper = c.mapper_changes();
+    let shifts = c.enforcement_shifts();
     let stream = futures_util::stream::unfold(
-        (c, snapshots, mapper, true),
-        |(c, mut snapshots, mut mapper, first)| async move {
+        (c, snapshots, mapper, shifts, true),
+        |(c, mut snapshots, mut mapper, mut shifts, first)| async move {
             if !first {
                 tokio::select! {
                     r = snapshots.changed() => r.ok()?,
                     r = mapper.changed() => r.ok()?,
+                    r = shifts.changed() => r.ok()?,
                     () = c.closed() => return None,
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
             let revision = snapshots.borrow_and_update().revision;
             let observed = *mapper.borrow_and_update();
+            let enforcement = *shifts.borrow_and_update();
             let event = Event::default().event("changed").data(format!(
-                "{{\"revision\":{revision},\"observed\":{observed}}}"
+                "{{\"revision\":{revision},\"observed\":{observed},\"enforcement\":{enforcement}}}"
             ));
-            Some((Ok(event), (c, snapshots, mapper, false)))
+            Some((Ok(event), (c, snapshots, mapper, shifts, false)))
         },
     );
     Sse::new(stream).keep_alive(KeepAlive::default())

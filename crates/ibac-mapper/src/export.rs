@@ -8,9 +8,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ibac_model::encode::relative_name;
-use ibac_model::http::Method;
-use ibac_model::{Namespace, WorkloadId};
+use ibac_model::encode::{Encoded, Flavor, encode};
+use ibac_model::http::{Method, PathPattern};
+use ibac_model::{
+    CallTarget, ClientIntents, Document, Format, HttpRule, Location, Meta, Namespace, Target,
+    TargetKind, WorkloadId, WorkloadRef,
+};
 use serde::Serialize;
 
 use crate::calls::{CallKey, CallRecord, Protocol};
@@ -27,66 +30,31 @@ pub struct ExportOptions {
     pub with_http: bool,
 }
 
-/// One ClientIntents document, in Otterize's current format.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// One ClientIntents document, in Otterize's current format, written by the
+/// same encoder as `ibac convert` (one codec for every document ibac writes).
+#[derive(Clone, Debug, Serialize)]
+#[serde(transparent)]
 pub struct ExportedIntents {
-    api_version: &'static str,
-    kind: &'static str,
-    metadata: Metadata,
-    spec: Spec,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-struct Metadata {
-    name: String,
-    namespace: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-struct Spec {
-    workload: Workload,
-    targets: Vec<Target>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-struct Workload {
-    name: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-struct Target {
-    kubernetes: KubernetesTarget,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-struct KubernetesTarget {
-    name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    http: Option<Vec<HttpOut>>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-struct HttpOut {
-    path: String,
-    methods: Vec<&'static str>,
+    #[serde(skip)]
+    client: WorkloadId,
+    encoded: Encoded,
 }
 
 impl ExportedIntents {
     /// The client it is for.
     pub fn client(&self) -> String {
-        format!("{}.{}", self.metadata.name, self.metadata.namespace)
+        self.client.to_string()
     }
 
     /// The file name for directory output: `<workload>.<namespace>.yaml`.
     pub fn file_name(&self) -> String {
-        format!("{}.{}.yaml", self.metadata.name, self.metadata.namespace)
+        format!("{}.{}.yaml", self.client.name(), self.client.namespace())
     }
 }
 
 /// The HTTP rules for one server, or `None` when a plain target is needed
-/// (a TCP call, or a method no intent can name).
-fn http_rules<'a>(keys: impl Iterator<Item = &'a CallKey>) -> Option<Vec<HttpOut>> {
+/// (a TCP call, or a method or path no intent can name).
+fn http_rules<'a>(keys: impl Iterator<Item = &'a CallKey>) -> Option<Vec<HttpRule>> {
     let mut rules: BTreeMap<String, BTreeSet<Method>> = BTreeMap::new();
     for key in keys {
         if key.protocol != Protocol::Http {
@@ -105,15 +73,16 @@ fn http_rules<'a>(keys: impl Iterator<Item = &'a CallKey>) -> Option<Vec<HttpOut
     if rules.is_empty() {
         return None;
     }
-    Some(
-        rules
-            .into_iter()
-            .map(|(path, methods)| HttpOut {
-                path,
-                methods: methods.into_iter().map(Method::as_str).collect(),
+    rules
+        .into_iter()
+        .map(|(path, methods)| {
+            Some(HttpRule {
+                at: Location::whole("network mapper".into()),
+                path: PathPattern::parse(&path).ok()?,
+                methods: methods.into_iter().collect(),
             })
-            .collect(),
-    )
+        })
+        .collect()
 }
 
 /// Exports `calls` as one ClientIntents per client, sorted by client.
@@ -153,35 +122,43 @@ pub fn export(calls: &[(CallKey, CallRecord)], options: &ExportOptions) -> Vec<E
     }
     by_client
         .into_iter()
-        .map(|(client, servers)| {
+        .filter_map(|(client, servers)| {
             let ns = client.namespace_owned();
             let targets = servers
                 .into_iter()
                 .map(|(server, keys)| Target {
-                    kubernetes: KubernetesTarget {
-                        name: relative_name(server, &ns),
+                    at: Location::whole("network mapper".into()),
+                    kind: TargetKind::Workload(CallTarget {
+                        id: server.clone(),
+                        kind: None,
+                        ports: Vec::new(),
                         http: if options.with_http {
-                            http_rules(keys.into_iter())
+                            http_rules(keys.into_iter()).unwrap_or_default()
                         } else {
-                            None
+                            Vec::new()
                         },
-                    },
+                    }),
                 })
                 .collect();
-            ExportedIntents {
-                api_version: "k8s.otterize.com/v2beta1",
-                kind: "ClientIntents",
-                metadata: Metadata {
+            let doc = Document::ClientIntents(ClientIntents {
+                meta: Meta {
                     name: client.name().to_string(),
-                    namespace: client.namespace().to_string(),
+                    namespace: ns,
+                    origin: Location::whole("network mapper".into()),
+                    format: Format::OtterizeV2beta1,
                 },
-                spec: Spec {
-                    workload: Workload {
-                        name: client.name().to_string(),
-                    },
-                    targets,
+                workload: WorkloadRef {
+                    id: client.clone(),
+                    kind: None,
                 },
-            }
+                targets,
+            });
+            // Plain targets and literal paths: Otterize's format holds them all.
+            let encoded = encode(&doc, Flavor::Otterize).ok()?;
+            Some(ExportedIntents {
+                client: client.clone(),
+                encoded,
+            })
         })
         .collect()
 }

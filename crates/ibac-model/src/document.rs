@@ -402,7 +402,7 @@ pub struct ProtectedService {
 }
 
 /// How servers without explicit protection are treated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Mode {
     /// Nothing is enforced unless protected; everything else is reported.
     #[default]
@@ -473,8 +473,12 @@ impl ExternalTraffic {
 }
 
 /// Which enforcers are on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+///
+/// Its fields are read and written only through [`Enforcers::fields`] and
+/// [`Enforcers::field_mut`], one table for the decoder and the encoder, so the
+/// spelling a document uses can never differ between the two (it once did:
+/// `kafkaAcl` written, `kafkaACL` read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Enforcers {
     /// Kubernetes NetworkPolicies (ingress).
     pub network_policy: bool,
@@ -500,6 +504,43 @@ impl Enforcers {
         "database",
         "proxy",
     ];
+
+    /// Every setting with the name documents give it, in [`Enforcers::FIELDS`] order.
+    pub fn fields(&self) -> [(&'static str, bool); 6] {
+        [
+            (Self::FIELDS[0], self.network_policy),
+            (Self::FIELDS[1], self.egress_network_policy),
+            (Self::FIELDS[2], self.istio),
+            (Self::FIELDS[3], self.kafka_acl),
+            (Self::FIELDS[4], self.database),
+            (Self::FIELDS[5], self.proxy),
+        ]
+    }
+
+    /// The setting a document's field name stands for.
+    pub fn field_mut(&mut self, name: &str) -> Option<&mut bool> {
+        let index = Self::FIELDS.iter().position(|f| *f == name)?;
+        Some(match index {
+            0 => &mut self.network_policy,
+            1 => &mut self.egress_network_policy,
+            2 => &mut self.istio,
+            3 => &mut self.kafka_acl,
+            4 => &mut self.database,
+            _ => &mut self.proxy,
+        })
+    }
+}
+
+impl serde::Serialize for Enforcers {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let fields = self.fields();
+        let mut map = serializer.serialize_map(Some(fields.len()))?;
+        for (name, on) in fields {
+            map.serialize_entry(name, &on)?;
+        }
+        map.end()
+    }
 }
 
 impl Default for Enforcers {

@@ -10,7 +10,11 @@
 //!
 //! Reports go the other way: `POST /v1/proxy/reports`, a JSON array of
 //! [`Report`]s, from a queue that a slow control plane cannot make grow
-//! without bound.
+//! without bound; and `POST /v1/proxy/status`, an [`EnforcedStatus`]: the
+//! revision the decision path uses — sent after the swap, not on receipt —
+//! and why a newer one did not load. It is sent on every change and as a
+//! heartbeat, so the control plane can tell a proxy in sync from one that is
+//! behind, failing or gone.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -25,13 +29,13 @@ use ibac_identity::attest::{ISSUER_COMPONENT, WorkloadIdentity};
 use ibac_identity::https::Endpoint;
 use ibac_identity::spiffe_id::SpiffeId;
 use ibac_identity::tls::{ExpectedServer, SpiffeServerVerifier, client_config};
-use ibac_model::{Namespace, ParseOptions, SourceName, WorkloadId, parse_source};
+use ibac_model::{DocumentKind, Namespace, ParseOptions, SourceName, WorkloadId, parse_source};
 use ibac_policy::{NoFacts, Policy};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
 use crate::discovery::Discovery;
-use crate::policy_source::{PolicySource, PolicyWatch};
+use crate::policy_source::{Enforced, PolicySource, PolicyWatch};
 use crate::reports::{Report, ReportSink};
 
 /// What the control plane tells a proxy.
@@ -44,6 +48,36 @@ pub struct ProxyState {
     pub documents: String,
     /// Where each workload's proxy listens.
     pub workloads: BTreeMap<WorkloadId, SocketAddr>,
+    /// How often the proxy reports what it enforces, even when nothing
+    /// changed (the control plane calls a proxy silent after a few missed
+    /// beats). None: [`DEFAULT_HEARTBEAT`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_seconds: Option<u64>,
+}
+
+/// How often a proxy reports what it enforces when the state says nothing.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// What a proxy enforces, as it tells the control plane.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnforcedStatus {
+    /// The revision its decisions use now; none before any policy loaded.
+    pub enforced: Option<u64>,
+    /// The newest revision that failed to load, if it is newer than the
+    /// enforced one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<LoadFailure>,
+}
+
+/// A revision a proxy could not load, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadFailure {
+    /// The revision.
+    pub revision: u64,
+    /// The decoder's message.
+    pub error: String,
 }
 
 /// How long the control plane holds a long poll before answering unchanged.
@@ -131,6 +165,18 @@ impl ControlPlane {
         serde_json::from_slice(&body).map_err(|e| ControlError::BadReply(e.to_string()))
     }
 
+    /// Tells what this proxy enforces.
+    pub async fn status(&self, status: &EnforcedStatus) -> Result<(), ControlError> {
+        let json = serde_json::to_vec(status).map_err(|e| ControlError::BadReply(e.to_string()))?;
+        let request = http::Request::post("/v1/proxy/status")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(json)))
+            .map_err(|e| ControlError::BadReply(e.to_string()))?;
+        self.call(request, Duration::from_secs(10))
+            .await
+            .map(|_| ())
+    }
+
     /// Sends a batch of reports.
     pub async fn report(&self, batch: &[Report]) -> Result<(), ControlError> {
         let json = serde_json::to_vec(batch).map_err(|e| ControlError::BadReply(e.to_string()))?;
@@ -194,15 +240,48 @@ impl ControlSource {
     /// Follows the control plane; `cache` keeps the last state across
     /// restarts.
     pub fn spawn(control: ControlPlane, namespace: Namespace, cache: Option<PathBuf>) -> Self {
+        Self::spawn_refusing(control, namespace, cache, None)
+    }
+
+    /// Like [`ControlSource::spawn`], but refusing every state that holds a
+    /// document of kind `refuse`, as a proxy older than its control plane
+    /// refuses a kind it does not know. For testing what the control plane
+    /// reports when a proxy cannot follow (`ibac proxy --refuse-kind`, hidden).
+    pub fn spawn_refusing(
+        control: ControlPlane,
+        namespace: Namespace,
+        cache: Option<PathBuf>,
+        refuse: Option<DocumentKind>,
+    ) -> Self {
+        let load = move |state: &ProxyState, namespace: &Namespace| {
+            let policy = policy_of(state, namespace)?;
+            if let Some(kind) = refuse
+                && policy.documents().iter().any(|(k, _, _)| k.kind == kind)
+            {
+                return Err(ControlError::Documents(format!(
+                    "this proxy does not read {kind} documents (it was started with --refuse-kind {kind})"
+                )));
+            }
+            Ok(policy)
+        };
         let (publish, policy) = watch::channel(None);
         let (revision_tx, revision) = watch::channel(None);
+        let (status_tx, status_rx) = watch::channel(EnforcedStatus::default());
+        let (heartbeat_tx, heartbeat_rx) = watch::channel(DEFAULT_HEARTBEAT);
         let table = Arc::new(ArcSwap::from_pointee(BTreeMap::new()));
         let mut current: Option<u64> = None;
         if let Some(state) = cache.as_ref().and_then(read_cache) {
-            match policy_of(&state, &namespace) {
+            match load(&state, &namespace) {
                 Ok(p) => {
                     tracing::info!(revision = state.revision, "policy loaded from the cache");
-                    publish.send_replace(Some(Arc::new(p)));
+                    publish.send_replace(Some(Arc::new(Enforced {
+                        policy: p,
+                        revision: Some(state.revision),
+                    })));
+                    status_tx.send_replace(EnforcedStatus {
+                        enforced: Some(state.revision),
+                        failed: None,
+                    });
                     table.store(Arc::new(state.workloads.clone()));
                     current = Some(state.revision);
                     revision_tx.send_replace(current);
@@ -210,6 +289,7 @@ impl ControlSource {
                 Err(e) => tracing::warn!(error = %e, "the cached state does not load; ignored"),
             }
         }
+        spawn_status(control.clone(), status_rx, heartbeat_rx);
         let shared = table.clone();
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(200);
@@ -223,18 +303,37 @@ impl ControlSource {
                     }
                     Ok(state) => {
                         backoff = Duration::from_millis(200);
-                        match policy_of(&state, &namespace) {
+                        heartbeat_tx.send_replace(
+                            state
+                                .heartbeat_seconds
+                                .map_or(DEFAULT_HEARTBEAT, |s| Duration::from_secs(s.max(1))),
+                        );
+                        match load(&state, &namespace) {
                             Ok(p) => {
                                 tracing::info!(
                                     revision = state.revision,
                                     "policy from the control plane"
                                 );
                                 crate::metrics::global().policy_reloads(true);
-                                publish.send_replace(Some(Arc::new(p)));
+                                publish.send_replace(Some(Arc::new(Enforced {
+                                    policy: p,
+                                    revision: Some(state.revision),
+                                })));
+                                // Told only now that decisions use it.
+                                status_tx.send_replace(EnforcedStatus {
+                                    enforced: Some(state.revision),
+                                    failed: None,
+                                });
                             }
                             Err(e) => {
                                 crate::metrics::global().policy_reloads(false);
-                                tracing::warn!(error = %e, "policy not reloaded; the last good one stays in force");
+                                tracing::warn!(revision = state.revision, error = %e, "policy not reloaded; the last good one stays in force");
+                                status_tx.send_modify(|s| {
+                                    s.failed = Some(LoadFailure {
+                                        revision: state.revision,
+                                        error: e.to_string(),
+                                    });
+                                });
                             }
                         }
                         shared.store(Arc::new(state.workloads.clone()));
@@ -263,6 +362,30 @@ impl ControlSource {
     pub fn revision(&self) -> watch::Receiver<Option<u64>> {
         self.revision.clone()
     }
+}
+
+/// Sends the enforced status whenever it changes and every heartbeat, until
+/// the source is gone.
+fn spawn_status(
+    control: ControlPlane,
+    mut status: watch::Receiver<EnforcedStatus>,
+    heartbeat: watch::Receiver<Duration>,
+) {
+    tokio::spawn(async move {
+        loop {
+            let now = status.borrow_and_update().clone();
+            if let Err(e) = control.status(&now).await {
+                tracing::debug!(error = %e, "cannot tell the control plane what is enforced; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            let beat = *heartbeat.borrow();
+            tokio::select! {
+                changed = status.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(beat) => {}
+            }
+        }
+    });
 }
 
 impl PolicySource for ControlSource {

@@ -123,23 +123,25 @@ impl Shared {
         }
     }
 
-    /// The verdict, and the reason when it is not allowed. With no policy
-    /// ever loaded, everything is blocked.
+    /// The verdict, the reason when it is not allowed, and the revision of
+    /// the policy that decided. With no policy ever loaded, everything is
+    /// blocked.
     pub(crate) fn decide(
         &self,
         client: Option<&WorkloadId>,
         call: &Call,
-    ) -> (Verdict, Option<String>) {
+    ) -> (Verdict, Option<String>, Option<u64>) {
         let policy = self.policy.borrow().clone();
         match policy {
             None => (
                 Verdict::Blocked,
                 Some("no policy has been loaded yet, so everything is denied".into()),
+                None,
             ),
             Some(policy) => {
                 let d = policy.decide(client, &self.server, call);
                 let reason = (d.verdict != Verdict::Allowed).then(|| d.reason.to_string());
-                (d.verdict, reason)
+                (d.verdict, reason, policy.revision)
             }
         }
     }
@@ -248,7 +250,7 @@ async fn handle(req: Request<Incoming>, peer: &Peer, shared: &Shared) -> Respons
         );
     };
     let call = Call::http(Some(shared.port), method, path.clone());
-    let (verdict, reason) = shared.decide(peer.workload.as_ref(), &call);
+    let (verdict, reason, revision) = shared.decide(peer.workload.as_ref(), &call);
     shared.metrics.decided("inbound", "http", verdict);
     shared.reporter.record(reports::Call {
         direction: "inbound",
@@ -257,6 +259,7 @@ async fn handle(req: Request<Incoming>, peer: &Peer, shared: &Shared) -> Respons
         port: shared.port,
         http: Some((req.method().as_str(), path.as_str())),
         verdict,
+        revision,
     });
     if verdict == Verdict::Blocked {
         let reason = reason.unwrap_or_default();
@@ -358,11 +361,8 @@ pub(crate) async fn relay_tcp<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let call = Call::l4(shared.port);
-    let decide = |shared: &Shared| {
-        let (verdict, reason) = shared.decide(peer.workload.as_ref(), &call);
-        (verdict, reason)
-    };
-    let (verdict, reason) = decide(&shared);
+    let decide = |shared: &Shared| shared.decide(peer.workload.as_ref(), &call);
+    let (verdict, reason, revision) = decide(&shared);
     shared.metrics.decided("inbound", "tcp", verdict);
     shared.reporter.record(reports::Call {
         direction: "inbound",
@@ -371,6 +371,7 @@ pub(crate) async fn relay_tcp<S>(
         port: shared.port,
         http: None,
         verdict,
+        revision,
     });
     if verdict == Verdict::Blocked {
         tracing::debug!(client = ?peer.workload, reason = reason.unwrap_or_default(), "connection blocked");
@@ -390,7 +391,7 @@ pub(crate) async fn relay_tcp<S>(
             if policy.changed().await.is_err() {
                 std::future::pending::<()>().await;
             }
-            let (verdict, reason) = decide(&shared);
+            let (verdict, reason, _) = decide(&shared);
             if verdict == Verdict::Blocked {
                 tracing::info!(client = ?peer.workload, reason = reason.unwrap_or_default(), "closing a connection the new policy blocks");
                 return;

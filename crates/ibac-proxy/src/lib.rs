@@ -31,11 +31,11 @@ use ibac_model::WorkloadId;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
-pub use control::{ControlPlane, ControlReports, ControlSource, ProxyState};
+pub use control::{ControlPlane, ControlReports, ControlSource, EnforcedStatus, LoadFailure, ProxyState};
 pub use discovery::{Discovery, FileDiscovery, StaticDiscovery};
 pub use identity::ProxyIdentity;
 pub use inbound::{Limits, Protocol};
-pub use policy_source::{FilePolicySource, PolicySource, PolicyWatch, StaticPolicy};
+pub use policy_source::{Enforced, FilePolicySource, PolicySource, PolicyWatch, StaticPolicy};
 pub use reports::{JsonlSink, NoReports, Report, ReportSink, Reporter};
 
 /// The server side of the proxy.

@@ -11,8 +11,38 @@ use ibac_model::{Namespace, ParseOptions};
 use ibac_policy::{NoFacts, Policy};
 use tokio::sync::watch;
 
+/// A policy as a source publishes it: the policy, and the control plane's
+/// revision it came from (sources without revisions, such as files, give
+/// none). Decisions and reports carry the revision, so that what a proxy
+/// enforces can be checked against what the control plane published.
+#[derive(Debug)]
+pub struct Enforced {
+    /// The policy decisions use.
+    pub policy: Policy,
+    /// The control plane's revision of it, when it came from one.
+    pub revision: Option<u64>,
+}
+
+impl Enforced {
+    /// A policy without a revision.
+    pub fn unversioned(policy: Policy) -> Self {
+        Enforced {
+            policy,
+            revision: None,
+        }
+    }
+}
+
+impl std::ops::Deref for Enforced {
+    type Target = Policy;
+
+    fn deref(&self) -> &Policy {
+        &self.policy
+    }
+}
+
 /// The policy in force, as a source publishes it.
-pub type PolicyWatch = watch::Receiver<Option<Arc<Policy>>>;
+pub type PolicyWatch = watch::Receiver<Option<Arc<Enforced>>>;
 
 /// A source of policy snapshots.
 pub trait PolicySource: Send + Sync {
@@ -21,17 +51,18 @@ pub trait PolicySource: Send + Sync {
 }
 
 /// A fixed policy (tests, and embedding).
-pub struct StaticPolicy(watch::Sender<Option<Arc<Policy>>>);
+pub struct StaticPolicy(watch::Sender<Option<Arc<Enforced>>>);
 
 impl StaticPolicy {
     /// A source that publishes `policy` and whatever is set later.
     pub fn new(policy: Option<Policy>) -> Self {
-        StaticPolicy(watch::channel(policy.map(Arc::new)).0)
+        StaticPolicy(watch::channel(policy.map(|p| Arc::new(Enforced::unversioned(p)))).0)
     }
 
     /// Publishes a new snapshot.
     pub fn set(&self, policy: Policy) {
-        self.0.send_replace(Some(Arc::new(policy)));
+        self.0
+            .send_replace(Some(Arc::new(Enforced::unversioned(policy))));
     }
 }
 
@@ -106,7 +137,7 @@ impl FilePolicySource {
                         Ok(Ok(policy)) => {
                             tracing::info!(documents = policy.documents().len(), "policy loaded");
                             crate::metrics::global().policy_reloads(true);
-                            publish.send_replace(Some(Arc::new(policy)));
+                            publish.send_replace(Some(Arc::new(Enforced::unversioned(policy))));
                         }
                         Ok(Err(errors)) => {
                             crate::metrics::global().policy_reloads(false);

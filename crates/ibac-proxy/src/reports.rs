@@ -12,6 +12,9 @@
 //!
 //! `client` is null for unauthenticated callers; `method` and `path` are null
 //! for connections (`protocol: "tcp"`); the path is the normalized one.
+//! `revision` is the control plane's revision of the policy that decided
+//! (absent for policies from files), so the control plane can tell a verdict
+//! a proxy gave under the policy in force from one under an older policy.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -54,6 +57,9 @@ pub struct Report {
     pub first_seen: String,
     /// RFC 3339.
     pub last_seen: String,
+    /// The revision of the policy that decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
 }
 
 /// Where batches of reports go.
@@ -116,6 +122,7 @@ struct Key {
     method: Option<String>,
     path: Option<String>,
     verdict: Verdict,
+    revision: Option<u64>,
 }
 
 /// How often, and first and last when.
@@ -142,6 +149,8 @@ pub struct Call<'a> {
     pub http: Option<(&'a str, &'a str)>,
     /// Verdict.
     pub verdict: Verdict,
+    /// The revision of the policy that decided.
+    pub revision: Option<u64>,
 }
 
 /// Paths seen per summary are capped, so a scan of random URLs cannot grow the
@@ -180,6 +189,7 @@ impl Reporter {
                 .http
                 .map(|(_, p)| if full { "*".to_string() } else { p.to_string() }),
             verdict: call.verdict,
+            revision: call.revision,
         };
         let entry = pending.entry(key).or_insert((0, now, now));
         entry.0 += 1;
@@ -206,6 +216,7 @@ impl Reporter {
                 count,
                 first_seen: rfc3339(first),
                 last_seen: rfc3339(last),
+                revision: k.revision,
             })
             .collect()
     }

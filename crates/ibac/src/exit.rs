@@ -15,6 +15,10 @@ pub const BLOCKED: u8 = 4;
 /// `diff`: a discovered call is not declared (or, with `--strict`, a
 /// declared intent went unused).
 pub const DIFF: u8 = 5;
+/// `apply`, `delete`, `protect`, `unprotect`, `mode`: the change is stored,
+/// but some registered proxy did not enforce it within `--timeout` (it is
+/// behind, cannot load it, or is silent); the command names each.
+pub const NOT_ENFORCED: u8 = 6;
 
 /// The process exit code for a status.
 pub fn code(status: u8) -> ExitCode {

@@ -69,6 +69,8 @@ enum Command {
     Workload(commands::remote::WorkloadArgs),
     /// Protect a server: only declared calls get through
     Protect(commands::remote::ProtectArgs),
+    /// Remove a server's ProtectedService: it goes back to shadow mode unless the mode or its namespace protects it
+    Unprotect(commands::remote::UnprotectArgs),
     /// Set the enforcement mode: defaultShadow or defaultActive
     Mode(commands::remote::ModeArgs),
     /// Make API tokens, optionally limited to namespaces
@@ -134,6 +136,7 @@ fn main() -> ExitCode {
         Command::Get(args) => commands::remote::get(args),
         Command::Workload(args) => commands::remote::workload(args),
         Command::Protect(args) => commands::remote::protect(args),
+        Command::Unprotect(args) => commands::remote::unprotect(args),
         Command::Mode(args) => commands::remote::mode(args),
         Command::Token(args) => commands::remote::token(args),
         Command::NetworkMapper(args) => commands::mapper::run(args, cli.namespace.as_deref()),

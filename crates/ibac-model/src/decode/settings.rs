@@ -114,15 +114,11 @@ fn read_enforcers(reader: &mut Reader<'_>, node: &Node) -> Option<Enforcers> {
     let fields = reader.map(node, "enforcers", &Enforcers::FIELDS)?;
     let mut enforcers = Enforcers::default();
     let before = reader.error_count();
-    for (field, slot) in [
-        ("networkPolicy", &mut enforcers.network_policy),
-        ("egressNetworkPolicy", &mut enforcers.egress_network_policy),
-        ("istio", &mut enforcers.istio),
-        ("kafkaACL", &mut enforcers.kafka_acl),
-        ("database", &mut enforcers.database),
-        ("proxy", &mut enforcers.proxy),
-    ] {
-        if let Some(value) = fields.get(field).and_then(|n| reader.boolean(n)) {
+    for field in Enforcers::FIELDS {
+        let Some(value) = fields.get(field).and_then(|n| reader.boolean(n)) else {
+            continue;
+        };
+        if let Some(slot) = enforcers.field_mut(field) {
             *slot = value;
         }
     }

@@ -11,5 +11,6 @@ pub mod policy;
 pub mod proxy;
 pub mod remote;
 pub mod render;
+pub mod rollout;
 pub mod up;
 pub mod validate;

@@ -11,7 +11,7 @@ use anyhow::{Context, anyhow, bail};
 use clap::ValueEnum;
 use http::header::HeaderName;
 use ibac_identity::attest::{IssuerClient, WorkloadIdentity};
-use ibac_model::{Namespace, WorkloadId};
+use ibac_model::{DocumentKind, Namespace, WorkloadId};
 use ibac_proxy::{
     ControlPlane, ControlReports, ControlSource, Discovery, FileDiscovery, FilePolicySource,
     InboundConfig, JsonlSink, Limits, NoReports, PolicySource, Protocol, Proxy, ProxyConfig,
@@ -97,6 +97,14 @@ pub struct Args {
     /// requests a second and leaves the other cores to the app
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256), env = "IBAC_PROXY_THREADS")]
     threads: u16,
+    /// Refuse every policy state holding a document of this kind, as a
+    /// proxy older than its control plane would (for testing rollouts)
+    #[arg(long, hide = true, env = "IBAC_PROXY_REFUSE_KIND", value_parser = document_kind)]
+    refuse_kind: Option<DocumentKind>,
+}
+
+fn document_kind(text: &str) -> Result<DocumentKind, String> {
+    DocumentKind::parse(text).ok_or_else(|| format!("`{text}` is not a document kind"))
 }
 
 fn target_listener(text: &str) -> Result<(WorkloadId, SocketAddr), String> {
@@ -150,10 +158,11 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
                 let plane = ControlPlane::new(url, &identity)?;
                 let cache = args.identity_dir.join("control-state.json");
                 Some((
-                    Arc::new(ControlSource::spawn(
+                    Arc::new(ControlSource::spawn_refusing(
                         plane.clone(),
                         namespace.clone(),
                         Some(cache),
+                        args.refuse_kind,
                     )),
                     plane,
                 ))

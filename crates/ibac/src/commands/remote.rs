@@ -10,12 +10,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow};
 use http::Method;
 use ibac_control::client::{ApiClient, ClientError};
+use ibac_control::api::{ApplyRequest, ModeRequest, ProtectRequest};
 use ibac_control::control::{
     DocumentInfo, Outcome, Registered, Registration, SourceText, WorkloadInfo,
 };
+use ibac_control::enforcement::Enforcement;
 use ibac_control::server::files;
 use serde_json::{Value, json};
 
+use crate::commands::rollout::{WaitArgs, follow};
 use crate::exit;
 use crate::output::{Output, print_data, render, table, write_stdout};
 
@@ -123,9 +126,11 @@ pub struct FilesArgs {
     /// Files or directories of documents; `-` reads stdin
     #[arg(short = 'f', long = "filename", required = true)]
     files: Vec<PathBuf>,
-    /// Check only; change nothing (apply)
-    #[arg(long)]
+    /// Check only; change nothing
+    #[arg(long, env = "IBAC_DRY_RUN")]
     dry_run: bool,
+    #[command(flatten)]
+    wait: WaitArgs,
     #[command(flatten)]
     connect: Connect,
 }
@@ -167,18 +172,32 @@ pub fn apply(args: &FilesArgs, namespace: &str) -> anyhow::Result<u8> {
         Err(code) => return Ok(code),
     };
     let client = connect.client()?;
-    let body = json!({"sources": sources, "namespace": namespace, "dryRun": args.dry_run});
-    match block_on(async {
-        Ok(client
-            .send::<_, Outcome>(Method::POST, "/v1/apply", &body)
-            .await)
-    })? {
-        Ok(outcome) => {
-            print_outcome(&outcome, args.dry_run)?;
-            Ok(exit::OK)
+    let body = ApplyRequest {
+        sources,
+        namespace: Some(namespace.to_string()),
+        dry_run: args.dry_run,
+    };
+    change(&client, Method::POST, "/v1/apply", &body, args.dry_run, &args.wait)
+}
+
+/// Sends a change, prints what it did, then waits for the proxies.
+fn change<B: serde::Serialize>(
+    client: &ApiClient,
+    method: Method,
+    path: &str,
+    body: &B,
+    dry_run: bool,
+    wait: &WaitArgs,
+) -> anyhow::Result<u8> {
+    block_on(async {
+        match client.send::<_, Outcome>(method, path, body).await {
+            Ok(outcome) => {
+                print_outcome(&outcome, dry_run)?;
+                Ok(follow(client, &outcome, wait, dry_run).await)
+            }
+            Err(e) => report(e),
         }
-        Err(e) => report(e),
-    }
+    })
 }
 
 /// `ibac delete -f PATH...`
@@ -189,18 +208,12 @@ pub fn delete(args: &FilesArgs, namespace: &str) -> anyhow::Result<u8> {
         Err(code) => return Ok(code),
     };
     let client = connect.client()?;
-    let body = json!({"sources": sources, "namespace": namespace});
-    match block_on(async {
-        Ok(client
-            .send::<_, Outcome>(Method::POST, "/v1/delete", &body)
-            .await)
-    })? {
-        Ok(outcome) => {
-            print_outcome(&outcome, false)?;
-            Ok(exit::OK)
-        }
-        Err(e) => report(e),
-    }
+    let body = ApplyRequest {
+        sources,
+        namespace: Some(namespace.to_string()),
+        dry_run: args.dry_run,
+    };
+    change(&client, Method::POST, "/v1/delete", &body, args.dry_run, &args.wait)
 }
 
 /// What `ibac get` shows.
@@ -293,16 +306,43 @@ pub fn get(args: &GetArgs) -> anyhow::Result<u8> {
                 eprintln!("No workloads registered: `ibac workload add name.namespace`.");
                 return Ok(exit::OK);
             }
-            let mut t = table(&["workload", "proxy", "protected", "last contact"]);
+            let mut t = table(&[
+                "workload",
+                "proxy",
+                "protected",
+                "enforces",
+                "state",
+                "last contact",
+            ]);
             for w in &workloads {
                 t.add_row([
                     w.id.clone(),
                     w.address.map_or("-".into(), |a| a.to_string()),
                     if w.protected { "yes" } else { "no" }.into(),
+                    w.enforcement
+                        .enforced()
+                        .map_or("-".into(), |r| format!("revision {r}")),
+                    w.enforcement.label().into(),
                     ago(w.last_contact),
                 ]);
             }
-            write_stdout(&render(&t))?;
+            let mut text = render(&t);
+            let off: Vec<&WorkloadInfo> = workloads
+                .iter()
+                .filter(|w| !w.enforcement.in_force())
+                .collect();
+            if !off.is_empty() {
+                text.push('\n');
+                for w in &off {
+                    text.push_str(&format!("{}: {}\n", w.id, w.enforcement.describe()));
+                }
+                text.push_str(&format!(
+                    "{} of {} proxies do not enforce the published policy: their verdicts above are not in force\n",
+                    off.len(),
+                    workloads.len()
+                ));
+            }
+            write_stdout(&text)?;
         }
         What::Graph => {
             let graph: Value = block_on(async { Ok(client.get("/v1/graph").await?) })?;
@@ -387,6 +427,31 @@ fn graph_table(graph: &Value) -> String {
         count("would-be-blocked"),
         count("blocked")
     ));
+    let mut notes = String::new();
+    for e in edges {
+        if let Some(message) = e["mismatch"]["message"].as_str() {
+            notes.push_str(&format!(
+                "! {} → {}: {message}\n",
+                e["client"].as_str().unwrap_or(""),
+                e["server"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    for n in graph["nodes"].as_array().unwrap_or(&empty) {
+        if n["registered"] != true || n["inForce"] == true {
+            continue;
+        }
+        let state: Option<Enforcement> = serde_json::from_value(n["enforcement"].clone()).ok();
+        notes.push_str(&format!(
+            "! {}: verdicts shown for it are not in force: its proxy {}\n",
+            n["id"].as_str().unwrap_or(""),
+            state.map_or_else(|| "has not reported".to_string(), |s| s.describe())
+        ));
+    }
+    if !notes.is_empty() {
+        out.push('\n');
+        out.push_str(&notes);
+    }
     out
 }
 
@@ -469,26 +534,50 @@ pub struct ProtectArgs {
     /// The server to protect, `name.namespace`
     workload: String,
     #[command(flatten)]
+    wait: WaitArgs,
+    #[command(flatten)]
     connect: Connect,
 }
 
 /// `ibac protect name.namespace`
 pub fn protect(args: &ProtectArgs) -> anyhow::Result<u8> {
-    let workload = &args.workload;
     let client = args.connect.client()?;
-    let result = block_on(async {
-        Ok(client
-            .send::<_, Outcome>(Method::POST, "/v1/protect", &json!({"workload": workload}))
-            .await)
-    })?;
-    match result {
-        Ok(outcome) => {
-            print_outcome(&outcome, false)?;
-            eprintln!("{workload} is protected: calls no intent allows are blocked now");
-            Ok(exit::OK)
-        }
-        Err(e) => report(e),
-    }
+    let body = ProtectRequest {
+        workload: args.workload.clone(),
+        dry_run: false,
+    };
+    change(&client, Method::POST, "/v1/protect", &body, false, &args.wait)
+}
+
+/// Arguments of `ibac unprotect`.
+#[derive(Debug, clap::Args)]
+pub struct UnprotectArgs {
+    /// The server whose ProtectedService to remove, `name.namespace`
+    workload: String,
+    /// Check only; change nothing
+    #[arg(long, env = "IBAC_DRY_RUN")]
+    dry_run: bool,
+    #[command(flatten)]
+    wait: WaitArgs,
+    #[command(flatten)]
+    connect: Connect,
+}
+
+/// `ibac unprotect name.namespace`
+pub fn unprotect(args: &UnprotectArgs) -> anyhow::Result<u8> {
+    let client = args.connect.client()?;
+    let body = ProtectRequest {
+        workload: args.workload.clone(),
+        dry_run: args.dry_run,
+    };
+    change(
+        &client,
+        Method::POST,
+        "/v1/unprotect",
+        &body,
+        args.dry_run,
+        &args.wait,
+    )
 }
 
 /// The enforcement mode.
@@ -509,28 +598,26 @@ pub struct ModeArgs {
     #[arg(value_enum)]
     mode: ModeValue,
     #[command(flatten)]
+    wait: WaitArgs,
+    #[command(flatten)]
     connect: Connect,
 }
 
 /// `ibac mode defaultShadow|defaultActive`
 pub fn mode(args: &ModeArgs) -> anyhow::Result<u8> {
     let mode = match args.mode {
-        ModeValue::DefaultShadow => "defaultShadow",
-        ModeValue::DefaultActive => "defaultActive",
+        ModeValue::DefaultShadow => ibac_model::Mode::DefaultShadow,
+        ModeValue::DefaultActive => ibac_model::Mode::DefaultActive,
     };
     let client = args.connect.client()?;
-    let result = block_on(async {
-        Ok(client
-            .send::<_, Outcome>(Method::PUT, "/v1/mode", &json!({"mode": mode}))
-            .await)
-    })?;
-    match result {
-        Ok(outcome) => {
-            print_outcome(&outcome, false)?;
-            Ok(exit::OK)
-        }
-        Err(e) => report(e),
-    }
+    change(
+        &client,
+        Method::PUT,
+        "/v1/mode",
+        &ModeRequest { mode },
+        false,
+        &args.wait,
+    )
 }
 
 /// Arguments of `ibac token`.

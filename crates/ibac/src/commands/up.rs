@@ -45,6 +45,10 @@ pub struct Args {
     /// Distinct HTTP paths kept per client, server and port
     #[arg(long, env = "IBAC_MAX_PATHS", default_value_t = 100)]
     max_paths: usize,
+    /// A proxy that has not reported what it enforces for this long is
+    /// silent (proxies report every third of it)
+    #[arg(long, env = "IBAC_PROXY_SILENCE", default_value = "30s", value_parser = humantime::parse_duration)]
+    proxy_silence: Duration,
     /// Where the access graph page listens (plain HTTP; keep it on loopback)
     #[arg(
         long,
@@ -112,6 +116,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
                 settings: Settings {
                     retention: args.retention,
                     max_paths: args.max_paths,
+                    silent_after: args.proxy_silence.max(Duration::from_secs(3)),
                 },
                 scan_every: (!args.scan_interval.is_zero()).then_some(args.scan_interval),
                 ui: (!args.no_ui).then_some(args.ui),
