@@ -889,7 +889,11 @@ impl Control {
                     Enforcement::Failing { .. } | Enforcement::Silent { .. } => {
                         tracing::warn!(workload = %id, state = state.label(), "{id} {}", state.describe());
                     }
-                    Enforcement::InSync { .. } if before.is_some_and(|b| matches!(b, Enforcement::Failing { .. } | Enforcement::Silent { .. })) => {
+                    Enforcement::InSync { .. }
+                        if before.is_some_and(|b| {
+                            matches!(b, Enforcement::Failing { .. } | Enforcement::Silent { .. })
+                        }) =>
+                    {
                         tracing::info!(workload = %id, "{id} {} again", state.describe());
                     }
                     _ => {}
@@ -897,7 +901,12 @@ impl Control {
             }
             let counts = EnforcementCounts::of(states.values());
             if !states.is_empty() && counts.in_sync == states.len() && announced != Some(revision) {
-                tracing::info!(revision, proxies = states.len(), "all {} proxies enforce revision {revision}", states.len());
+                tracing::info!(
+                    revision,
+                    proxies = states.len(),
+                    "all {} proxies enforce revision {revision}",
+                    states.len()
+                );
                 announced = Some(revision);
             }
             if shifted {
@@ -1100,19 +1109,22 @@ impl Control {
         if snapshot.workloads.contains_key(id) {
             return true;
         }
-        let declared = snapshot.policy.documents().into_iter().any(|(_, d, _)| match d {
-            Document::ClientIntents(ci) => {
-                &ci.workload.id == id
-                    || ci.targets.iter().any(|t| match &t.kind {
-                        ibac_model::TargetKind::Workload(c) | ibac_model::TargetKind::Service(c) => {
-                            &c.id == id
-                        }
-                        ibac_model::TargetKind::Kafka(k) => &k.server == id,
-                        _ => false,
-                    })
-            }
-            _ => false,
-        });
+        let declared = snapshot
+            .policy
+            .documents()
+            .into_iter()
+            .any(|(_, d, _)| match d {
+                Document::ClientIntents(ci) => {
+                    &ci.workload.id == id
+                        || ci.targets.iter().any(|t| match &t.kind {
+                            ibac_model::TargetKind::Workload(c)
+                            | ibac_model::TargetKind::Service(c) => &c.id == id,
+                            ibac_model::TargetKind::Kafka(k) => &k.server == id,
+                            _ => false,
+                        })
+                }
+                _ => false,
+            });
         declared
             || self
                 .discovered
@@ -1416,4 +1428,3 @@ fn make_snapshot(
 fn snapshot_since(snapshot: &Snapshot) -> i64 {
     snapshot.policy_since
 }
-

@@ -56,7 +56,10 @@ fn canonical(doc: &Document) -> Result<String, Undistributable> {
 /// unchanged through the proxies' decoder.
 pub fn documents_for_proxies(policy: &Policy) -> Result<String, Undistributable> {
     let docs: Vec<&Document> = policy.documents_in_force();
-    let written: Vec<String> = docs.iter().map(|d| canonical(d)).collect::<Result<_, _>>()?;
+    let written: Vec<String> = docs
+        .iter()
+        .map(|d| canonical(d))
+        .collect::<Result<_, _>>()?;
     let stream = written.join("---\n");
     verify(&stream, &docs, &written)?;
     Ok(stream)

@@ -100,7 +100,9 @@ impl Enforcement {
                 revision,
                 error,
             } => match enforced {
-                Some(r) => format!("cannot load revision {revision} ({error}); revision {r} stays in force"),
+                Some(r) => format!(
+                    "cannot load revision {revision} ({error}); revision {r} stays in force"
+                ),
                 None => format!("cannot load revision {revision} ({error}); it has no policy"),
             },
             Enforcement::Silent {
@@ -115,7 +117,9 @@ impl Enforcement {
                     Some(r) => format!(
                         "silent for {ago}s (its proxy stopped or cannot reach the control plane); it last enforced revision {r}"
                     ),
-                    None => format!("silent for {ago}s (its proxy stopped or cannot reach the control plane)"),
+                    None => format!(
+                        "silent for {ago}s (its proxy stopped or cannot reach the control plane)"
+                    ),
                 }
             }
         }

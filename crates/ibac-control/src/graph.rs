@@ -265,7 +265,10 @@ pub fn graph_view(input: &GraphInput, view: &View) -> GraphView {
                 server: n.server,
                 client: n.client,
                 enforcement: input.enforcement.get(&n.id).cloned(),
-                in_force: input.enforcement.get(&n.id).is_some_and(Enforcement::in_force),
+                in_force: input
+                    .enforcement
+                    .get(&n.id)
+                    .is_some_and(Enforcement::in_force),
             };
             (n.id, view)
         })
@@ -282,8 +285,10 @@ pub fn graph_view(input: &GraphInput, view: &View) -> GraphView {
             in_force: input.enforcement.get(id).is_some_and(Enforcement::in_force),
         });
     }
-    let mut observed_by_edge: BTreeMap<(&WorkloadId, &WorkloadId), Vec<(&CallKey, &ObservedCounts)>> =
-        BTreeMap::new();
+    let mut observed_by_edge: BTreeMap<
+        (&WorkloadId, &WorkloadId),
+        Vec<(&CallKey, &ObservedCounts)>,
+    > = BTreeMap::new();
     if view.enforcer == Enforcer::Proxy {
         for (k, counts) in &input.observed {
             observed_by_edge
@@ -315,9 +320,8 @@ pub fn graph_view(input: &GraphInput, view: &View) -> GraphView {
                 }
                 t
             });
-            let mismatch = observed.and_then(|list| {
-                mismatch(snapshot, list, input.enforcement.get(&edge.server))
-            });
+            let mismatch = observed
+                .and_then(|list| mismatch(snapshot, list, input.enforcement.get(&edge.server)));
             EdgeView {
                 seen: summaries.get(&key).cloned(),
                 edge,

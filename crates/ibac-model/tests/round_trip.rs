@@ -86,8 +86,14 @@ fn call(ns: Namespace, otterize: bool) -> impl Strategy<Value = CallTarget> {
             .prop_map(|s| s.into_iter().collect())
             .boxed()
     };
-    (prop::option::of(name()), workload_id(), kind(), ports, http_rules()).prop_map(
-        move |(local, id, kind, ports, http)| CallTarget {
+    (
+        prop::option::of(name()),
+        workload_id(),
+        kind(),
+        ports,
+        http_rules(),
+    )
+        .prop_map(move |(local, id, kind, ports, http)| CallTarget {
             id: match local.and_then(|n| Name::parse(&n).ok()) {
                 Some(n) => WorkloadId::new(&n, &ns),
                 None => id,
@@ -95,8 +101,7 @@ fn call(ns: Namespace, otterize: bool) -> impl Strategy<Value = CallTarget> {
             kind,
             ports,
             http,
-        },
-    )
+        })
 }
 
 fn topic(otterize: bool) -> impl Strategy<Value = KafkaTopic> {
@@ -128,7 +133,8 @@ fn strings() -> impl Strategy<Value = Vec<String>> {
 fn target(ns: Namespace, otterize: bool) -> impl Strategy<Value = Target> {
     let kind = prop_oneof![
         call(ns.clone(), otterize).prop_map(TargetKind::Workload),
-        call(ns.clone(), otterize).prop_map(|c| TargetKind::Service(CallTarget { kind: None, ..c })),
+        call(ns.clone(), otterize)
+            .prop_map(|c| TargetKind::Service(CallTarget { kind: None, ..c })),
         (workload_id(), prop::collection::vec(topic(otterize), 0..3))
             .prop_map(|(server, topics)| TargetKind::Kafka(KafkaTarget { server, topics })),
         (
@@ -161,21 +167,20 @@ fn target(ns: Namespace, otterize: bool) -> impl Strategy<Value = Target> {
             ),
             prop::collection::btree_set(1u16..=65535, 0..2),
         )
-            .prop_filter(
-                "an internet target names something",
-                |(d, i, _)| !d.is_empty() || !i.is_empty()
-            )
-            .prop_map(|(domains, ips, ports)| TargetKind::Internet(InternetTarget {
-                domains,
-                ips,
-                ports: ports.into_iter().collect(),
-            })),
-        ("arn:aws:s3:::[a-z]{1,8}", strings()).prop_map(|(resource, actions)| {
-            TargetKind::Aws(CloudTarget { resource, actions })
-        }),
-        ("projects/[a-z]{1,8}", strings()).prop_map(|(resource, actions)| {
-            TargetKind::Gcp(CloudTarget { resource, actions })
-        }),
+            .prop_filter("an internet target names something", |(d, i, _)| !d
+                .is_empty()
+                || !i.is_empty())
+            .prop_map(
+                |(domains, ips, ports)| TargetKind::Internet(InternetTarget {
+                    domains,
+                    ips,
+                    ports: ports.into_iter().collect(),
+                })
+            ),
+        ("arn:aws:s3:::[a-z]{1,8}", strings())
+            .prop_map(|(resource, actions)| { TargetKind::Aws(CloudTarget { resource, actions }) }),
+        ("projects/[a-z]{1,8}", strings())
+            .prop_map(|(resource, actions)| { TargetKind::Gcp(CloudTarget { resource, actions }) }),
         (
             "/subscriptions/[a-z0-9]{1,8}",
             strings(),
@@ -278,7 +283,11 @@ fn kafka_server_config() -> impl Strategy<Value = Document> {
         workload_id(),
         kind(),
         prop::option::of("[a-z]{1,8}\\.[a-z]{1,8}:[0-9]{2,5}"),
-        prop::option::of(("/[a-z]{1,8}\\.pem", "/[a-z]{1,8}\\.key", "/[a-z]{1,8}\\.crt")),
+        prop::option::of((
+            "/[a-z]{1,8}\\.pem",
+            "/[a-z]{1,8}\\.key",
+            "/[a-z]{1,8}\\.crt",
+        )),
         prop::collection::vec(
             (
                 "[a-zA-Z0-9._-]{1,12}",
@@ -432,7 +441,11 @@ fn read(text: &str) -> Vec<Document> {
     assert!(
         parsed.errors.is_empty(),
         "ibac refuses what it wrote:\n{text}\n{:?}",
-        parsed.errors.iter().map(ToString::to_string).collect::<Vec<_>>()
+        parsed
+            .errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
     );
     parsed.documents
 }

@@ -31,7 +31,9 @@ use ibac_model::WorkloadId;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
-pub use control::{ControlPlane, ControlReports, ControlSource, EnforcedStatus, LoadFailure, ProxyState};
+pub use control::{
+    ControlPlane, ControlReports, ControlSource, EnforcedStatus, LoadFailure, ProxyState,
+};
 pub use discovery::{Discovery, FileDiscovery, StaticDiscovery};
 pub use identity::ProxyIdentity;
 pub use inbound::{Limits, Protocol};

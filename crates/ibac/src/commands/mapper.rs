@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, anyhow};
 use ibac_control::api::CallOut;
+use ibac_control::control::DocumentInfo;
 use ibac_mapper::diff::diff;
 use ibac_mapper::export::{ExportOptions, export, to_json, to_yaml};
 use ibac_mapper::{CallKey, CallRecord};
@@ -287,8 +288,9 @@ pub struct DiffArgs {
 /// `--strict`, a declared intent went unused).
 pub fn diff_cmd(args: &DiffArgs, namespace: &str) -> anyhow::Result<u8> {
     let connect = &args.connect;
-    let (docs, policy) = match crate::docs::load_policy(&args.files, namespace)? {
-        Ok(loaded) => loaded,
+    // The files alone must compile; then they are decided over the stored policy.
+    let docs = match crate::docs::load_policy(&args.files, namespace)? {
+        Ok((docs, _)) => docs,
         Err(_) => return Ok(exit::INPUT),
     };
     let scope: Option<BTreeSet<WorkloadId>> = (!args.all_clients).then(|| {
@@ -306,7 +308,44 @@ pub fn diff_cmd(args: &DiffArgs, namespace: &str) -> anyhow::Result<u8> {
             since: args.since.clone(),
         },
     )?;
+    // Decide as the graph does: the control plane's policy (its protections
+    // and settings) with these files applied over it, so a call to a
+    // protected server that no intent allows is `blocked`.
+    let client = connect.client()?;
+    let stored: Vec<DocumentInfo> = block_on(async { Ok(client.get("/v1/documents").await?) })?;
+    let policy = match over_stored(&stored, &docs) {
+        Ok(p) => p,
+        Err(errors) => {
+            crate::docs::report(&errors);
+            return Ok(exit::INPUT);
+        }
+    };
     let result = diff(&policy, &calls, scope.as_ref());
+    let graph: serde_json::Value = block_on(async { Ok(client.get("/v1/graph").await?) })?;
+    let not_in_force: Vec<String> = graph["edges"]
+        .as_array()
+        .map(|edges| {
+            edges
+                .iter()
+                .filter(|e| {
+                    scope.as_ref().is_none_or(|s| {
+                        e["client"]
+                            .as_str()
+                            .and_then(|c| WorkloadId::parse(c).ok())
+                            .is_some_and(|c| s.contains(&c))
+                    })
+                })
+                .filter_map(|e| {
+                    Some(format!(
+                        "  - {} → {}: {}\n",
+                        e["client"].as_str()?,
+                        e["server"].as_str()?,
+                        e["mismatch"]["message"].as_str()?
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     if args.output != Output::Table {
         print_data(&result, args.output)?;
     } else {
@@ -335,8 +374,39 @@ pub fn diff_cmd(args: &DiffArgs, namespace: &str) -> anyhow::Result<u8> {
                 text.push_str(&format!("  - {} → {}\n", u.client, u.server));
             }
         }
+        if !not_in_force.is_empty() {
+            text.push_str("Calls whose observed verdicts disagree with the policy in force (an enforcer is not following):\n");
+            for line in &not_in_force {
+                text.push_str(line);
+            }
+        }
         write_stdout(&text)?;
     }
     let failed = !result.would_break.is_empty() || (args.strict && !result.unused.is_empty());
-    Ok(if failed { exit::DIFF } else { exit::OK })
+    Ok(if failed {
+        exit::DIFF
+    } else if !not_in_force.is_empty() {
+        exit::NOT_ENFORCED
+    } else {
+        exit::OK
+    })
+}
+
+/// The control plane's stored documents with `docs` applied over them.
+fn over_stored(
+    stored: &[DocumentInfo],
+    docs: &[Document],
+) -> Result<ibac_policy::Policy, Vec<ibac_model::DocumentError>> {
+    let mut base = Vec::new();
+    for d in stored.iter().filter(|d| d.status != "failed") {
+        let name = format!("control plane:{} {}/{}", d.kind, d.namespace, d.name);
+        let parsed = ibac_model::parse_source(
+            &ibac_model::SourceName::from(name.as_str()),
+            &d.source,
+            &ibac_model::ParseOptions::default(),
+        );
+        base.extend(parsed.documents);
+    }
+    let (policy, _) = ibac_policy::Policy::build(base, &ibac_policy::NoFacts);
+    policy.apply(docs.iter().cloned(), &ibac_policy::NoFacts)
 }

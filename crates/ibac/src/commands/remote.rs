@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
 use http::Method;
-use ibac_control::client::{ApiClient, ClientError};
 use ibac_control::api::{ApplyRequest, ModeRequest, ProtectRequest};
+use ibac_control::client::{ApiClient, ClientError};
 use ibac_control::control::{
     DocumentInfo, Outcome, Registered, Registration, SourceText, WorkloadInfo,
 };
@@ -177,7 +177,14 @@ pub fn apply(args: &FilesArgs, namespace: &str) -> anyhow::Result<u8> {
         namespace: Some(namespace.to_string()),
         dry_run: args.dry_run,
     };
-    change(&client, Method::POST, "/v1/apply", &body, args.dry_run, &args.wait)
+    change(
+        &client,
+        Method::POST,
+        "/v1/apply",
+        &body,
+        args.dry_run,
+        &args.wait,
+    )
 }
 
 /// Sends a change, prints what it did, then waits for the proxies.
@@ -213,7 +220,14 @@ pub fn delete(args: &FilesArgs, namespace: &str) -> anyhow::Result<u8> {
         namespace: Some(namespace.to_string()),
         dry_run: args.dry_run,
     };
-    change(&client, Method::POST, "/v1/delete", &body, args.dry_run, &args.wait)
+    change(
+        &client,
+        Method::POST,
+        "/v1/delete",
+        &body,
+        args.dry_run,
+        &args.wait,
+    )
 }
 
 /// What `ibac get` shows.
@@ -546,7 +560,14 @@ pub fn protect(args: &ProtectArgs) -> anyhow::Result<u8> {
         workload: args.workload.clone(),
         dry_run: false,
     };
-    change(&client, Method::POST, "/v1/protect", &body, false, &args.wait)
+    change(
+        &client,
+        Method::POST,
+        "/v1/protect",
+        &body,
+        false,
+        &args.wait,
+    )
 }
 
 /// Arguments of `ibac unprotect`.

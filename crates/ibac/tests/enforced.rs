@@ -1,0 +1,315 @@
+//! Enforced state end to end, with real processes: `ibac up`, two workloads
+//! behind their own `ibac proxy`, and the CLI. A change waits until every
+//! proxy enforces it; a proxy that cannot load the new state (one that is
+//! older than its control plane, here made so with the hidden
+//! `--refuse-kind`) and a proxy that was stopped are named by the command
+//! that changed policy, shown by `get workloads`, the graph and the metrics;
+//! calls the policy blocks but a lagging proxy let through are called out.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{Processes, free_ports, ibac, wait_until};
+use serde_json::Value;
+
+struct Plane {
+    dir: std::path::PathBuf,
+    url: String,
+}
+
+impl Plane {
+    fn cli(&self, args: &[&str]) -> Output {
+        ibac()
+            .args(args)
+            .env("IBAC_DATA_DIR", &self.dir)
+            .env("IBAC_CONTROL", &self.url)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "ibac {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).unwrap()
+    }
+
+    fn state(&self, workload: &str) -> String {
+        let workloads = self.json(&["get", "workloads", "-o", "json"]);
+        workloads
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["id"] == workload)
+            .map(|w| w["enforcement"]["state"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    }
+
+    fn metrics(&self) -> String {
+        let out = Command::new("curl")
+            .args(["-sk", "--max-time", "5", &format!("{}/metrics", self.url)])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn proxy(
+    plane: &Plane,
+    dir: &Path,
+    name: &str,
+    token: &str,
+    ports: [u16; 3],
+    refuse: bool,
+) -> Child {
+    let [listen, app, out] = ports;
+    let mut cmd = ibac();
+    cmd.args([
+        "proxy",
+        "--control",
+        &plane.url,
+        "--identity-dir",
+        dir.join(format!("{name}-id")).to_str().unwrap(),
+        "--token",
+        token.trim(),
+        "--listen",
+        &format!("127.0.0.1:{listen}"),
+        "--app",
+        &format!("127.0.0.1:{app}"),
+        "--outbound-http",
+        &format!("127.0.0.1:{out}"),
+        "--report-interval",
+        "1s",
+    ]);
+    if refuse {
+        cmd.args(["--refuse-kind", "EnforcementConfig"]);
+    }
+    cmd.env("IBAC_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join(format!("{name}-proxy.log"))).unwrap(),
+        ))
+        .spawn()
+        .unwrap()
+}
+
+fn app(name: &str, port: u16) -> Child {
+    ibac()
+        .args([
+            "demo-service",
+            "--name",
+            name,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// a's app calling b through a's proxy: the HTTP status it gets.
+fn call_b(a_out: u16) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+            "-x",
+            &format!("http://127.0.0.1:{a_out}"),
+            "http://b.shop/hello",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn changes_wait_for_every_proxy_and_name_those_that_do_not_follow() {
+    let long = Duration::from_secs(120);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ibac-data");
+    let [port, a_listen, a_app, a_out, b_listen, b_app, b_out] = free_ports::<7>();
+    let mut procs = Processes(vec![
+        ibac()
+            .args([
+                "up",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--no-ui",
+                "--scan-interval",
+                "0s",
+                "--proxy-silence",
+                "3s",
+            ])
+            .env("IBAC_DATA_DIR", &dir)
+            .env("IBAC_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(tmp.path().join("up.log")).unwrap(),
+            ))
+            .spawn()
+            .unwrap(),
+    ]);
+    let plane = Plane {
+        dir: dir.clone(),
+        url: format!("https://127.0.0.1:{port}"),
+    };
+    wait_until("the control plane answers", long, || {
+        plane.cli(&["get", "workloads"]).status.success()
+    });
+    let a_token = plane.ok(&[
+        "workload",
+        "add",
+        "a.shop",
+        "--address",
+        &format!("127.0.0.1:{a_listen}"),
+    ]);
+    let b_token = plane.ok(&[
+        "workload",
+        "add",
+        "b.shop",
+        "--address",
+        &format!("127.0.0.1:{b_listen}"),
+    ]);
+    procs.0.push(app("a", a_app));
+    procs.0.push(app("b", b_app));
+    procs.0.push(proxy(
+        &plane,
+        tmp.path(),
+        "a",
+        &a_token,
+        [a_listen, a_app, a_out],
+        false,
+    ));
+    procs.0.push(proxy(
+        &plane,
+        tmp.path(),
+        "b",
+        &b_token,
+        [b_listen, b_app, b_out],
+        true,
+    ));
+    wait_until("both proxies are in sync", long, || {
+        plane.state("a.shop") == "inSync" && plane.state("b.shop") == "inSync"
+    });
+
+    // A change every proxy can load: the command waits and says so.
+    let out = plane.cli(&["protect", "b.shop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("all 2 proxies enforce revision"),
+        "{}",
+        stderr(&out)
+    );
+    // It is in force: an undeclared call is refused at once.
+    assert_eq!(call_b(a_out), "403");
+    let out = plane.cli(&["unprotect", "b.shop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("all 2 proxies enforce revision"));
+    wait_until("b lets the undeclared call through again", long, || {
+        call_b(a_out) == "200"
+    });
+
+    // A change b cannot load: the command names it, with its reason, and
+    // exits 6 (documented in exit.rs and the README).
+    let out = plane.cli(&["mode", "defaultActive", "--timeout", "20s"]);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(6), "{text}");
+    assert!(text.contains("1 of 2 proxies enforce revision"), "{text}");
+    assert!(text.contains("b.shop: cannot load revision"), "{text}");
+    assert!(text.contains("does not read EnforcementConfig"), "{text}");
+    // b still runs the old (shadow) policy, so the call a → b, which the new
+    // policy blocks, gets through: the graph and `get graph` say the
+    // protection is not in force.
+    assert_eq!(plane.state("b.shop"), "failing");
+    let table = plane.ok(&["get", "workloads"]);
+    assert!(table.contains("failing"), "{table}");
+    assert!(table.contains("b.shop: cannot load revision"), "{table}");
+    assert!(table.contains("1 of 2 proxies do not enforce"), "{table}");
+    wait_until(
+        "the graph says the call a → b is let through though blocked",
+        long,
+        || {
+            call_b(a_out);
+            let g = plane.json(&["get", "graph", "-o", "json"]);
+            g["edges"].as_array().unwrap().iter().any(|e| {
+                e["client"] == "a.shop"
+                    && e["server"] == "b.shop"
+                    && e["verdict"] == "blocked"
+                    && e["mismatch"]["kind"] == "notBlocked"
+            })
+        },
+    );
+    let g = plane.json(&["get", "graph", "-o", "json"]);
+    let b = g["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "b.shop")
+        .unwrap();
+    assert_eq!(b["inForce"], false, "{b}");
+    assert_eq!(b["enforcement"]["state"], "failing", "{b}");
+    let table = plane.ok(&["get", "graph"]);
+    assert!(
+        table.contains("! a.shop → b.shop:") && table.contains("the protection is not in force"),
+        "{table}"
+    );
+    assert!(
+        table.contains("! b.shop: verdicts shown for it are not in force"),
+        "{table}"
+    );
+    let metrics = plane.metrics();
+    assert!(
+        metrics.contains("ibac_control_proxies_failing 1"),
+        "{metrics}"
+    );
+
+    // Stop a's proxy: it falls silent, and the next change names it too.
+    let a_proxy = &mut procs.0[3];
+    a_proxy.kill().unwrap();
+    a_proxy.wait().unwrap();
+    wait_until("a is silent", long, || plane.state("a.shop") == "silent");
+    let out = plane.cli(&["mode", "defaultShadow", "--timeout", "3s"]);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(6), "{text}");
+    assert!(text.contains("0 of 2 proxies enforce revision"), "{text}");
+    assert!(text.contains("a.shop: silent for"), "{text}");
+    assert!(text.contains("b.shop: cannot load revision"), "{text}");
+    let table = plane.ok(&["get", "workloads"]);
+    assert!(table.contains("silent"), "{table}");
+    let metrics = plane.metrics();
+    assert!(
+        metrics.contains("ibac_control_proxies_silent 1"),
+        "{metrics}"
+    );
+    let up_log = std::fs::read_to_string(tmp.path().join("up.log")).unwrap();
+    assert!(up_log.contains("a.shop silent for"), "{up_log}");
+    assert!(up_log.contains("b.shop cannot load revision"), "{up_log}");
+
+    // --no-wait returns at once and says it did not wait.
+    let out = plane.cli(&["protect", "a.shop", "--no-wait"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not waiting for proxies"));
+}
