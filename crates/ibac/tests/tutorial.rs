@@ -166,6 +166,64 @@ fn the_protect_one_service_tutorial() {
         String::from_utf8_lossy(&diff.stdout)
     );
 
+    // 6b. Every server protected (`mode defaultActive`): the command waits
+    //     until all 15 proxies (14 services and the rogue) enforce it; every
+    //     undeclared call of the shop is then refused by its server's proxy,
+    //     the declared ones keep working; and back to shadow mode.
+    let declared = ["frontend", "checkoutservice", "recommendationservice"];
+    let undeclared: Vec<(&str, &str)> = DEMO_EDGES
+        .iter()
+        .copied()
+        .filter(|(c, _)| !declared.contains(c))
+        .collect();
+    let out = demo.cli(&["mode", "defaultActive"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("all 15 proxies enforce revision"), "{said}");
+    let failed_before: Vec<u64> = declared_ports
+        .iter()
+        .map(|(_, p)| total_failed(&stats(*p)))
+        .collect();
+    wait_until(
+        "every undeclared call is observed blocked, none let through",
+        long,
+        || {
+            let g = demo.graph();
+            undeclared.iter().all(|(c, s)| {
+                edge(&g, c, s).is_some_and(|e| {
+                    e["verdict"] == "blocked"
+                        && e["observed"]["blocked"].as_u64().unwrap_or(0) > 0
+                        && e["mismatch"].is_null()
+                })
+            })
+        },
+    );
+    let g = demo.graph();
+    for (c, s) in DEMO_EDGES.iter().filter(|(c, _)| declared.contains(c)) {
+        let e = edge(&g, c, s).unwrap();
+        assert_eq!(e["verdict"], "allowed", "{c} → {s}: {e}");
+        assert!(e["mismatch"].is_null(), "{c} → {s}: {e}");
+    }
+    for ((client, p), before) in declared_ports.iter().zip(&failed_before) {
+        assert_eq!(
+            total_failed(&stats(*p)),
+            *before,
+            "{client} had a call refused"
+        );
+    }
+    let out = demo.cli(&["mode", "defaultShadow"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("all 15 proxies enforce revision"), "{said}");
+    wait_until("undeclared calls are would-be-blocked again", long, || {
+        let g = demo.graph();
+        undeclared
+            .iter()
+            .filter(|(_, s)| *s != "productcatalogservice")
+            .all(|(c, s)| edge(&g, c, s).is_some_and(|e| e["verdict"] == "would-be-blocked"))
+            && edge(&g, "rogue", "productcatalogservice").is_some_and(|e| e["verdict"] == "blocked")
+    });
+
     // 7. Pictures.
     let png = tmp.path().join("graph.png");
     demo.ok(&["network-mapper", "visualize", "-o", png.to_str().unwrap()]);
@@ -193,4 +251,17 @@ fn the_protect_one_service_tutorial() {
         audit.contains("protect") && audit.contains("apply"),
         "{audit}"
     );
+}
+
+/// Calls of a demo service that failed, to any server.
+fn total_failed(stats: &Value) -> u64 {
+    stats["calls"]
+        .as_object()
+        .map(|calls| {
+            calls
+                .values()
+                .map(|c| c["failed"].as_u64().unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0)
 }
