@@ -43,6 +43,10 @@ pub struct NodeView {
     /// shown for it as a server are in force: false when the proxy is
     /// behind, failing or silent, and when no ibac proxy is registered for it.
     pub in_force: bool,
+    /// For a registered workload whose proxy does not enforce the published
+    /// policy: why, in one sentence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforcement_note: Option<String>,
 }
 
 /// Calls from one client to one server.
@@ -125,6 +129,12 @@ impl GraphInput {
             observed: BTreeMap::new(),
         }
     }
+}
+
+fn note(state: Option<&Enforcement>) -> Option<String> {
+    state
+        .filter(|s| !s.in_force())
+        .map(|s| format!("its proxy {}: the verdicts shown for it are not in force", s.describe()))
 }
 
 /// Compares observed verdicts of one edge's calls with the policy's.
@@ -283,6 +293,7 @@ pub fn graph_view(input: &GraphInput, view: &View) -> GraphView {
             client: None,
             enforcement: input.enforcement.get(id).cloned(),
             in_force: input.enforcement.get(id).is_some_and(Enforcement::in_force),
+            enforcement_note: note(input.enforcement.get(id)),
         });
     }
     let mut observed_by_edge: BTreeMap<

@@ -39,6 +39,21 @@ pub struct DrawNode {
     /// Its status as a client: `all-allowed`, `some-would-be-blocked`, `some-blocked`.
     #[serde(default)]
     pub client: Option<String>,
+    /// Whether it is registered with the control plane.
+    #[serde(default)]
+    pub registered: bool,
+    /// Whether its proxy enforces the published policy (absent: unknown,
+    /// as in an offline picture).
+    #[serde(default, rename = "inForce")]
+    pub in_force: Option<bool>,
+}
+
+impl DrawNode {
+    /// A registered workload whose proxy does not enforce the published
+    /// policy: its verdicts as drawn are not in force.
+    fn lagging(&self) -> bool {
+        self.registered && self.in_force == Some(false)
+    }
 }
 
 /// A server's status.
@@ -57,6 +72,16 @@ pub struct DrawEdge {
     pub server: String,
     /// `allowed`, `would-be-blocked` or `blocked`.
     pub verdict: String,
+    /// Where observed verdicts disagree with the policy.
+    #[serde(default)]
+    pub mismatch: Option<DrawMismatch>,
+}
+
+/// Observed verdicts that disagree with the policy.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct DrawMismatch {
+    /// One sentence.
+    pub message: String,
 }
 
 /// A graph to draw: the control plane's `/v1/graph` answer fits.
@@ -171,6 +196,8 @@ impl Picture {
                         namespace: namespace.into(),
                         server: None,
                         client: None,
+                        registered: false,
+                        in_force: None,
                     });
                 }
             }
@@ -481,6 +508,15 @@ impl Picture {
                 client = escape(&e.client),
                 server = escape(&e.server),
             );
+            if let Some(m) = &e.mismatch {
+                // A wide purple halo under the line: what the enforcers did
+                // is not what the line says.
+                let _ = write!(
+                    out,
+                    r##"<path class="edge-not-in-force" d="{path}" fill="none" stroke="#6a1b9a" stroke-opacity="0.45" stroke-width="8"><title>{message}</title></path>"##,
+                    message = escape(&m.message),
+                );
+            }
             let _ = write!(
                 out,
                 r#"<path class="edge {verdict}" data-client="{client}" data-server="{server}" data-verdict="{verdict}" d="{path}" fill="none" stroke="{colour}" stroke-width="2"{dash} marker-end="url(#{marker})"><title>{client} → {server}: {verdict}</title></path>"#,
@@ -509,6 +545,17 @@ impl Picture {
                 title_prot = if protected { " (protected)" } else { "" },
                 fill = namespace_tint(&node.namespace),
             );
+            if node.lagging() {
+                // A dashed purple outer border: its proxy is behind, failing
+                // or silent, so what is drawn for it is not in force.
+                let _ = write!(
+                    out,
+                    r##"<rect class="not-in-force" x="-4" y="-4" width="{:.0}" height="{:.0}" rx="10" fill="none" stroke="#6a1b9a" stroke-width="2.5" stroke-dasharray="6 4"><title>{} (verdicts not in force)</title></rect>"##,
+                    NODE_W + 8.0,
+                    NODE_H + 8.0,
+                    escape(&node.id)
+                );
+            }
             if protected {
                 // A second border and a lock: protection reads without colour.
                 let _ = write!(
@@ -520,6 +567,7 @@ impl Picture {
                 );
             }
             let marker = match client {
+                _ if node.lagging() => "⚠ ",
                 "some-blocked" => "✕ ",
                 "some-would-be-blocked" => "! ",
                 _ => "",
@@ -637,6 +685,7 @@ mod tests {
             client: format!("{c}.shop"),
             server: format!("{s}.shop"),
             verdict: v.into(),
+            mismatch: None,
         }
     }
 
@@ -648,6 +697,8 @@ mod tests {
                 namespace: "shop".into(),
                 server: Some(DrawServer { protected: true }),
                 client: None,
+                registered: true,
+                in_force: None,
             }],
             edges: vec![
                 edge("load", "front", "allowed"),
@@ -721,6 +772,7 @@ mod tests {
                 client: format!("s{}.ns{}", next() % 1000, 0),
                 server: format!("s{}.ns{}", next() % 1000, 0),
                 verdict: "allowed".into(),
+                mismatch: None,
             })
             .collect();
         let p = Picture::layout(DrawGraph {
@@ -739,6 +791,7 @@ mod tests {
                 client: format!("s{i}.chain"),
                 server: format!("s{}.chain", i + 1),
                 verdict: "allowed".into(),
+                mismatch: None,
             })
             .collect();
         let p = Picture::layout(DrawGraph {
@@ -769,6 +822,7 @@ mod tests {
             client: (*c).into(),
             server: (*s).into(),
             verdict: "allowed".into(),
+            mismatch: None,
         })
         .collect();
         let p = Picture::layout(DrawGraph {
@@ -806,5 +860,22 @@ mod tests {
         let png = Picture::layout(demo()).png().unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         assert!(png.len() > 5_000, "labels and lines were drawn");
+    }
+
+    /// A workload whose proxy does not enforce the published policy, and a
+    /// call whose observed verdicts disagree with the policy, are drawn so.
+    #[test]
+    fn what_is_not_in_force_is_marked() {
+        let mut g = demo();
+        g.nodes[0].in_force = Some(false);
+        g.edges[0].mismatch = Some(DrawMismatch {
+            message: "3 calls the policy blocks were let through".into(),
+        });
+        let svg = Picture::layout(g).svg();
+        assert!(svg.contains(r#"class="not-in-force""#), "{svg}");
+        assert!(svg.contains("catalog.shop (verdicts not in force)"));
+        assert!(svg.contains(r#"class="edge-not-in-force""#));
+        assert!(svg.contains("3 calls the policy blocks were let through"));
+        assert!(!Picture::layout(demo()).svg().contains("not-in-force"));
     }
 }

@@ -328,7 +328,8 @@
       }
       panel.dataset.kind = 'node';
       panel.append(el('h2', {}, n.name), el('p', { class: 'muted' }, `namespace ${n.namespace}`));
-      panel.append(el('p', {}, n.registered ? 'Registered with the control plane.' : 'Not registered: known from intents or reports only.'));
+      panel.append(el('p', {}, n.registered ? 'Registered with the control plane.' : 'Not registered: known from intents or reports only; no ibac proxy enforces its verdicts.'));
+      if (n.enforcementNote) panel.append(el('p', { class: 'status not-in-force' }, `⚠ ${n.enforcementNote}`));
       if (n.server) {
         panel.append(el('h3', {}, 'As a server'));
         panel.append(el('p', {}, n.server.protected ? '🔒 protected: ' : 'unprotected (shadow): ', n.server.protection));
@@ -353,6 +354,11 @@
     panel.dataset.kind = 'edge';
     panel.append(el('h2', {}, `${e.client} → ${e.server}`), badge(e.verdict));
     panel.append(el('p', {}, 'From: ', e.sources.join(' and ')));
+    if (e.mismatch) panel.append(el('p', { class: 'status not-in-force' }, `⚠ ${e.mismatch.message}`));
+    if (e.observed) {
+      const o = e.observed;
+      panel.append(el('p', { class: 'muted' }, `Since the policy in force was published, its proxy let ${o.allowed + o.wouldBeBlocked} through (${o.allowed} allowed, ${o.wouldBeBlocked} would be blocked) and refused ${o.blocked}.`));
+    }
     if (e.seen) {
       const c = e.seen.verdicts;
       panel.append(
