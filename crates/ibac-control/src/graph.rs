@@ -279,6 +279,7 @@ pub fn graph_view(input: &GraphInput, view: &View) -> GraphView {
                     .enforcement
                     .get(&n.id)
                     .is_some_and(Enforcement::in_force),
+                enforcement_note: note(input.enforcement.get(&n.id)),
             };
             (n.id, view)
         })
