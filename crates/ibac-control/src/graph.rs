@@ -132,9 +132,12 @@ impl GraphInput {
 }
 
 fn note(state: Option<&Enforcement>) -> Option<String> {
-    state
-        .filter(|s| !s.in_force())
-        .map(|s| format!("its proxy {}: the verdicts shown for it are not in force", s.describe()))
+    state.filter(|s| !s.in_force()).map(|s| {
+        format!(
+            "its proxy {}: the verdicts shown for it are not in force",
+            s.describe()
+        )
+    })
 }
 
 /// Compares observed verdicts of one edge's calls with the policy's.

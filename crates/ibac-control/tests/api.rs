@@ -367,6 +367,7 @@ async fn proxies_follow_policy_report_calls_and_keep_their_policy_when_the_plane
         count: 7,
         first_seen: "2026-11-23T20:00:00Z".into(),
         last_seen: "2026-11-23T20:00:05Z".into(),
+        revision: None,
     };
     sink.send(&[report("api.shop")]).unwrap();
     wait_for(async || {

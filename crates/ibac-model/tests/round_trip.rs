@@ -4,6 +4,8 @@
 //! a field the encoder spells differently from the decoder — as `kafkaAcl`
 //! once was — fails here before it can reach a proxy.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
 use ipnet::IpNet;
 use proptest::prelude::*;
 
@@ -494,9 +496,11 @@ proptest! {
 /// the bug was found: every enforcer written out, one of them switched off.
 #[test]
 fn settings_with_every_enforcer_round_trip() {
-    let mut enforcers = Enforcers::default();
-    enforcers.kafka_acl = false;
-    enforcers.egress_network_policy = true;
+    let enforcers = Enforcers {
+        kafka_acl: false,
+        egress_network_policy: true,
+        ..Enforcers::default()
+    };
     let doc = Document::EnforcementConfig(EnforcementConfig {
         meta: meta(
             "default".into(),

@@ -96,7 +96,7 @@ enum Command {
     /// The certificate authority: SPIFFE identities for workloads
     Ca(commands::ca::Args),
     /// The mTLS sidecar: authorize every call by intent
-    Proxy(commands::proxy::Args),
+    Proxy(Box<commands::proxy::Args>),
     /// Serve a workload's SVID over the SPIFFE Workload API, kept renewed
     Agent(commands::agent::Args),
     /// Print a shell completion script
