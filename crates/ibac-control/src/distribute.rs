@@ -171,7 +171,12 @@ mod tests {
         let good = policy(SETTINGS);
         let docs: Vec<&Document> = good.documents_in_force();
         let written = documents_for_proxies(&good).unwrap();
-        let without_mode = written.replace("mode: defaultActive\n", "");
+        let without_mode: String = written
+            .lines()
+            .filter(|l| l.trim() != "mode: defaultActive")
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_ne!(without_mode, written);
         let err = verify(&without_mode, &docs, &[written]).unwrap_err();
         assert!(
             matches!(err, Undistributable::Changed { ref document, .. } if document == "EnforcementConfig ibac-system/default"),

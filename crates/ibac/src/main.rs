@@ -69,7 +69,7 @@ enum Command {
     Workload(commands::remote::WorkloadArgs),
     /// Protect a server: only declared calls get through
     Protect(commands::remote::ProtectArgs),
-    /// Remove a server's ProtectedService: it goes back to shadow mode unless the mode or its namespace protects it
+    /// Remove a server's ProtectedService (the mode or its namespace may still protect it)
     Unprotect(commands::remote::UnprotectArgs),
     /// Set the enforcement mode: defaultShadow or defaultActive
     Mode(commands::remote::ModeArgs),
@@ -106,8 +106,13 @@ enum Command {
 fn init_logging(cli: &Cli) {
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colour only on a terminal: supervised workloads log to files under
+    // `ibac-data/logs/`, which must read as plain text.
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let _ = match cli.log_format {
         LogFormat::Human => builder.try_init(),

@@ -307,6 +307,15 @@ fn changes_wait_for_every_proxy_and_name_those_that_do_not_follow() {
     let up_log = std::fs::read_to_string(tmp.path().join("up.log")).unwrap();
     assert!(up_log.contains("a.shop silent for"), "{up_log}");
     assert!(up_log.contains("b.shop cannot load revision"), "{up_log}");
+    // Logs written to files carry no terminal colour codes.
+    let b_log = std::fs::read_to_string(tmp.path().join("b-proxy.log")).unwrap();
+    assert!(b_log.contains("policy not reloaded"), "{b_log}");
+    for log in [&up_log, &b_log] {
+        assert!(
+            !log.contains('\u{1b}'),
+            "ANSI escapes in a log file:\n{log}"
+        );
+    }
 
     // --no-wait returns at once and says it did not wait.
     let out = plane.cli(&["protect", "a.shop", "--no-wait"]);

@@ -90,6 +90,49 @@ everything.
     )
 }
 
+/// What a restarted demo found in its store, or `None` for a fresh one:
+/// the banner then says where the tutorial stands, not how it starts.
+fn found_state(control: &ibac_control::Control) -> Option<String> {
+    use ibac_model::{Document, DocumentKind};
+    let snapshot = control.snapshot();
+    let docs = snapshot.policy.documents();
+    let count = |kind| docs.iter().filter(|(k, _, _)| k.kind == kind).count();
+    let intents = count(DocumentKind::ClientIntents);
+    let protected: Vec<String> = docs
+        .iter()
+        .filter_map(|(_, d, _)| match d {
+            Document::ProtectedService(p) => Some(p.workload.id.to_string()),
+            _ => None,
+        })
+        .collect();
+    let mode = docs.iter().find_map(|(_, d, _)| match d {
+        Document::EnforcementConfig(c) => Some(c.mode),
+        _ => None,
+    });
+    if intents == 0 && protected.is_empty() && mode.is_none() {
+        return None;
+    }
+    Some(format!(
+        "
+The demo shop runs again with the state it had: {intents} ClientIntents, {} protected
+{}{}, mode {}. `ibac get graph` shows where it stands; `ibac delete` and
+`ibac unprotect` undo steps, or start over with a fresh data directory.
+",
+        protected.len(),
+        if protected.len() == 1 {
+            "server"
+        } else {
+            "servers"
+        },
+        if protected.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", protected.join(", "))
+        },
+        mode.unwrap_or_default()
+    ))
+}
+
 /// Runs the command.
 pub fn run(args: &Args) -> anyhow::Result<u8> {
     let topology = match (&args.topology, args.demo) {
@@ -148,7 +191,10 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
                 if args.demo {
                     let text = ibac_model::yaml::to_yaml(t)?;
                     std::fs::write(args.data_dir.join("demo-topology.yaml"), text)?;
-                    banner.push_str(&next_steps(&running.url));
+                    match found_state(&running.control) {
+                        None => banner.push_str(&next_steps(&running.url)),
+                        Some(state) => banner.push_str(&state),
+                    }
                 }
                 let sup = Supervisor::new(
                     running.control.clone(),
