@@ -809,6 +809,7 @@ impl Control {
                 namespace: id.namespace_owned(),
                 origin: Location::whole("ibac protect".into()),
                 format: Format::IbacV1,
+                namespace_given: true,
             },
             workload: WorkloadRef { id, kind: None },
         });
@@ -849,6 +850,7 @@ impl Control {
                         .map_err(|e| ControlError::Internal(e.to_string()))?,
                     origin: Location::whole("ibac mode".into()),
                     format: Format::IbacV1,
+                    namespace_given: true,
                 },
                 mode,
                 enforced_namespaces: Vec::new(),
