@@ -1084,6 +1084,7 @@ impl Control {
                 namespace: id.namespace_owned(),
                 origin: Location::whole("ibac protect".into()),
                 format: Format::IbacV1,
+                namespace_given: true,
             },
             workload: WorkloadRef {
                 id: id.clone(),
@@ -1205,6 +1206,7 @@ impl Control {
                         .map_err(|e| ControlError::Internal(e.to_string()))?,
                     origin: Location::whole("ibac mode".into()),
                     format: Format::IbacV1,
+                    namespace_given: true,
                 },
                 mode,
                 enforced_namespaces: Vec::new(),

@@ -1,8 +1,9 @@
 //! Verifying a peer's X.509-SVID: the chain must lead to the trust bundle, and
 //! the leaf must follow the SPIFFE X509-SVID rules, more strictly than stock
 //! proxies check: exactly one URI SAN holding a valid SPIFFE ID of this trust
-//! domain, not a CA, a critical key usage with digitalSignature and without
-//! certificate or CRL signing. The subject CN is never consulted.
+//! domain with a path (never the bare trust domain), not a CA, a critical key
+//! usage with digitalSignature and without certificate or CRL signing. The
+//! subject CN is never consulted.
 
 use rustls_pki_types::{CertificateDer, UnixTime};
 use webpki::{EndEntityCert, KeyUsage};
@@ -44,6 +45,12 @@ pub enum SvidError {
         /// The expected one.
         expected: String,
     },
+    /// The SPIFFE ID has no path: it names the trust domain itself, which
+    /// X509-SVID §5.2 forbids for a leaf.
+    #[error(
+        "the SPIFFE ID `{0}` has no path: it names the trust domain, not a workload (a leaf SVID must have a path)"
+    )]
+    NoPath(SpiffeId),
     /// The leaf is a CA.
     #[error("the leaf is a CA certificate; an SVID leaf must not be")]
     LeafIsCa,
@@ -149,14 +156,18 @@ impl LeafInfo {
         match self.uri_sans.as_slice() {
             [] => out.push(SvidError::NoUriSan),
             [uri] => match SpiffeId::parse(uri) {
-                Ok(id) if id.trust_domain() != trust_domain => {
-                    out.push(SvidError::ForeignTrustDomain {
-                        found: id.trust_domain().to_string(),
-                        expected: trust_domain.to_string(),
-                        id,
-                    })
+                Ok(id) => {
+                    if id.trust_domain() != trust_domain {
+                        out.push(SvidError::ForeignTrustDomain {
+                            found: id.trust_domain().to_string(),
+                            expected: trust_domain.to_string(),
+                            id: id.clone(),
+                        });
+                    }
+                    if id.path().is_empty() {
+                        out.push(SvidError::NoPath(id));
+                    }
                 }
-                Ok(_) => {}
                 Err(reason) => out.push(SvidError::BadSpiffeId {
                     uri: uri.clone(),
                     reason,

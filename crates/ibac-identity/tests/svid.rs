@@ -184,6 +184,34 @@ fn refuses_foreign_and_look_alike_trust_domains() {
 }
 
 #[test]
+fn refuses_a_spiffe_id_without_a_path() {
+    // X509-SVID §5.2: a leaf's SPIFFE ID must have a non-root path; the bare
+    // trust domain names no workload.
+    let root = TestRoot::new();
+    let cert = root.sign(&svid_params(&["spiffe://ibac.local"]));
+    for role in [PeerRole::Client, PeerRole::Server] {
+        assert_eq!(
+            verify_svid(
+                std::slice::from_ref(&cert),
+                &root.bundle(),
+                unix(now()),
+                role
+            ),
+            Err(SvidError::NoPath(
+                SpiffeId::parse("spiffe://ibac.local").unwrap()
+            )),
+        );
+    }
+    let info = LeafInfo::parse(&cert).unwrap();
+    assert_eq!(
+        info.violations("ibac.local"),
+        vec![SvidError::NoPath(
+            SpiffeId::parse("spiffe://ibac.local").unwrap()
+        )]
+    );
+}
+
+#[test]
 fn refuses_a_leaf_that_is_a_ca() {
     let root = TestRoot::new();
     let mut p = svid_params(&[GOOD]);

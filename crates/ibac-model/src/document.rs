@@ -1,6 +1,6 @@
 //! The canonical in-memory form of every document ibac reads.
 //!
-//! Whatever format a document arrived in (Otterize v1alpha3 … v2beta1, or
+//! Whatever format a document arrived in (Otterize v1alpha2 … v2beta1, or
 //! `ibac.dev/v1`), it is held in these types, already validated. Each part
 //! remembers where it was written so that later stages can explain themselves.
 
@@ -17,6 +17,9 @@ use crate::sql::SqlOperation;
 /// The API group and version a document was written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Format {
+    /// `k8s.otterize.com/v1alpha2`: v1alpha3's shape, except that calls carry
+    /// no `kind`, HTTP calls list `resources` and Kafka calls `topics`.
+    OtterizeV1alpha2,
     /// `k8s.otterize.com/v1alpha3`.
     OtterizeV1alpha3,
     /// `k8s.otterize.com/v1beta1`.
@@ -33,6 +36,7 @@ impl Format {
     /// The apiVersion string.
     pub fn api_version(self) -> &'static str {
         match self {
+            Format::OtterizeV1alpha2 => "k8s.otterize.com/v1alpha2",
             Format::OtterizeV1alpha3 => "k8s.otterize.com/v1alpha3",
             Format::OtterizeV1beta1 => "k8s.otterize.com/v1beta1",
             Format::OtterizeV2alpha1 => "k8s.otterize.com/v2alpha1",
@@ -44,13 +48,17 @@ impl Format {
     /// Parses an apiVersion; `Err` carries a hint.
     pub fn parse(api_version: &str) -> Result<Format, Option<&'static str>> {
         match api_version {
+            "k8s.otterize.com/v1alpha2" => Ok(Format::OtterizeV1alpha2),
             "k8s.otterize.com/v1alpha3" => Ok(Format::OtterizeV1alpha3),
             "k8s.otterize.com/v1beta1" => Ok(Format::OtterizeV1beta1),
             "k8s.otterize.com/v2alpha1" => Ok(Format::OtterizeV2alpha1),
             "k8s.otterize.com/v2beta1" | "k8s.otterize.com/v2" => Ok(Format::OtterizeV2beta1),
             "ibac.dev/v1" => Ok(Format::IbacV1),
+            "k8s.otterize.com/v1alpha1" => Err(Some(
+                "Otterize no longer serves v1alpha1: rewrite it as k8s.otterize.com/v2beta1 (ibac reads v1alpha2, v1alpha3, v1beta1, v2alpha1 and v2beta1)",
+            )),
             other if other.starts_with("k8s.otterize.com/") => Err(Some(
-                "ibac reads k8s.otterize.com v1alpha3, v1beta1, v2alpha1 and v2beta1",
+                "ibac reads k8s.otterize.com v1alpha2, v1alpha3, v1beta1, v2alpha1 and v2beta1",
             )),
             other if other.starts_with("ibac.dev/") => Err(Some("ibac reads ibac.dev/v1")),
             _ => Err(None),
@@ -59,7 +67,10 @@ impl Format {
 
     /// Whether documents in this format use the older `service`/`calls` shape.
     pub fn is_v1(self) -> bool {
-        matches!(self, Format::OtterizeV1alpha3 | Format::OtterizeV1beta1)
+        matches!(
+            self,
+            Format::OtterizeV1alpha2 | Format::OtterizeV1alpha3 | Format::OtterizeV1beta1
+        )
     }
 }
 
@@ -76,6 +87,10 @@ pub struct Meta {
     pub name: String,
     /// `metadata.namespace`, else the `-n` namespace, else `default`.
     pub namespace: Namespace,
+    /// Whether the document itself named its namespace (`metadata.namespace`).
+    /// When it did not, `ibac convert` writes none either, so that the output
+    /// still goes wherever `kubectl apply -n` sends it.
+    pub namespace_given: bool,
     /// Where the document starts.
     pub origin: Location,
     /// The format it was written in.

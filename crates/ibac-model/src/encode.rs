@@ -59,7 +59,8 @@ pub struct Encoded {
 #[derive(Clone, Debug, Serialize)]
 struct Metadata {
     name: String,
-    namespace: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -295,10 +296,26 @@ pub fn encode_all(docs: &[Document], flavor: Flavor) -> Result<Vec<Encoded>, Vec
     }
 }
 
+/// Like [`encode_all`], but a document that named no namespace is written
+/// without one, as `ibac convert` writes it: the output then goes wherever
+/// `kubectl apply -n` sends it, as the original did.
+pub fn encode_all_as_written(
+    docs: &[Document],
+    flavor: Flavor,
+) -> Result<Vec<Encoded>, Vec<EncodeError>> {
+    let mut encoded = encode_all(docs, flavor)?;
+    for (out, doc) in encoded.iter_mut().zip(docs) {
+        if !doc.meta().namespace_given {
+            out.metadata.namespace = None;
+        }
+    }
+    Ok(encoded)
+}
+
 fn metadata(meta: &Meta) -> Metadata {
     Metadata {
         name: meta.name.clone(),
-        namespace: meta.namespace.to_string(),
+        namespace: Some(meta.namespace.to_string()),
     }
 }
 
@@ -582,6 +599,23 @@ spec: {name: server}
             _ => {}
         }
         kind
+    }
+
+    #[test]
+    fn convert_adds_no_namespace_where_none_was_named() {
+        let text = "apiVersion: k8s.otterize.com/v1alpha2\nkind: ClientIntents\nmetadata: {name: a}\nspec:\n  service: {name: a}\n  calls:\n  - name: b\n  - name: c.other\n---\napiVersion: k8s.otterize.com/v1alpha2\nkind: ProtectedService\nmetadata: {name: b, namespace: default}\nspec: {name: b}\n";
+        let original = docs(text);
+        assert!(!original[0].meta().namespace_given);
+        assert!(original[1].meta().namespace_given);
+        let written =
+            to_yaml_stream(&encode_all_as_written(&original, Flavor::Otterize).unwrap()).unwrap();
+        let (first, second) = written.split_once("---").unwrap();
+        assert!(!first.contains("namespace"), "{written}");
+        assert!(first.contains("name: c.other"), "{written}");
+        assert!(second.contains("namespace: default"), "{written}");
+        // The codec everything else uses still writes the namespace it read.
+        let stored = to_yaml_stream(&encode_all(&original, Flavor::Ibac).unwrap()).unwrap();
+        assert!(stored.starts_with("apiVersion: ibac.dev/v1\nkind: ClientIntents\nmetadata:\n  name: a\n  namespace: default"), "{stored}");
     }
 
     #[test]

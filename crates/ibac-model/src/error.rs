@@ -107,6 +107,19 @@ pub enum DocumentError {
         /// The object it should be in.
         within: &'static str,
     },
+    /// A required field is written but holds nothing (`- service:` with no
+    /// value): usually the lines after it were meant to be indented under it.
+    #[error("{at}: `{field}` in {within} is empty{hint}")]
+    EmptyField {
+        /// Where the field is written.
+        at: Location,
+        /// The field.
+        field: &'static str,
+        /// The object it is in.
+        within: &'static str,
+        /// What to do about it.
+        hint: Hint,
+    },
     /// A value of the wrong YAML type (a list where a string belongs, say).
     #[error("{at}: expected {expected}, found {found}{hint}")]
     WrongType {
@@ -176,6 +189,7 @@ impl DocumentError {
             | DocumentError::Limit { at, .. }
             | DocumentError::UnknownField { at, .. }
             | DocumentError::MissingField { at, .. }
+            | DocumentError::EmptyField { at, .. }
             | DocumentError::WrongType { at, .. }
             | DocumentError::InvalidValue { at, .. }
             | DocumentError::Invalid { at, .. }
@@ -194,6 +208,7 @@ impl DocumentError {
             | DocumentError::Limit { at, .. }
             | DocumentError::UnknownField { at, .. }
             | DocumentError::MissingField { at, .. }
+            | DocumentError::EmptyField { at, .. }
             | DocumentError::WrongType { at, .. }
             | DocumentError::InvalidValue { at, .. }
             | DocumentError::Invalid { at, .. }

@@ -31,6 +31,7 @@ fn meta(name: &str, ns: &str, format: Format) -> Meta {
         namespace: Namespace::parse(ns).expect("valid namespace"),
         origin: here(),
         format,
+        namespace_given: true,
     }
 }
 

@@ -226,10 +226,29 @@ pub enum PathError {
     /// A `%` not followed by two hex digits.
     #[error("`%` must be followed by two hex digits")]
     BadEscape,
+    /// Percent-escapes whose bytes are not UTF-8, or are overlong UTF-8
+    /// (`%C0%AE` is an old spelling of `.`).
+    #[error(
+        "percent-escapes must decode to valid UTF-8 (`%C0%AE` and other overlong forms are refused)"
+    )]
+    InvalidUtf8,
+    /// A dot, slash, backslash or NUL encoded more than once (`%252e`,
+    /// `%25252F`): an app that decodes twice would see what no rule saw.
+    #[error(
+        "a double-encoded dot, slash, backslash or NUL (`%252e`, `%252f`, `%255c`) is not allowed"
+    )]
+    DoubleEncoded,
+    /// `%25` nested deeper than [`MAX_ENCODING_DEPTH`] levels.
+    #[error("percent-encoding nested more than {MAX_ENCODING_DEPTH} levels deep is not allowed")]
+    EncodedTooDeep,
     /// Longer than [`MAX_PATH_LEN`].
     #[error("the path is longer than {MAX_PATH_LEN} bytes")]
     TooLong,
 }
+
+/// How many times over a path is decoded when looking for double-encoded
+/// dots, slashes and backslashes; deeper nesting of `%25` is refused.
+pub const MAX_ENCODING_DEPTH: usize = 16;
 
 /// A request path after normalization; only [`normalize`] makes one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -265,7 +284,9 @@ fn is_unreserved(b: u8) -> bool {
 /// Normalizes a request path: the query is dropped; unreserved characters are
 /// percent-decoded once (other escapes keep uppercase hex); `.` and `..` segments
 /// are resolved (never above the root); runs of slashes are merged. Encoded
-/// slashes, backslashes, NULs and raw non-ASCII are refused, never decoded.
+/// slashes, backslashes, NULs and raw non-ASCII are refused, never decoded; so
+/// are escapes that are not UTF-8 (or overlong UTF-8) and a dot, slash,
+/// backslash or NUL encoded twice or more (`%252e`, `%25252F`).
 pub fn normalize(raw: &str) -> Result<NormalizedPath, PathError> {
     let path = raw.split(['?', '#']).next().unwrap_or_default();
     if path.len() > MAX_PATH_LEN {
@@ -276,6 +297,8 @@ pub fn normalize(raw: &str) -> Result<NormalizedPath, PathError> {
     }
     let bytes = path.as_bytes();
     let mut decoded = String::with_capacity(path.len());
+    // Every escape decoded: what an app that decodes once would see.
+    let mut once: Vec<u8> = Vec::with_capacity(path.len());
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -288,6 +311,7 @@ pub fn normalize(raw: &str) -> Result<NormalizedPath, PathError> {
                     return Err(PathError::BadEscape);
                 };
                 let v = hi * 16 + lo;
+                once.push(v);
                 match v {
                     b'/' => return Err(PathError::EncodedSlash),
                     b'\\' => return Err(PathError::Backslash),
@@ -305,11 +329,57 @@ pub fn normalize(raw: &str) -> Result<NormalizedPath, PathError> {
             0..=0x20 | 0x7f => return Err(PathError::Control),
             _ => {
                 decoded.push(char::from(b));
+                once.push(b);
                 i += 1;
             }
         }
     }
+    if std::str::from_utf8(&once).is_err() {
+        return Err(PathError::InvalidUtf8);
+    }
+    refuse_double_encoding(once)?;
     Ok(NormalizedPath(resolve_segments(&decoded)))
+}
+
+/// Decodes `once` again and again, as an app that decodes more than once
+/// would, and refuses a dot, slash, backslash or NUL appearing from an
+/// escape at any of those later levels.
+fn refuse_double_encoding(once: Vec<u8>) -> Result<(), PathError> {
+    let mut current = once;
+    for _ in 0..MAX_ENCODING_DEPTH {
+        if !current.contains(&b'%') {
+            return Ok(());
+        }
+        let mut next = Vec::with_capacity(current.len());
+        let mut decoded_any = false;
+        let mut i = 0;
+        while i < current.len() {
+            let escape = match current.get(i..i + 3) {
+                Some([b'%', hi, lo]) => hex(*hi).zip(hex(*lo)).map(|(hi, lo)| hi * 16 + lo),
+                _ => None,
+            };
+            match escape {
+                Some(b'.' | b'/' | b'\\' | 0) => return Err(PathError::DoubleEncoded),
+                Some(v) => {
+                    next.push(v);
+                    decoded_any = true;
+                    i += 3;
+                }
+                None => {
+                    next.push(current[i]);
+                    i += 1;
+                }
+            }
+        }
+        if !decoded_any {
+            return Ok(());
+        }
+        current = next;
+    }
+    if current.contains(&b'%') {
+        return Err(PathError::EncodedTooDeep);
+    }
+    Ok(())
 }
 
 /// Resolves dot segments (RFC 3986 §5.2.4), then merges slashes.
@@ -452,7 +522,54 @@ mod tests {
         assert_eq!(n("/a%20b"), Ok("/a%20b".into()));
         assert_eq!(n("/a%3ab"), Ok("/a%3Ab".into()));
         assert_eq!(n("/api?x=/../admin"), Ok("/api".into()));
-        assert_eq!(n("/a/%252e%252e/x"), Ok("/a/%252e%252e/x".into()));
+        assert_eq!(n("/a%25b"), Ok("/a%25b".into()));
+        assert_eq!(n("/100%25"), Ok("/100%25".into()));
+        assert_eq!(n("/caf%c3%a9"), Ok("/caf%C3%A9".into()));
+        assert_eq!(n("/%f0%9f%a6%80"), Ok("/%F0%9F%A6%80".into()));
+        assert_eq!(n("/a%2541"), Ok("/a%2541".into()), "`%41` is `A`, harmless");
+    }
+
+    #[test]
+    fn refuses_escapes_that_are_not_utf8() {
+        for raw in [
+            "/a/%c0%ae%c0%ae/admin",
+            "/%C0%AF",
+            "/%e0%80%ae",
+            "/%ff",
+            "/caf%c3",
+            "/%c3x",
+            "/%ed%a0%80",
+            "/%f4%90%80%80",
+            "/%80",
+        ] {
+            assert_eq!(n(raw), Err(PathError::InvalidUtf8), "{raw}");
+        }
+    }
+
+    #[test]
+    fn refuses_double_encoding_at_any_depth_and_case() {
+        for raw in [
+            "/a/%252e%252e/x",
+            "/a/%252E%252E/x",
+            "/a%252fb",
+            "/a%252Fb",
+            "/a%255cb",
+            "/a%255Cb",
+            "/a%25252F",
+            "/a%25252e",
+            "/a%2525252525255c",
+            "/a%2500",
+            "/a/%25%32%65%25%32%65/x",
+            "/a%25%32f",
+        ] {
+            assert_eq!(n(raw), Err(PathError::DoubleEncoded), "{raw}");
+        }
+        let deep = format!("/a{}2e", "%25".repeat(MAX_ENCODING_DEPTH + 4));
+        assert_eq!(n(&deep), Err(PathError::DoubleEncoded));
+        let deeper = format!("/a%{}41", "25".repeat(MAX_ENCODING_DEPTH + 4));
+        assert_eq!(n(&deeper), Err(PathError::EncodedTooDeep));
+        let fine = format!("/a%{}41", "25".repeat(MAX_ENCODING_DEPTH - 2));
+        assert!(n(&fine).is_ok());
     }
 
     #[test]
@@ -537,12 +654,25 @@ mod tests {
         if !path.starts_with('/') {
             return None;
         }
+        // A dot, slash, backslash or NUL behind `%25`, `%2525`, …
+        let lower = path.to_ascii_lowercase();
+        for (at, _) in lower.match_indices("%25") {
+            let mut rest = &lower[at + 3..];
+            while let Some(r) = rest.strip_prefix("25") {
+                rest = r;
+            }
+            if ["2e", "2f", "5c", "00"].iter().any(|e| rest.starts_with(e)) {
+                return None;
+            }
+        }
         let mut out = Vec::new();
+        let mut full = Vec::new();
         let mut it = path.bytes().peekable();
         while let Some(b) = it.next() {
             if b == b'%' {
                 let h: String = [it.next()? as char, it.next()? as char].iter().collect();
                 let v = u8::from_str_radix(&h, 16).ok()?;
+                full.push(v);
                 if v == b'/' || v == b'\\' || v == 0 {
                     return None;
                 }
@@ -555,8 +685,10 @@ mod tests {
                 return None;
             } else {
                 out.push(b);
+                full.push(b);
             }
         }
+        String::from_utf8(full).ok()?;
         let decoded = String::from_utf8(out).ok()?;
         let mut stack: Vec<String> = Vec::new();
         let parts: Vec<&str> = decoded[1..].split('/').collect();
@@ -582,7 +714,7 @@ mod tests {
     proptest! {
         #[test]
         fn agrees_with_reference_and_is_idempotent(
-            raw in "/([a-c./~]|%2[eEfF]|%41|%5[cC]|%20|//|\\.\\./|\\./)*"
+            raw in "/([a-c./~]|%2[eEfF]|%41|%5[cC]|%20|%25|25|2[eEfF]|5[cC]|%c3%a9|%c3|%a9|%c0%ae|//|\\.\\./|\\./)*"
         ) {
             let ours = normalize(&raw).ok().map(|p| p.0);
             prop_assert_eq!(&ours, &reference(&raw));

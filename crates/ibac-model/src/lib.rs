@@ -1,5 +1,5 @@
 //! ibac's documents: ClientIntents, ProtectedService, settings and server
-//! configs, read from every format users already have (Otterize v1alpha3 to
+//! configs, read from every format users already have (Otterize v1alpha2 to
 //! v2beta1, and `ibac.dev/v1`), validated, and held in one canonical form.
 //!
 //! This crate does no I/O: callers hand it text and a source name, and get

@@ -104,6 +104,8 @@ impl<'a> Reader<'a> {
             return None;
         };
         let mut fields = Vec::with_capacity(entries.len());
+        // The last field so far written with nothing under it.
+        let mut empty: Option<&str> = None;
         for (key, value) in entries {
             let Value::Str { text, .. } = &key.value else {
                 self.wrong_type(key, "a field name (a string)");
@@ -111,10 +113,17 @@ impl<'a> Reader<'a> {
             };
             if known.contains(&text.as_str()) {
                 fields.push((text.as_str(), key, value));
+                if value.value == Value::Null {
+                    empty = Some(text.as_str());
+                }
             } else {
-                let hint = match hint_for(text) {
-                    Some(h) => Hint::new(h),
-                    None => Hint::did_you_mean(closest(text, known)),
+                let hint = match (hint_for(text), closest(text, known), empty) {
+                    (Some(h), _, _) => Hint::new(h),
+                    (None, Some(c), _) => Hint::did_you_mean(Some(c)),
+                    (None, None, Some(owner)) => Hint::new(format!(
+                        "`{owner}` above it is empty: if `{text}` belongs to it, indent it under `{owner}`"
+                    )),
+                    (None, None, None) => Hint::NONE,
                 };
                 let at = self.at(key);
                 self.error(DocumentError::UnknownField {
@@ -284,9 +293,37 @@ impl<'n> Fields<'n> {
             .map(|(_, _, value)| *value)
     }
 
-    /// The field's value, reporting it missing when absent.
+    /// The field's value, reporting it missing when absent, and empty when
+    /// written with nothing under it.
     pub(crate) fn required(&self, reader: &mut Reader<'_>, name: &'static str) -> Option<&'n Node> {
         let found = self.get(name);
+        if found.is_none()
+            && let Some((_, key, _)) = self.fields.iter().find(|(k, _, _)| *k == name)
+        {
+            let after = self.keys_after(key);
+            let hint = if after.is_empty() {
+                Hint::new("give it a value")
+            } else {
+                Hint::new(format!(
+                    "if {} after it belong{} to it, indent {} under `{name}`",
+                    after
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if after.len() == 1 { "s" } else { "" },
+                    if after.len() == 1 { "it" } else { "them" },
+                ))
+            };
+            let at = reader.at(key);
+            reader.error(DocumentError::EmptyField {
+                at,
+                field: name,
+                within: self.within,
+                hint,
+            });
+            return None;
+        }
         if found.is_none() {
             let at = reader.at(self.node);
             reader.error(DocumentError::MissingField {
@@ -296,6 +333,22 @@ impl<'n> Fields<'n> {
             });
         }
         found
+    }
+
+    /// The names of the map's keys written after `key`, known or not.
+    fn keys_after(&self, key: &Node) -> Vec<&'n str> {
+        let Value::Map(entries) = &self.node.value else {
+            return Vec::new();
+        };
+        entries
+            .iter()
+            .skip_while(|(k, _)| !std::ptr::eq(k, key))
+            .skip(1)
+            .filter_map(|(k, _)| match &k.value {
+                Value::Str { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The names of the fields present, in source order.

@@ -44,6 +44,7 @@ fn meta(name: String, ns: &str) -> Meta {
         namespace: Namespace::parse(ns).unwrap(),
         origin: at(),
         format: Format::IbacV1,
+        namespace_given: true,
     }
 }
 

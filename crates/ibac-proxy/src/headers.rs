@@ -3,8 +3,8 @@
 //! single header), and method-override headers are dropped so that no app can
 //! be talked into a method other than the one ibac authorized.
 
-use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Version};
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
@@ -27,6 +27,29 @@ const UNTRUSTED: [&str; 6] = [
     "x-http-method",
     "x-method-override",
 ];
+
+/// Why a request's `Host` header makes it unanswerable (RFC 9112 §3.2): an
+/// HTTP/1.1 request without one, any request with several, or one whose value
+/// is not a `host[:port]`. HTTP/2 names the authority in `:authority`, so there
+/// `Host` may be absent.
+pub fn host_problem(version: Version, headers: &HeaderMap) -> Option<&'static str> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if version == Version::HTTP_11 => {
+            Some("an HTTP/1.1 request must have a `Host` header")
+        }
+        (None, _) => None,
+        (Some(_), Some(_)) => Some("a request must not have more than one `Host` header"),
+        (Some(value), None) => {
+            let valid = value.is_empty()
+                || value
+                    .to_str()
+                    .ok()
+                    .is_some_and(|v| !v.contains('@') && v.parse::<http::uri::Authority>().is_ok());
+            (!valid).then_some("the `Host` header is not a valid `host[:port]`")
+        }
+    }
+}
 
 /// Removes hop-by-hop headers, including those a `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -61,6 +84,29 @@ pub fn set_identity(headers: &mut HeaderMap, identity_header: &HeaderName, verif
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_must_be_one_and_valid() {
+        let with = |values: &[&'static str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(header::HOST, HeaderValue::from_static(v));
+            }
+            h
+        };
+        assert_eq!(host_problem(Version::HTTP_11, &with(&["api.shop"])), None);
+        assert_eq!(host_problem(Version::HTTP_11, &with(&["api:8080"])), None);
+        assert_eq!(host_problem(Version::HTTP_11, &with(&[""])), None);
+        assert_eq!(host_problem(Version::HTTP_10, &with(&[])), None);
+        assert_eq!(host_problem(Version::HTTP_2, &with(&[])), None);
+        assert!(host_problem(Version::HTTP_11, &with(&[])).is_some());
+        assert!(host_problem(Version::HTTP_11, &with(&["a", "a"])).is_some());
+        assert!(host_problem(Version::HTTP_10, &with(&["a", "b"])).is_some());
+        assert!(host_problem(Version::HTTP_2, &with(&["a", "b"])).is_some());
+        assert!(host_problem(Version::HTTP_11, &with(&["u@evil"])).is_some());
+        assert!(host_problem(Version::HTTP_11, &with(&["a b"])).is_some());
+        assert!(host_problem(Version::HTTP_11, &with(&["a/b"])).is_some());
+    }
 
     #[test]
     fn strips_what_must_not_pass() {

@@ -33,8 +33,9 @@ use ibac_policy::{Request as Call, Verdict};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::headers::{set_identity, strip_hop_by_hop};
+use crate::headers::{host_problem, set_identity, strip_hop_by_hop};
 use crate::io::IdleTimeout;
+use crate::lines::StrictLines;
 use crate::metrics::Metrics;
 use crate::policy_source::PolicyWatch;
 use crate::reports::{self, Reporter};
@@ -183,7 +184,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let limits = shared.limits.clone();
-    let io = TokioIo::new(IdleTimeout::new(io, limits.idle_timeout));
+    let metrics = shared.metrics;
+    let io = TokioIo::new(StrictLines::new(
+        IdleTimeout::new(io, limits.idle_timeout),
+        move || metrics.refused("bare-lf"),
+    ));
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -229,6 +234,9 @@ async fn handle(req: Request<Incoming>, peer: &Peer, shared: &Shared) -> Respons
             "absolute-form",
             "absolute-form request targets are not accepted; send the path only".into(),
         );
+    }
+    if let Some(problem) = host_problem(req.version(), req.headers()) {
+        return refuse(shared, StatusCode::BAD_REQUEST, "host", problem.into());
     }
     let path = match normalize(req.uri().path()) {
         Ok(p) => p,

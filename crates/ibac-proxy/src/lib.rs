@@ -14,6 +14,7 @@ pub mod headers;
 pub mod identity;
 pub mod inbound;
 pub mod io;
+pub mod lines;
 pub mod metrics;
 pub mod outbound;
 pub mod policy_source;

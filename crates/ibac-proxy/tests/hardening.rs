@@ -147,22 +147,98 @@ async fn nul_and_cr_in_header_values_are_refused() {
 }
 
 #[tokio::test]
-async fn bare_lf_heads_are_reframed_so_nothing_hides_behind_them() {
+async fn bare_lf_line_endings_are_refused() {
     let t = default_target().await;
-    // A parser that ignored bare LF would see one request with a body; ibac
-    // sees two requests and forwards each re-framed with CRLF.
+    // A parser that ended lines only at CRLF would see one request with a
+    // body; one that accepts a bare LF sees two. ibac answers neither.
     let answer = raw(
         t.addr,
         b"GET /first HTTP/1.1\nHost: x\n\nGET /second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
     .await;
-    assert_eq!(answer.matches("HTTP/1.1 200").count(), 2, "{answer}");
+    assert_eq!(status(&answer), "400", "{answer}");
+    assert_eq!(answer.matches("HTTP/1.1").count(), 1, "{answer}");
+    // In a header line, after a good request, in a chunk-size line, in a trailer.
+    let cases: [&[u8]; 4] = [
+        b"GET /a HTTP/1.1\r\nHost: x\nX-A: 1\r\n\r\n",
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\n\r\n",
+        b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n",
+        b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX: 1\n\r\n",
+    ];
+    for bad in cases {
+        let answer = raw(t.addr, bad).await;
+        assert!(
+            answer.contains("HTTP/1.1 400"),
+            "{}: {answer}",
+            String::from_utf8_lossy(bad)
+        );
+    }
     let uris: Vec<String> = t.app.requests().into_iter().map(|s| s.uri).collect();
-    assert_eq!(
-        uris,
-        ["/first", "/second"],
-        "every request the app sees was decided"
+    assert!(
+        uris.iter().all(|u| u == "/a"),
+        "only the well-formed request reaches the app: {uris:?}"
     );
+    // Bare LF inside a body is data, not a line ending.
+    let answer = raw(
+        t.addr,
+        b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\n\n\n\n",
+    )
+    .await;
+    assert_eq!(status(&answer), "200", "{answer}");
+}
+
+#[tokio::test]
+async fn exactly_one_valid_host_header_is_required() {
+    let t = default_target().await;
+    for bad in [
+        &b"GET /a HTTP/1.1\r\nConnection: close\r\n\r\n"[..],
+        b"GET /a HTTP/1.1\r\nHost: api.shop\r\nHost: admin.shop\r\nConnection: close\r\n\r\n",
+        b"GET /a HTTP/1.1\r\nHost: api.shop\r\nHost: api.shop\r\nConnection: close\r\n\r\n",
+        b"GET /a HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+        b"GET /a HTTP/1.1\r\nHost: user@api.shop\r\nConnection: close\r\n\r\n",
+    ] {
+        let answer = raw(t.addr, bad).await;
+        assert_eq!(
+            status(&answer),
+            "400",
+            "{}: {answer}",
+            String::from_utf8_lossy(bad)
+        );
+        assert!(answer.contains("Host"), "the answer says why: {answer}");
+    }
+    assert!(t.app.requests().is_empty());
+    let answer = raw(t.addr, b"GET /a HTTP/1.0\r\n\r\n").await;
+    assert_eq!(status(&answer), "200", "HTTP/1.0 needs no Host: {answer}");
+}
+
+#[tokio::test]
+async fn paths_an_app_could_decode_into_something_else_are_refused() {
+    let t = default_target().await;
+    for path in [
+        "/a/%c0%ae%c0%ae/admin",
+        "/%C0%AF",
+        "/%e0%80%ae",
+        "/a/%ff",
+        "/a/%252e%252e/admin",
+        "/a/%252E%252E/admin",
+        "/a%252fadmin",
+        "/a%252Fadmin",
+        "/a%255cadmin",
+        "/a%25252Fadmin",
+        "/a%2525252eadmin",
+    ] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let answer = raw(t.addr, request.as_bytes()).await;
+        assert_eq!(status(&answer), "400", "{path}: {answer}");
+        assert!(answer.contains("bad request path"), "{path}: {answer}");
+    }
+    assert!(t.app.requests().is_empty());
+    let answer = raw(
+        t.addr,
+        b"GET /caf%C3%A9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status(&answer), "200", "valid UTF-8 escapes pass: {answer}");
 }
 
 #[tokio::test]

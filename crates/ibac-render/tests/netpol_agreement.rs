@@ -37,6 +37,7 @@ fn settings(mode: Mode, enforced: &[&str]) -> Document {
             namespace: Namespace::parse("ibac-system").unwrap(),
             origin: at(),
             format: Format::IbacV1,
+            namespace_given: true,
         },
         mode,
         enforced_namespaces: enforced
@@ -296,6 +297,7 @@ fn build(t: &Topology) -> (ClusterFacts, Vec<Document>) {
                 namespace: client_id.namespace_owned(),
                 origin: at(),
                 format: Format::IbacV1,
+                namespace_given: true,
             },
             workload: WorkloadRef {
                 id: client_id,
@@ -314,6 +316,7 @@ fn build(t: &Topology) -> (ClusterFacts, Vec<Document>) {
                     namespace: server.namespace_owned(),
                     origin: at(),
                     format: Format::IbacV1,
+                    namespace_given: true,
                 },
                 workload: WorkloadRef {
                     id: server,

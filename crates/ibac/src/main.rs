@@ -151,7 +151,7 @@ fn main() -> ExitCode {
         Command::Decide(args) => commands::decide::run(args, &namespace),
         Command::Policy(args) => commands::policy::run(args, &namespace),
         Command::Render(args) => commands::render::run(args, &namespace),
-        Command::Convert(args) => commands::convert::run(args, &namespace),
+        Command::Convert(args) => commands::convert::run(args, cli.namespace.as_deref()),
         Command::Ca(args) => commands::ca::run(args),
         Command::Agent(args) => commands::agent::run(args),
         Command::Proxy(args) => commands::proxy::run(args, &namespace),

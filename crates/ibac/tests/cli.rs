@@ -230,6 +230,53 @@ spec:
 }
 
 #[test]
+fn convert_adds_no_namespace_to_documents_that_named_none() {
+    // Otterize's own v1alpha2 tutorial shape, meant for `kubectl apply -n`.
+    let doc = "apiVersion: k8s.otterize.com/v1alpha2
+kind: ClientIntents
+metadata:
+  name: client
+spec:
+  service:
+    name: client
+  calls:
+    - name: server
+      type: http
+      resources:
+        - path: /client-path
+          methods: [GET]
+    - name: kafka.kafka
+      type: kafka
+      topics:
+        - name: mytopic
+          operations: [produce]
+";
+    let run = ibac_in(
+        &workspace(),
+        &["convert", "--to", "otterize", "-"],
+        Some(doc),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stdout.contains("namespace"), "{}", run.stdout);
+    assert!(run.stdout.contains("path: /client-path"), "{}", run.stdout);
+    assert!(run.stdout.contains("- name: mytopic"), "{}", run.stdout);
+    let named = ibac_in(
+        &workspace(),
+        &["convert", "-"],
+        Some(&doc.replace(
+            "  name: client\nspec",
+            "  name: client\n  namespace: default\nspec",
+        )),
+    );
+    assert_eq!(named.code, 0, "{}", named.stderr);
+    assert!(
+        named.stdout.contains("  namespace: default\n"),
+        "{}",
+        named.stdout
+    );
+}
+
+#[test]
 fn convert_refuses_what_otterize_cannot_hold() {
     let doc = "apiVersion: ibac.dev/v1\nkind: ClientIntents\nmetadata: {name: a}\nspec:\n  workload: {name: a}\n  targets:\n  - service: {name: b, ports: [8080]}\n";
     let run = ibac_in(

@@ -197,3 +197,77 @@ fn inspect_explains_refusals() {
             .contains("is in trust domain `example.org`, not `ibac.local`")
     );
 }
+
+#[test]
+fn inspect_refuses_a_spiffe_id_without_a_path() {
+    // A leaf minted by openssl, signed by ibac's own CA, so that the only rule
+    // it breaks is the bare trust domain as its SPIFFE ID (X509-SVID §5.2).
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    assert!(
+        ibac(root, &["ca", "init", "--trust-domain", "example.org"])
+            .status
+            .success()
+    );
+    std::fs::write(
+        root.join("leaf.cnf"),
+        "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nO = test\n\
+         [svid]\nsubjectAltName = URI:spiffe://example.org\nbasicConstraints = critical, CA:FALSE\n\
+         keyUsage = critical, digitalSignature\nextendedKeyUsage = serverAuth, clientAuth\n",
+    )
+    .unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "leaf-key.pem",
+        "-out",
+        "leaf.csr",
+        "-config",
+        "leaf.cnf",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ibac-ca/ca.pem",
+        "-CAkey",
+        "ibac-ca/ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "leaf.cnf",
+        "-extensions",
+        "svid",
+        "-out",
+        "leaf.pem",
+    ]);
+    let out = ibac(root, &["ca", "inspect", "leaf.pem"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("ibac refuses this certificate"), "{text}");
+    assert!(
+        text.contains("the SPIFFE ID `spiffe://example.org` has no path"),
+        "{text}"
+    );
+}

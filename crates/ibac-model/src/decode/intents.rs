@@ -81,7 +81,7 @@ pub(super) fn read_workload(
     cx: &DocContext,
     within: &'static str,
 ) -> Option<WorkloadRef> {
-    let fields = reader.map(node, within, &["name", "kind"])?;
+    let fields = workload_fields(reader, node, cx.format, within)?;
     let name = fields
         .required(reader, "name")
         .and_then(|n| read_name(reader, n, "workload name"));
@@ -90,6 +90,24 @@ pub(super) fn read_workload(
         id: WorkloadId::new(&name?, &cx.namespace),
         kind: kind?,
     })
+}
+
+/// The fields of a `{name, kind}` map; v1alpha2 has no `kind`.
+pub(super) fn workload_fields<'n>(
+    reader: &mut Reader<'_>,
+    node: &'n Node,
+    format: Format,
+    within: &'static str,
+) -> Option<Fields<'n>> {
+    if format == Format::OtterizeV1alpha2 {
+        reader.map_with(node, within, &["name"], |field| {
+            (field == "kind").then(|| {
+                "k8s.otterize.com/v1alpha2 has no `kind`: remove it, or use apiVersion k8s.otterize.com/v1alpha3 or later".to_string()
+            })
+        })
+    } else {
+        reader.map(node, within, &["name", "kind"])
+    }
 }
 
 /// An optional `kind`; `Some(None)` when absent, `None` when invalid.
@@ -619,9 +637,28 @@ const V1_CALL_FIELDS_BETA1: &[&str] = &[
     "azureKeyVaultPolicy",
     "internet",
 ];
+const V1_CALL_FIELDS_ALPHA2: &[&str] =
+    &["name", "type", "resources", "topics", "databaseResources"];
 const V1_TYPES: &[&str] = &[
     "http", "kafka", "database", "aws", "gcp", "azure", "internet",
 ];
+const V1_TYPES_ALPHA2: &[&str] = &["http", "kafka", "database"];
+
+/// Where v1alpha2 and the later v1 formats name the same field differently.
+fn v1_renamed_hint(format: Format, field: &str) -> Option<String> {
+    let alpha2 = format == Format::OtterizeV1alpha2;
+    let (ours, theirs) = match (alpha2, field) {
+        (true, "HTTPResources") => ("resources", "v1alpha3 and later"),
+        (true, "kafkaTopics") => ("topics", "v1alpha3 and later"),
+        (false, "resources") => ("HTTPResources", "v1alpha2"),
+        (false, "topics") => ("kafkaTopics", "v1alpha2"),
+        _ => return None,
+    };
+    Some(format!(
+        "{} calls this field `{ours}` (`{field}` is the {theirs} name)",
+        format.api_version()
+    ))
+}
 
 fn v2_hint(field: &str) -> Option<String> {
     match field {
@@ -654,8 +691,10 @@ fn read_v1(
 }
 
 /// Which fields each v1 call type may carry besides name, kind and type.
-fn v1_fields_for(call_type: &str) -> &'static [&'static str] {
+fn v1_fields_for(format: Format, call_type: &str) -> &'static [&'static str] {
     match call_type {
+        "http" if format == Format::OtterizeV1alpha2 => &["resources"],
+        "kafka" if format == Format::OtterizeV1alpha2 => &["topics"],
         "http" => &["HTTPResources"],
         "kafka" => &["kafkaTopics"],
         "database" => &["databaseResources"],
@@ -673,21 +712,31 @@ fn v1_fields_for(call_type: &str) -> &'static [&'static str] {
 }
 
 fn read_call_v1(reader: &mut Reader<'_>, node: &Node, cx: &DocContext) -> Option<Target> {
-    let known = if cx.format == Format::OtterizeV1beta1 {
-        V1_CALL_FIELDS_BETA1
-    } else {
-        V1_CALL_FIELDS_ALPHA3
+    let (known, types) = match cx.format {
+        Format::OtterizeV1beta1 => (V1_CALL_FIELDS_BETA1, V1_TYPES),
+        Format::OtterizeV1alpha2 => (V1_CALL_FIELDS_ALPHA2, V1_TYPES_ALPHA2),
+        _ => (V1_CALL_FIELDS_ALPHA3, V1_TYPES),
     };
-    let fields = reader.map(node, "call", known)?;
+    let fields = reader.map_with(node, "call", known, |field| {
+        v1_renamed_hint(cx.format, field).or_else(|| {
+            (cx.format == Format::OtterizeV1alpha2 && field == "kind").then(|| {
+                "k8s.otterize.com/v1alpha2 has no `kind`: remove it, or use apiVersion k8s.otterize.com/v1alpha3 or later".to_string()
+            })
+        })
+    })?;
     let call_type = match fields.get("type") {
         Some(n) => {
             let text = reader.string(n, "a string")?;
-            if !V1_TYPES.contains(&text) {
+            if !types.contains(&text) {
                 reader.invalid(
                     n,
                     "call type",
                     text,
-                    Hint::new(format!("use one of {}", V1_TYPES.join(", "))),
+                    Hint::new(format!(
+                        "{} has {}",
+                        cx.format.api_version(),
+                        types.join(", ")
+                    )),
                 );
                 return None;
             }
@@ -695,12 +744,12 @@ fn read_call_v1(reader: &mut Reader<'_>, node: &Node, cx: &DocContext) -> Option
         }
         None => "",
     };
-    let allowed = v1_fields_for(call_type);
+    let allowed = v1_fields_for(cx.format, call_type);
     for (field, key) in fields.present() {
         if !["name", "kind", "type"].contains(&field) && !allowed.contains(&field) {
-            let owner = V1_TYPES
+            let owner = types
                 .iter()
-                .find(|t| v1_fields_for(t).contains(&field))
+                .find(|t| v1_fields_for(cx.format, t).contains(&field))
                 .copied()
                 .unwrap_or("?");
             reader.rule(
@@ -732,7 +781,12 @@ fn read_call_v1(reader: &mut Reader<'_>, node: &Node, cx: &DocContext) -> Option
             };
             let kind = read_kind(reader, &fields)?;
             let service = service || kind.as_ref().is_some_and(Kind::is_service);
-            let http = match (call_type, fields.get("HTTPResources")) {
+            let http_key = if cx.format == Format::OtterizeV1alpha2 {
+                "resources"
+            } else {
+                "HTTPResources"
+            };
+            let http = match (call_type, fields.get(http_key)) {
                 ("http", Some(n)) => read_http(reader, n)?,
                 _ => Vec::new(),
             };
@@ -750,7 +804,12 @@ fn read_call_v1(reader: &mut Reader<'_>, node: &Node, cx: &DocContext) -> Option
         }
         "kafka" => {
             let server = read_target_id(reader, name_node?, cx, "Kafka server name")?;
-            let topics = match fields.get("kafkaTopics") {
+            let topics_key = if cx.format == Format::OtterizeV1alpha2 {
+                "topics"
+            } else {
+                "kafkaTopics"
+            };
+            let topics = match fields.get(topics_key) {
                 Some(n) => read_topics(reader, n, false)?,
                 None => Vec::new(),
             };

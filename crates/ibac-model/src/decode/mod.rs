@@ -296,6 +296,7 @@ pub(crate) struct DocContext {
 struct Metadata {
     name: Option<String>,
     namespace: Namespace,
+    namespace_given: bool,
 }
 
 impl Metadata {
@@ -303,6 +304,7 @@ impl Metadata {
         Meta {
             name: self.name.clone().unwrap_or_else(|| fallback.to_string()),
             namespace: self.namespace.clone(),
+            namespace_given: self.namespace_given,
             origin: reader.at(node),
             format,
         }
@@ -313,6 +315,7 @@ fn read_metadata(reader: &mut Reader<'_>, fields: &Fields<'_>, options: &ParseOp
     let mut metadata = Metadata {
         name: None,
         namespace: options.default_namespace.clone(),
+        namespace_given: false,
     };
     let Some(node) = fields.get("metadata") else {
         return metadata;
@@ -332,7 +335,10 @@ fn read_metadata(reader: &mut Reader<'_>, fields: &Fields<'_>, options: &ParseOp
         && let Some(text) = reader.identifier(ns, "a string")
     {
         match Namespace::parse(text) {
-            Ok(ns) => metadata.namespace = ns,
+            Ok(ns) => {
+                metadata.namespace = ns;
+                metadata.namespace_given = true;
+            }
             Err(e) => reader.invalid(ns, "namespace", text, name_hint(&e)),
         }
     }

@@ -1,6 +1,6 @@
 //! `ProtectedService`, `EnforcementConfig` and the server configs.
 
-use super::intents::plain_name;
+use super::intents::{plain_name, workload_fields};
 use super::{DocContext, name_hint, read_name};
 use crate::document::{
     Credentials, EnforcementConfig, Enforcers, ExternalTraffic, KafkaServerConfig, KafkaTls,
@@ -30,7 +30,7 @@ pub(super) fn protected_service(
     spec: &Node,
     cx: &DocContext,
 ) -> Option<WorkloadRef> {
-    let fields = reader.map(spec, "ProtectedService spec", &["name", "kind"])?;
+    let fields = workload_fields(reader, spec, cx.format, "ProtectedService spec")?;
     let name = fields
         .required(reader, "name")
         .and_then(|n| read_name(reader, n, "protected service name"));
@@ -155,7 +155,7 @@ pub(super) fn kafka_server_config(
     };
     let fields = reader.map(spec, "KafkaServerConfig spec", known)?;
     let workload = fields.required(reader, identity_key).and_then(|n| {
-        let f = reader.map(n, identity_key, &["name", "kind"])?;
+        let f = workload_fields(reader, n, cx.format, identity_key)?;
         let name = f
             .required(reader, "name")
             .and_then(|n| plain_name(reader, n));
@@ -203,6 +203,7 @@ pub(super) fn kafka_server_config(
             namespace: cx.namespace.clone(),
             origin: reader.at(spec),
             format: cx.format,
+            namespace_given: true,
         },
         workload,
         address: address?,

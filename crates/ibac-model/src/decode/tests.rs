@@ -344,7 +344,7 @@ fn missing_fields_and_bad_kinds() {
     assert_eq!(
         errors("apiVersion: k8s.otterize.com/v3\nkind: ClientIntents\nspec: {}\n"),
         [
-            "t.yaml:1:1: unsupported document: apiVersion `k8s.otterize.com/v3`, kind `ClientIntents`; ibac reads k8s.otterize.com v1alpha3, v1beta1, v2alpha1 and v2beta1"
+            "t.yaml:1:1: unsupported document: apiVersion `k8s.otterize.com/v3`, kind `ClientIntents`; ibac reads k8s.otterize.com v1alpha2, v1alpha3, v1beta1, v2alpha1 and v2beta1"
         ]
     );
     assert_eq!(
@@ -464,4 +464,196 @@ fn syntax_errors_are_reported_with_place() {
     let errs = errors("apiVersion: [\n");
     assert_eq!(errs.len(), 1);
     assert!(errs[0].starts_with("t.yaml:"), "{errs:?}");
+}
+
+/// The shapes Otterize's own v1alpha2 CRD schema has (and its docs used until
+/// late 2023): no `kind`, HTTP under `resources`, Kafka under `topics`.
+const OTTERIZE_V1ALPHA2: &str = "
+apiVersion: k8s.otterize.com/v1alpha2
+kind: ClientIntents
+metadata:
+  name: client
+  namespace: shop
+spec:
+  service:
+    name: client
+  calls:
+    - name: server
+      type: http
+      resources:
+        - path: /client-path
+          methods: [GET, POST]
+    - name: kafka.kafka
+      type: kafka
+      topics:
+        - name: mytopic
+          operations: [produce, describe]
+    - name: db
+      type: database
+      databaseResources:
+        - databaseName: shop
+          table: orders
+          operations: [SELECT]
+    - name: plain.other
+---
+apiVersion: k8s.otterize.com/v1alpha2
+kind: ProtectedService
+metadata: {name: server-protectedservice, namespace: shop}
+spec:
+  name: server
+---
+apiVersion: k8s.otterize.com/v1alpha2
+kind: KafkaServerConfig
+metadata: {name: kafkaserverconfig, namespace: kafka}
+spec:
+  service:
+    name: kafka
+  addr: kafka.kafka:9092
+  tls: {certFile: /etc/otterize-spire/cert.pem, keyFile: /etc/otterize-spire/key.pem, rootCAFile: /etc/otterize-spire/ca.pem}
+  topics:
+    - topic: \"*\"
+      pattern: literal
+      clientIdentityRequired: false
+      intentsRequired: false
+";
+
+#[test]
+fn reads_v1alpha2_like_the_other_versions() {
+    let parsed = parse(OTTERIZE_V1ALPHA2);
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    let [
+        Document::ClientIntents(ci),
+        Document::ProtectedService(ps),
+        Document::KafkaServerConfig(kafka),
+    ] = parsed.documents.as_slice()
+    else {
+        panic!("{:?}", parsed.documents);
+    };
+    assert_eq!(ci.meta.format, Format::OtterizeV1alpha2);
+    assert_eq!(ci.workload.id.as_str(), "client.shop");
+    assert!(matches!(
+        &ci.targets[0].kind,
+        TargetKind::Workload(t) if t.id.as_str() == "server.shop"
+            && t.http.len() == 1
+            && t.http[0].path == PathPattern::Exact("/client-path".into())
+    ));
+    assert!(matches!(
+        &ci.targets[1].kind,
+        TargetKind::Kafka(k) if k.server.as_str() == "kafka.kafka"
+            && k.topics[0].operations == [KafkaOperation::Produce, KafkaOperation::Describe]
+    ));
+    assert!(matches!(
+        &ci.targets[2].kind,
+        TargetKind::Sql(s) if s.server.as_str() == "db.shop" && s.privileges.len() == 1
+    ));
+    assert!(matches!(
+        &ci.targets[3].kind,
+        TargetKind::Workload(t) if t.id.as_str() == "plain.other"
+    ));
+    assert_eq!(ps.workload.id.as_str(), "server.shop");
+    assert_eq!(kafka.workload.id.as_str(), "kafka.kafka");
+    assert_eq!(kafka.topics.len(), 1);
+}
+
+#[test]
+fn v1alpha2_field_names_are_its_own() {
+    let with_call = |call: &str| {
+        errors(&format!(
+            "apiVersion: k8s.otterize.com/v1alpha2\nkind: ClientIntents\nmetadata: {{name: c}}\nspec:\n  service: {{name: c}}\n  calls:\n  - {call}\n"
+        ))
+    };
+    assert_eq!(
+        with_call("{name: k, type: kafka, kafkaTopics: [{name: t, operations: [consume]}]}"),
+        [
+            "t.yaml:7:28: unknown field `kafkaTopics` in call; k8s.otterize.com/v1alpha2 calls this field `topics` (`kafkaTopics` is the v1alpha3 and later name)"
+        ]
+    );
+    assert_eq!(
+        with_call("{name: s, type: http, HTTPResources: [{path: /a, methods: [GET]}]}"),
+        [
+            "t.yaml:7:27: unknown field `HTTPResources` in call; k8s.otterize.com/v1alpha2 calls this field `resources` (`HTTPResources` is the v1alpha3 and later name)"
+        ]
+    );
+    assert_eq!(
+        with_call("{name: s, kind: Deployment}"),
+        [
+            "t.yaml:7:15: unknown field `kind` in call; k8s.otterize.com/v1alpha2 has no `kind`: remove it, or use apiVersion k8s.otterize.com/v1alpha3 or later"
+        ]
+    );
+    assert_eq!(
+        with_call("{name: s, type: aws}"),
+        [
+            "t.yaml:7:21: `aws` is not a valid call type; k8s.otterize.com/v1alpha2 has http, kafka, database"
+        ]
+    );
+    let v1alpha3 = errors(
+        "apiVersion: k8s.otterize.com/v1alpha3\nkind: ClientIntents\nmetadata: {name: c}\nspec:\n  service: {name: c}\n  calls:\n  - {name: k, type: kafka, topics: []}\n",
+    );
+    assert_eq!(
+        v1alpha3,
+        [
+            "t.yaml:7:28: unknown field `topics` in call; k8s.otterize.com/v1alpha3 calls this field `kafkaTopics` (`topics` is the v1alpha2 name)"
+        ]
+    );
+    assert_eq!(
+        errors("apiVersion: k8s.otterize.com/v1alpha1\nkind: ClientIntents\nspec: {}\n"),
+        [
+            "t.yaml:1:1: unsupported document: apiVersion `k8s.otterize.com/v1alpha1`, kind `ClientIntents`; Otterize no longer serves v1alpha1: rewrite it as k8s.otterize.com/v2beta1 (ibac reads v1alpha2, v1alpha3, v1beta1, v2alpha1 and v2beta1)"
+        ]
+    );
+}
+
+#[test]
+fn an_empty_key_says_so_and_suggests_indenting_what_follows() {
+    // `- service:` with the target's fields one level too far left.
+    let errs = errors(
+        "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: c}\nspec:\n  workload: {name: c}\n  targets:\n  - service:\n    name: productcatalogservice\n    http: [{path: /products, methods: [GET]}]\n",
+    );
+    assert_eq!(
+        errs,
+        [
+            "t.yaml:8:5: unknown field `name` in target; `service` above it is empty: if `name` belongs to it, indent it under `service`",
+            "t.yaml:9:5: unknown field `http` in target; `service` above it is empty: if `http` belongs to it, indent it under `service`",
+            "t.yaml:7:5: `service` in target is empty; if `name`, `http` after it belong to it, indent them under `service`",
+        ]
+    );
+    assert!(
+        errs.iter()
+            .all(|e| !e.contains("missing the required field"))
+    );
+    // The same in the v1 shape, and a required key that is empty with nothing after it.
+    let errs = errors(
+        "apiVersion: k8s.otterize.com/v1alpha2\nkind: ClientIntents\nmetadata: {name: c}\nspec:\n  calls: []\n  service:\n",
+    );
+    assert_eq!(
+        errs,
+        ["t.yaml:6:3: `service` in ClientIntents spec is empty; give it a value"]
+    );
+    let errs = errors(
+        "apiVersion: k8s.otterize.com/v2beta1\nkind: ProtectedService\nmetadata: {name: c}\nspec:\nname: c\n",
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("t.yaml:4:1: `spec` in document is empty; if `name` after it belongs to it, indent it under `spec`")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn meta_records_whether_the_document_named_its_namespace() {
+    let named = intents(CHECKOUT_V2);
+    assert!(named.meta.namespace_given);
+    let parsed = parse_source(
+        &"t.yaml".into(),
+        "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: c}\nspec:\n  workload: {name: c}\n  targets: []\n",
+        &ParseOptions {
+            default_namespace: Namespace::parse("shop").unwrap(),
+            ..ParseOptions::default()
+        },
+    );
+    let Some(Document::ClientIntents(unnamed)) = parsed.documents.first() else {
+        panic!("{:?}", parsed.errors);
+    };
+    assert!(!unnamed.meta.namespace_given);
+    assert_eq!(unnamed.meta.namespace.as_str(), "shop");
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::ValueEnum;
-use ibac_model::encode::{Flavor, encode_all};
+use ibac_model::encode::{Flavor, encode_all, encode_all_as_written};
 use ibac_model::yaml::to_yaml_stream;
 
 use crate::docs;
@@ -38,9 +38,12 @@ pub struct Args {
     paths: Vec<PathBuf>,
 }
 
-/// Runs the command.
-pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
-    let parsed = ibac_load::read_documents(&args.paths, &docs::options(namespace)?);
+/// Runs the command. A document that names no namespace is written with the
+/// one `-n` gives, and with none when `-n` is not given (not `default`): it
+/// then goes wherever `kubectl apply -n` sends it, as the original did.
+pub fn run(args: &Args, namespace: Option<&str>) -> anyhow::Result<u8> {
+    let options = docs::options(namespace.unwrap_or("default"))?;
+    let parsed = ibac_load::read_documents(&args.paths, &options);
     docs::report_skipped(&parsed);
     if !parsed.errors.is_empty() {
         docs::report(&parsed.errors);
@@ -54,7 +57,12 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
         Target::Ibac => Flavor::Ibac,
         Target::Otterize => Flavor::Otterize,
     };
-    let encoded = match encode_all(&parsed.documents, flavor) {
+    let encoded = if namespace.is_some() {
+        encode_all(&parsed.documents, flavor)
+    } else {
+        encode_all_as_written(&parsed.documents, flavor)
+    };
+    let encoded = match encoded {
         Ok(encoded) => encoded,
         Err(errors) => {
             for e in &errors {
