@@ -146,6 +146,7 @@ pub fn export(calls: &[(CallKey, CallRecord)], options: &ExportOptions) -> Vec<E
                     namespace: ns,
                     origin: Location::whole("network mapper".into()),
                     format: Format::OtterizeV2beta1,
+                    namespace_given: true,
                 },
                 workload: WorkloadRef {
                     id: client.clone(),

@@ -219,6 +219,7 @@ fn meta(name: String, namespace: Namespace) -> Meta {
         namespace,
         origin: here(),
         format: Format::IbacV1,
+        namespace_given: true,
     }
 }
 
