@@ -225,6 +225,58 @@ fn changes_wait_for_every_proxy_and_name_those_that_do_not_follow() {
     );
     // It is in force: an undeclared call is refused at once.
     assert_eq!(call_b(a_out), "403");
+
+    // Every --dry-run changes nothing: apply, delete, unprotect.
+    let protected = |plane: &Plane| -> Vec<String> {
+        plane
+            .json(&["get", "protected", "-o", "json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let b_doc = tmp.path().join("b-protected.yaml");
+    std::fs::write(
+        &b_doc,
+        "apiVersion: k8s.otterize.com/v2beta1\nkind: ProtectedService\nmetadata: {name: b, namespace: shop}\nspec: {name: b}\n",
+    )
+    .unwrap();
+    let a_doc = tmp.path().join("a-protected.yaml");
+    std::fs::write(
+        &a_doc,
+        "apiVersion: k8s.otterize.com/v2beta1\nkind: ProtectedService\nmetadata: {name: a, namespace: shop}\nspec: {name: a}\n",
+    )
+    .unwrap();
+    let said = plane.ok(&["delete", "--dry-run", "-f", b_doc.to_str().unwrap()]);
+    assert!(said.contains("deleted (dry run)"), "{said}");
+    let said = plane.ok(&["unprotect", "--dry-run", "b.shop"]);
+    assert!(said.contains("deleted (dry run)"), "{said}");
+    let said = plane.ok(&["apply", "--dry-run", "-f", a_doc.to_str().unwrap()]);
+    assert!(said.contains("created (dry run)"), "{said}");
+    assert_eq!(protected(&plane), vec!["b".to_string()]);
+    assert_eq!(call_b(a_out), "403", "still protected after the dry runs");
+
+    // Protecting a name nothing knows protects at once, with a warning.
+    let out = plane.cli(&["protect", "ghost.shop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: nothing named `ghost.shop` is known yet"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        protected(&plane),
+        vec!["b".to_string(), "ghost".to_string()]
+    );
+    plane.ok(&["unprotect", "ghost.shop"]);
+    let out = plane.cli(&["unprotect", "ghost.shop"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no ProtectedService protects `ghost.shop`"),
+        "{}",
+        stderr(&out)
+    );
     let out = plane.cli(&["unprotect", "b.shop"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("all 2 proxies enforce revision"));
@@ -284,6 +336,27 @@ fn changes_wait_for_every_proxy_and_name_those_that_do_not_follow() {
     assert!(
         metrics.contains("ibac_control_proxies_failing 1"),
         "{metrics}"
+    );
+    // `diff` decides as the graph does — b is protected by the mode, so a's
+    // undeclared call is `blocked`, not `would-be-blocked` — and says the
+    // proxy let it through.
+    let intents = tmp.path().join("a.yaml");
+    std::fs::write(
+        &intents,
+        "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: a, namespace: shop}\nspec:\n  workload: {name: a}\n  targets:\n  - kubernetes: {name: c}\n",
+    )
+    .unwrap();
+    let out = plane.cli(&["diff", "-f", intents.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(5), "{said}");
+    assert!(
+        said.contains("a.shop → b.shop: GET /hello (blocked,"),
+        "{said}"
+    );
+    assert!(
+        said.contains("disagree with the policy")
+            && said.contains("the protection is not in force"),
+        "{said}"
     );
 
     // Stop a's proxy: it falls silent, and the next change names it too.
