@@ -114,9 +114,10 @@ fn found_state(control: &ibac_control::Control) -> Option<String> {
     }
     Some(format!(
         "
-The demo shop runs again with the state it had: {intents} ClientIntents, {} protected
-{}{}, mode {}. `ibac get graph` shows where it stands; `ibac delete` and
-`ibac unprotect` undo steps, or start over with a fresh data directory.
+The demo shop runs again with the state it had:
+  {intents} ClientIntents, {} protected {}{}, mode {}.
+`ibac get graph` shows where it stands; `ibac delete` and `ibac unprotect`
+undo steps, or start over with a fresh data directory.
 ",
         protected.len(),
         if protected.len() == 1 {
