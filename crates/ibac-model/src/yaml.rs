@@ -4,6 +4,11 @@
 //! so that every later check can name `file:line:column`. Hostile input is refused
 //! here, in bounded time and memory: a size cap, nesting and alias budgets
 //! (billion laughs) and strict tags.
+//!
+//! Plain scalars that YAML 1.1 readers take as integers are integers here too,
+//! with their values: kubectl reads YAML through Go's yaml.v2, so `0755` is the
+//! octal 493 (a Secret volume's `defaultMode`), as are `0o755`, `0x1F` and
+//! `1_000`, and what a manifest means does not depend on which tool read it.
 
 use std::fmt;
 
@@ -208,6 +213,21 @@ impl Converter<'_> {
             });
         }
         let spelling = || self.spelling(&raw.defined);
+        // A plain scalar spelled as a YAML 1.1 integer is that integer,
+        // whatever YAML 1.2 makes of it (`0755` is not 755.0).
+        let yaml11 = match &raw.value {
+            Raw::Int(_) | Raw::Float(_) | Raw::Str(_) => {
+                spelling().and_then(|s| yaml11_int(s).map(|i| (i, s.to_string())))
+            }
+            _ => None,
+        };
+        if let Some((i, spelled)) = yaml11 {
+            return Ok(Node {
+                value: Value::Int(i, spelled),
+                line,
+                column,
+            });
+        }
         let value = match raw.value {
             Raw::Null => Value::Null,
             Raw::Bool(b) => Value::Bool(
@@ -250,6 +270,41 @@ impl Converter<'_> {
         let len = usize::try_from(span.byte_len()?).ok()?;
         self.text.get(start..start.checked_add(len)?)
     }
+}
+
+/// The value of a plain scalar that YAML 1.1 (Go's yaml.v2, hence kubectl)
+/// reads as an integer: optional sign, `_` anywhere, then decimal, `0`-prefixed
+/// octal, or `0o`, `0x`, `0b` prefixed. `None` for anything else, including
+/// quoted scalars (whose spelling starts with a quote).
+fn yaml11_int(spelling: &str) -> Option<i128> {
+    let (negative, unsigned) = match spelling.as_bytes().first()? {
+        b'-' => (true, &spelling[1..]),
+        b'+' => (false, &spelling[1..]),
+        _ => (false, spelling),
+    };
+    let digits: String = unsigned.chars().filter(|c| *c != '_').collect();
+    let prefixed = |p: &str| {
+        digits
+            .get(..2)
+            .filter(|head| head.eq_ignore_ascii_case(p))
+            .map(|_| &digits[2..])
+    };
+    let (radix, body) = if let Some(rest) = prefixed("0x") {
+        (16, rest)
+    } else if let Some(rest) = prefixed("0o") {
+        (8, rest)
+    } else if let Some(rest) = prefixed("0b") {
+        (2, rest)
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        (8, &digits[1..])
+    } else {
+        (10, digits.as_str())
+    };
+    if body.is_empty() || !body.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let value = i128::from_str_radix(body, radix).ok()?;
+    Some(if negative { -value } else { value })
 }
 
 /// What the parser hands over before positions are resolved.
@@ -349,6 +404,79 @@ pub fn parse_json_documents(
         .collect())
 }
 
+/// One document of a manifest as a JSON value, still able to say where each
+/// part of it was written: errors found while reading it as a Kubernetes
+/// object point at the field, not at the document's first line.
+#[derive(Clone, Debug)]
+pub struct JsonDocument {
+    file: SourceName,
+    node: Node,
+    /// The document as JSON.
+    pub value: serde_json::Value,
+}
+
+/// One step of a path into a [`JsonDocument`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathStep {
+    /// A map key.
+    Key(String),
+    /// A list index.
+    Index(usize),
+}
+
+impl JsonDocument {
+    /// Where the document starts.
+    pub fn at(&self) -> Location {
+        Location::new(self.file.clone(), self.node.line, self.node.column)
+    }
+
+    /// Where the value at `path` was written; when the path leaves the
+    /// document (a field that is missing), the deepest place it reached.
+    pub fn locate(&self, path: &[PathStep]) -> Location {
+        let mut node = &self.node;
+        for step in path {
+            let next = match (&node.value, step) {
+                (Value::Map(entries), PathStep::Key(key)) => {
+                    entries.iter().find_map(|(k, v)| match &k.value {
+                        Value::Str { text, .. } if text == key => Some(v),
+                        Value::Bool(_, raw) | Value::Int(_, raw) | Value::Float(raw)
+                            if raw == key =>
+                        {
+                            Some(v)
+                        }
+                        _ => None,
+                    })
+                }
+                (Value::Seq(items), PathStep::Index(i)) => items.get(*i),
+                _ => None,
+            };
+            match next {
+                Some(n) => node = n,
+                None => break,
+            }
+        }
+        Location::new(self.file.clone(), node.line, node.column)
+    }
+}
+
+/// Every document of a YAML or JSON source as a [`JsonDocument`], under the
+/// same limits as ibac's own documents.
+pub fn parse_manifests(
+    file: &SourceName,
+    text: &str,
+    limits: &Limits,
+) -> Result<Vec<JsonDocument>, DocumentError> {
+    let nodes = parse_stream(file, text, limits)?;
+    Ok(nodes
+        .into_iter()
+        .map(|node| JsonDocument {
+            file: file.clone(),
+            value: to_json(&node),
+            node,
+        })
+        .collect())
+}
+
 /// A node as a JSON value.
 fn to_json(node: &Node) -> serde_json::Value {
     use serde_json::Value as J;
@@ -359,11 +487,15 @@ fn to_json(node: &Node) -> serde_json::Value {
             .map(J::from)
             .or_else(|_| u64::try_from(*i).map(J::from))
             .unwrap_or_else(|_| J::String(raw.clone())),
-        Value::Float(raw) => raw
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map_or_else(|| J::String(raw.clone()), J::Number),
+        // Whole floats become integers, as Go's JSON encoding (and so
+        // kubectl) writes them: `replicas: 3.0` is 3.
+        Value::Float(raw) => match raw.parse::<f64>() {
+            Ok(f) if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => J::from(f as i64),
+            Ok(f) => {
+                serde_json::Number::from_f64(f).map_or_else(|| J::String(raw.clone()), J::Number)
+            }
+            Err(_) => J::String(raw.clone()),
+        },
         Value::Str { text, .. } => J::String(text.clone()),
         Value::Seq(items) => J::Array(items.iter().map(to_json).collect()),
         Value::Map(entries) => J::Object(
@@ -436,6 +568,79 @@ mod tests {
         );
         assert_eq!(entries[2].1.value, Value::Int(31, "0x1F".into()));
         assert_eq!(docs[1].line, 6);
+    }
+
+    #[test]
+    fn integers_read_as_yaml_1_1_and_kubectl_read_them() {
+        let docs = parse(
+            "octal: 0755\no: 0o755\nhex: 0x1F\nbin: 0b101\nsep: 1_000\nneg: -0755\nplus: +12\nzero: 0\ndec: 755\nfloat: 755.0\nquoted: '0755'\nname: 0755abc\n",
+        )
+        .unwrap();
+        let Value::Map(entries) = &docs[0].value else {
+            panic!("expected a map")
+        };
+        let get = |key: &str| {
+            entries
+                .iter()
+                .find(|(k, _)| matches!(&k.value, Value::Str { text, .. } if text == key))
+                .map(|(_, v)| v.value.clone())
+                .unwrap()
+        };
+        assert_eq!(get("octal"), Value::Int(493, "0755".into()));
+        assert_eq!(get("o"), Value::Int(493, "0o755".into()));
+        assert_eq!(get("hex"), Value::Int(31, "0x1F".into()));
+        assert_eq!(get("bin"), Value::Int(5, "0b101".into()));
+        assert_eq!(get("sep"), Value::Int(1000, "1_000".into()));
+        assert_eq!(get("neg"), Value::Int(-493, "-0755".into()));
+        assert_eq!(get("plus"), Value::Int(12, "+12".into()));
+        assert_eq!(get("zero"), Value::Int(0, "0".into()));
+        assert_eq!(get("dec"), Value::Int(755, "755".into()));
+        assert!(matches!(get("float"), Value::Float(_)));
+        assert_eq!(
+            get("quoted"),
+            Value::Str {
+                text: "0755".into(),
+                plain: false
+            }
+        );
+        assert!(matches!(get("name"), Value::Str { .. }));
+        let json = parse_json_documents(
+            &"t.yaml".into(),
+            "mode: 0755\nhex: 0x1F\nreplicas: 3.0\nratio: 0.5\nnot_octal: 0789\n",
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            json[0].1,
+            serde_json::json!({"mode": 493, "hex": 31, "replicas": 3, "ratio": 0.5, "not_octal": 789})
+        );
+    }
+
+    #[test]
+    fn manifests_locate_their_fields() {
+        let docs = parse_manifests(
+            &"t.yaml".into(),
+            "kind: StatefulSet\nspec:\n  volumes:\n  - name: a\n  - secret:\n      defaultMode: 0755\n",
+            &Limits::default(),
+        )
+        .unwrap();
+        let doc = &docs[0];
+        assert_eq!(
+            doc.value["spec"]["volumes"][1]["secret"]["defaultMode"],
+            493
+        );
+        let path = [
+            PathStep::Key("spec".into()),
+            PathStep::Key("volumes".into()),
+            PathStep::Index(1),
+            PathStep::Key("secret".into()),
+            PathStep::Key("defaultMode".into()),
+        ];
+        assert_eq!(doc.locate(&path).to_string(), "t.yaml:6:20");
+        assert_eq!(doc.locate(&path[..3]).to_string(), "t.yaml:5:5");
+        let missing = [PathStep::Key("spec".into()), PathStep::Key("nope".into())];
+        assert_eq!(doc.locate(&missing).to_string(), "t.yaml:3:3");
+        assert_eq!(doc.at().to_string(), "t.yaml:1:1");
     }
 
     #[test]

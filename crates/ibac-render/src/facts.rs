@@ -3,12 +3,14 @@
 //! accounts; Services with their selectors and ports; what is exposed outside
 //! the cluster. Through [`ibac_policy::Resolver`] they tell the policy engine
 //! which workloads a Service means. Unknown or ambiguous references are
-//! reported, never guessed.
+//! reported, never guessed. Manifests read as kubectl reads them (YAML 1.1
+//! integers: `defaultMode: 0755` is 493), and a field that does not fit its
+//! Kubernetes type is reported at its own line and column.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::OnceLock;
 
-use ibac_model::yaml::{Limits, parse_json_documents};
+use ibac_model::yaml::{JsonDocument, Limits, PathStep, parse_manifests};
 use ibac_model::{DocumentError, Kind, Location, Name, Namespace, SourceName, WorkloadId};
 use ibac_policy::{Backend, PortMap, ResolveError, Resolver};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
@@ -208,13 +210,50 @@ fn service_account(spec: Option<&PodSpec>) -> String {
     .unwrap_or_else(|| "default".into())
 }
 
+/// Where a document being read is: its manifest document, and the path to it
+/// inside (a `List`'s item, say).
+struct Place<'d> {
+    doc: &'d JsonDocument,
+    prefix: Vec<PathStep>,
+}
+
+impl Place<'_> {
+    fn locate(&self, rest: &[PathStep]) -> Location {
+        let mut path = self.prefix.clone();
+        path.extend_from_slice(rest);
+        self.doc.locate(&path)
+    }
+
+    fn child(&self, step: PathStep) -> Place<'_> {
+        let mut prefix = self.prefix.clone();
+        prefix.push(step);
+        Place {
+            doc: self.doc,
+            prefix,
+        }
+    }
+}
+
+/// A serde path as steps into a document.
+fn steps(path: &serde_path_to_error::Path) -> Vec<PathStep> {
+    path.iter()
+        .filter_map(|segment| match segment {
+            serde_path_to_error::Segment::Seq { index } => Some(PathStep::Index(*index)),
+            serde_path_to_error::Segment::Map { key } => Some(PathStep::Key(key.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 struct Reader<'a> {
     facts: ClusterFacts,
     errors: Vec<DocumentError>,
     options: &'a FactsOptions,
     /// ReplicaSet (ns, name) → owning Deployment name, and Job → CronJob.
     owners: BTreeMap<(String, String, String), String>,
-    pods: Vec<(Pod, Location)>,
+    pods: Vec<(Pod, Location, Location)>,
+    /// Where the current document's `metadata.name` is written.
+    name_at: Location,
 }
 
 impl Reader<'_> {
@@ -230,6 +269,11 @@ impl Reader<'_> {
         match (Name::parse(&name), Namespace::parse(&ns)) {
             (Ok(n), Ok(ns)) => Some(WorkloadId::new(&n, &ns)),
             (Err(e), _) => {
+                let at = if self.name_at.line == 0 {
+                    at
+                } else {
+                    &self.name_at
+                };
                 self.errors.push(invalid(
                     at,
                     format!("{kind} `{name}`: ibac cannot name it: {e}"),
@@ -286,22 +330,43 @@ impl Reader<'_> {
         });
     }
 
+    /// Reads `value` as a Kubernetes object; a field that does not fit is
+    /// reported where it was written.
     fn parse<T: serde::de::DeserializeOwned>(
         &mut self,
         value: Value,
-        at: &Location,
+        place: &Place<'_>,
         kind: &str,
     ) -> Option<T> {
-        match serde_json::from_value::<T>(value) {
+        let name = value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .map(|n| format!(" `{n}`"))
+            .unwrap_or_default();
+        match serde_path_to_error::deserialize::<_, T>(value) {
             Ok(v) => Some(v),
             Err(e) => {
-                self.errors.push(invalid(at, format!("{kind}: {e}")));
+                let path = e.path().clone();
+                let at = place.locate(&steps(&path));
+                let field = if path.iter().next().is_some() {
+                    format!(" `{path}`")
+                } else {
+                    String::new()
+                };
+                let inner = e.into_inner();
+                self.errors
+                    .push(invalid(&at, format!("{kind}{name}:{field}: {inner}")));
                 None
             }
         }
     }
 
-    fn document(&mut self, value: Value, at: &Location, depth: usize) {
+    fn document(&mut self, value: Value, place: &Place<'_>, depth: usize) {
+        let at = &place.locate(&[]);
+        self.name_at = place.locate(&[
+            PathStep::Key("metadata".into()),
+            PathStep::Key("name".into()),
+        ]);
         let api_version = value
             .get("apiVersion")
             .and_then(Value::as_str)
@@ -319,15 +384,16 @@ impl Reader<'_> {
                 return;
             }
             if let Some(Value::Array(items)) = value.get("items").cloned() {
-                for item in items {
-                    self.document(item, at, depth + 1);
+                let list = place.child(PathStep::Key("items".into()));
+                for (i, item) in items.into_iter().enumerate() {
+                    self.document(item, &list.child(PathStep::Index(i)), depth + 1);
                 }
             }
             return;
         }
         match (api_version.as_str(), kind.as_str()) {
             ("v1", "Namespace") => {
-                if let Some(ns) = self.parse::<K8sNamespace>(value, at, &kind) {
+                if let Some(ns) = self.parse::<K8sNamespace>(value, place, &kind) {
                     let name = ns.metadata.name.clone().unwrap_or_default();
                     let mut labels = ns.metadata.labels.unwrap_or_default();
                     labels.insert("kubernetes.io/metadata.name".into(), name.clone());
@@ -335,7 +401,7 @@ impl Reader<'_> {
                 }
             }
             ("apps/v1", "Deployment") => {
-                if let Some(d) = self.parse::<Deployment>(value, at, &kind) {
+                if let Some(d) = self.parse::<Deployment>(value, place, &kind) {
                     let spec = Some(&d.spec);
                     self.add_workload(
                         "Deployment",
@@ -347,7 +413,7 @@ impl Reader<'_> {
                 }
             }
             ("apps/v1", "StatefulSet") => {
-                if let Some(d) = self.parse::<StatefulSet>(value, at, &kind) {
+                if let Some(d) = self.parse::<StatefulSet>(value, place, &kind) {
                     let spec = Some(&d.spec);
                     self.add_workload(
                         "StatefulSet",
@@ -359,7 +425,7 @@ impl Reader<'_> {
                 }
             }
             ("apps/v1", "DaemonSet") => {
-                if let Some(d) = self.parse::<DaemonSet>(value, at, &kind) {
+                if let Some(d) = self.parse::<DaemonSet>(value, place, &kind) {
                     let spec = Some(&d.spec);
                     self.add_workload(
                         "DaemonSet",
@@ -371,7 +437,7 @@ impl Reader<'_> {
                 }
             }
             ("apps/v1", "ReplicaSet") => {
-                if let Some(d) = self.parse::<ReplicaSet>(value, at, &kind) {
+                if let Some(d) = self.parse::<ReplicaSet>(value, place, &kind) {
                     let ns = self.namespace(&d.metadata);
                     match Self::owner(&d.metadata, "Deployment") {
                         Some(owner) => {
@@ -392,7 +458,7 @@ impl Reader<'_> {
                 }
             }
             ("batch/v1", "Job") => {
-                if let Some(d) = self.parse::<Job>(value, at, &kind) {
+                if let Some(d) = self.parse::<Job>(value, place, &kind) {
                     let ns = self.namespace(&d.metadata);
                     match Self::owner(&d.metadata, "CronJob") {
                         Some(owner) => {
@@ -413,23 +479,23 @@ impl Reader<'_> {
                 }
             }
             ("batch/v1", "CronJob") => {
-                if let Some(d) = self.parse::<CronJob>(value, at, &kind) {
+                if let Some(d) = self.parse::<CronJob>(value, place, &kind) {
                     let template = d.spec.job_template.spec.as_ref().map(|j| &j.template);
                     self.add_workload("CronJob", &d.metadata, None, template, at);
                 }
             }
             ("v1", "Pod") => {
-                if let Some(pod) = self.parse::<Pod>(value, at, &kind) {
-                    self.pods.push((pod, at.clone()));
+                if let Some(pod) = self.parse::<Pod>(value, place, &kind) {
+                    self.pods.push((pod, at.clone(), self.name_at.clone()));
                 }
             }
             ("v1", "Service") => {
-                if let Some(s) = self.parse::<K8sService>(value, at, &kind) {
+                if let Some(s) = self.parse::<K8sService>(value, place, &kind) {
                     self.add_service(s, at);
                 }
             }
             ("v1", "ServiceAccount") => {
-                if let Some(sa) = self.parse::<ServiceAccount>(value, at, &kind) {
+                if let Some(sa) = self.parse::<ServiceAccount>(value, place, &kind) {
                     let ns = self.namespace(&sa.metadata);
                     self.facts
                         .service_accounts
@@ -437,12 +503,12 @@ impl Reader<'_> {
                 }
             }
             ("discovery.k8s.io/v1", "EndpointSlice") => {
-                if let Some(slice) = self.parse::<EndpointSlice>(value, at, &kind) {
+                if let Some(slice) = self.parse::<EndpointSlice>(value, place, &kind) {
                     self.add_endpoints(slice, at);
                 }
             }
             ("networking.k8s.io/v1", "Ingress") => {
-                if let Some(ing) = self.parse::<Ingress>(value, at, &kind) {
+                if let Some(ing) = self.parse::<Ingress>(value, place, &kind) {
                     self.add_ingress(ing);
                 }
             }
@@ -549,7 +615,8 @@ impl Reader<'_> {
     /// Pods are read last: those owned by a known workload only tie it to
     /// EndpointSlices; standalone pods are workloads of their own.
     fn finish_pods(&mut self) {
-        for (pod, at) in std::mem::take(&mut self.pods) {
+        for (pod, at, name_at) in std::mem::take(&mut self.pods) {
+            self.name_at = name_at;
             let ns = self.namespace(&pod.metadata);
             let name = pod.metadata.name.clone().unwrap_or_default();
             let labels = pod.metadata.labels.clone().unwrap_or_default();
@@ -607,18 +674,23 @@ impl ClusterFacts {
             options,
             owners: BTreeMap::new(),
             pods: Vec::new(),
+            name_at: Location::whole(SourceName::from("")),
         };
         for (name, text) in sources {
-            match parse_json_documents(name, text, &options.limits) {
+            match parse_manifests(name, text, &options.limits) {
                 Ok(docs) => {
-                    for (at, value) in docs {
-                        match value {
+                    for doc in &docs {
+                        let place = Place {
+                            doc,
+                            prefix: Vec::new(),
+                        };
+                        match doc.value.clone() {
                             Value::Array(items) => {
-                                for item in items {
-                                    reader.document(item, &at, 1);
+                                for (i, item) in items.into_iter().enumerate() {
+                                    reader.document(item, &place.child(PathStep::Index(i)), 1);
                                 }
                             }
-                            value => reader.document(value, &at, 0),
+                            value => reader.document(value, &place, 0),
                         }
                     }
                 }
