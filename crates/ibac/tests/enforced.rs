@@ -14,39 +14,12 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{Processes, free_ports, ibac, wait_until};
-use serde_json::Value;
+use common::{Demo, Processes, free_ports, ibac, wait_until};
 
-struct Plane {
-    dir: std::path::PathBuf,
-    url: String,
-}
+/// The control plane of this test, reached as the CLI reaches it.
+type Plane = Demo;
 
-impl Plane {
-    fn cli(&self, args: &[&str]) -> Output {
-        ibac()
-            .args(args)
-            .env("IBAC_DATA_DIR", &self.dir)
-            .env("IBAC_CONTROL", &self.url)
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "ibac {args:?}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        serde_json::from_str(&self.ok(args)).unwrap()
-    }
-
+impl Demo {
     fn state(&self, workload: &str) -> String {
         let workloads = self.json(&["get", "workloads", "-o", "json"]);
         workloads
