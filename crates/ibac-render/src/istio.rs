@@ -202,7 +202,9 @@ pub fn render_istio(
             .push("Istio AuthorizationPolicies are turned off in the EnforcementConfig (enforcers.istio: false)".into());
         return Ok(out);
     }
-    let plans = servers(policy, facts)?;
+    let (plans, skipped) = servers(policy, facts);
+    out.skipped = skipped;
+    out.protected = plans.iter().filter(|p| p.protected).count();
     let mut errors = Vec::new();
     // Which workloads hide behind each principal.
     let mut by_principal: BTreeMap<String, Vec<&Workload>> = BTreeMap::new();

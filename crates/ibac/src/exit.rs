@@ -16,6 +16,11 @@ pub const BLOCKED: u8 = 4;
 /// declared intent went unused).
 pub const DIFF: u8 = 5;
 
+/// `render`: something could not be resolved (a Service or workload missing
+/// from the cluster facts, a server config not given) and was skipped, with
+/// its place on stderr; everything else was rendered.
+pub const SKIPPED: u8 = 7;
+
 /// The process exit code for a status.
 pub fn code(status: u8) -> ExitCode {
     ExitCode::from(status)
