@@ -200,6 +200,12 @@ pub fn render_istio(
     if !policy.settings().enforcers.istio {
         out.explanation
             .push("Istio AuthorizationPolicies are turned off in the EnforcementConfig (enforcers.istio: false)".into());
+        // Not "nothing is protected": this enforcer is off.
+        out.protected = servers(policy, facts)
+            .0
+            .iter()
+            .filter(|p| p.protected)
+            .count();
         return Ok(out);
     }
     let (plans, skipped) = servers(policy, facts);

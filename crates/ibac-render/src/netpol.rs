@@ -273,6 +273,12 @@ pub fn render_network_policies(
     if !settings.enforcers.network_policy {
         out.explanation
             .push("NetworkPolicies are turned off in the EnforcementConfig (enforcers.networkPolicy: false)".into());
+        // Not "nothing is protected": this enforcer is off.
+        out.protected = servers(policy, facts)
+            .0
+            .iter()
+            .filter(|p| p.protected)
+            .count();
         return Ok(out);
     }
     let (plans, skipped) = servers(policy, facts);
