@@ -170,6 +170,7 @@ pub fn documents(spec: &Spec) -> anyhow::Result<Vec<Document>> {
                     namespace: ns.clone(),
                     origin: at.clone(),
                     format: Format::IbacV1,
+                    namespace_given: true,
                 },
                 workload: WorkloadRef { id, kind: None },
                 targets,

@@ -101,6 +101,7 @@ fn main() -> anyhow::Result<()> {
                 namespace: client.namespace_owned(),
                 origin: at.clone(),
                 format: Format::IbacV1,
+                namespace_given: true,
             },
             workload: WorkloadRef {
                 id: client,
@@ -115,6 +116,7 @@ fn main() -> anyhow::Result<()> {
             namespace: Namespace::parse("ibac-system").map_err(|e| anyhow!("{e}"))?,
             origin: at.clone(),
             format: Format::IbacV1,
+            namespace_given: true,
         },
         mode: Mode::DefaultActive,
         enforced_namespaces: Vec::new(),

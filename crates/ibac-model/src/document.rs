@@ -342,6 +342,10 @@ pub struct KafkaTopic {
 pub struct SqlTarget {
     /// The PostgreSQLServerConfig or MySQLServerConfig, `name.namespace`.
     pub server: WorkloadId,
+    /// Whether the target wrote the namespace (`name.namespace`). When it did
+    /// not, the config is found by name in any namespace, as Otterize does,
+    /// provided only one has that name.
+    pub namespace_given: bool,
     /// The privileges.
     pub privileges: Vec<SqlPrivilege>,
 }

@@ -400,7 +400,13 @@ fn target(t: &Target, ns: &Namespace, flavor: Flavor) -> Result<TargetOut, Encod
             })
         }
         TargetKind::Sql(s) => TargetOut::Sql(SqlOut {
-            name: relative_name(&s.server, ns),
+            // A bare name means "the one config by that name, in any
+            // namespace": one that named its namespace keeps naming it.
+            name: if s.namespace_given {
+                s.server.to_string()
+            } else {
+                relative_name(&s.server, ns)
+            },
             privileges: s
                 .privileges
                 .iter()

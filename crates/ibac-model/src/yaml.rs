@@ -216,7 +216,7 @@ impl Converter<'_> {
         // A plain scalar spelled as a YAML 1.1 integer is that integer,
         // whatever YAML 1.2 makes of it (`0755` is not 755.0).
         let yaml11 = match &raw.value {
-            Raw::Int(_) | Raw::Float(_) | Raw::Str(_) => {
+            Raw::Int(_) | Raw::Float(_) | Raw::Str(_) if !self.tagged_or_block(&raw.defined) => {
                 spelling().and_then(|s| yaml11_int(s).map(|i| (i, s.to_string())))
             }
             _ => None,
@@ -262,6 +262,25 @@ impl Converter<'_> {
             line,
             column,
         })
+    }
+
+    /// Whether the scalar at `at` carries an explicit tag (`!!str 0755`) or is
+    /// a block scalar (`|`, `>`): the parser leaves both out of its span, so
+    /// look at what comes just before it.
+    fn tagged_or_block(&self, at: &serde_saphyr::Location) -> bool {
+        let Some(start) = at
+            .span()
+            .byte_offset()
+            .and_then(|o| usize::try_from(o).ok())
+        else {
+            return false;
+        };
+        let before = self.text.get(..start).unwrap_or_default();
+        before
+            .trim_end()
+            .rsplit([' ', '\t', '\n', '\r', '[', '{', ','])
+            .next()
+            .is_some_and(|word| word.starts_with(['!', '|', '>']))
     }
 
     fn spelling(&self, at: &serde_saphyr::Location) -> Option<&str> {
@@ -573,7 +592,7 @@ mod tests {
     #[test]
     fn integers_read_as_yaml_1_1_and_kubectl_read_them() {
         let docs = parse(
-            "octal: 0755\no: 0o755\nhex: 0x1F\nbin: 0b101\nsep: 1_000\nneg: -0755\nplus: +12\nzero: 0\ndec: 755\nfloat: 755.0\nquoted: '0755'\nname: 0755abc\n",
+            "octal: 0755\no: 0o755\nhex: 0x1F\nbin: 0b101\nsep: 1_000\nneg: -0755\nplus: +12\nzero: 0\ndec: 755\nfloat: 755.0\nquoted: '0755'\nname: 0755abc\ntagged: !!str 0755\nblock: |-\n  0755\nflow: [0755, !!str 0755]\n",
         )
         .unwrap();
         let Value::Map(entries) = &docs[0].value else {
@@ -604,6 +623,21 @@ mod tests {
             }
         );
         assert!(matches!(get("name"), Value::Str { .. }));
+        assert!(
+            matches!(get("tagged"), Value::Str { .. }),
+            "{:?}",
+            get("tagged")
+        );
+        assert!(
+            matches!(get("block"), Value::Str { .. }),
+            "{:?}",
+            get("block")
+        );
+        let Value::Seq(flow) = get("flow") else {
+            panic!("expected a list")
+        };
+        assert_eq!(flow[0].value, Value::Int(493, "0755".into()));
+        assert!(matches!(flow[1].value, Value::Str { .. }));
         let json = parse_json_documents(
             &"t.yaml".into(),
             "mode: 0755\nhex: 0x1F\nreplicas: 3.0\nratio: 0.5\nnot_octal: 0789\n",

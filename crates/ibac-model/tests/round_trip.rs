@@ -141,6 +141,7 @@ fn target(ns: Namespace, otterize: bool) -> impl Strategy<Value = Target> {
             .prop_map(|(server, topics)| TargetKind::Kafka(KafkaTarget { server, topics })),
         (
             workload_id(),
+            any::<bool>(),
             prop::collection::vec(
                 (
                     "[a-z][a-z0-9_]{0,8}",
@@ -156,7 +157,22 @@ fn target(ns: Namespace, otterize: bool) -> impl Strategy<Value = Target> {
                 0..3,
             ),
         )
-            .prop_map(|(server, privileges)| TargetKind::Sql(SqlTarget { server, privileges })),
+            .prop_map({
+                let ns = ns.clone();
+                move |(server, named, privileges)| {
+                    // A bare name is in the client's namespace until resolved.
+                    let server = if named {
+                        server
+                    } else {
+                        WorkloadId::new(&server.name_owned(), &ns)
+                    };
+                    TargetKind::Sql(SqlTarget {
+                        server,
+                        privileges,
+                        namespace_given: named,
+                    })
+                }
+            }),
         (
             prop::collection::vec("([a-z]{1,6}\\.){1,2}example\\.com", 0..2),
             prop::collection::vec(

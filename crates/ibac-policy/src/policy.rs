@@ -126,6 +126,45 @@ impl Policy {
         (policy, errors)
     }
 
+    /// Like [`Policy::build`], for renderers: a ClientIntents whose every
+    /// failure lies in some of its targets (a Service or workload the facts do
+    /// not know, say) stays in force without those targets, so that one
+    /// unresolvable reference costs only itself. Leaving a target out only
+    /// ever allows less. Every failure is returned.
+    pub fn build_skipping_targets(
+        documents: impl IntoIterator<Item = Document>,
+        resolver: &dyn Resolver,
+    ) -> (Policy, Vec<DocumentError>) {
+        let mut policy = Policy::new();
+        let mut errors = Vec::new();
+        for doc in documents {
+            let retry = match &doc {
+                Document::ClientIntents(ci) => Some(ci.clone()),
+                _ => None,
+            };
+            let Err(mut failed) = policy.upsert(doc, resolver) else {
+                continue;
+            };
+            if let Some(mut ci) = retry {
+                let at_target = |e: &DocumentError| {
+                    e.location()
+                        .is_some_and(|at| ci.targets.iter().any(|t| &t.at == at))
+                };
+                if failed.iter().all(at_target) {
+                    let places: Vec<Location> = failed
+                        .iter()
+                        .filter_map(|e| e.location().cloned())
+                        .collect();
+                    ci.targets.retain(|t| !places.contains(&t.at));
+                    // A second failure leaves the document out, as build does.
+                    let _ = policy.upsert(Document::ClientIntents(ci), resolver);
+                }
+            }
+            errors.append(&mut failed);
+        }
+        (policy, errors)
+    }
+
     /// Applies documents all at once: if any fails, nothing changes and every
     /// failure is returned.
     pub fn apply(

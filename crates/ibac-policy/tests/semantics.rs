@@ -507,3 +507,43 @@ fn reasons_say_which_intent_decided() {
         "{d}"
     );
 }
+
+#[test]
+fn renderers_skip_only_the_target_that_does_not_resolve() {
+    let docs = vec![
+        intents("web.shop")
+            .calls_service("api.shop")
+            .calls_service("gone.shop")
+            .calls("cart.shop")
+            .build(),
+        intents("admin.shop").calls_service("gone.shop").build(),
+    ];
+    let facts = Facts { missing: false };
+    let (whole, errors) = Policy::build(docs.clone(), &facts);
+    assert_eq!(errors.len(), 2);
+    assert_eq!(
+        verdict(&whole, "web.shop", "cart.shop", &Request::l4(1)),
+        Verdict::WouldBeBlocked,
+        "build leaves the whole document out"
+    );
+    let (p, errors) = Policy::build_skipping_targets(docs, &facts);
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(text.len(), 2, "{text:?}");
+    assert!(
+        text.iter()
+            .all(|e| e.contains("no Service `gone.shop` is known")),
+        "{text:?}"
+    );
+    assert_eq!(
+        verdict(&p, "web.shop", "cart.shop", &Request::l4(1)),
+        Verdict::Allowed
+    );
+    assert_eq!(
+        verdict(&p, "web.shop", "api-v1.shop", &Request::l4(8080)),
+        Verdict::Allowed
+    );
+    assert_eq!(
+        verdict(&p, "admin.shop", "gone.shop", &Request::l4(1)),
+        Verdict::WouldBeBlocked
+    );
+}

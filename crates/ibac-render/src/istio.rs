@@ -200,9 +200,17 @@ pub fn render_istio(
     if !policy.settings().enforcers.istio {
         out.explanation
             .push("Istio AuthorizationPolicies are turned off in the EnforcementConfig (enforcers.istio: false)".into());
+        // Not "nothing is protected": this enforcer is off.
+        out.protected = servers(policy, facts)
+            .0
+            .iter()
+            .filter(|p| p.protected)
+            .count();
         return Ok(out);
     }
-    let plans = servers(policy, facts)?;
+    let (plans, skipped) = servers(policy, facts);
+    out.skipped = skipped;
+    out.protected = plans.iter().filter(|p| p.protected).count();
     let mut errors = Vec::new();
     // Which workloads hide behind each principal.
     let mut by_principal: BTreeMap<String, Vec<&Workload>> = BTreeMap::new();

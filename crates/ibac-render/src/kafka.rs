@@ -11,6 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use ibac_model::kafka::{KafkaOperation, TopicPattern};
 use ibac_model::{Document, DocumentError, TargetKind, WorkloadId};
 use ibac_policy::{Policy, Resolver};
+
+use crate::Rendered;
 use serde::{Deserialize, Serialize};
 
 /// A resource pattern.
@@ -155,14 +157,16 @@ fn bindings_for(
     }
 }
 
-/// Renders the ACLs every Kafka server needs.
+/// Renders the ACLs every Kafka server needs. A Kafka server the facts do
+/// not know is skipped, with its place, and the rest rendered.
 pub fn render_kafka_acls(
     policy: &Policy,
     resolver: &dyn Resolver,
     options: &KafkaOptions,
-) -> Result<Vec<KafkaServerAcls>, Vec<DocumentError>> {
+) -> Rendered<KafkaServerAcls> {
+    let mut out = Rendered::default();
     if !policy.settings().enforcers.kafka_acl {
-        return Ok(Vec::new());
+        return out;
     }
     let mut servers: BTreeMap<WorkloadId, BTreeSet<AclBinding>> = BTreeMap::new();
     let mut errors = Vec::new();
@@ -186,7 +190,7 @@ pub fn render_kafka_acls(
                 Err(e) => {
                     errors.push(DocumentError::Invalid {
                         at: target.at.clone(),
-                        message: format!("Kafka server `{}`: {e}", kafka.server),
+                        message: format!("Kafka server `{}`: {e}; it is skipped", kafka.server),
                     });
                     continue;
                 }
@@ -228,10 +232,8 @@ pub fn render_kafka_acls(
             }
         }
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    Ok(servers
+    out.skipped = errors;
+    out.objects = servers
         .into_iter()
         .map(|(server, bindings)| KafkaServerAcls {
             bootstrap: configs
@@ -241,7 +243,8 @@ pub fn render_kafka_acls(
             server,
             bindings: bindings.into_iter().collect(),
         })
-        .collect())
+        .collect();
+    out
 }
 
 /// What to add and what to remove to go from `current` to `desired`.

@@ -64,6 +64,14 @@ pub struct Rendered<T> {
     pub explanation: Vec<String>,
     /// Things the user should know (lost precision, shared identities…).
     pub warnings: Vec<String>,
+    /// References that could not be resolved (a Service or workload missing
+    /// from the cluster facts, a server config not given), each reported at
+    /// its place and left out; everything else is rendered. Leaving one out
+    /// only ever allows less.
+    pub skipped: Vec<DocumentError>,
+    /// How many servers are protected; none means shadow mode everywhere,
+    /// where nothing that blocks is rendered.
+    pub protected: usize,
 }
 
 impl<T> Default for Rendered<T> {
@@ -72,6 +80,8 @@ impl<T> Default for Rendered<T> {
             objects: Vec::new(),
             explanation: Vec::new(),
             warnings: Vec::new(),
+            skipped: Vec::new(),
+            protected: 0,
         }
     }
 }
@@ -263,9 +273,17 @@ pub fn render_network_policies(
     if !settings.enforcers.network_policy {
         out.explanation
             .push("NetworkPolicies are turned off in the EnforcementConfig (enforcers.networkPolicy: false)".into());
+        // Not "nothing is protected": this enforcer is off.
+        out.protected = servers(policy, facts)
+            .0
+            .iter()
+            .filter(|p| p.protected)
+            .count();
         return Ok(out);
     }
-    let plans = servers(policy, facts)?;
+    let (plans, skipped) = servers(policy, facts);
+    out.skipped = skipped;
+    out.protected = plans.iter().filter(|p| p.protected).count();
     let mut errors = Vec::new();
     let mut checked = BTreeSet::new();
     for plan in &plans {
@@ -347,10 +365,11 @@ pub fn render_network_policies(
     }
     if settings.enforcers.egress_network_policy {
         match egress(policy, facts, &plans, options) {
-            Ok((objects, lines, warnings)) => {
+            Ok((objects, lines, warnings, skipped)) => {
                 out.objects.extend(objects);
                 out.explanation.extend(lines);
                 out.warnings.extend(warnings);
+                out.skipped.extend(skipped);
             }
             Err(mut e) => errors.append(&mut e),
         }
@@ -362,7 +381,12 @@ pub fn render_network_policies(
     }
 }
 
-type EgressParts = (Vec<NetworkPolicy>, Vec<String>, Vec<String>);
+type EgressParts = (
+    Vec<NetworkPolicy>,
+    Vec<String>,
+    Vec<String>,
+    Vec<DocumentError>,
+);
 
 /// A client and the servers it calls, with its permission towards each.
 type ClientServers<'a, 'p> = (&'a Workload, Vec<(&'a Workload, &'p ClientPlan<'a>)>);
@@ -389,23 +413,26 @@ fn egress(
     let mut lines = Vec::new();
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
+    let mut skipped = Vec::new();
     // Clients of the API server or of the internet only have no server plan.
-    let mut clients: BTreeSet<ibac_model::WorkloadId> =
-        by_client.keys().map(|k| (*k).clone()).collect();
+    let mut clients: BTreeMap<ibac_model::WorkloadId, Location> = by_client
+        .keys()
+        .map(|k| ((*k).clone(), Location::whole("<policy>".into())))
+        .collect();
     for doc in policy.documents_in_force() {
         if let ibac_model::Document::ClientIntents(ci) = doc {
-            clients.insert(ci.workload.id.clone());
+            clients.insert(ci.workload.id.clone(), ci.meta.origin.clone());
         }
     }
-    for client_id in clients {
+    for (client_id, origin) in clients {
         let client = match by_client.get(&client_id) {
             Some((w, _)) => *w,
             None => match facts.workload(&client_id, None) {
                 Ok(w) => w,
                 Err(e) => {
-                    errors.push(DocumentError::Invalid {
-                        at: Location::whole("<policy>".into()),
-                        message: format!("client `{client_id}`: {e}"),
+                    skipped.push(DocumentError::Invalid {
+                        at: origin,
+                        message: format!("client `{client_id}`: {e}; its egress policy is skipped"),
                     });
                     continue;
                 }
@@ -515,7 +542,7 @@ fn egress(
         ));
     }
     if errors.is_empty() {
-        Ok((objects, lines, warnings))
+        Ok((objects, lines, warnings, skipped))
     } else {
         Err(errors)
     }

@@ -89,11 +89,14 @@ pub fn check_selector(facts: &ClusterFacts, workload: &Workload) -> Result<(), D
     Ok(())
 }
 
-/// Every server in the facts or in the policy, protected or not.
+/// Every server in the facts or in the policy, protected or not, and the
+/// references the facts do not know: a server missing from them is left out,
+/// a client missing from them is left out of its servers' plans (it is then
+/// allowed nothing), each reported at the intent that names it.
 pub fn servers<'a>(
     policy: &Policy,
     facts: &'a ClusterFacts,
-) -> Result<Vec<ServerPlan<'a>>, Vec<DocumentError>> {
+) -> (Vec<ServerPlan<'a>>, Vec<DocumentError>) {
     let mut ids: BTreeSet<WorkloadId> = facts.workloads.iter().map(|w| w.id.clone()).collect();
     ids.extend(policy.servers());
     let mut plans = Vec::new();
@@ -117,7 +120,7 @@ pub fn servers<'a>(
                             .and_then(|(_, c)| c.intents().first().map(|i| i.at.clone()))
                     })
                     .unwrap_or_else(|| Location::whole("<cluster facts>".into()));
-                errors.push(error(&at, format!("server `{id}`: {e}")));
+                errors.push(error(&at, format!("server `{id}`: {e}; it is skipped")));
                 continue;
             }
         };
@@ -134,7 +137,10 @@ pub fn servers<'a>(
                         .first()
                         .map(|i| i.at.clone())
                         .unwrap_or_else(|| Location::whole("<policy>".into()));
-                    errors.push(error(&at, format!("client `{client}`: {e}")));
+                    errors.push(error(
+                        &at,
+                        format!("client `{client}`: {e}; it is skipped, so it is allowed nothing"),
+                    ));
                 }
             }
         }
@@ -145,9 +151,5 @@ pub fn servers<'a>(
             clients,
         });
     }
-    if errors.is_empty() {
-        Ok(plans)
-    } else {
-        Err(errors)
-    }
+    (plans, errors)
 }

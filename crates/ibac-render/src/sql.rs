@@ -3,15 +3,21 @@
 //! names. The scripts are idempotent (create the user if missing, revoke then
 //! grant per table or schema) and quote every identifier. Empty operations
 //! parse (Otterize reads them as ALL) but are refused here: ibac never grants
-//! ALL unless ALL is written.
+//! ALL unless ALL is written. A target names its server config as Otterize
+//! does: by name, found in any namespace when only one config has that name,
+//! or as `name.namespace`. What cannot be rendered is skipped, with its place;
+//! everything else is.
 
 use std::collections::BTreeMap;
 
+use ibac_model::SqlTarget;
 use ibac_model::sql::SqlOperation;
 use ibac_model::{
     DatabaseServerConfig, Document, DocumentError, SqlDialect, SqlPrivilege, TargetKind, WorkloadId,
 };
 use ibac_policy::Policy;
+
+use crate::Rendered;
 use ring::digest::{SHA256, digest};
 use serde::Serialize;
 
@@ -142,10 +148,62 @@ fn mysql(
     Ok(out)
 }
 
+/// The server config a target names: `name.namespace` as written, or, when
+/// the target gave no namespace and none of that name is in the client's, the
+/// only config of that name in any namespace.
+fn server_config<'a>(
+    configs: &BTreeMap<WorkloadId, &'a DatabaseServerConfig>,
+    sql: &SqlTarget,
+) -> Result<(WorkloadId, &'a DatabaseServerConfig), String> {
+    if let Some(config) = configs.get(&sql.server) {
+        return Ok((sql.server.clone(), config));
+    }
+    let same_name: Vec<(&WorkloadId, &&DatabaseServerConfig)> = configs
+        .iter()
+        .filter(|(id, _)| id.name() == sql.server.name())
+        .collect();
+    let kind = |c: &DatabaseServerConfig| match c.dialect {
+        SqlDialect::PostgreSql => "PostgreSQLServerConfig",
+        SqlDialect::MySql => "MySQLServerConfig",
+    };
+    match same_name.as_slice() {
+        [(id, config)] if !sql.namespace_given => Ok(((*id).clone(), config)),
+        [] => Err(format!(
+            "no PostgreSQLServerConfig or MySQLServerConfig `{}` is given; add one so ibac knows the dialect and address",
+            if sql.namespace_given {
+                sql.server.to_string()
+            } else {
+                sql.server.name().to_string()
+            }
+        )),
+        [(id, config)] => Err(format!(
+            "no PostgreSQLServerConfig or MySQLServerConfig `{}` is given; the {} `{}` is in namespace `{}`: write `{id}`",
+            sql.server,
+            kind(config),
+            id.name(),
+            id.namespace()
+        )),
+        several => Err(format!(
+            "`{}` is ambiguous: {}; write `name.namespace` (`{}`) to pick one",
+            sql.server.name(),
+            several
+                .iter()
+                .map(|(id, c)| format!("{} `{id}`", kind(c)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            several
+                .first()
+                .map(|(id, _)| id.to_string())
+                .unwrap_or_default()
+        )),
+    }
+}
+
 /// Renders one script per SQL server named by intents.
-pub fn render_sql(policy: &Policy) -> Result<Vec<SqlScript>, Vec<DocumentError>> {
+pub fn render_sql(policy: &Policy) -> Rendered<SqlScript> {
+    let mut out = Rendered::default();
     if !policy.settings().enforcers.database {
-        return Ok(Vec::new());
+        return out;
     }
     let docs = policy.documents_in_force();
     let configs: BTreeMap<WorkloadId, &DatabaseServerConfig> = docs
@@ -167,34 +225,34 @@ pub fn render_sql(policy: &Policy) -> Result<Vec<SqlScript>, Vec<DocumentError>>
             let TargetKind::Sql(sql) = &target.kind else {
                 continue;
             };
-            if !configs.contains_key(&sql.server) {
-                errors.push(DocumentError::Invalid {
-                    at: target.at.clone(),
-                    message: format!(
-                        "no PostgreSQLServerConfig or MySQLServerConfig `{}` is given; add one so ibac knows the dialect and address",
-                        sql.server
-                    ),
-                });
-                continue;
-            }
+            let server = match server_config(&configs, sql) {
+                Ok((id, _)) => id,
+                Err(message) => {
+                    errors.push(DocumentError::Invalid {
+                        at: target.at.clone(),
+                        message: format!("{message}; the target is skipped"),
+                    });
+                    continue;
+                }
+            };
+            let mut granted = Vec::new();
             for p in &sql.privileges {
                 if p.operations.is_empty() {
                     errors.push(DocumentError::Invalid {
                         at: p.at.clone(),
-                        message: "operations are empty; ibac never grants ALL unless written: list the operations, or ALL".into(),
+                        message: "operations are empty; ibac never grants ALL unless written: list the operations, or ALL (skipped)".into(),
                     });
+                } else {
+                    granted.push(p);
                 }
             }
             wanted
-                .entry(sql.server.clone())
+                .entry(server)
                 .or_default()
                 .entry(ci.workload.id.clone())
                 .or_default()
-                .extend(sql.privileges.iter());
+                .extend(granted);
         }
-    }
-    if !errors.is_empty() {
-        return Err(errors);
     }
     let mut scripts = Vec::new();
     for (server, clients) in wanted {
@@ -225,11 +283,9 @@ pub fn render_sql(policy: &Policy) -> Result<Vec<SqlScript>, Vec<DocumentError>>
             statements,
         });
     }
-    if errors.is_empty() {
-        Ok(scripts)
-    } else {
-        Err(errors)
-    }
+    out.objects = scripts;
+    out.skipped = errors;
+    out
 }
 
 #[cfg(test)]

@@ -233,7 +233,9 @@ fn demo_kafka_acls() {
     let facts = demo_facts();
     let (policy, errors) = Policy::build(demo_docs(&[]), &facts);
     assert!(errors.is_empty());
-    let servers = render_kafka_acls(&policy, &facts, &KafkaOptions::default()).unwrap();
+    let rendered = render_kafka_acls(&policy, &facts, &KafkaOptions::default());
+    assert!(rendered.skipped.is_empty(), "{:?}", rendered.skipped);
+    let servers = rendered.objects;
     assert_eq!(servers.len(), 1);
     let commands: Vec<String> = servers[0]
         .bindings
@@ -281,8 +283,10 @@ spec: {address: 'legacy.shop:3306', credentials: {username: admin, password: sec
 "]);
     let (policy, errors) = Policy::build(docs, &ibac_policy::NoFacts);
     assert!(errors.is_empty());
-    let scripts = render_sql(&policy).unwrap();
-    let text: Vec<String> = scripts
+    let rendered = render_sql(&policy);
+    assert!(rendered.skipped.is_empty(), "{:?}", rendered.skipped);
+    let text: Vec<String> = rendered
+        .objects
         .iter()
         .map(|s| format!("-- {} {}\n{}", s.dialect, s.server, s.statements.join("\n")))
         .collect();
@@ -298,7 +302,7 @@ metadata: {name: web, namespace: shop}
 spec:
   workload: {name: web}
   targets:
-  - sql: {name: db, privileges: [{databaseName: shop, table: orders}]}
+  - sql: {name: db, privileges: [{databaseName: shop, table: orders}, {databaseName: shop, table: items, operations: [SELECT]}]}
 ---
 apiVersion: k8s.otterize.com/v2beta1
 kind: PostgreSQLServerConfig
@@ -306,10 +310,76 @@ metadata: {name: db, namespace: shop}
 spec: {address: 'db:5432', credentials: {secretRef: {name: s}}}
 "]);
     let (policy, _) = Policy::build(docs, &ibac_policy::NoFacts);
-    let errors = render_sql(&policy).unwrap_err();
+    let rendered = render_sql(&policy);
     assert_eq!(
-        errors[0].to_string(),
-        "doc0.yaml:8:34: operations are empty; ibac never grants ALL unless written: list the operations, or ALL"
+        rendered.skipped[0].to_string(),
+        "doc0.yaml:8:34: operations are empty; ibac never grants ALL unless written: list the operations, or ALL (skipped)"
+    );
+    let statements = rendered.objects[0].statements.join("\n");
+    assert!(statements.contains("\"items\""), "{statements}");
+    assert!(!statements.contains("\"orders\""), "{statements}");
+    assert!(!statements.contains("GRANT ALL"), "{statements}");
+}
+
+#[test]
+fn sql_targets_find_their_server_config_by_name_in_any_namespace() {
+    let config = |name: &str, ns: &str, kind: &str| {
+        format!(
+            "apiVersion: k8s.otterize.com/v2beta1\nkind: {kind}\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{address: '{name}.{ns}:5432', credentials: {{secretRef: {{name: s}}}}}}\n"
+        )
+    };
+    let client = |target: &str| {
+        format!(
+            "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {{name: web, namespace: shop}}\nspec:\n  workload: {{name: web}}\n  targets:\n  - sql: {{name: {target}, privileges: [{{databaseName: shop, operations: [SELECT]}}]}}\n"
+        )
+    };
+    let render = |texts: &[String]| {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let (policy, errors) = Policy::build(docs_from(&refs), &ibac_policy::NoFacts);
+        assert!(errors.is_empty(), "{errors:?}");
+        render_sql(&policy)
+    };
+    // The only `orders-db` is in namespace `databases`: found, as Otterize finds it.
+    let one = render(&[
+        client("orders-db"),
+        config("orders-db", "databases", "PostgreSQLServerConfig"),
+    ]);
+    assert!(one.skipped.is_empty(), "{:?}", one.skipped);
+    assert_eq!(one.objects[0].server.as_str(), "orders-db.databases");
+    assert_eq!(one.objects[0].address, "orders-db.databases:5432");
+    // One in the client's namespace wins over others of that name.
+    let local = render(&[
+        client("orders-db"),
+        config("orders-db", "databases", "PostgreSQLServerConfig"),
+        config("orders-db", "shop", "MySQLServerConfig"),
+    ]);
+    assert!(local.skipped.is_empty(), "{:?}", local.skipped);
+    assert_eq!(local.objects[0].server.as_str(), "orders-db.shop");
+    // Several elsewhere: the error says how to pick one.
+    let several = render(&[
+        client("orders-db"),
+        config("orders-db", "a", "PostgreSQLServerConfig"),
+        config("orders-db", "b", "MySQLServerConfig"),
+    ]);
+    assert!(several.objects.is_empty());
+    assert_eq!(
+        several.skipped[0].to_string(),
+        "doc0.yaml:7:5: `orders-db` is ambiguous: PostgreSQLServerConfig `orders-db.a`, MySQLServerConfig `orders-db.b`; write `name.namespace` (`orders-db.a`) to pick one; the target is skipped"
+    );
+    let picked = render(&[
+        client("orders-db.b"),
+        config("orders-db", "a", "PostgreSQLServerConfig"),
+        config("orders-db", "b", "MySQLServerConfig"),
+    ]);
+    assert_eq!(picked.objects[0].dialect, "mysql");
+    // A namespace written is a namespace meant.
+    let wrong = render(&[
+        client("orders-db.other"),
+        config("orders-db", "databases", "PostgreSQLServerConfig"),
+    ]);
+    assert_eq!(
+        wrong.skipped[0].to_string(),
+        "doc0.yaml:7:5: no PostgreSQLServerConfig or MySQLServerConfig `orders-db.other` is given; the PostgreSQLServerConfig `orders-db` is in namespace `databases`: write `orders-db.databases`; the target is skipped"
     );
 }
 
@@ -397,4 +467,67 @@ spec:
         text[1].contains("no Service `nowhere.shop` is known in the cluster facts"),
         "{text:?}"
     );
+}
+
+#[test]
+fn one_unresolvable_reference_is_skipped_and_everything_else_rendered() {
+    let facts = demo_facts();
+    // checkoutservice also calls a Service the cluster does not have, and a
+    // client the cluster does not run calls the catalog.
+    let extra = "
+apiVersion: k8s.otterize.com/v2beta1
+kind: ClientIntents
+metadata: {name: ghost, namespace: otterize-ecom-demo}
+spec:
+  workload: {name: ghost}
+  targets:
+  - service: {name: productcatalogservice}
+";
+    let mut docs = demo_docs(&[EVERYTHING, extra]);
+    for doc in &mut docs {
+        if let Document::ClientIntents(ci) = doc
+            && ci.workload.id.as_str() == "checkoutservice.otterize-ecom-demo"
+        {
+            let mut missing = ci.targets[0].clone();
+            missing.at = ibac_model::Location::new("extra.yaml".into(), 3, 5);
+            if let ibac_model::TargetKind::Service(c) | ibac_model::TargetKind::Workload(c) =
+                &mut missing.kind
+            {
+                c.id = ibac_model::WorkloadId::parse("nowhere.otterize-ecom-demo").unwrap();
+            }
+            missing.kind = match missing.kind {
+                ibac_model::TargetKind::Workload(c) | ibac_model::TargetKind::Service(c) => {
+                    ibac_model::TargetKind::Service(c)
+                }
+                other => other,
+            };
+            ci.targets.push(missing);
+        }
+    }
+    let (policy, errors) = Policy::build_skipping_targets(docs.clone(), &facts);
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(text.len(), 1, "{text:?}");
+    assert!(
+        text[0].starts_with("extra.yaml:3:5: target `nowhere.otterize-ecom-demo`: no Service"),
+        "{text:?}"
+    );
+    let rendered = render_network_policies(&policy, &facts, &NetpolOptions::default()).unwrap();
+    let skipped: Vec<String> = rendered.skipped.iter().map(ToString::to_string).collect();
+    assert!(
+        skipped
+            .iter()
+            .any(|e| e.contains("client `ghost.otterize-ecom-demo`") && e.contains("skipped")),
+        "{skipped:?}"
+    );
+    // Everything else is rendered exactly as without the two bad references.
+    let clean = demo_docs(&[EVERYTHING]);
+    let (clean_policy, errors) = Policy::build(clean, &facts);
+    assert!(errors.is_empty());
+    let expected =
+        render_network_policies(&clean_policy, &facts, &NetpolOptions::default()).unwrap();
+    assert_eq!(
+        to_yaml_stream(&rendered.objects).unwrap(),
+        to_yaml_stream(&expected.objects).unwrap()
+    );
+    assert!(rendered.protected > 0);
 }

@@ -20,6 +20,11 @@ pub const DIFF: u8 = 5;
 /// behind, cannot load it, or is silent); the command names each.
 pub const NOT_ENFORCED: u8 = 6;
 
+/// `render`: something could not be resolved (a Service or workload missing
+/// from the cluster facts, a server config not given) and was skipped, with
+/// its place on stderr; everything else was rendered.
+pub const SKIPPED: u8 = 7;
+
 /// The process exit code for a status.
 pub fn code(status: u8) -> ExitCode {
     ExitCode::from(status)

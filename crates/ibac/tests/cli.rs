@@ -397,7 +397,7 @@ fn render_writes_manifests_that_are_identical_run_after_run() {
 }
 
 #[test]
-fn render_refuses_without_cluster_facts_and_on_bad_references() {
+fn render_refuses_without_cluster_facts_and_skips_bad_references() {
     let none = ibac(&["render", "networkpolicy", DEMO]);
     assert_eq!(none.code, 1);
     assert!(
@@ -413,6 +413,7 @@ fn render_refuses_without_cluster_facts_and_on_bad_references() {
     )
     .unwrap();
     let cluster = workspace().join("examples/ecom-cluster");
+    let demo = workspace().join(DEMO);
     let run = ibac_in(
         dir.path(),
         &[
@@ -420,13 +421,131 @@ fn render_refuses_without_cluster_facts_and_on_bad_references() {
             "networkpolicy",
             "--cluster",
             cluster.to_str().unwrap(),
+            demo.to_str().unwrap(),
             "web.yaml",
         ],
         None,
     );
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 7, "{}", run.stderr);
     assert_eq!(
         run.stderr,
-        "error: web.yaml:7:5: target `nosuch.otterize-ecom-demo`: no Service `nosuch.otterize-ecom-demo` is known in the cluster facts\nerror: 1 problem; nothing rendered\n"
+        "error: web.yaml:7:5: target `nosuch.otterize-ecom-demo`: no Service `nosuch.otterize-ecom-demo` is known in the cluster facts\nerror: 1 problem skipped (see above); everything else is rendered\n"
+    );
+    let clean = ibac(&[
+        "render",
+        "networkpolicy",
+        "--cluster",
+        "examples/ecom-cluster",
+        DEMO,
+    ]);
+    assert_eq!(clean.code, 0, "{}", clean.stderr);
+    assert_eq!(run.stdout, clean.stdout, "everything else is rendered");
+}
+
+#[test]
+fn render_in_shadow_mode_says_nothing_is_protected() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("web.yaml"),
+        "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: frontend, namespace: otterize-ecom-demo}\nspec:\n  workload: {name: frontend}\n  targets:\n  - service: {name: productcatalogservice}\n",
+    )
+    .unwrap();
+    let cluster = workspace().join("examples/ecom-cluster");
+    for what in ["networkpolicy", "istio"] {
+        let run = ibac_in(
+            dir.path(),
+            &[
+                "render",
+                what,
+                "--cluster",
+                cluster.to_str().unwrap(),
+                "web.yaml",
+            ],
+            None,
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            run.stderr
+                .starts_with("note: no server is protected (shadow mode), so no ")
+                && run
+                    .stderr
+                    .contains("`--explain` shows what protecting each server would create"),
+            "{what}: {}",
+            run.stderr
+        );
+        let explained = ibac_in(
+            dir.path(),
+            &[
+                "render",
+                what,
+                "--cluster",
+                cluster.to_str().unwrap(),
+                "web.yaml",
+                "--explain",
+            ],
+            None,
+        );
+        assert!(explained.stderr.is_empty(), "{}", explained.stderr);
+        assert!(
+            explained.stdout.contains("productcatalogservice"),
+            "{}",
+            explained.stdout
+        );
+    }
+}
+
+#[test]
+fn render_sql_finds_server_configs_in_any_namespace_and_validate_warns_on_empty_operations() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("db.yaml"),
+        "apiVersion: k8s.otterize.com/v2beta1
+kind: ClientIntents
+metadata: {name: web, namespace: shop}
+spec:
+  workload: {name: web}
+  targets:
+  - sql:
+      name: orders-db
+      privileges:
+      - {databaseName: shop, table: orders, operations: [SELECT]}
+      - {databaseName: shop, table: audit}
+---
+apiVersion: k8s.otterize.com/v2beta1
+kind: PostgreSQLServerConfig
+metadata: {name: orders-db, namespace: databases}
+spec: {address: 'orders-db.databases:5432', credentials: {secretRef: {name: admin}}}
+",
+    )
+    .unwrap();
+    let validate = ibac_in(dir.path(), &["validate", "db.yaml"], None);
+    assert_eq!(validate.code, 0, "{}", validate.stderr);
+    assert_eq!(
+        validate.stderr,
+        "warning: db.yaml:11:9: no operations on `shop` table `audit`: Otterize reads that as ALL, and `ibac render sql` refuses it; list the operations, or write ALL\n"
+    );
+    let render = ibac_in(dir.path(), &["render", "sql", "db.yaml"], None);
+    assert_eq!(render.code, 7, "{}", render.stderr);
+    assert!(
+        render.stdout.contains(
+            "-- ibac: grants on postgresql server orders-db.databases (orders-db.databases:5432)"
+        ),
+        "{}",
+        render.stdout
+    );
+    assert!(
+        render
+            .stdout
+            .contains("GRANT SELECT ON TABLE \"orders\" TO \"web_shop\";"),
+        "{}",
+        render.stdout
+    );
+    assert!(!render.stdout.contains("audit"), "{}", render.stdout);
+    assert!(
+        render
+            .stderr
+            .starts_with("error: db.yaml:11:9: operations are empty"),
+        "{}",
+        render.stderr
     );
 }

@@ -193,6 +193,17 @@ spec: {name: api}
     let (code, body) = curl(outbound, "DELETE", "http://api.shop/orders/7");
     assert_eq!(code, "403");
     assert!(body.starts_with("blocked by ibac:"), "{body}");
+    // Paths an app that decodes twice, or leniently, would read as `..` or `/`.
+    for path in [
+        "/orders/%252e%252e/admin",
+        "/orders/%252E%252E/admin",
+        "/orders/%25252Fadmin",
+        "/orders/%c0%ae%c0%ae/admin",
+    ] {
+        let (code, body) = curl(outbound, "GET", &format!("http://api.shop{path}"));
+        assert_eq!(code, "400", "{path}: {body}");
+        assert!(body.contains("bad request path"), "{path}: {body}");
+    }
     // A policy change on disk applies without a restart.
     std::fs::write(root.join("policy/intents.yaml"), "apiVersion: k8s.otterize.com/v2beta1\nkind: ProtectedService\nmetadata: {name: api, namespace: shop}\nspec: {name: api}\n").unwrap();
     eventually(|| curl(outbound, "GET", "http://api.shop/orders/7").0 == "403");

@@ -260,6 +260,11 @@ fn read_target_id(
     }
 }
 
+/// Whether a target name was written as `name.namespace`.
+fn written_qualified(node: &Node) -> bool {
+    matches!(&node.value, crate::yaml::Value::Str { text, .. } if text.contains('.'))
+}
+
 fn read_http(reader: &mut Reader<'_>, node: &Node) -> Option<Vec<HttpRule>> {
     let items = reader.list(node, "a list of HTTP rules")?;
     let before = reader.error_count();
@@ -401,15 +406,15 @@ fn dedup<T: Ord>(mut items: Vec<T>) -> Vec<T> {
 
 fn read_sql(reader: &mut Reader<'_>, node: &Node, cx: &DocContext) -> Option<SqlTarget> {
     let fields = reader.map(node, "sql target", &["name", "privileges"])?;
-    let server = fields
-        .required(reader, "name")
-        .and_then(|n| read_target_id(reader, n, cx, "SQL server config name"));
+    let name = fields.required(reader, "name");
+    let server = name.and_then(|n| read_target_id(reader, n, cx, "SQL server config name"));
     let privileges = match fields.get("privileges") {
         Some(n) => read_privileges(reader, n),
         None => Some(Vec::new()),
     };
     Some(SqlTarget {
         server: server?,
+        namespace_given: name.is_some_and(written_qualified),
         privileges: privileges?,
     })
 }
@@ -816,12 +821,17 @@ fn read_call_v1(reader: &mut Reader<'_>, node: &Node, cx: &DocContext) -> Option
             TargetKind::Kafka(KafkaTarget { server, topics })
         }
         "database" => {
-            let server = read_target_id(reader, name_node?, cx, "SQL server config name")?;
+            let name_node = name_node?;
+            let server = read_target_id(reader, name_node, cx, "SQL server config name")?;
             let privileges = match fields.get("databaseResources") {
                 Some(n) => read_privileges(reader, n)?,
                 None => Vec::new(),
             };
-            TargetKind::Sql(SqlTarget { server, privileges })
+            TargetKind::Sql(SqlTarget {
+                server,
+                namespace_given: written_qualified(name_node),
+                privileges,
+            })
         }
         "aws" | "gcp" => {
             let resource = reader.string(name_node?, "a string")?.to_string();

@@ -1,7 +1,9 @@
 //! `ibac render networkpolicy|istio|kafka|sql`: the configuration a cluster's
 //! own enforcers apply, rendered offline from documents and cluster facts —
 //! ready for `kubectl apply -f -`, or to commit (GitOps). Two runs give
-//! byte-identical output.
+//! byte-identical output. A reference that cannot be resolved is reported
+//! with its place and skipped, the rest is rendered, and the exit status says
+//! so ([`exit::SKIPPED`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,7 +11,7 @@ use std::path::PathBuf;
 use anyhow::{Context, anyhow};
 use clap::{Subcommand, ValueEnum};
 use ibac_model::yaml::to_yaml_stream;
-use ibac_model::{Namespace, ParseOptions};
+use ibac_model::{DocumentError, Namespace, ParseOptions};
 use ibac_policy::{NoFacts, Policy, Resolver};
 use ibac_render::facts::{ClusterFacts, FactsOptions};
 use ibac_render::kafka::{AclBinding, command, diff};
@@ -174,10 +176,14 @@ fn selector(text: &str) -> Result<(String, LabelSelector), String> {
 struct Loaded {
     policy: Policy,
     facts: Option<ClusterFacts>,
+    /// What the policy left out because it did not resolve.
+    skipped: Vec<DocumentError>,
 }
 
-/// Reads documents and facts and builds the policy; any problem is printed
-/// and nothing is rendered.
+/// Reads documents and facts and builds the policy. A document or manifest
+/// that cannot be read is printed and nothing is rendered; a reference that
+/// does not resolve leaves out only that target (see
+/// [`Policy::build_skipping_targets`]).
 fn load(
     common: &Common,
     namespace: &str,
@@ -220,12 +226,36 @@ fn load(
         Some(f) => f,
         None => &NoFacts,
     };
-    let (policy, errors) = Policy::build(parsed.documents, resolver);
-    if !errors.is_empty() {
-        docs::report(&errors);
-        return Ok(Err(errors.len()));
+    let (policy, skipped) = Policy::build_skipping_targets(parsed.documents, resolver);
+    Ok(Ok(Loaded {
+        policy,
+        facts,
+        skipped,
+    }))
+}
+
+/// Prints what was skipped, and the status to exit with.
+fn finish(mut skipped: Vec<DocumentError>) -> u8 {
+    if skipped.is_empty() {
+        return exit::OK;
     }
-    Ok(Ok(Loaded { policy, facts }))
+    skipped.sort_by_key(DocumentError::sort_key);
+    docs::report(&skipped);
+    eprintln!(
+        "error: {} skipped (see above); everything else is rendered",
+        docs::problems(skipped.len())
+    );
+    exit::SKIPPED
+}
+
+/// In shadow mode nothing that blocks is rendered; say so, and how to see
+/// what protection would create.
+fn note_shadow(protected: usize, explain: bool, what: &str) {
+    if protected == 0 && !explain {
+        eprintln!(
+            "note: no server is protected (shadow mode), so no {what} is rendered; `--explain` shows what protecting each server would create"
+        );
+    }
 }
 
 fn fail(n: usize) -> u8 {
@@ -277,10 +307,18 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
                 },
             };
             match render_network_policies(&loaded.policy, &facts, &options) {
-                Ok(rendered) => emit_objects(&rendered, common.explain, *format)?,
-                Err(errors) => {
+                Ok(rendered) => {
+                    emit_objects(&rendered, common.explain, *format)?;
+                    note_shadow(rendered.protected, common.explain, "NetworkPolicy");
+                    let mut skipped = loaded.skipped;
+                    skipped.extend(rendered.skipped);
+                    Ok(finish(skipped))
+                }
+                Err(mut errors) => {
+                    errors.extend(loaded.skipped);
+                    errors.sort_by_key(DocumentError::sort_key);
                     docs::report(&errors);
-                    return Ok(fail(errors.len()));
+                    Ok(fail(errors.len()))
                 }
             }
         }
@@ -298,10 +336,18 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
                 trust_domain: trust_domain.clone(),
             };
             match render_istio(&loaded.policy, &facts, &options) {
-                Ok(rendered) => emit_objects(&rendered, common.explain, *format)?,
-                Err(errors) => {
+                Ok(rendered) => {
+                    emit_objects(&rendered, common.explain, *format)?;
+                    note_shadow(rendered.protected, common.explain, "AuthorizationPolicy");
+                    let mut skipped = loaded.skipped;
+                    skipped.extend(rendered.skipped);
+                    Ok(finish(skipped))
+                }
+                Err(mut errors) => {
+                    errors.extend(loaded.skipped);
+                    errors.sort_by_key(DocumentError::sort_key);
                     docs::report(&errors);
-                    return Ok(fail(errors.len()));
+                    Ok(fail(errors.len()))
                 }
             }
         }
@@ -324,13 +370,10 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
                 principal_template: principal_template.clone(),
                 group: group.clone(),
             };
-            let servers = match render_kafka_acls(&loaded.policy, resolver, &options) {
-                Ok(s) => s,
-                Err(errors) => {
-                    docs::report(&errors);
-                    return Ok(fail(errors.len()));
-                }
-            };
+            let rendered = render_kafka_acls(&loaded.policy, resolver, &options);
+            let servers = &rendered.objects;
+            let mut skipped = loaded.skipped;
+            skipped.extend(rendered.skipped.iter().cloned());
             let current: Vec<AclBinding> = match current {
                 Some(path) => {
                     let text = std::fs::read_to_string(path)
@@ -343,7 +386,7 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
             };
             let mut text = String::new();
             if common.explain {
-                for s in &servers {
+                for s in servers {
                     text.push_str(&format!(
                         "Kafka server {} ({}): {} ACLs\n",
                         s.server,
@@ -363,10 +406,10 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
                     }
                 }
             } else if *format == KafkaFormat::Json {
-                text = serde_json::to_string_pretty(&servers)? + "\n";
+                text = serde_json::to_string_pretty(servers)? + "\n";
             } else {
                 text.push_str("#!/bin/sh\n# Kafka ACLs rendered by ibac\nset -e\n");
-                for s in &servers {
+                for s in servers {
                     let (add, remove) = if current.is_empty() {
                         (s.bindings.clone(), Vec::new())
                     } else {
@@ -384,24 +427,22 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
                 }
             }
             write_stdout(&text)?;
+            Ok(finish(skipped))
         }
         What::Sql { common, format } => {
             let loaded = match load(common, namespace, false)? {
                 Ok(l) => l,
                 Err(n) => return Ok(fail(n)),
             };
-            let scripts = match render_sql(&loaded.policy) {
-                Ok(s) => s,
-                Err(errors) => {
-                    docs::report(&errors);
-                    return Ok(fail(errors.len()));
-                }
-            };
+            let rendered = render_sql(&loaded.policy);
+            let scripts = &rendered.objects;
+            let mut skipped = loaded.skipped;
+            skipped.extend(rendered.skipped.iter().cloned());
             let text = match format {
-                SqlFormat::Json => serde_json::to_string_pretty(&scripts)? + "\n",
+                SqlFormat::Json => serde_json::to_string_pretty(scripts)? + "\n",
                 SqlFormat::Sql => {
                     let mut text = String::new();
-                    for s in &scripts {
+                    for s in scripts {
                         text.push_str(&format!(
                             "-- ibac: grants on {} server {} ({})\n",
                             s.dialect, s.server, s.address
@@ -416,7 +457,7 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
                 }
             };
             write_stdout(&text)?;
+            Ok(finish(skipped))
         }
     }
-    Ok(exit::OK)
 }

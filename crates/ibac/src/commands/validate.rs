@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use ibac_model::{Document, TargetKind};
 use ibac_policy::{NoFacts, Policy};
 
 use crate::docs;
@@ -21,6 +22,7 @@ pub struct Args {
 pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
     let parsed = ibac_load::read_documents(&args.paths, &docs::options(namespace)?);
     docs::report_skipped(&parsed);
+    warn_empty_sql_operations(&parsed.documents);
     let mut errors = parsed.errors.clone();
     let (_, compile_errors) = Policy::build(parsed.documents.clone(), &NoFacts);
     errors.extend(compile_errors);
@@ -52,4 +54,29 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
         }
     ))?;
     Ok(exit::OK)
+}
+
+/// SQL privileges without operations are valid, but mean different things:
+/// Otterize grants ALL, ibac's render refuses them. Say so before either runs.
+fn warn_empty_sql_operations(documents: &[Document]) {
+    let mut text = String::new();
+    for doc in documents {
+        let Document::ClientIntents(ci) = doc else {
+            continue;
+        };
+        for target in &ci.targets {
+            let TargetKind::Sql(sql) = &target.kind else {
+                continue;
+            };
+            for p in sql.privileges.iter().filter(|p| p.operations.is_empty()) {
+                text.push_str(&format!(
+                    "warning: {}: no operations on `{}`{}: Otterize reads that as ALL, and `ibac render sql` refuses it; list the operations, or write ALL\n",
+                    p.at,
+                    p.database,
+                    p.table.as_ref().map(|t| format!(" table `{t}`")).unwrap_or_default()
+                ));
+            }
+        }
+    }
+    eprint!("{text}");
 }
