@@ -230,6 +230,10 @@ impl Discovered {
     /// (its own, or with the path `*` once the cap is reached).
     pub fn observe(&mut self, obs: Observation) -> CallKey {
         let mut key = obs.key;
+        // IDs first, so that the cap counts kinds of path, not IDs.
+        if let Some(path) = &key.path {
+            key.path = Some(crate::generalize::collapse_ids(path));
+        }
         if key.protocol == Protocol::Http && !is_capped_path(&key) && !self.calls.contains_key(&key)
         {
             let seen = self.paths.get(&edge_port(&key)).copied().unwrap_or(0);
@@ -430,14 +434,14 @@ mod tests {
     fn paths_past_the_cap_are_recorded_as_any_path() {
         let mut d = Discovered::new(3);
         for i in 0..10 {
-            d.observe(http(&format!("/items/{i}"), Verdict::Allowed, 1));
+            d.observe(http(&format!("/items/n{i}"), Verdict::Allowed, 1));
         }
         assert_eq!(d.len(), 4, "three paths and `*`");
         let star = CallKey::http(w("web.shop"), w("api.shop"), 80, "GET", "*");
         assert_eq!(d.get(&star).unwrap().count, 14);
         // A path already known keeps being counted under its own name.
-        let key = d.observe(http("/items/0", Verdict::Allowed, 2));
-        assert_eq!(key.path.as_deref(), Some("/items/0"));
+        let key = d.observe(http("/items/n0", Verdict::Allowed, 2));
+        assert_eq!(key.path.as_deref(), Some("/items/n0"));
         // Another edge has its own budget.
         let mut other = http("/x", Verdict::Allowed, 1);
         other.key.client = w("admin.shop");
@@ -513,5 +517,39 @@ mod tests {
             }
             prop_assert!(named.values().all(|n| *n <= cap));
         }
+    }
+
+    /// An hour of traffic with a new product ID per request is one kind of
+    /// call, well under the cap, and exports as `/products/*`.
+    #[test]
+    fn ids_are_collapsed_before_the_path_cap_counts() {
+        let mut d = Discovered::new(5);
+        for id in 0..500 {
+            d.observe(http(
+                &format!("/products/{id}"),
+                Verdict::WouldBeBlocked,
+                id,
+            ));
+        }
+        d.observe(http("/products", Verdict::WouldBeBlocked, 1));
+        let paths: Vec<String> = d
+            .since(None)
+            .into_iter()
+            .filter_map(|(k, _)| k.path)
+            .collect();
+        assert_eq!(
+            paths,
+            vec!["/products".to_string(), "/products/{id}".to_string()]
+        );
+        let docs = crate::export::export(
+            &d.since(None),
+            &crate::export::ExportOptions {
+                with_http: true,
+                ..Default::default()
+            },
+        );
+        let yaml = crate::export::to_yaml(&docs).unwrap();
+        assert!(yaml.contains("path: /products/*"), "{yaml}");
+        assert!(!yaml.contains("path: '*'"), "{yaml}");
     }
 }

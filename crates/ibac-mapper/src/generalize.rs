@@ -41,15 +41,38 @@ fn is_uuid(s: &str) -> bool {
             .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// What the mapper writes in place of an ID-like segment.
+pub const ID: &str = "{id}";
+
+/// An observed path with every ID-like segment replaced by [`ID`]:
+/// `/users/42/cart` → `/users/{id}/cart`. The mapper keeps calls under this
+/// form, so a server called with a thousand different IDs is one path, not a
+/// thousand — the per-edge path cap then counts kinds of call, and export
+/// still finds `/users/*` after hours of traffic. Decisions on the collapsed
+/// path are never more permissive than on the observed one: intent paths
+/// cannot contain braces ([`ibac_model::http::PatternError::Brace`]), so
+/// only a prefix covering the segment — one that allows every ID — allows it.
+pub fn collapse_ids(path: &str) -> String {
+    if path == "*" || !path.starts_with('/') {
+        return path.to_string();
+    }
+    let mut out = String::with_capacity(path.len());
+    for segment in path.split('/').skip(1) {
+        out.push('/');
+        out.push_str(if is_id_like(segment) { ID } else { segment });
+    }
+    out
+}
+
 /// The intent path for an observed, normalized path: cut at the first
-/// ID-like segment and closed with `/*`. `*` (any path) stays.
+/// ID-like segment (or [`ID`]) and closed with `/*`. `*` (any path) stays.
 pub fn generalize(path: &str) -> String {
     if path == "*" {
         return path.to_string();
     }
     let mut kept = String::new();
     for segment in path.split('/').skip(1) {
-        if is_id_like(segment) {
+        if segment == ID || is_id_like(segment) {
             kept.push_str("/*");
             return kept;
         }
@@ -89,6 +112,19 @@ mod tests {
         ] {
             assert!(!is_id_like(name), "{name}");
         }
+    }
+
+    #[test]
+    fn ids_are_collapsed_and_names_kept() {
+        assert_eq!(collapse_ids("/users/42/cart"), "/users/{id}/cart");
+        assert_eq!(
+            collapse_ids("/orders/8c1f2a3b-1111-2222-3333-444455556666"),
+            "/orders/{id}"
+        );
+        assert_eq!(collapse_ids("/products"), "/products");
+        assert_eq!(collapse_ids("*"), "*");
+        assert_eq!(collapse_ids("/"), "/");
+        assert_eq!(generalize(&collapse_ids("/users/42/cart")), "/users/*");
     }
 
     #[test]

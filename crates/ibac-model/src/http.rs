@@ -433,6 +433,13 @@ pub enum PatternError {
     /// Carries a query.
     #[error("the query is ignored when matching: remove `?…`")]
     Query,
+    /// A raw `{` or `}`: not a URI character (clients send `%7B`, `%7D`),
+    /// and the network mapper writes `{id}` for ID-like segments, which an
+    /// intent must not be able to name.
+    #[error(
+        "`{{` and `}}` are not path characters: for a family of IDs write a prefix (`/users/*`); for a literal brace write `%7B` or `%7D`"
+    )]
+    Brace,
     /// Fails the request-path rules.
     #[error("{0}")]
     Path(PathError),
@@ -446,6 +453,9 @@ impl PathPattern {
         }
         if text.contains(['?', '#']) {
             return Err(PatternError::Query);
+        }
+        if text.contains(['{', '}']) {
+            return Err(PatternError::Brace);
         }
         let (base, prefix) = match text.strip_suffix("/*") {
             Some(base) => (format!("{base}/"), true),
@@ -617,6 +627,8 @@ mod tests {
         assert_eq!(PathPattern::parse("*.html"), Err(PatternError::Wildcard));
         assert_eq!(PathPattern::parse("/a/*/b"), Err(PatternError::Wildcard));
         assert_eq!(PathPattern::parse("/a?b=1"), Err(PatternError::Query));
+        assert_eq!(PathPattern::parse("/users/{id}"), Err(PatternError::Brace));
+        assert_eq!(PathPattern::parse("/a}/*"), Err(PatternError::Brace));
         assert_eq!(
             PathPattern::parse("/a/../b"),
             Err(PatternError::NotNormal("/b".into()))

@@ -165,3 +165,37 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every flag has its `IBAC_*` twin, as the README promises.
+    #[test]
+    fn every_flag_has_an_environment_twin() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_positional() || matches!(id, "help" | "version") {
+                    continue;
+                }
+                // The agent's socket takes the SPIFFE standard's variable.
+                match arg.get_env().map(|e| e.to_string_lossy()) {
+                    Some(env) if env.starts_with("IBAC_") || env == "SPIFFE_ENDPOINT_SOCKET" => {}
+                    _ => missing.push(format!("{path} --{}", arg.get_long().unwrap_or(id))),
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "ibac", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "flags without an IBAC_* twin:\n{}",
+            missing.join("\n")
+        );
+    }
+}

@@ -165,6 +165,10 @@ fn the_protect_one_service_tutorial() {
         "{}",
         String::from_utf8_lossy(&diff.stdout)
     );
+    assert_eq!(
+        String::from_utf8_lossy(&diff.stdout),
+        "Every discovered call is declared.\n"
+    );
 
     // 6b. Every server protected (`mode defaultActive`): the command waits
     //     until all 15 proxies (14 services and the rogue) enforce it; every

@@ -24,7 +24,7 @@ pub struct Args {
     )]
     from: Option<WorkloadId>,
     /// Decide for a caller that presents no identity
-    #[arg(long, conflicts_with = "from")]
+    #[arg(env = "IBAC_UNAUTHENTICATED", long, conflicts_with = "from")]
     unauthenticated: bool,
     /// The server, `name.namespace`
     #[arg(long, value_name = "NAME.NS", env = "IBAC_TO")]

@@ -14,22 +14,26 @@ use crate::exit;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The service's name
-    #[arg(long)]
+    #[arg(env = "IBAC_DEMO_NAME", long)]
     name: String,
     /// Where it listens
-    #[arg(long)]
+    #[arg(env = "IBAC_DEMO_LISTEN", long)]
     listen: SocketAddr,
     /// Speak a line protocol over TCP instead of HTTP
-    #[arg(long)]
+    #[arg(env = "IBAC_DEMO_TCP", long)]
     tcp: bool,
     /// An HTTP URL to call every interval, through $HTTP_PROXY (repeat)
-    #[arg(long = "call", value_name = "URL")]
+    #[arg(env = "IBAC_DEMO_CALL", long = "call", value_name = "URL")]
     calls: Vec<String>,
     /// A TCP target to call every interval: name=host:port (repeat)
-    #[arg(long = "call-tcp", value_name = "NAME=ADDR")]
+    #[arg(
+        env = "IBAC_DEMO_CALL_TCP",
+        long = "call-tcp",
+        value_name = "NAME=ADDR"
+    )]
     tcp_calls: Vec<String>,
     /// How often to call
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(env = "IBAC_DEMO_INTERVAL", long, default_value = "1s", value_parser = humantime::parse_duration)]
     interval: Duration,
 }
 

@@ -45,7 +45,7 @@ pub struct Filter {
     #[arg(skip)]
     namespaces: Vec<String>,
     /// Only calls seen since: a duration back from now (`1h`) or RFC 3339
-    #[arg(long)]
+    #[arg(env = "IBAC_SINCE", long)]
     since: Option<String>,
 }
 
@@ -80,19 +80,24 @@ pub struct ExportArgs {
     #[command(flatten)]
     filter: Filter,
     /// Only clients that call this server (name.namespace), with all their calls
-    #[arg(long)]
+    #[arg(env = "IBAC_EXPORT_SERVER", long)]
     server: Option<String>,
     /// Output format
-    #[arg(long, value_enum, default_value = "yaml")]
+    #[arg(env = "IBAC_EXPORT_FORMAT", long, value_enum, default_value = "yaml")]
     format: ExportFormat,
     /// Where to write (default: stdout)
-    #[arg(short = 'o', long = "output")]
+    #[arg(env = "IBAC_EXPORT_OUTPUT", short = 'o', long = "output")]
     output: Option<PathBuf>,
     /// One file, or a directory of one file per client
-    #[arg(long, value_enum, default_value = "single-file")]
+    #[arg(
+        env = "IBAC_EXPORT_OUTPUT_TYPE",
+        long,
+        value_enum,
+        default_value = "single-file"
+    )]
     output_type: OutputType,
     /// Also list HTTP paths and methods (ID-like path segments become `*`)
-    #[arg(long)]
+    #[arg(env = "IBAC_WITH_HTTP", long)]
     with_http: bool,
 }
 
@@ -109,10 +114,15 @@ pub enum PictureFormat {
 #[derive(Debug, clap::Args)]
 pub struct VisualizeArgs {
     /// Where to write the picture
-    #[arg(short = 'o', long = "output", required = true)]
+    #[arg(
+        env = "IBAC_VISUALIZE_OUTPUT",
+        short = 'o',
+        long = "output",
+        required = true
+    )]
     output: PathBuf,
     /// Picture format (default: from the file name, else png)
-    #[arg(long, value_enum)]
+    #[arg(env = "IBAC_VISUALIZE_FORMAT", long, value_enum)]
     format: Option<PictureFormat>,
 }
 
@@ -265,19 +275,19 @@ fn export_cmd(args: &ExportArgs, connect: &Connect, namespaces: Vec<String>) -> 
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
     /// The declared intents: files or directories; `-` reads stdin
-    #[arg(short = 'f', long = "filename", required = true)]
+    #[arg(env = "IBAC_FILENAME", short = 'f', long = "filename", required = true)]
     files: Vec<PathBuf>,
     /// Only calls seen since: a duration back from now (`7d`) or RFC 3339
-    #[arg(long)]
+    #[arg(env = "IBAC_SINCE", long)]
     since: Option<String>,
     /// Compare every client, not only those the files declare intents for
-    #[arg(long)]
+    #[arg(env = "IBAC_ALL_CLIENTS", long)]
     all_clients: bool,
     /// Also fail (exit 5) on declared intents no call used
-    #[arg(long)]
+    #[arg(env = "IBAC_STRICT", long)]
     strict: bool,
     /// Output format
-    #[arg(short, long, value_enum, default_value = "table")]
+    #[arg(env = "IBAC_OUTPUT", short, long, value_enum, default_value = "table")]
     output: Output,
     #[command(flatten)]
     connect: Connect,

@@ -124,7 +124,7 @@ pub fn report(e: ClientError) -> anyhow::Result<u8> {
 #[derive(Debug, clap::Args)]
 pub struct FilesArgs {
     /// Files or directories of documents; `-` reads stdin
-    #[arg(short = 'f', long = "filename", required = true)]
+    #[arg(env = "IBAC_FILENAME", short = 'f', long = "filename", required = true)]
     files: Vec<PathBuf>,
     /// Check only; change nothing
     #[arg(long, env = "IBAC_DRY_RUN")]
@@ -252,7 +252,7 @@ pub struct GetArgs {
     #[arg(value_enum)]
     what: What,
     /// Output format
-    #[arg(short, long, value_enum, default_value = "table")]
+    #[arg(env = "IBAC_OUTPUT", short, long, value_enum, default_value = "table")]
     output: Output,
     #[command(flatten)]
     connect: Connect,
@@ -496,13 +496,13 @@ pub struct WorkloadAdd {
     /// `name.namespace`
     workload: String,
     /// Where its proxy listens (host:port), so that others can call it
-    #[arg(long)]
+    #[arg(env = "IBAC_WORKLOAD_ADDRESS", long)]
     address: Option<std::net::SocketAddr>,
     /// Its app's port on this host (the socket scanner watches it)
-    #[arg(long)]
+    #[arg(env = "IBAC_WORKLOAD_APP_PORT", long)]
     app_port: Option<u16>,
     /// How long the join token stays valid
-    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    #[arg(env = "IBAC_TOKEN_TTL", long, default_value = "15m", value_parser = humantime::parse_duration)]
     token_ttl: std::time::Duration,
 }
 
@@ -658,7 +658,11 @@ pub enum TokenCommand {
         /// Who will hold it (shown in the audit log)
         name: String,
         /// A namespace it may change (repeat for more); none: an admin token
-        #[arg(long = "namespace-scope", value_name = "NAMESPACE")]
+        #[arg(
+            env = "IBAC_NAMESPACE_SCOPE",
+            long = "namespace-scope",
+            value_name = "NAMESPACE"
+        )]
         namespaces: Vec<String>,
     },
 }

@@ -46,7 +46,7 @@ struct Common {
     #[arg(long = "cluster", value_name = "PATH", env = "IBAC_CLUSTER")]
     cluster: Vec<PathBuf>,
     /// Explain, for people, what is rendered and why, instead of the output
-    #[arg(long)]
+    #[arg(env = "IBAC_EXPLAIN", long)]
     explain: bool,
     /// Documents: files or directories; `-` reads stdin
     #[arg(required = true)]

@@ -37,7 +37,7 @@ pub struct Args {
     )]
     topology: Option<PathBuf>,
     /// Run the demo shop: 14 services behind proxies, with a load generator
-    #[arg(long)]
+    #[arg(env = "IBAC_DEMO", long)]
     demo: bool,
     /// How long discovered calls are kept after they were last seen
     #[arg(long, env = "IBAC_RETENTION", default_value = "30d", value_parser = humantime::parse_duration)]
@@ -58,7 +58,7 @@ pub struct Args {
     )]
     ui: SocketAddr,
     /// Serve the access graph page only on the API's HTTPS port
-    #[arg(long)]
+    #[arg(env = "IBAC_NO_UI", long)]
     no_ui: bool,
     /// How often to scan local sockets for calls that bypass the proxies (0s: never)
     #[arg(long, env = "IBAC_SCAN_INTERVAL", default_value = "2s", value_parser = humantime::parse_duration)]
