@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use http::Method;
+use ibac_api::{Direction, Report};
 use ibac_control::client::ApiClient;
 use ibac_control::control::Registered;
 use ibac_control::server::files;
@@ -27,7 +28,6 @@ use ibac_control::{Options, Settings, start};
 use ibac_identity::attest::{IssuerClient, WorkloadIdentity};
 use ibac_model::{Namespace, WorkloadId};
 use ibac_policy::Verdict;
-use ibac_proxy::reports::Report;
 use ibac_proxy::{ControlPlane, ControlSource};
 use serde_json::json;
 use tokio::sync::watch;
@@ -306,11 +306,11 @@ async fn report_edges(
             .clone()
             .map(|k| Report {
                 reporter: server.clone(),
-                direction: "inbound".into(),
+                direction: Direction::Inbound,
                 client: WorkloadId::parse(&format!("w{}.bench", (i + k * 37) % 1000)).ok(),
                 server: server.clone(),
                 port: 8080,
-                protocol: "http".into(),
+                protocol: ibac_model::Protocol::Http,
                 method: Some("GET".into()),
                 path: Some(format!("/items/{k}")),
                 verdict: Verdict::WouldBeBlocked,

@@ -13,43 +13,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use futures_util::Stream;
+pub use ibac_api::{
+    ApplyRequest, ErrorBody, ModeRequest, PlacedError, ProtectRequest, Report, RolloutQuery,
+    TokenRequest, TokenResponse,
+};
 use ibac_identity::https::ConnectionInfo;
 use ibac_model::{DocumentKind, Namespace};
-use ibac_proxy::Report;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
-use crate::control::{Control, ControlError, Registration, SourceText};
+use crate::control::{Control, ControlError, Registration};
 use crate::graph::{GraphInput, graph};
 
 /// The API description.
 pub const OPENAPI: &str = include_str!("openapi.yaml");
-
-/// An error as the API answers it.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ErrorBody {
-    /// What went wrong, in one message.
-    pub error: String,
-    /// For document errors: each one, with its place.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<PlacedError>,
-}
-
-/// One document error with its place.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct PlacedError {
-    /// The whole message, `file:line:column: …`.
-    pub message: String,
-    /// The source it is in.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
-    /// Line, from 1.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<u32>,
-    /// Column, from 1.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub column: Option<u32>,
-}
 
 /// An API failure.
 pub struct ApiError(StatusCode, ErrorBody);
@@ -297,21 +274,6 @@ async fn info(State(c): State<Arc<Control>>, Authed(caller): Authed) -> Json<Inf
     })
 }
 
-/// The body of `POST /v1/apply` and `POST /v1/delete`. The CLI sends this
-/// very type, so a flag it has is a field the server reads.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ApplyRequest {
-    /// The documents.
-    pub sources: Vec<SourceText>,
-    /// The namespace of documents that name none.
-    #[serde(default)]
-    pub namespace: Option<String>,
-    /// Check only; change nothing.
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
 fn namespace(ns: Option<&str>) -> Result<Namespace, ApiError> {
     match ns {
         None => Ok(Namespace::default_namespace()),
@@ -397,17 +359,6 @@ async fn remove_workload(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The body of `POST /v1/protect` and `POST /v1/unprotect`.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ProtectRequest {
-    /// `name.namespace`.
-    pub workload: String,
-    /// Check only (unprotect).
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
 async fn protect(
     State(c): State<Arc<Control>>,
     Authed(caller): Authed,
@@ -434,17 +385,6 @@ async fn unprotect(
     ))
 }
 
-/// The query of `GET /v1/rollout`.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RolloutQuery {
-    /// The revision to wait for.
-    pub revision: u64,
-    /// How long to wait, in milliseconds (0: answer now; at most 10 minutes).
-    #[serde(default)]
-    pub wait_ms: u64,
-}
-
 async fn rollout(
     State(c): State<Arc<Control>>,
     Authed(caller): Authed,
@@ -457,14 +397,6 @@ async fn rollout(
     } else {
         c.wait_rollout(q.revision, wait).await
     }))
-}
-
-/// The body of `PUT /v1/mode`.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModeRequest {
-    /// `defaultShadow` or `defaultActive`.
-    pub mode: ibac_model::Mode,
 }
 
 async fn mode(
@@ -616,19 +548,6 @@ async fn audit(
     Ok(Json(c.audit(q.limit.unwrap_or(100).min(10_000)).await?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TokenRequest {
-    name: String,
-    #[serde(default)]
-    namespaces: Option<Vec<String>>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct TokenResponse {
-    token: String,
-}
-
 async fn create_token(
     State(c): State<Arc<Control>>,
     Authed(caller): Authed,
@@ -657,7 +576,7 @@ async fn proxy_state(
     c.contact(id);
     if let Some(after) = q.after {
         let mut rx = c.subscribe();
-        let deadline = tokio::time::sleep(ibac_proxy::control::LONG_POLL);
+        let deadline = tokio::time::sleep(ibac_api::proxy::LONG_POLL);
         tokio::pin!(deadline);
         while rx.borrow_and_update().revision == after {
             tokio::select! {
@@ -703,7 +622,7 @@ async fn proxy_reports(
 async fn proxy_status(
     State(c): State<Arc<Control>>,
     Authed(caller): Authed,
-    Json(status): Json<ibac_proxy::EnforcedStatus>,
+    Json(status): Json<ibac_api::EnforcedStatus>,
 ) -> Result<impl IntoResponse, ApiError> {
     let Caller::Workload(id) = &caller else {
         return Err(ApiError::new(

@@ -8,13 +8,13 @@
 //! proxies see is always something the store holds.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
+use ibac_api::{Direction, Report};
 use ibac_identity::attest::IssuanceService;
 use ibac_mapper::{CallKey, CallRecord, Discovered, Observation, Protocol, Source};
 use ibac_model::encode::{Flavor, encode};
@@ -24,8 +24,6 @@ use ibac_model::{
     parse_source,
 };
 use ibac_policy::{DocumentStatus, NoFacts, Policy, Verdict};
-use ibac_proxy::Report;
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::auth::{Caller, Tokens, hash_secret, new_secret};
@@ -34,6 +32,10 @@ use crate::enforcement::{Enforcement, EnforcementCounts, Tracker};
 use crate::observed::{Observed, ObservedCounts};
 use crate::store::{
     AuditEntry, AuditRow, Change, Store, StoreError, StoredDocument, TokenRow, WorkloadRow,
+};
+pub use ibac_api::{
+    Applied, DocumentChange, DocumentInfo, DocumentState, Outcome, Registered, Registration,
+    Rollout, SourceText, WorkloadEnforcement, WorkloadInfo,
 };
 
 /// Why an operation failed, with the HTTP status it maps to.
@@ -64,139 +66,6 @@ pub enum ControlError {
     /// Anything else that went wrong here.
     #[error("{0}")]
     Internal(String),
-}
-
-/// One source of documents sent to `apply` or `delete`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SourceText {
-    /// Its name, for error messages (the file it came from).
-    pub name: String,
-    /// Its text: YAML or JSON, one or more documents.
-    pub text: String,
-}
-
-/// What happened to one document.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Applied {
-    /// `kind namespace/name`.
-    pub document: String,
-    /// `created`, `configured`, `unchanged` or `deleted`.
-    pub outcome: String,
-}
-
-/// What a successful apply or delete did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outcome {
-    /// Per document.
-    pub documents: Vec<Applied>,
-    /// The revision now published (proxies follow it: see [`Rollout`]).
-    pub revision: u64,
-    /// Things the caller should know, such as a protected name nothing knows.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
-}
-
-/// How far proxies have followed a revision.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Rollout {
-    /// The revision waited for.
-    pub revision: u64,
-    /// The revision published now (may be later).
-    pub published: u64,
-    /// Each registered workload's state.
-    pub workloads: Vec<WorkloadEnforcement>,
-}
-
-impl Rollout {
-    /// Whether every registered proxy enforces the revision.
-    pub fn complete(&self) -> bool {
-        self.workloads
-            .iter()
-            .all(|w| w.enforcement.enforces(self.revision))
-    }
-
-    /// The workloads that do not enforce the revision (yet).
-    pub fn missing(&self) -> impl Iterator<Item = &WorkloadEnforcement> {
-        self.workloads
-            .iter()
-            .filter(|w| !w.enforcement.enforces(self.revision))
-    }
-}
-
-/// One workload's enforced state.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkloadEnforcement {
-    /// `name.namespace`.
-    pub id: String,
-    /// Where its proxy stands.
-    pub enforcement: Enforcement,
-}
-
-/// A stored document, as `get` shows it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct DocumentInfo {
-    /// The kind.
-    pub kind: String,
-    /// The namespace.
-    pub namespace: String,
-    /// `metadata.name`.
-    pub name: String,
-    /// `ok`, `stale` (an older version is in force) or `failed`.
-    pub status: String,
-    /// Errors, for stale or failed documents.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<String>,
-    /// The canonical YAML.
-    pub source: String,
-}
-
-/// A registered workload, as `get workloads` shows it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WorkloadInfo {
-    /// `name.namespace`.
-    pub id: String,
-    /// Where its proxy listens.
-    pub address: Option<SocketAddr>,
-    /// Its app's port on this host.
-    pub app_port: Option<u16>,
-    /// Whether it is protected.
-    pub protected: bool,
-    /// Unix seconds of its proxy's last call to the control plane.
-    pub last_contact: Option<i64>,
-    /// What its proxy enforces, against the revision published now.
-    pub enforcement: Enforcement,
-}
-
-/// What a workload registration returns.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Registered {
-    /// The workload.
-    pub id: String,
-    /// Its one-time join token.
-    pub token: String,
-}
-
-/// A request to register a workload.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Registration {
-    /// `name.namespace`.
-    pub id: String,
-    /// Where its proxy listens, if known.
-    #[serde(default)]
-    pub address: Option<SocketAddr>,
-    /// Its app's port on this host.
-    #[serde(default)]
-    pub app_port: Option<u16>,
-    /// The port intents name.
-    #[serde(default)]
-    pub port: Option<u16>,
-    /// How long the join token stays valid (default 15 minutes).
-    #[serde(default)]
-    pub token_ttl_seconds: Option<u64>,
 }
 
 /// The snapshot published on every change.
@@ -613,15 +482,15 @@ impl Control {
             let key = key_of(doc);
             let source = canonical(doc)?;
             let outcome = match stored.get(&key) {
-                None => "created",
-                Some(old) if *old == source => "unchanged",
-                Some(_) => "configured",
+                None => DocumentChange::Created,
+                Some(old) if *old == source => DocumentChange::Unchanged,
+                Some(_) => DocumentChange::Configured,
             };
             applied.push(Applied {
                 document: key.to_string(),
-                outcome: outcome.into(),
+                outcome,
             });
-            if outcome == "unchanged" {
+            if outcome == DocumentChange::Unchanged {
                 continue;
             }
             let (kind, namespace, name) = stored_key(&key);
@@ -629,7 +498,7 @@ impl Control {
                 actor: caller.audit_name(),
                 action: action.into(),
                 target: key.to_string(),
-                detail: outcome.into(),
+                detail: outcome.as_str().into(),
             });
             change.put_documents.push(StoredDocument {
                 kind,
@@ -759,7 +628,7 @@ impl Control {
                 .iter()
                 .map(|k| Applied {
                     document: k.to_string(),
-                    outcome: "deleted".into(),
+                    outcome: DocumentChange::Deleted,
                 })
                 .collect(),
             revision,
@@ -799,15 +668,15 @@ impl Control {
                 continue;
             }
             let (status, errors) = match status {
-                DocumentStatus::Ok => ("ok", Vec::new()),
-                DocumentStatus::Stale(e) => ("stale", e),
-                DocumentStatus::Failed(e) => ("failed", e),
+                DocumentStatus::Ok => (DocumentState::Ok, Vec::new()),
+                DocumentStatus::Stale(e) => (DocumentState::Stale, e),
+                DocumentStatus::Failed(e) => (DocumentState::Failed, e),
             };
             out.push(DocumentInfo {
                 kind: key.kind.as_str().into(),
                 namespace: key.namespace.to_string(),
                 name: key.name.clone(),
-                status: status.into(),
+                status,
                 errors: errors.iter().map(ToString::to_string).collect(),
                 source: canonical(doc)?,
             });
@@ -852,7 +721,7 @@ impl Control {
     }
 
     /// Takes what a proxy says it enforces.
-    pub fn enforced_status(&self, id: &WorkloadId, status: ibac_proxy::EnforcedStatus) {
+    pub fn enforced_status(&self, id: &WorkloadId, status: ibac_api::EnforcedStatus) {
         self.enforcement.report(id, status);
     }
 
@@ -887,14 +756,14 @@ impl Control {
                 shifted = true;
                 match state {
                     Enforcement::Failing { .. } | Enforcement::Silent { .. } => {
-                        tracing::warn!(workload = %id, state = state.label(), "{id} {}", state.describe());
+                        tracing::warn!(workload = %id, state = state.label(), "{id} {}", state.describe(now()));
                     }
                     Enforcement::InSync { .. }
                         if before.is_some_and(|b| {
                             matches!(b, Enforcement::Failing { .. } | Enforcement::Silent { .. })
                         }) =>
                     {
-                        tracing::info!(workload = %id, "{id} {} again", state.describe());
+                        tracing::info!(workload = %id, "{id} {} again", state.describe(now()));
                     }
                     _ => {}
                 }
@@ -951,10 +820,7 @@ impl Control {
         loop {
             changes.borrow_and_update();
             let rollout = self.rollout(revision);
-            let stuck = rollout.missing().all(|w| {
-                matches!(&w.enforcement, Enforcement::Failing { revision: r, .. } if *r >= revision)
-            });
-            if rollout.complete() || stuck {
+            if rollout.complete() || rollout.stuck() {
                 return rollout;
             }
             let tick = tokio::time::sleep(Duration::from_secs(1));
@@ -1235,18 +1101,18 @@ impl Control {
                     r.reporter
                 )));
             }
-            if r.direction != "inbound" || &r.server != reporter {
+            if r.direction != Direction::Inbound || &r.server != reporter {
                 continue;
             }
             let Some(client) = r.client else {
                 continue; // unauthenticated: counted by the proxy's metrics, not a workload's call
             };
-            let key = match (Protocol::parse(&r.protocol), r.method, r.path) {
-                (Some(Protocol::Http), Some(m), Some(p)) => {
+            let key = match (r.protocol, r.method, r.path) {
+                (Protocol::Http, Some(m), Some(p)) => {
                     CallKey::http(client, r.server, r.port, &m, &p)
                 }
-                (Some(Protocol::Tcp), _, _) => CallKey::tcp(client, r.server, r.port),
-                _ => continue,
+                (Protocol::Tcp, _, _) => CallKey::tcp(client, r.server, r.port),
+                (Protocol::Http, _, _) => continue,
             };
             // The mapper's form: ID-like path segments collapsed.
             let mut key = key;

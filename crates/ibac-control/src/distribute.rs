@@ -3,16 +3,16 @@
 //!
 //! The control plane writes the documents in force in its canonical form and
 //! reads them back with exactly the code a proxy runs
-//! ([`ibac_proxy::control::policy_of`]). A state that this decoder refuses, or
+//! ([`ibac_api::proxy::policy_of`]). A state that this decoder refuses, or
 //! that reads back as something else than was written (a field dropped or
 //! spelled differently), is never distributed: the change that would produce
 //! it fails with the reason and nothing is applied. This is what keeps "the
 //! control plane says protected" and "the proxy enforces it" the same claim.
 
+use ibac_api::ProxyState;
 use ibac_model::encode::{Flavor, encode};
 use ibac_model::{Document, Namespace, WorkloadId};
 use ibac_policy::Policy;
-use ibac_proxy::ProxyState;
 
 /// Why a state cannot be distributed.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +73,7 @@ fn verify(stream: &str, docs: &[&Document], written: &[String]) -> Result<(), Un
         workloads: Default::default(),
         heartbeat_seconds: None,
     };
-    let read = ibac_proxy::control::policy_of(&state, &Namespace::default_namespace())
+    let read = ibac_api::proxy::policy_of(&state, &Namespace::default_namespace())
         .map_err(|e| Undistributable::Refused(e.to_string()))?;
     let mut read_back: Vec<(String, String)> = read
         .documents_in_force()

@@ -13,148 +13,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
+pub use ibac_api::enforcement::{Enforcement, EnforcementCounts};
+use ibac_api::proxy::EnforcedStatus;
 use ibac_model::WorkloadId;
-use ibac_proxy::EnforcedStatus;
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
-
-/// Where one workload's proxy stands against the revision published now.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "camelCase")]
-pub enum Enforcement {
-    /// It enforces the published revision.
-    InSync {
-        /// The revision.
-        revision: u64,
-    },
-    /// It enforces an older revision (or none yet) and has not said a newer
-    /// one failed: it is still catching up.
-    Behind {
-        /// What it enforces; none when no policy ever loaded.
-        enforced: Option<u64>,
-    },
-    /// A newer revision failed to load; the older one stays in force.
-    Failing {
-        /// What it enforces.
-        enforced: Option<u64>,
-        /// The revision that failed.
-        revision: u64,
-        /// The proxy's message.
-        error: String,
-    },
-    /// No report within the silence window: stopped, cut off, or never
-    /// started. What it enforces is unknown.
-    Silent {
-        /// What it last said it enforced.
-        enforced: Option<u64>,
-        /// Unix seconds of its last report; none if it never reported.
-        last_report: Option<i64>,
-    },
-}
-
-impl Enforcement {
-    /// A short word for tables and metrics.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Enforcement::InSync { .. } => "in sync",
-            Enforcement::Behind { .. } => "behind",
-            Enforcement::Failing { .. } => "failing",
-            Enforcement::Silent { .. } => "silent",
-        }
-    }
-
-    /// Whether the workload's verdicts are the published policy's.
-    pub fn in_force(&self) -> bool {
-        matches!(self, Enforcement::InSync { .. })
-    }
-
-    /// Whether it is known to enforce `revision` or a later one. A silent
-    /// proxy is not: what it does now is unknown.
-    pub fn enforces(&self, revision: u64) -> bool {
-        match self {
-            Enforcement::Silent { .. } => false,
-            other => other.enforced().is_some_and(|e| e >= revision),
-        }
-    }
-
-    /// What it says it enforces, whatever its state.
-    pub fn enforced(&self) -> Option<u64> {
-        match self {
-            Enforcement::InSync { revision } => Some(*revision),
-            Enforcement::Behind { enforced }
-            | Enforcement::Failing { enforced, .. }
-            | Enforcement::Silent { enforced, .. } => *enforced,
-        }
-    }
-
-    /// One line for people: the state and what it means.
-    pub fn describe(&self) -> String {
-        match self {
-            Enforcement::InSync { revision } => format!("enforces revision {revision}"),
-            Enforcement::Behind { enforced: Some(r) } => {
-                format!("still enforces revision {r}")
-            }
-            Enforcement::Behind { enforced: None } => "has no policy loaded yet".into(),
-            Enforcement::Failing {
-                enforced,
-                revision,
-                error,
-            } => match enforced {
-                Some(r) => format!(
-                    "cannot load revision {revision} ({error}); revision {r} stays in force"
-                ),
-                None => format!("cannot load revision {revision} ({error}); it has no policy"),
-            },
-            Enforcement::Silent {
-                last_report: None, ..
-            } => "has never reported (is its proxy running?)".into(),
-            Enforcement::Silent {
-                enforced,
-                last_report: Some(at),
-            } => {
-                let ago = (now() - at).max(0);
-                match enforced {
-                    Some(r) => format!(
-                        "silent for {ago}s (its proxy stopped or cannot reach the control plane); it last enforced revision {r}"
-                    ),
-                    None => format!(
-                        "silent for {ago}s (its proxy stopped or cannot reach the control plane)"
-                    ),
-                }
-            }
-        }
-    }
-}
-
-/// How many proxies are in each state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EnforcementCounts {
-    /// In sync.
-    pub in_sync: usize,
-    /// Behind.
-    pub behind: usize,
-    /// Failing.
-    pub failing: usize,
-    /// Silent.
-    pub silent: usize,
-}
-
-impl EnforcementCounts {
-    /// Counts the states.
-    pub fn of<'a>(states: impl IntoIterator<Item = &'a Enforcement>) -> Self {
-        let mut c = EnforcementCounts::default();
-        for s in states {
-            match s {
-                Enforcement::InSync { .. } => c.in_sync += 1,
-                Enforcement::Behind { .. } => c.behind += 1,
-                Enforcement::Failing { .. } => c.failing += 1,
-                Enforcement::Silent { .. } => c.silent += 1,
-            }
-        }
-        c
-    }
-}
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -268,7 +130,7 @@ fn classify(report: Option<&Reported>, published: u64, now: i64, window: i64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ibac_proxy::LoadFailure;
+    use ibac_api::proxy::LoadFailure;
 
     fn reported(enforced: Option<u64>, failed: Option<u64>, at: i64) -> Reported {
         Reported {
@@ -321,20 +183,5 @@ mod tests {
                 last_report: Some(now - 31)
             }
         );
-    }
-
-    #[test]
-    fn a_revision_is_enforced_by_what_is_known_to_be_in_force() {
-        assert!(Enforcement::InSync { revision: 7 }.enforces(7));
-        assert!(Enforcement::InSync { revision: 8 }.enforces(7));
-        assert!(!Enforcement::InSync { revision: 6 }.enforces(7));
-        // Behind a later revision still enforces an earlier change.
-        assert!(Enforcement::Behind { enforced: Some(9) }.enforces(7));
-        assert!(!Enforcement::Behind { enforced: None }.enforces(7));
-        let silent = Enforcement::Silent {
-            enforced: Some(9),
-            last_report: Some(0),
-        };
-        assert!(!silent.enforces(7));
     }
 }

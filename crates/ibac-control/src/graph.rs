@@ -135,7 +135,7 @@ fn note(state: Option<&Enforcement>) -> Option<String> {
     state.filter(|s| !s.in_force()).map(|s| {
         format!(
             "its proxy {}: the verdicts shown for it are not in force",
-            s.describe()
+            s.describe(now())
         )
     })
 }
@@ -162,7 +162,9 @@ fn mismatch(
         }
     }
     let why = match server_state {
-        Some(state) if !state.in_force() => format!("; the server's proxy {}", state.describe()),
+        Some(state) if !state.in_force() => {
+            format!("; the server's proxy {}", state.describe(now()))
+        }
         _ if older > 0 => "; its proxy decided them under an older revision".to_string(),
         _ => String::new(),
     };
@@ -352,4 +354,8 @@ pub fn graph_view(input: &GraphInput, view: &View) -> GraphView {
         nodes: node_views.into_values().collect(),
         edges,
     }
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
 }

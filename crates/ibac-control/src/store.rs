@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+pub use ibac_api::AuditRow;
 use ibac_mapper::{CallKey, CallRecord, Protocol, VerdictCounts};
 use ibac_model::WorkloadId;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -65,23 +66,6 @@ pub struct TokenRow {
     pub namespaces: Option<Vec<String>>,
     /// Unix seconds.
     pub created_at: i64,
-}
-
-/// One audit record.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct AuditRow {
-    /// Its number, increasing.
-    pub id: i64,
-    /// Unix seconds.
-    pub at: i64,
-    /// Who.
-    pub actor: String,
-    /// What: `apply`, `delete`, `workload-add`, …
-    pub action: String,
-    /// On what.
-    pub target: String,
-    /// More, in words.
-    pub detail: String,
 }
 
 /// One audit record to write.

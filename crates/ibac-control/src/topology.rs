@@ -23,16 +23,7 @@ use ibac_model::yaml::{Limits, parse_json_documents};
 use ibac_model::{Namespace, WorkloadId};
 use serde::{Deserialize, Serialize};
 
-/// How a workload's proxy decides inbound calls.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// Per HTTP request.
-    #[default]
-    Http,
-    /// Per connection.
-    Tcp,
-}
+pub use ibac_model::Protocol;
 
 /// One workload to run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
+use ibac_api::{Direction, DocumentChange, Report};
 use ibac_control::client::{ApiClient, ClientError};
 use ibac_control::control::{Outcome, Registered};
 use ibac_control::server::files;
@@ -16,7 +17,6 @@ use ibac_control::{Options, Running, Settings, start};
 use ibac_identity::attest::{IssuerClient, WorkloadIdentity};
 use ibac_model::{Namespace, WorkloadId};
 use ibac_policy::{Request, Verdict};
-use ibac_proxy::reports::Report;
 use ibac_proxy::{ControlPlane, ControlReports, ControlSource, PolicySource, ReportSink};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -97,9 +97,18 @@ async fn apply_is_all_or_nothing_and_errors_name_file_line_and_column() {
 
     let out = apply(&c, "intents.yaml", INTENTS).await.unwrap();
     assert_eq!(out.documents.len(), 2);
-    assert!(out.documents.iter().all(|d| d.outcome == "created"));
+    assert!(
+        out.documents
+            .iter()
+            .all(|d| d.outcome == DocumentChange::Created)
+    );
     let again = apply(&c, "intents.yaml", INTENTS).await.unwrap();
-    assert!(again.documents.iter().all(|d| d.outcome == "unchanged"));
+    assert!(
+        again
+            .documents
+            .iter()
+            .all(|d| d.outcome == DocumentChange::Unchanged)
+    );
     assert_eq!(
         again.revision, out.revision,
         "nothing changed, no new revision"
@@ -148,7 +157,11 @@ async fn apply_is_all_or_nothing_and_errors_name_file_line_and_column() {
         )
         .await
         .unwrap();
-    assert!(out.documents.iter().all(|d| d.outcome == "deleted"));
+    assert!(
+        out.documents
+            .iter()
+            .all(|d| d.outcome == DocumentChange::Deleted)
+    );
     assert!(
         c.get::<Vec<Value>>("/v1/documents")
             .await
@@ -356,11 +369,11 @@ async fn proxies_follow_policy_report_calls_and_keep_their_policy_when_the_plane
     let sink = ControlReports::spawn(control.clone());
     let report = |reporter: &str| Report {
         reporter: WorkloadId::parse(reporter).unwrap(),
-        direction: "inbound".into(),
+        direction: Direction::Inbound,
         client: Some(WorkloadId::parse("rogue.shop").unwrap()),
         server: api.clone(),
         port: 8080,
-        protocol: "http".into(),
+        protocol: ibac_model::Protocol::Http,
         method: Some("GET".into()),
         path: Some("/products".into()),
         verdict: Verdict::Blocked,

@@ -16,34 +16,7 @@ use ibac_policy::graph::DiscoveredCall;
 use ibac_policy::{Request, Verdict};
 use serde::{Deserialize, Serialize};
 
-/// How the call was made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// HTTP requests, decided one by one.
-    Http,
-    /// Connections, decided on the port.
-    Tcp,
-}
-
-impl Protocol {
-    /// `http` or `tcp`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Http => "http",
-            Protocol::Tcp => "tcp",
-        }
-    }
-
-    /// Reads `http` or `tcp`.
-    pub fn parse(text: &str) -> Option<Protocol> {
-        match text {
-            "http" => Some(Protocol::Http),
-            "tcp" => Some(Protocol::Tcp),
-            _ => None,
-        }
-    }
-}
+pub use ibac_model::Protocol;
 
 /// Who observed a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -29,59 +29,16 @@ use ibac_identity::attest::{ISSUER_COMPONENT, WorkloadIdentity};
 use ibac_identity::https::Endpoint;
 use ibac_identity::spiffe_id::SpiffeId;
 use ibac_identity::tls::{ExpectedServer, SpiffeServerVerifier, client_config};
-use ibac_model::{DocumentKind, Namespace, ParseOptions, SourceName, WorkloadId, parse_source};
-use ibac_policy::{NoFacts, Policy};
-use serde::{Deserialize, Serialize};
+use ibac_model::{DocumentKind, Namespace, WorkloadId};
+use ibac_policy::Policy;
 use tokio::sync::{mpsc, watch};
 
 use crate::discovery::Discovery;
 use crate::policy_source::{Enforced, PolicySource, PolicyWatch};
-use crate::reports::{Report, ReportSink};
-
-/// What the control plane tells a proxy.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProxyState {
-    /// Changes whenever the documents or the workloads change.
-    pub revision: u64,
-    /// The documents in force, as one YAML stream.
-    pub documents: String,
-    /// Where each workload's proxy listens.
-    pub workloads: BTreeMap<WorkloadId, SocketAddr>,
-    /// How often the proxy reports what it enforces, even when nothing
-    /// changed (the control plane calls a proxy silent after a few missed
-    /// beats). None: [`DEFAULT_HEARTBEAT`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub heartbeat_seconds: Option<u64>,
-}
-
-/// How often a proxy reports what it enforces when the state says nothing.
-pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
-
-/// What a proxy enforces, as it tells the control plane.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EnforcedStatus {
-    /// The revision its decisions use now; none before any policy loaded.
-    pub enforced: Option<u64>,
-    /// The newest revision that failed to load, if it is newer than the
-    /// enforced one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failed: Option<LoadFailure>,
-}
-
-/// A revision a proxy could not load, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LoadFailure {
-    /// The revision.
-    pub revision: u64,
-    /// The decoder's message.
-    pub error: String,
-}
-
-/// How long the control plane holds a long poll before answering unchanged.
-pub const LONG_POLL: Duration = Duration::from_secs(25);
+use crate::reports::ReportSink;
+pub use ibac_api::proxy::{
+    DEFAULT_HEARTBEAT, EnforcedStatus, LONG_POLL, LoadFailure, ProxyState, Report,
+};
 
 /// Answers larger than this are refused (a policy of 10,000 services is
 /// well under it).
@@ -190,25 +147,10 @@ impl ControlPlane {
     }
 }
 
-/// Builds the policy a state describes.
+/// Builds the policy a state describes, with the decoder every proxy runs
+/// (the control plane checks what it publishes with the same function).
 pub fn policy_of(state: &ProxyState, namespace: &Namespace) -> Result<Policy, ControlError> {
-    let options = ParseOptions {
-        default_namespace: namespace.clone(),
-        ..ParseOptions::default()
-    };
-    let parsed = parse_source(
-        &SourceName::from("control plane"),
-        &state.documents,
-        &options,
-    );
-    if let Some(e) = parsed.errors.first() {
-        return Err(ControlError::Documents(e.to_string()));
-    }
-    let (policy, errors) = Policy::build(parsed.documents, &NoFacts);
-    match errors.first() {
-        Some(e) => Err(ControlError::Documents(e.to_string())),
-        None => Ok(policy),
-    }
+    ibac_api::proxy::policy_of(state, namespace).map_err(|e| ControlError::Documents(e.to_string()))
 }
 
 /// Policy and discovery from the control plane.

@@ -40,14 +40,7 @@ use crate::metrics::Metrics;
 use crate::policy_source::PolicyWatch;
 use crate::reports::{self, Reporter};
 
-/// How the proxy treats inbound traffic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protocol {
-    /// Parse HTTP/1.1 and HTTP/2: decide per request.
-    Http,
-    /// Opaque TCP: decide per connection.
-    Tcp,
-}
+pub use ibac_model::Protocol;
 
 /// Bounds that keep slow, large or abusive peers from holding resources.
 #[derive(Clone, Debug)]
@@ -261,7 +254,7 @@ async fn handle(req: Request<Incoming>, peer: &Peer, shared: &Shared) -> Respons
     let (verdict, reason, revision) = shared.decide(peer.workload.as_ref(), &call);
     shared.metrics.decided("inbound", "http", verdict);
     shared.reporter.record(reports::Call {
-        direction: "inbound",
+        direction: reports::Direction::Inbound,
         client: peer.workload.as_ref(),
         server: &shared.server,
         port: shared.port,
@@ -373,7 +366,7 @@ pub(crate) async fn relay_tcp<S>(
     let (verdict, reason, revision) = decide(&shared);
     shared.metrics.decided("inbound", "tcp", verdict);
     shared.reporter.record(reports::Call {
-        direction: "inbound",
+        direction: reports::Direction::Inbound,
         client: peer.workload.as_ref(),
         server: &shared.server,
         port: shared.port,

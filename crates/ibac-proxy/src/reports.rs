@@ -24,43 +24,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ibac_model::WorkloadId;
+use ibac_model::{Protocol, WorkloadId};
 use ibac_policy::Verdict;
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-/// One summarized kind of call.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Report {
-    /// The proxy that saw it.
-    pub reporter: WorkloadId,
-    /// `inbound` (server side) or `outbound` (client side).
-    pub direction: String,
-    /// The caller; none when unauthenticated.
-    pub client: Option<WorkloadId>,
-    /// The server.
-    pub server: WorkloadId,
-    /// The server port.
-    pub port: u16,
-    /// `http` or `tcp`.
-    pub protocol: String,
-    /// HTTP method.
-    pub method: Option<String>,
-    /// Normalized HTTP path.
-    pub path: Option<String>,
-    /// The verdict.
-    pub verdict: Verdict,
-    /// How many times.
-    pub count: u64,
-    /// RFC 3339.
-    pub first_seen: String,
-    /// RFC 3339.
-    pub last_seen: String,
-    /// The revision of the policy that decided.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revision: Option<u64>,
-}
+pub use ibac_api::proxy::{Direction, Report};
 
 /// Where batches of reports go.
 pub trait ReportSink: Send + Sync {
@@ -114,11 +82,11 @@ impl ReportSink for NoReports {
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Key {
-    direction: &'static str,
+    direction: Direction,
     client: Option<WorkloadId>,
     server: WorkloadId,
     port: u16,
-    protocol: &'static str,
+    protocol: Protocol,
     method: Option<String>,
     path: Option<String>,
     verdict: Verdict,
@@ -137,8 +105,8 @@ pub struct Reporter {
 
 /// What one call was.
 pub struct Call<'a> {
-    /// `inbound` or `outbound`.
-    pub direction: &'static str,
+    /// Which side saw it.
+    pub direction: Direction,
     /// Caller.
     pub client: Option<&'a WorkloadId>,
     /// Server.
@@ -183,7 +151,11 @@ impl Reporter {
             client: call.client.cloned(),
             server: call.server.clone(),
             port: call.port,
-            protocol: if call.http.is_some() { "http" } else { "tcp" },
+            protocol: if call.http.is_some() {
+                Protocol::Http
+            } else {
+                Protocol::Tcp
+            },
             method: call.http.map(|(m, _)| m.to_string()),
             path: call
                 .http
@@ -205,11 +177,11 @@ impl Reporter {
             .into_iter()
             .map(|(k, (count, first, last))| Report {
                 reporter: self.reporter.clone(),
-                direction: k.direction.into(),
+                direction: k.direction,
                 client: k.client,
                 server: k.server,
                 port: k.port,
-                protocol: k.protocol.into(),
+                protocol: k.protocol,
                 method: k.method,
                 path: k.path,
                 verdict: k.verdict,

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow};
+use ibac_api::DocumentInfo;
 use ibac_control::api::CallOut;
-use ibac_control::control::DocumentInfo;
 use ibac_mapper::diff::diff;
 use ibac_mapper::export::{ExportOptions, export, to_json, to_yaml};
 use ibac_mapper::{CallKey, CallRecord};
@@ -408,7 +408,10 @@ fn over_stored(
     docs: &[Document],
 ) -> Result<ibac_policy::Policy, Vec<ibac_model::DocumentError>> {
     let mut base = Vec::new();
-    for d in stored.iter().filter(|d| d.status != "failed") {
+    for d in stored
+        .iter()
+        .filter(|d| d.status != ibac_api::DocumentState::Failed)
+    {
         let name = format!("control plane:{} {}/{}", d.kind, d.namespace, d.name);
         let parsed = ibac_model::parse_source(
             &ibac_model::SourceName::from(name.as_str()),

@@ -9,14 +9,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
 use http::Method;
-use ibac_control::api::{ApplyRequest, ModeRequest, ProtectRequest};
-use ibac_control::client::{ApiClient, ClientError};
-use ibac_control::control::{
-    DocumentInfo, Outcome, Registered, Registration, SourceText, WorkloadInfo,
+use ibac_api::{
+    ApplyRequest, AuditRow, DocumentInfo, Enforcement, ModeRequest, Outcome, ProtectRequest,
+    Registered, Registration, SourceText, TokenRequest, TokenResponse, WorkloadInfo,
 };
-use ibac_control::enforcement::Enforcement;
+use ibac_control::client::{ApiClient, ClientError};
 use ibac_control::server::files;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::commands::rollout::{WaitArgs, follow};
 use crate::exit;
@@ -157,7 +156,7 @@ fn print_outcome(outcome: &Outcome, dry_run: bool) -> anyhow::Result<()> {
         text.push_str(&format!(
             "{} {}{}\n",
             d.document,
-            d.outcome,
+            d.outcome.as_str(),
             if dry_run { " (dry run)" } else { "" }
         ));
     }
@@ -348,7 +347,7 @@ pub fn get(args: &GetArgs) -> anyhow::Result<u8> {
             if !off.is_empty() {
                 text.push('\n');
                 for w in &off {
-                    text.push_str(&format!("{}: {}\n", w.id, w.enforcement.describe()));
+                    text.push_str(&format!("{}: {}\n", w.id, w.enforcement.describe(now())));
                 }
                 text.push_str(&format!(
                     "{} of {} proxies do not enforce the published policy: their verdicts above are not in force\n",
@@ -367,7 +366,7 @@ pub fn get(args: &GetArgs) -> anyhow::Result<u8> {
             write_stdout(&graph_table(&graph))?;
         }
         What::Audit => {
-            let rows: Vec<Value> =
+            let rows: Vec<AuditRow> =
                 block_on(async { Ok(client.get("/v1/audit?limit=100").await?) })?;
             if args.output != Output::Table {
                 print_data(&rows, args.output)?;
@@ -376,11 +375,11 @@ pub fn get(args: &GetArgs) -> anyhow::Result<u8> {
             let mut t = table(&["time", "actor", "action", "target", "detail"]);
             for r in &rows {
                 t.add_row([
-                    when(r["at"].as_i64().unwrap_or(0)),
-                    r["actor"].as_str().unwrap_or("").into(),
-                    r["action"].as_str().unwrap_or("").into(),
-                    r["target"].as_str().unwrap_or("").into(),
-                    r["detail"].as_str().unwrap_or("").into(),
+                    when(r.at),
+                    r.actor.clone(),
+                    r.action.clone(),
+                    r.target.clone(),
+                    r.detail.clone(),
                 ]);
             }
             write_stdout(&render(&t))?;
@@ -459,7 +458,7 @@ fn graph_table(graph: &Value) -> String {
         notes.push_str(&format!(
             "! {}: verdicts shown for it are not in force: its proxy {}\n",
             n["id"].as_str().unwrap_or(""),
-            state.map_or_else(|| "has not reported".to_string(), |s| s.describe())
+            state.map_or_else(|| "has not reported".to_string(), |s| s.describe(now()))
         ));
     }
     if !notes.is_empty() {
@@ -671,14 +670,17 @@ pub enum TokenCommand {
 pub fn token(args: &TokenArgs) -> anyhow::Result<u8> {
     let client = args.connect.client()?;
     let TokenCommand::Create { name, namespaces } = &args.command;
-    let body = if namespaces.is_empty() {
-        json!({"name": name})
-    } else {
-        json!({"name": name, "namespaces": namespaces})
+    let body = TokenRequest {
+        name: name.clone(),
+        namespaces: (!namespaces.is_empty()).then(|| namespaces.clone()),
     };
-    let made: Value =
+    let made: TokenResponse =
         block_on(async { Ok(client.send(Method::POST, "/v1/tokens", &body).await?) })?;
-    write_stdout(&format!("{}\n", made["token"].as_str().unwrap_or_default()))?;
+    write_stdout(&format!("{}\n", made.token))?;
     eprintln!("the token is shown once; keep it somewhere safe");
     Ok(exit::OK)
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
 }

@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
+use ibac_api::{Enforcement, Outcome, Rollout};
 use ibac_control::client::ApiClient;
-use ibac_control::control::{Outcome, Rollout};
-use ibac_control::enforcement::Enforcement;
 
 use crate::exit;
 
@@ -21,17 +20,12 @@ pub struct WaitArgs {
     no_wait: bool,
 }
 
-/// Whether an outcome changed anything proxies must follow.
-fn changed(outcome: &Outcome) -> bool {
-    outcome.documents.iter().any(|d| d.outcome != "unchanged")
-}
-
 /// Waits (unless told not to) and reports; returns the exit status.
 pub async fn follow(client: &ApiClient, outcome: &Outcome, args: &WaitArgs, dry_run: bool) -> u8 {
     for w in &outcome.warnings {
         eprintln!("warning: {w}");
     }
-    if dry_run || !changed(outcome) {
+    if dry_run || !outcome.changed() {
         return exit::OK;
     }
     if args.no_wait {
@@ -52,10 +46,7 @@ pub async fn follow(client: &ApiClient, outcome: &Outcome, args: &WaitArgs, dry_
         );
         match client.get::<Rollout>(&path).await {
             Ok(rollout) => {
-                let stuck = rollout
-                    .missing()
-                    .all(|w| matches!(w.enforcement, Enforcement::Failing { .. }));
-                if rollout.complete() || stuck || left.is_zero() {
+                if rollout.complete() || rollout.stuck() || left.is_zero() {
                     return report(&rollout, args.timeout);
                 }
             }
@@ -103,7 +94,12 @@ pub fn report(rollout: &Rollout, timeout: Duration) -> u8 {
         }
     );
     for w in &missing {
-        eprintln!("  {}: {}", w.id, w.enforcement.describe());
+        eprintln!(
+            "  {}: {}",
+            w.id,
+            w.enforcement
+                .describe(time::OffsetDateTime::now_utc().unix_timestamp())
+        );
     }
     eprintln!(
         "the change is stored; until these follow, their old policy stays in force (`ibac get workloads`)"
