@@ -9,6 +9,7 @@
 pub mod documents;
 pub mod enforcement;
 pub mod errors;
+pub mod graph;
 pub mod proxy;
 pub mod workloads;
 

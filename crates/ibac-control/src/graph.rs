@@ -6,95 +6,18 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ibac_mapper::calls::{EdgeSummary, edge_summaries, policy_calls};
+use ibac_mapper::calls::{edge_summaries, policy_calls};
 use ibac_mapper::export::{ExportOptions, export, to_yaml};
-use ibac_mapper::{CallKey, CallRecord, VerdictCounts};
+use ibac_mapper::{CallKey, CallRecord};
 use ibac_model::WorkloadId;
 use ibac_policy::Verdict;
-use ibac_policy::graph::{AccessGraph, ClientStatus, GraphEdge, ServerStatus, access_graph};
-use serde::Serialize;
+use ibac_policy::graph::{AccessGraph, GraphEdge, access_graph};
 
 use crate::control::{Control, Snapshot};
 use crate::enforcement::Enforcement;
-use crate::observed::ObservedCounts;
-
-/// A workload in the graph.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeView {
-    /// `name.namespace`.
-    pub id: WorkloadId,
-    /// The name.
-    pub name: String,
-    /// The namespace.
-    pub namespace: String,
-    /// Whether it is registered with the control plane.
-    pub registered: bool,
-    /// Its status as a server.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub server: Option<ServerStatus>,
-    /// Its status as a client.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client: Option<ClientStatus>,
-    /// For a registered workload: what its proxy enforces.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub enforcement: Option<Enforcement>,
-    /// Whether its proxy enforces the published policy, so the verdicts
-    /// shown for it as a server are in force: false when the proxy is
-    /// behind, failing or silent, and when no ibac proxy is registered for it.
-    pub in_force: bool,
-    /// For a registered workload whose proxy does not enforce the published
-    /// policy: why, in one sentence.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub enforcement_note: Option<String>,
-}
-
-/// Calls from one client to one server.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EdgeView {
-    /// The policy engine's view.
-    #[serde(flatten)]
-    pub edge: GraphEdge,
-    /// `discovered`, `declared`, or both.
-    pub sources: Vec<&'static str>,
-    /// What the mapper knows.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seen: Option<EdgeSummary>,
-    /// For an edge no intent allows: the ClientIntents that would.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub suggestion: Option<String>,
-    /// Verdicts the server's proxy gave since the policy in force was
-    /// published (ibac proxy view only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub observed: Option<ObservedCounts>,
-    /// Where what was observed disagrees with what the policy decides.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mismatch: Option<Mismatch>,
-}
-
-/// How observed verdicts disagree with the policy's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum MismatchKind {
-    /// Calls the policy blocks got through: the protection is not in force.
-    NotBlocked,
-    /// Calls the policy lets through were refused: an enforcer still has an
-    /// older, stricter policy.
-    Blocked,
-}
-
-/// What was observed against the policy, for people.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Mismatch {
-    /// Which way.
-    pub kind: MismatchKind,
-    /// How many calls.
-    pub calls: u64,
-    /// One sentence.
-    pub message: String,
-}
+pub use ibac_api::graph::{
+    EdgeSource, EdgeView, GraphView, Mismatch, MismatchKind, NodeView, ObservedCounts, totals,
+};
 
 /// What the graph is drawn from: the policy in force, what the mapper knows,
 /// what each proxy enforces and what it did since the policy was published.
@@ -184,31 +107,6 @@ fn mismatch(
             "{blocked} calls the policy lets through were refused since it was published{why}"
         ),
     })
-}
-
-/// The whole graph.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GraphView {
-    /// The store revision it was drawn from.
-    pub revision: u64,
-    /// Workloads, sorted.
-    pub nodes: Vec<NodeView>,
-    /// Edges, sorted by client then server.
-    pub edges: Vec<EdgeView>,
-}
-
-/// Counts by verdict of every edge (for summaries).
-pub fn totals(graph: &GraphView) -> VerdictCounts {
-    let mut t = VerdictCounts::default();
-    for e in &graph.edges {
-        match e.edge.verdict {
-            Verdict::Allowed => t.allowed += 1,
-            Verdict::WouldBeBlocked => t.would_be_blocked += 1,
-            Verdict::Blocked => t.blocked += 1,
-        }
-    }
-    t
 }
 
 /// Which enforcer's view the verdicts take.
@@ -320,10 +218,10 @@ pub fn graph_view(input: &GraphInput, view: &View) -> GraphView {
             let key = (edge.client.clone(), edge.server.clone());
             let mut sources = Vec::new();
             if edge.discovered {
-                sources.push("discovered");
+                sources.push(EdgeSource::Discovered);
             }
             if edge.declared {
-                sources.push("declared");
+                sources.push(EdgeSource::Declared);
             }
             let suggestion = (edge.verdict != Verdict::Allowed)
                 .then(|| by_edge.get(&(&edge.client, &edge.server)))

@@ -9,43 +9,13 @@
 
 use std::collections::BTreeMap;
 
+pub use ibac_api::graph::ObservedCounts;
 use ibac_mapper::CallKey;
 use ibac_policy::Verdict;
-use serde::{Deserialize, Serialize};
 
 /// Calls kept at most; beyond it new kinds of call are not counted (the
 /// mapper still records them), so a scan of random paths cannot grow memory.
 const MAX_CALLS: usize = 100_000;
-
-/// Verdicts observed for one kind of call.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ObservedCounts {
-    /// Requests or connections let through and allowed.
-    pub allowed: u64,
-    /// Let through, reported as would-be-blocked.
-    pub would_be_blocked: u64,
-    /// Refused.
-    pub blocked: u64,
-    /// Of all these, how many were decided under an older revision than the
-    /// one in force.
-    pub under_older_revision: u64,
-}
-
-impl ObservedCounts {
-    /// Calls that got through (allowed or would-be-blocked).
-    pub fn let_through(&self) -> u64 {
-        self.allowed + self.would_be_blocked
-    }
-
-    /// Adds another's counts.
-    pub fn add(&mut self, other: &ObservedCounts) {
-        self.allowed += other.allowed;
-        self.would_be_blocked += other.would_be_blocked;
-        self.blocked += other.blocked;
-        self.under_older_revision += other.under_older_revision;
-    }
-}
 
 /// The counts since the policy in force was published.
 #[derive(Debug)]

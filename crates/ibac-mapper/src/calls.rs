@@ -92,39 +92,7 @@ impl CallKey {
     }
 }
 
-/// How many calls got each verdict.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VerdictCounts {
-    /// Allowed by an intent.
-    pub allowed: u64,
-    /// Passed in shadow mode; would be blocked once the server is protected.
-    pub would_be_blocked: u64,
-    /// Blocked.
-    pub blocked: u64,
-    /// Seen by a socket scan: no proxy decided them.
-    pub unchecked: u64,
-}
-
-impl VerdictCounts {
-    fn add(&mut self, verdict: Option<Verdict>, count: u64) {
-        let slot = match verdict {
-            Some(Verdict::Allowed) => &mut self.allowed,
-            Some(Verdict::WouldBeBlocked) => &mut self.would_be_blocked,
-            Some(Verdict::Blocked) => &mut self.blocked,
-            None => &mut self.unchecked,
-        };
-        *slot = slot.saturating_add(count);
-    }
-
-    /// Adds another set of counts.
-    pub fn merge(&mut self, other: &VerdictCounts) {
-        self.allowed = self.allowed.saturating_add(other.allowed);
-        self.would_be_blocked = self.would_be_blocked.saturating_add(other.would_be_blocked);
-        self.blocked = self.blocked.saturating_add(other.blocked);
-        self.unchecked = self.unchecked.saturating_add(other.unchecked);
-    }
-}
+pub use ibac_api::graph::{EdgeSummary, VerdictCounts};
 
 /// What is known about one kind of call.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -322,24 +290,6 @@ pub fn policy_calls<'a>(
             count: r.count,
         })
         .collect()
-}
-
-/// What is known about all calls from one client to one server.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct EdgeSummary {
-    /// Unix seconds.
-    pub first_seen: i64,
-    /// Unix seconds.
-    pub last_seen: i64,
-    /// How many calls.
-    pub count: u64,
-    /// How many of each verdict.
-    pub verdicts: VerdictCounts,
-    /// Whether a proxy reported calls.
-    pub by_proxy: bool,
-    /// Whether a socket scan saw connections no proxy carried.
-    pub by_socket_scan: bool,
 }
 
 /// Sums the calls of each (client, server).

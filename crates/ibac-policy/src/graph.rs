@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use ibac_model::WorkloadId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::decide::{Request, Verdict};
 use crate::policy::Policy;
@@ -24,7 +24,7 @@ pub struct DiscoveredCall {
 }
 
 /// How a server treats its clients.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Blocking {
     /// Every call towards it is allowed.
@@ -36,7 +36,7 @@ pub enum Blocking {
 }
 
 /// How a client's calls fare.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClientStatus {
     /// Every call is allowed.
@@ -48,7 +48,7 @@ pub enum ClientStatus {
 }
 
 /// A workload's status as a server.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerStatus {
     /// Whether enforcement is on.
     pub protected: bool,
@@ -59,7 +59,7 @@ pub struct ServerStatus {
 }
 
 /// One workload.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GraphNode {
     /// `name.namespace`.
     pub id: WorkloadId,
@@ -72,7 +72,7 @@ pub struct GraphNode {
 }
 
 /// A discovered call kind on an edge, with its verdict.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallStatus {
     /// The request, in words.
     pub request: String,
@@ -83,7 +83,7 @@ pub struct CallStatus {
 }
 
 /// Calls from one client to one server.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GraphEdge {
     /// The caller.
     pub client: WorkloadId,
@@ -102,7 +102,7 @@ pub struct GraphEdge {
 }
 
 /// Every workload and call the policy and the mapper know of.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessGraph {
     /// Workloads, sorted by id.
     pub nodes: Vec<GraphNode>,

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, anyhow};
 use ibac_api::DocumentInfo;
+use ibac_api::graph::GraphView;
 use ibac_control::api::CallOut;
 use ibac_mapper::diff::diff;
 use ibac_mapper::export::{ExportOptions, export, to_json, to_yaml};
@@ -331,31 +332,19 @@ pub fn diff_cmd(args: &DiffArgs, namespace: &str) -> anyhow::Result<u8> {
         }
     };
     let result = diff(&policy, &calls, scope.as_ref());
-    let graph: serde_json::Value = block_on(async { Ok(client.get("/v1/graph").await?) })?;
-    let not_in_force: Vec<String> = graph["edges"]
-        .as_array()
-        .map(|edges| {
-            edges
-                .iter()
-                .filter(|e| {
-                    scope.as_ref().is_none_or(|s| {
-                        e["client"]
-                            .as_str()
-                            .and_then(|c| WorkloadId::parse(c).ok())
-                            .is_some_and(|c| s.contains(&c))
-                    })
-                })
-                .filter_map(|e| {
-                    Some(format!(
-                        "  - {} → {}: {}\n",
-                        e["client"].as_str()?,
-                        e["server"].as_str()?,
-                        e["mismatch"]["message"].as_str()?
-                    ))
-                })
-                .collect()
+    let graph: GraphView = block_on(async { Ok(client.get("/v1/graph").await?) })?;
+    let not_in_force: Vec<String> = graph
+        .edges
+        .iter()
+        .filter(|e| scope.as_ref().is_none_or(|s| s.contains(&e.edge.client)))
+        .filter_map(|e| {
+            let m = e.mismatch.as_ref()?;
+            Some(format!(
+                "  - {} → {}: {}\n",
+                e.edge.client, e.edge.server, m.message
+            ))
         })
-        .unwrap_or_default();
+        .collect();
     if args.output != Output::Table {
         print_data(&result, args.output)?;
     } else {

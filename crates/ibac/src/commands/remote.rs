@@ -9,13 +9,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
 use http::Method;
+use ibac_api::graph::GraphView;
 use ibac_api::{
-    ApplyRequest, AuditRow, DocumentInfo, Enforcement, ModeRequest, Outcome, ProtectRequest,
-    Registered, Registration, SourceText, TokenRequest, TokenResponse, WorkloadInfo,
+    ApplyRequest, AuditRow, DocumentInfo, ModeRequest, Outcome, ProtectRequest, Registered,
+    Registration, SourceText, TokenRequest, TokenResponse, WorkloadInfo,
 };
 use ibac_control::client::{ApiClient, ClientError};
 use ibac_control::server::files;
-use serde_json::Value;
+use ibac_model::WorkloadId;
 
 use crate::commands::rollout::{WaitArgs, follow};
 use crate::exit;
@@ -358,7 +359,7 @@ pub fn get(args: &GetArgs) -> anyhow::Result<u8> {
             write_stdout(&text)?;
         }
         What::Graph => {
-            let graph: Value = block_on(async { Ok(client.get("/v1/graph").await?) })?;
+            let graph: GraphView = block_on(async { Ok(client.get("/v1/graph").await?) })?;
             if args.output != Output::Table {
                 print_data(&graph, args.output)?;
                 return Ok(exit::OK);
@@ -388,18 +389,15 @@ pub fn get(args: &GetArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-fn graph_table(graph: &Value) -> String {
-    let empty = Vec::new();
-    let edges = graph["edges"].as_array().unwrap_or(&empty);
-    if edges.is_empty() {
+fn graph_table(graph: &GraphView) -> String {
+    if graph.edges.is_empty() {
         return "No calls discovered or declared yet.\n".into();
     }
-    let protected: std::collections::BTreeSet<&str> = graph["nodes"]
-        .as_array()
-        .unwrap_or(&empty)
+    let protected: std::collections::BTreeSet<&WorkloadId> = graph
+        .nodes
         .iter()
-        .filter(|n| n["server"]["protected"] == true)
-        .filter_map(|n| n["id"].as_str())
+        .filter(|n| n.server.as_ref().is_some_and(|s| s.protected))
+        .map(|n| &n.id)
         .collect();
     let mut t = table(&[
         "client",
@@ -409,56 +407,44 @@ fn graph_table(graph: &Value) -> String {
         "calls",
         "last seen",
     ]);
-    for e in edges {
-        let server = e["server"].as_str().unwrap_or("");
-        let sources: Vec<&str> = e["sources"]
-            .as_array()
-            .unwrap_or(&empty)
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
+    for e in &graph.edges {
+        let server = &e.edge.server;
+        let sources: Vec<&str> = e.sources.iter().map(|s| s.as_str()).collect();
         t.add_row([
-            e["client"].as_str().unwrap_or("").to_string(),
+            e.edge.client.to_string(),
             if protected.contains(server) {
                 format!("{server} (protected)")
             } else {
                 server.to_string()
             },
-            e["verdict"].as_str().unwrap_or("").to_string(),
+            e.edge.verdict.as_str().to_string(),
             sources.join("+"),
-            e["seen"]["count"]
-                .as_u64()
-                .map_or("-".into(), |n| n.to_string()),
-            ago(e["seen"]["lastSeen"].as_i64()),
+            e.seen.as_ref().map_or("-".into(), |s| s.count.to_string()),
+            ago(e.seen.as_ref().map(|s| s.last_seen)),
         ]);
     }
     let mut out = render(&t);
-    let count = |v: &str| edges.iter().filter(|e| e["verdict"] == v).count();
+    let totals = ibac_api::graph::totals(graph);
     out.push_str(&format!(
         "\n{} allowed, {} would be blocked, {} blocked\n",
-        count("allowed"),
-        count("would-be-blocked"),
-        count("blocked")
+        totals.allowed, totals.would_be_blocked, totals.blocked
     ));
     let mut notes = String::new();
-    for e in edges {
-        if let Some(message) = e["mismatch"]["message"].as_str() {
+    for e in &graph.edges {
+        if let Some(m) = &e.mismatch {
             notes.push_str(&format!(
-                "! {} → {}: {message}\n",
-                e["client"].as_str().unwrap_or(""),
-                e["server"].as_str().unwrap_or("")
+                "! {} → {}: {}\n",
+                e.edge.client, e.edge.server, m.message
             ));
         }
     }
-    for n in graph["nodes"].as_array().unwrap_or(&empty) {
-        if n["registered"] != true || n["inForce"] == true {
-            continue;
-        }
-        let state: Option<Enforcement> = serde_json::from_value(n["enforcement"].clone()).ok();
+    for n in graph.nodes.iter().filter(|n| n.registered && !n.in_force) {
         notes.push_str(&format!(
             "! {}: verdicts shown for it are not in force: its proxy {}\n",
-            n["id"].as_str().unwrap_or(""),
-            state.map_or_else(|| "has not reported".to_string(), |s| s.describe(now()))
+            n.id,
+            n.enforcement
+                .as_ref()
+                .map_or_else(|| "has not reported".to_string(), |s| s.describe(now()))
         ));
     }
     if !notes.is_empty() {

@@ -1,0 +1,217 @@
+//! The access graph as the API serves it: the policy's verdicts for every
+//! workload and call, what the mapper knows of each call, what each proxy
+//! enforces and what it did since the policy in force was published.
+
+use ibac_model::WorkloadId;
+use ibac_policy::Verdict;
+use ibac_policy::graph::{ClientStatus, GraphEdge, ServerStatus};
+use serde::{Deserialize, Serialize};
+
+use crate::enforcement::Enforcement;
+
+/// How many calls got each verdict.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerdictCounts {
+    /// Allowed by an intent.
+    pub allowed: u64,
+    /// Passed in shadow mode; would be blocked once the server is protected.
+    pub would_be_blocked: u64,
+    /// Blocked.
+    pub blocked: u64,
+    /// Seen by a socket scan: no proxy decided them.
+    pub unchecked: u64,
+}
+
+impl VerdictCounts {
+    /// Counts `count` calls with `verdict` (none: seen by a socket scan,
+    /// decided by no proxy).
+    pub fn add(&mut self, verdict: Option<Verdict>, count: u64) {
+        let slot = match verdict {
+            Some(Verdict::Allowed) => &mut self.allowed,
+            Some(Verdict::WouldBeBlocked) => &mut self.would_be_blocked,
+            Some(Verdict::Blocked) => &mut self.blocked,
+            None => &mut self.unchecked,
+        };
+        *slot = slot.saturating_add(count);
+    }
+
+    /// Adds another set of counts.
+    pub fn merge(&mut self, other: &VerdictCounts) {
+        self.allowed = self.allowed.saturating_add(other.allowed);
+        self.would_be_blocked = self.would_be_blocked.saturating_add(other.would_be_blocked);
+        self.blocked = self.blocked.saturating_add(other.blocked);
+        self.unchecked = self.unchecked.saturating_add(other.unchecked);
+    }
+}
+
+/// What is known about all calls from one client to one server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeSummary {
+    /// Unix seconds.
+    pub first_seen: i64,
+    /// Unix seconds.
+    pub last_seen: i64,
+    /// How many calls.
+    pub count: u64,
+    /// How many of each verdict.
+    pub verdicts: VerdictCounts,
+    /// Whether a proxy reported calls.
+    pub by_proxy: bool,
+    /// Whether a socket scan saw connections no proxy carried.
+    pub by_socket_scan: bool,
+}
+
+/// Verdicts observed for one kind of call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObservedCounts {
+    /// Requests or connections let through and allowed.
+    pub allowed: u64,
+    /// Let through, reported as would-be-blocked.
+    pub would_be_blocked: u64,
+    /// Refused.
+    pub blocked: u64,
+    /// Of all these, how many were decided under an older revision than the
+    /// one in force.
+    pub under_older_revision: u64,
+}
+
+impl ObservedCounts {
+    /// Calls that got through (allowed or would-be-blocked).
+    pub fn let_through(&self) -> u64 {
+        self.allowed + self.would_be_blocked
+    }
+
+    /// Adds another's counts.
+    pub fn add(&mut self, other: &ObservedCounts) {
+        self.allowed += other.allowed;
+        self.would_be_blocked += other.would_be_blocked;
+        self.blocked += other.blocked;
+        self.under_older_revision += other.under_older_revision;
+    }
+}
+
+/// A workload in the graph.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeView {
+    /// `name.namespace`.
+    pub id: WorkloadId,
+    /// The name.
+    pub name: String,
+    /// The namespace.
+    pub namespace: String,
+    /// Whether it is registered with the control plane.
+    pub registered: bool,
+    /// Its status as a server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerStatus>,
+    /// Its status as a client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientStatus>,
+    /// For a registered workload: what its proxy enforces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforcement: Option<Enforcement>,
+    /// Whether its proxy enforces the published policy, so the verdicts
+    /// shown for it as a server are in force: false when the proxy is
+    /// behind, failing or silent, and when no ibac proxy is registered for it.
+    pub in_force: bool,
+    /// For a registered workload whose proxy does not enforce the published
+    /// policy: why, in one sentence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforcement_note: Option<String>,
+}
+
+/// Calls from one client to one server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EdgeView {
+    /// The policy engine's view.
+    #[serde(flatten)]
+    pub edge: GraphEdge,
+    /// `discovered`, `declared`, or both.
+    pub sources: Vec<EdgeSource>,
+    /// What the mapper knows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seen: Option<EdgeSummary>,
+    /// For an edge no intent allows: the ClientIntents that would.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<String>,
+    /// Verdicts the server's proxy gave since the policy in force was
+    /// published (ibac proxy view only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<ObservedCounts>,
+    /// Where what was observed disagrees with what the policy decides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mismatch: Option<Mismatch>,
+}
+
+/// How observed verdicts disagree with the policy's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MismatchKind {
+    /// Calls the policy blocks got through: the protection is not in force.
+    NotBlocked,
+    /// Calls the policy lets through were refused: an enforcer still has an
+    /// older, stricter policy.
+    Blocked,
+}
+
+/// What was observed against the policy, for people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Mismatch {
+    /// Which way.
+    pub kind: MismatchKind,
+    /// How many calls.
+    pub calls: u64,
+    /// One sentence.
+    pub message: String,
+}
+
+/// The whole graph.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphView {
+    /// The store revision it was drawn from.
+    pub revision: u64,
+    /// Workloads, sorted.
+    pub nodes: Vec<NodeView>,
+    /// Edges, sorted by client then server.
+    pub edges: Vec<EdgeView>,
+}
+
+/// Counts by verdict of every edge (for summaries).
+pub fn totals(graph: &GraphView) -> VerdictCounts {
+    let mut t = VerdictCounts::default();
+    for e in &graph.edges {
+        match e.edge.verdict {
+            Verdict::Allowed => t.allowed += 1,
+            Verdict::WouldBeBlocked => t.would_be_blocked += 1,
+            Verdict::Blocked => t.blocked += 1,
+        }
+    }
+    t
+}
+
+/// Where an edge is known from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EdgeSource {
+    /// The mapper saw such calls.
+    Discovered,
+    /// Intents declare it.
+    Declared,
+}
+
+impl EdgeSource {
+    /// The word tables show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EdgeSource::Discovered => "discovered",
+            EdgeSource::Declared => "declared",
+        }
+    }
+}
