@@ -5,7 +5,11 @@ use serde::{Deserialize, Serialize};
 
 /// Where one workload's proxy stands against the revision published now.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "state",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Enforcement {
     /// It enforces the published revision.
     InSync {
