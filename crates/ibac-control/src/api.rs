@@ -47,15 +47,15 @@ impl From<ControlError> for ApiError {
     fn from(e: ControlError) -> Self {
         let status = match &e {
             ControlError::Documents(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ControlError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ControlError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ControlError::NotAllowed(_) => StatusCode::FORBIDDEN,
             ControlError::NotFound(_) => StatusCode::NOT_FOUND,
             ControlError::Conflict(_) => StatusCode::CONFLICT,
             ControlError::Undistributable(_) => {
                 tracing::error!(error = %e, "a change was refused: proxies could not read its state");
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            ControlError::Store(_) | ControlError::Internal(_) => {
+            ControlError::Store(_) | ControlError::Issuance(_) | ControlError::Internal(_) => {
                 tracing::error!(error = %e, "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR
             }

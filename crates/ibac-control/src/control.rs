@@ -38,18 +38,19 @@ pub use ibac_api::{
     Rollout, SourceText, WorkloadEnforcement, WorkloadInfo,
 };
 
-/// Why an operation failed, with the HTTP status it maps to.
+/// Why an operation failed, by meaning; the API layer alone decides which
+/// HTTP status each meaning answers.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     /// Documents do not parse, validate or compile: nothing was applied.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Documents(Vec<DocumentError>),
-    /// Bad input that is not a document.
+    /// Input that is not a document is invalid.
     #[error("{0}")]
-    BadRequest(String),
+    Invalid(String),
     /// Not allowed for this caller.
     #[error("{0}")]
-    Forbidden(String),
+    NotAllowed(String),
     /// No such thing.
     #[error("{0}")]
     NotFound(String),
@@ -63,6 +64,9 @@ pub enum ControlError {
     /// differently: nothing was applied.
     #[error("{0}; nothing was changed (this is a bug in ibac: please report it)")]
     Undistributable(#[from] Undistributable),
+    /// The identity issuer refused or failed (join tokens, revocation).
+    #[error(transparent)]
+    Issuance(#[from] ibac_identity::attest::TokenError),
     /// Anything else that went wrong here.
     #[error("{0}")]
     Internal(String),
@@ -340,7 +344,7 @@ impl Control {
         namespaces: Option<Vec<String>>,
     ) -> Result<String, ControlError> {
         if !caller.is_admin() {
-            return Err(ControlError::Forbidden(
+            return Err(ControlError::NotAllowed(
                 "only an admin token may make tokens".into(),
             ));
         }
@@ -350,13 +354,13 @@ impl Control {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         {
-            return Err(ControlError::BadRequest(format!(
+            return Err(ControlError::Invalid(format!(
                 "`{name}` is not a token name: use letters, digits, `-`, `_` and `.`"
             )));
         }
         if let Some(ns) = &namespaces {
             for n in ns {
-                Namespace::parse(n).map_err(|e| ControlError::BadRequest(format!("`{n}`: {e}")))?;
+                Namespace::parse(n).map_err(|e| ControlError::Invalid(format!("`{n}`: {e}")))?;
             }
         }
         let _guard = self.writer.lock().await;
@@ -415,7 +419,7 @@ impl Control {
             return Err(ControlError::Documents(errors));
         }
         if documents.is_empty() {
-            return Err(ControlError::BadRequest(
+            return Err(ControlError::Invalid(
                 "no ibac or Otterize documents in the input".into(),
             ));
         }
@@ -431,7 +435,7 @@ impl Control {
             let meta = doc.meta();
             let settings = doc.kind() == DocumentKind::EnforcementConfig;
             if (settings && !caller.is_admin()) || !caller.may_change(meta.namespace.as_str()) {
-                return Err(ControlError::Forbidden(format!(
+                return Err(ControlError::NotAllowed(format!(
                     "{}: {} may not change {} {}/{}",
                     meta.origin,
                     caller.audit_name(),
@@ -848,9 +852,9 @@ impl Control {
         registration: &Registration,
     ) -> Result<Registered, ControlError> {
         let id = WorkloadId::parse(&registration.id)
-            .map_err(|e| ControlError::BadRequest(format!("`{}`: {e}", registration.id)))?;
+            .map_err(|e| ControlError::Invalid(format!("`{}`: {e}", registration.id)))?;
         if !caller.may_change(id.namespace()) {
-            return Err(ControlError::Forbidden(format!(
+            return Err(ControlError::NotAllowed(format!(
                 "{} may not register workloads in `{}`",
                 caller.audit_name(),
                 id.namespace()
@@ -872,14 +876,11 @@ impl Control {
                 .unwrap_or(15 * 60)
                 .clamp(60, 7 * 24 * 3600),
         );
-        let token = self
-            .issuance
-            .create_token(
-                &id,
-                time::Duration::try_from(ttl).unwrap_or(time::Duration::minutes(15)),
-                &caller.audit_name(),
-            )
-            .map_err(|e| ControlError::Internal(e.to_string()))?;
+        let token = self.issuance.create_token(
+            &id,
+            time::Duration::try_from(ttl).unwrap_or(time::Duration::minutes(15)),
+            &caller.audit_name(),
+        )?;
         let change = Change {
             put_workloads: vec![row.clone()],
             audit: vec![AuditEntry {
@@ -906,9 +907,9 @@ impl Control {
     /// Unregisters a workload and revokes it: its tokens die and it cannot renew.
     pub async fn remove_workload(&self, caller: &Caller, id: &str) -> Result<(), ControlError> {
         let id =
-            WorkloadId::parse(id).map_err(|e| ControlError::BadRequest(format!("`{id}`: {e}")))?;
+            WorkloadId::parse(id).map_err(|e| ControlError::Invalid(format!("`{id}`: {e}")))?;
         if !caller.may_change(id.namespace()) {
-            return Err(ControlError::Forbidden(format!(
+            return Err(ControlError::NotAllowed(format!(
                 "{} may not remove workloads in `{}`",
                 caller.audit_name(),
                 id.namespace()
@@ -919,9 +920,7 @@ impl Control {
         if !current.workloads.contains_key(&id) {
             return Err(ControlError::NotFound(format!("`{id}` is not registered")));
         }
-        self.issuance
-            .revoke(&id, &caller.audit_name())
-            .map_err(|e| ControlError::Internal(e.to_string()))?;
+        self.issuance.revoke(&id, &caller.audit_name())?;
         let change = Change {
             delete_workloads: vec![id.clone()],
             audit: vec![AuditEntry {
@@ -943,7 +942,7 @@ impl Control {
     /// Protects a server with a ProtectedService.
     pub async fn protect(&self, caller: &Caller, id: &str) -> Result<Outcome, ControlError> {
         let id =
-            WorkloadId::parse(id).map_err(|e| ControlError::BadRequest(format!("`{id}`: {e}")))?;
+            WorkloadId::parse(id).map_err(|e| ControlError::Invalid(format!("`{id}`: {e}")))?;
         let doc = Document::ProtectedService(ProtectedService {
             meta: Meta {
                 name: id.name().to_string(),
@@ -1014,7 +1013,7 @@ impl Control {
         dry_run: bool,
     ) -> Result<Outcome, ControlError> {
         let id =
-            WorkloadId::parse(id).map_err(|e| ControlError::BadRequest(format!("`{id}`: {e}")))?;
+            WorkloadId::parse(id).map_err(|e| ControlError::Invalid(format!("`{id}`: {e}")))?;
         let key = DocumentKey {
             kind: DocumentKind::ProtectedService,
             namespace: id.namespace_owned(),
@@ -1096,7 +1095,7 @@ impl Control {
         let mut observations = Vec::new();
         for r in reports {
             if &r.reporter != reporter {
-                return Err(ControlError::Forbidden(format!(
+                return Err(ControlError::NotAllowed(format!(
                     "{reporter} may not report for {}",
                     r.reporter
                 )));
@@ -1202,7 +1201,7 @@ impl Control {
     /// Forgets every discovered call.
     pub async fn reset_calls(&self, caller: &Caller) -> Result<(), ControlError> {
         if !caller.is_admin() {
-            return Err(ControlError::Forbidden(
+            return Err(ControlError::NotAllowed(
                 "only an admin token may reset the mapper".into(),
             ));
         }
@@ -1249,8 +1248,8 @@ impl Control {
     }
 }
 
-/// Loads stored documents; ones that no longer load are reported and left
-/// out of the policy (they stay in the store, and `get` shows them).
+/// Loads stored documents; ones that no longer compile are reported, kept
+/// out of force and shown as failed by `get` (they stay in the store).
 fn load_policy(docs: &[StoredDocument]) -> (Policy, Vec<DocumentError>) {
     let mut documents = Vec::new();
     let mut errors = Vec::new();
@@ -1264,7 +1263,7 @@ fn load_policy(docs: &[StoredDocument]) -> (Policy, Vec<DocumentError>) {
         errors.append(&mut parsed.errors);
         documents.append(&mut parsed.documents);
     }
-    let (policy, mut more) = Policy::build(documents, &NoFacts);
+    let (policy, mut more) = Policy::load(documents, &NoFacts);
     errors.append(&mut more);
     (policy, errors)
 }

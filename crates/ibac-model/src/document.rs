@@ -302,7 +302,7 @@ pub struct CallTarget {
 impl CallTarget {
     /// Whether this names the Kubernetes API server (`kubernetes.default`).
     pub fn is_api_server(&self) -> bool {
-        self.id.name() == "kubernetes" && self.id.namespace() == "default"
+        self.id.is_api_server()
     }
 }
 

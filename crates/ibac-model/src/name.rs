@@ -143,6 +143,12 @@ impl WorkloadId {
         }
     }
 
+    /// Whether this is the Kubernetes API server (`kubernetes.default`):
+    /// never a server, never protected, reached by egress only.
+    pub fn is_api_server(&self) -> bool {
+        self.name() == "kubernetes" && self.namespace() == "default"
+    }
+
     /// The workload's name.
     pub fn name(&self) -> &str {
         &self.full[..self.dot]

@@ -12,7 +12,6 @@ use ibac_model::{
     CallTarget, ClientIntents, DocumentError, Location, Target, TargetKind, WorkloadId,
 };
 
-use crate::decide::is_api_server;
 use crate::intent::{HttpGrant, Intent, Ports, Via};
 use crate::resolve::{PortMap, Resolver};
 use crate::rules::ClientRules;
@@ -71,7 +70,7 @@ pub fn compile(
                 }));
         };
         match &target.kind {
-            TargetKind::Workload(call) if is_api_server(&call.id) => {
+            TargetKind::Workload(call) if call.id.is_api_server() => {
                 add(
                     call.id.clone(),
                     Via::Workload,
@@ -79,7 +78,7 @@ pub fn compile(
                     Some(call),
                 );
             }
-            TargetKind::Service(call) if is_api_server(&call.id) => {
+            TargetKind::Service(call) if call.id.is_api_server() => {
                 add(
                     call.id.clone(),
                     Via::Workload,

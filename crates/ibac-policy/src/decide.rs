@@ -6,59 +6,10 @@
 
 use std::fmt;
 
-use ibac_model::http::{NormalizedPath, RequestMethod};
-use ibac_model::{Location, Namespace, WorkloadId};
+use ibac_model::{Location, Namespace};
 
 use crate::intent::method_list;
 use crate::rules::{Allowed, ClientRules};
-
-/// An HTTP request: its method and its already-normalized path.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct HttpRequest {
-    /// The method.
-    pub method: RequestMethod,
-    /// The path, normalized by [`ibac_model::http::normalize`].
-    pub path: NormalizedPath,
-}
-
-/// What is being decided: a connection to a port, or an HTTP request.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Request {
-    /// The server's port; `None` when unknown (then only intents for every
-    /// port can allow it).
-    pub port: Option<u16>,
-    /// The HTTP request, or `None` for a connection (L4).
-    pub http: Option<HttpRequest>,
-}
-
-impl Request {
-    /// A connection to `port`.
-    pub fn l4(port: u16) -> Self {
-        Request {
-            port: Some(port),
-            http: None,
-        }
-    }
-
-    /// An HTTP request.
-    pub fn http(port: Option<u16>, method: RequestMethod, path: NormalizedPath) -> Self {
-        Request {
-            port,
-            http: Some(HttpRequest { method, path }),
-        }
-    }
-}
-
-impl fmt::Display for Request {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.http, self.port) {
-            (Some(h), Some(p)) => write!(f, "{} {} on port {p}", h.method, h.path),
-            (Some(h), None) => write!(f, "{} {}", h.method, h.path),
-            (None, Some(p)) => write!(f, "a connection to port {p}"),
-            (None, None) => f.write_str("a connection"),
-        }
-    }
-}
 
 /// The outcome for one call.
 #[derive(
@@ -250,9 +201,4 @@ impl fmt::Display for Decision<'_> {
             self.verdict, self.reason, self.protection
         )
     }
-}
-
-/// Whether `id` is the Kubernetes API server.
-pub fn is_api_server(id: &WorkloadId) -> bool {
-    id.name() == "kubernetes" && id.namespace() == "default"
 }

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use ibac_model::WorkloadId;
 use serde::{Deserialize, Serialize};
 
-use crate::decide::{Request, Verdict};
+use crate::decide::Verdict;
 use crate::policy::Policy;
+use crate::request::Request;
 
 /// A call the network mapper observed.
 #[derive(Clone, Debug, PartialEq, Eq)]

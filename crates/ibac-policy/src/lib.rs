@@ -37,17 +37,17 @@ pub mod graph;
 mod intent;
 mod pairs;
 mod policy;
+mod request;
 mod resolve;
 mod rules;
 mod settings;
 pub mod view;
 
 pub use compile::{Contribution, compile};
-pub use decide::{
-    Decision, HttpRequest, ProtectedBy, Protection, Reason, Request, Verdict, is_api_server,
-};
+pub use decide::{Decision, ProtectedBy, Protection, Reason, Verdict};
 pub use intent::{HttpGrant, Intent, Ports, Via};
 pub use policy::{DocumentStatus, Policy, ServerPolicy};
+pub use request::{HttpRequest, Request};
 pub use resolve::{Backend, NoFacts, PortMap, ResolveError, Resolver};
 pub use rules::{Allowed, ClientRules};
 pub use settings::{EXCLUDED_NAMESPACES, Settings};

@@ -13,8 +13,9 @@ use ibac_model::{
 use imbl::shared_ptr::DefaultSharedPtr;
 
 use crate::compile::{Contribution, compile};
-use crate::decide::{Decision, ProtectedBy, Protection, Reason, Request, is_api_server};
+use crate::decide::{Decision, ProtectedBy, Protection, Reason};
 use crate::pairs::PairIndex;
+use crate::request::Request;
 use crate::resolve::Resolver;
 use crate::rules::ClientRules;
 use crate::settings::Settings;
@@ -124,6 +125,41 @@ impl Policy {
             }
         }
         (policy, errors)
+    }
+
+    /// Builds a policy from stored documents: like [`Policy::build`], but a
+    /// document that fails is kept, not in force and shown as
+    /// [`DocumentStatus::Failed`] with its errors, so a store never loses
+    /// track of it (only ClientIntents can fail, and leaving one out of force
+    /// only ever allows less).
+    pub fn load(
+        documents: impl IntoIterator<Item = Document>,
+        resolver: &dyn Resolver,
+    ) -> (Policy, Vec<DocumentError>) {
+        let mut policy = Policy::new();
+        let mut errors = Vec::new();
+        for doc in documents {
+            if let Err(e) = policy.upsert(doc.clone(), resolver) {
+                policy.keep_failed(doc, e.clone());
+                errors.extend(e);
+            }
+        }
+        (policy, errors)
+    }
+
+    /// Records a document that failed: a new one is stored out of force; a
+    /// newer version of one in force leaves the old one in force, stale.
+    fn keep_failed(&mut self, doc: Document, errors: Vec<DocumentError>) {
+        let key = doc.key();
+        let in_force = self.documents.get(&key).and_then(|s| s.in_force.clone());
+        self.documents.insert(
+            key,
+            Arc::new(Stored {
+                latest: doc,
+                in_force,
+                errors,
+            }),
+        );
     }
 
     /// Like [`Policy::build`], for renderers: a ClientIntents whose every
@@ -399,7 +435,7 @@ impl Policy {
     /// Whether enforcement is on for `server`, and why. Depends on settings and
     /// ProtectedServices only, never on intents.
     pub fn protection(&self, server: &WorkloadId) -> Protection<'_> {
-        if is_api_server(server) {
+        if server.is_api_server() {
             return Protection::ApiServer;
         }
         if let Some((_, at)) = self.protected.get(server).and_then(|s| s.iter().next()) {

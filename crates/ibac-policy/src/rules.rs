@@ -9,8 +9,8 @@ use std::sync::Arc;
 use foldhash::fast::RandomState;
 use ibac_model::http::{Method, MethodSet, NormalizedPath, PathPattern, RequestMethod};
 
-use crate::decide::Request;
 use crate::intent::{HttpGrant, Intent, Ports};
+use crate::request::Request;
 
 /// Up to this many HTTP rules per port are matched by scanning, not hashing.
 const SCAN_LIMIT: usize = 8;

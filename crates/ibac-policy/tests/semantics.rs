@@ -405,6 +405,35 @@ fn service_targets_resolve_to_the_selected_workloads_and_target_ports() {
     );
 }
 
+/// A stored document that no longer compiles is kept and shown as failed,
+/// never silently dropped (DESIGN.md "Documents that fail"); nothing of it is
+/// in force.
+#[test]
+fn loading_keeps_a_failing_document_as_failed() {
+    let docs = vec![
+        intents("web.shop").calls_service("api.shop").build(),
+        protected("api-v1.shop"),
+    ];
+    let (p, errors) = Policy::load(docs, &Facts { missing: true });
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let statuses = p.documents();
+    assert_eq!(statuses.len(), 2);
+    let failed = statuses
+        .iter()
+        .find(|(k, _, _)| k.kind == ibac_model::DocumentKind::ClientIntents)
+        .unwrap();
+    assert!(
+        matches!(&failed.2, DocumentStatus::Failed(e) if e[0].to_string().contains("no Service `api.shop` is known")),
+        "{:?}",
+        failed.2
+    );
+    assert_eq!(p.documents_in_force().len(), 1);
+    assert_eq!(
+        verdict(&p, "web.shop", "api-v1.shop", &Request::l4(8080)),
+        Verdict::Blocked
+    );
+}
+
 #[test]
 fn the_access_graph_tells_allowed_would_be_blocked_and_blocked_apart() {
     let p = policy(vec![

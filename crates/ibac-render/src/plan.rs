@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use ibac_model::{DocumentError, Location, WorkloadId};
-use ibac_policy::{Intent, Policy, Ports, is_api_server};
+use ibac_policy::{Intent, Policy, Ports};
 
 use crate::facts::{ClusterFacts, Workload};
 use crate::labels;
@@ -102,7 +102,7 @@ pub fn servers<'a>(
     let mut plans = Vec::new();
     let mut errors = Vec::new();
     for id in ids {
-        if is_api_server(&id) {
+        if id.is_api_server() {
             continue;
         }
         let protection = policy.protection(&id);
