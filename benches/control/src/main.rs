@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use http::Method;
+use ibac_api::Registered;
 use ibac_api::{Direction, Report};
 use ibac_control::client::ApiClient;
-use ibac_control::control::Registered;
 use ibac_control::server::files;
 use ibac_control::{Options, Settings, start};
 use ibac_identity::attest::{IssuerClient, WorkloadIdentity};
@@ -312,11 +312,13 @@ async fn report_edges(
                 port: 8080,
                 protocol: ibac_model::Protocol::Http,
                 method: Some("GET".into()),
-                path: Some(format!("/items/{k}")),
+                // Names, not IDs: IDs would collapse into one kind of call.
+                path: Some(format!("/items/n{k}")),
                 verdict: Verdict::WouldBeBlocked,
                 count: 5,
                 first_seen: "2026-11-23T20:00:00Z".into(),
                 last_seen: "2026-11-23T20:00:05Z".into(),
+                revision: None,
             })
             .collect();
         plane.report(&reports).await?;

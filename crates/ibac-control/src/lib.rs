@@ -12,15 +12,12 @@ pub mod api;
 pub mod auth;
 pub mod client;
 pub mod control;
-pub mod demo;
 pub mod distribute;
 pub mod enforcement;
 pub mod graph;
 pub mod observed;
 pub mod server;
 pub mod store;
-pub mod supervise;
-pub mod topology;
 pub mod ui;
 
 pub use control::{Control, ControlError, Settings};

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::anyhow;
-use ibac_control::demo::{DemoService, run as serve};
+use ibac_local::demo::{DemoService, run as serve};
 
 use crate::exit;
 

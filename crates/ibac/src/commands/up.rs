@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use ibac_control::server::files;
-use ibac_control::supervise::{Supervisor, plan};
-use ibac_control::topology::Topology;
 use ibac_control::{Options, Settings, start};
+use ibac_local::supervise::{Supervisor, plan};
+use ibac_local::topology::Topology;
 use tokio::sync::watch;
 
 use crate::commands::ca::shutdown_signal;
@@ -86,7 +86,7 @@ Open the access graph link above in a browser to watch it happen live. The
 API is at {url}; the admin token is in the data directory. Ctrl-C stops
 everything.
 ",
-        ns = ibac_control::demo::NAMESPACE
+        ns = ibac_local::demo::NAMESPACE
     )
 }
 
@@ -142,7 +142,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
                 .with_context(|| format!("cannot read {}", path.display()))?;
             Some(Topology::parse(&path.display().to_string(), &text).map_err(|e| anyhow!(e))?)
         }
-        (None, true) => Some(ibac_control::demo::topology()),
+        (None, true) => Some(ibac_local::demo::topology()),
         (None, false) => None,
     };
     let exe = std::env::current_exe().context("cannot find the ibac binary")?;

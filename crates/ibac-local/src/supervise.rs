@@ -19,9 +19,10 @@ use ibac_model::WorkloadId;
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
-use crate::auth::Caller;
-use crate::control::{Control, Registration};
 use crate::topology::{Protocol, Topology, WorkloadSpec, substitute};
+use ibac_api::Registration;
+use ibac_control::Control;
+use ibac_control::auth::Caller;
 
 /// Ports nobody listens on now (the kernel's picks). Each stays bound until
 /// the whole plan is made: a port let go at once could be the kernel's next
