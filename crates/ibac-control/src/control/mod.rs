@@ -404,3 +404,6 @@ fn make_snapshot(
 fn snapshot_since(snapshot: &Snapshot) -> i64 {
     snapshot.policy_since
 }
+
+#[cfg(test)]
+mod tests;
