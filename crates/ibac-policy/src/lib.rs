@@ -46,7 +46,7 @@ pub mod view;
 pub use compile::{Contribution, compile};
 pub use decide::{Decision, ProtectedBy, Protection, Reason, Verdict};
 pub use intent::{HttpGrant, Intent, Ports, Via};
-pub use policy::{DocumentStatus, Policy, ServerPolicy};
+pub use policy::{Changes, DocumentStatus, Policy, ServerPolicy};
 pub use request::{HttpRequest, Request};
 pub use resolve::{Backend, NoFacts, PortMap, ResolveError, Resolver};
 pub use rules::{Allowed, ClientRules};

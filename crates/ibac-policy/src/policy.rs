@@ -46,6 +46,27 @@ impl ServerPolicy {
     }
 }
 
+/// What a change to the policy touched, so that a reconciler renders and
+/// writes only those: the servers whose rules, protection or server config
+/// changed, the clients whose intents changed, and whether the settings
+/// changed (which may concern every server).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Servers to render again.
+    pub servers: BTreeSet<WorkloadId>,
+    /// Clients whose intents changed.
+    pub clients: BTreeSet<WorkloadId>,
+    /// Whether the EnforcementConfig changed.
+    pub settings: bool,
+}
+
+impl Changes {
+    /// Whether nothing was touched.
+    pub fn is_empty(&self) -> bool {
+        self.servers.is_empty() && self.clients.is_empty() && !self.settings
+    }
+}
+
 /// The state of one stored document.
 #[derive(Clone, Debug, PartialEq)]
 pub enum DocumentStatus {
@@ -78,6 +99,8 @@ pub struct Policy {
     /// Which ClientIntents declares each client.
     clients: Map<WorkloadId, DocumentKey>,
     documents: imbl::OrdMap<DocumentKey, Arc<Stored>>,
+    /// What the operation that made this snapshot touched.
+    changes: Arc<Changes>,
 }
 
 impl Default for Policy {
@@ -107,6 +130,7 @@ impl Policy {
             pairs: PairIndex::new(),
             clients: new_map(),
             documents: imbl::OrdMap::new(),
+            changes: Arc::default(),
         }
     }
 
@@ -209,6 +233,7 @@ impl Policy {
         resolver: &dyn Resolver,
     ) -> Result<Policy, Vec<DocumentError>> {
         let mut next = self.clone();
+        next.changes = Arc::default();
         let mut errors = Vec::new();
         for doc in documents {
             if let Err(mut e) = next.upsert(doc, resolver) {
@@ -225,6 +250,7 @@ impl Policy {
     /// Removes documents all at once; unknown keys fail the whole removal.
     pub fn remove(&self, keys: &[DocumentKey]) -> Result<Policy, Vec<DocumentError>> {
         let mut next = self.clone();
+        next.changes = Arc::default();
         let mut errors = Vec::new();
         for key in keys {
             match next.documents.remove(key) {
@@ -246,6 +272,7 @@ impl Policy {
     /// that now fails keeps its last good version in force and is marked stale.
     pub fn refresh(&self, resolver: &dyn Resolver) -> Policy {
         let mut next = self.clone();
+        next.changes = Arc::default();
         let keys: Vec<DocumentKey> = self
             .documents
             .keys()
@@ -306,6 +333,9 @@ impl Policy {
                     .unwrap_or_default();
                 let mut entry = entry;
                 entry.insert((key.clone(), ps.meta.origin.clone()));
+                Arc::make_mut(&mut self.changes)
+                    .servers
+                    .insert(ps.workload.id.clone());
                 self.protected
                     .insert(ps.workload.id.clone(), Arc::new(entry));
                 self.store(key, doc.clone(), None);
@@ -329,9 +359,13 @@ impl Policy {
                     }]);
                 }
                 self.settings = Arc::new(Settings::from_config(cfg));
+                Arc::make_mut(&mut self.changes).settings = true;
                 self.store(key, doc.clone(), None);
             }
             Document::KafkaServerConfig(_) | Document::DatabaseServerConfig(_) => {
+                if let Some(server) = config_server(&doc) {
+                    Arc::make_mut(&mut self.changes).servers.insert(server);
+                }
                 self.store(key, doc.clone(), None);
             }
         }
@@ -364,6 +398,9 @@ impl Policy {
         if let Some(old) = &old {
             self.withdraw(old);
         }
+        let changes = Arc::make_mut(&mut self.changes);
+        changes.clients.insert(contribution.client.clone());
+        changes.servers.extend(contribution.rules.keys().cloned());
         for (server, rules) in &contribution.rules {
             let mut entry = self
                 .servers
@@ -383,6 +420,9 @@ impl Policy {
 
     /// Takes a contribution out of the servers it touched.
     fn withdraw(&mut self, contribution: &Contribution) {
+        let changes = Arc::make_mut(&mut self.changes);
+        changes.clients.insert(contribution.client.clone());
+        changes.servers.extend(contribution.rules.keys().cloned());
         for server in contribution.rules.keys() {
             let Some(current) = self.servers.get(server) else {
                 continue;
@@ -411,6 +451,9 @@ impl Policy {
                 }
             }
             Document::ProtectedService(ps) => {
+                Arc::make_mut(&mut self.changes)
+                    .servers
+                    .insert(ps.workload.id.clone());
                 if let Some(entry) = self.protected.get(&ps.workload.id) {
                     let mut entry = (**entry).clone();
                     entry.retain(|(k, _)| k != key);
@@ -422,9 +465,23 @@ impl Policy {
                     }
                 }
             }
-            Document::EnforcementConfig(_) => self.settings = Arc::new(Settings::default()),
-            Document::KafkaServerConfig(_) | Document::DatabaseServerConfig(_) => {}
+            Document::EnforcementConfig(_) => {
+                self.settings = Arc::new(Settings::default());
+                Arc::make_mut(&mut self.changes).settings = true;
+            }
+            Document::KafkaServerConfig(_) | Document::DatabaseServerConfig(_) => {
+                if let Some(server) = config_server(doc) {
+                    Arc::make_mut(&mut self.changes).servers.insert(server);
+                }
+            }
         }
+    }
+
+    /// What the operation that made this snapshot touched ([`Policy::apply`],
+    /// [`Policy::remove`] or [`Policy::refresh`]); for a built policy, what
+    /// building touched.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
     }
 
     /// The settings in force.
@@ -525,5 +582,14 @@ impl Policy {
             .values()
             .filter_map(|s| s.in_force.as_ref().map(|(d, _)| d))
             .collect()
+    }
+}
+
+/// The server a Kafka or SQL server config configures.
+fn config_server(doc: &Document) -> Option<WorkloadId> {
+    match doc {
+        Document::KafkaServerConfig(k) => Some(k.workload.id.clone()),
+        Document::DatabaseServerConfig(d) => d.id(),
+        _ => None,
     }
 }

@@ -576,3 +576,95 @@ fn renderers_skip_only_the_target_that_does_not_resolve() {
         Verdict::WouldBeBlocked
     );
 }
+
+/// What a server looks like to an enforcer: its protection and, per client,
+/// its rules (as text: the rules types are compared by what they say).
+fn server_view(p: &Policy, server: &WorkloadId) -> String {
+    let rules = p
+        .server(server)
+        .map(|s| {
+            s.clients()
+                .iter()
+                .map(|(c, r)| format!("{c}: {r:?}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default();
+    format!("{} | {rules}", p.protection(server))
+}
+
+/// Every server whose view changed is in the change set, computed the slow
+/// way by comparing every server before and after; and an apply that touches
+/// one client names only that client and its servers.
+#[test]
+fn change_sets_name_every_server_a_change_touched() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let names = ["a", "b", "c", "d", "e"];
+    let doc = (0usize..5, 0usize..5, 0usize..3, 0usize..4).prop_map(move |(c, s, kind, port)| {
+        let client = format!("{}.shop", names[c]);
+        let server = format!("{}.shop", names[s]);
+        match kind {
+            0 => intents(&client)
+                .calls(&server)
+                .port(8080 + port as u16)
+                .build(),
+            1 => protected(&server),
+            _ => intents(&client).calls(&server).get("/x/*").build(),
+        }
+    });
+    let mut runner = TestRunner::new(Config::with_cases(200));
+    runner
+        .run(
+            &(
+                prop::collection::vec(doc.clone(), 0..6),
+                prop::collection::vec(doc, 1..3),
+            ),
+            |(base, change)| {
+                let (before, _) = Policy::build(base, &NoFacts);
+                let Ok(after) = before.apply(change, &NoFacts) else {
+                    return Ok(()); // a duplicate client: refused, nothing changed
+                };
+                let mut all: std::collections::BTreeSet<WorkloadId> =
+                    before.servers().into_iter().collect();
+                all.extend(after.servers());
+                for server in all {
+                    if server_view(&before, &server) != server_view(&after, &server) {
+                        prop_assert!(
+                            after.changes().servers.contains(&server),
+                            "{server} changed but is not in {:?}",
+                            after.changes()
+                        );
+                    }
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+
+    let (base, _) = Policy::build(
+        vec![
+            intents("a.shop").calls("b.shop").build(),
+            intents("c.shop").calls("d.shop").build(),
+            protected("d.shop"),
+        ],
+        &NoFacts,
+    );
+    let next = base
+        .apply([intents("a.shop").calls("e.shop").build()], &NoFacts)
+        .unwrap();
+    let changes = next.changes();
+    assert_eq!(changes.clients, [id("a.shop")].into_iter().collect());
+    assert_eq!(
+        changes.servers,
+        [id("b.shop"), id("e.shop")].into_iter().collect(),
+        "the server it no longer calls and the one it calls now"
+    );
+    assert!(!changes.settings);
+    let next = base
+        .apply([settings(Mode::DefaultActive, &[])], &NoFacts)
+        .unwrap();
+    assert!(next.changes().settings);
+    let next = base.remove(&[protected("d.shop").key()]).unwrap();
+    assert_eq!(next.changes().servers, [id("d.shop")].into_iter().collect());
+}
