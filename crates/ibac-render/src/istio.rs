@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::facts::{ClusterFacts, Workload};
 use crate::names::{object_name, ownership};
-use crate::netpol::Rendered;
-use crate::plan::{ServerPlan, check_selector, servers};
+use crate::plan;
+use crate::plan::{ServerPlan, check_selector};
+use crate::rendered::{Rendered, ServerRendering};
 
 /// An AuthorizationPolicy, as the Istio CRD defines the fields ibac writes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -190,129 +191,165 @@ fn rules(plan: &ServerPlan<'_>, options: &IstioOptions) -> Vec<Rule> {
         .collect()
 }
 
-/// Renders AuthorizationPolicies for `policy` over `facts`.
+/// Which workloads hide behind each Istio principal (service account): built
+/// once per facts, so that rendering a server need not scan every workload.
+#[derive(Debug, Default)]
+pub struct Principals<'a> {
+    by_principal: BTreeMap<String, Vec<&'a Workload>>,
+}
+
+impl<'a> Principals<'a> {
+    /// The index of `facts` under `options`' trust domain.
+    pub fn of(facts: &'a ClusterFacts, options: &IstioOptions) -> Self {
+        let mut by_principal: BTreeMap<String, Vec<&'a Workload>> = BTreeMap::new();
+        for w in &facts.workloads {
+            by_principal
+                .entry(principal(options, w))
+                .or_default()
+                .push(w);
+        }
+        Principals { by_principal }
+    }
+}
+
+/// Renders one server's AuthorizationPolicy, with warnings about clients
+/// that share a service account with other workloads.
+pub fn render_server_istio(
+    policy: &Policy,
+    facts: &ClusterFacts,
+    id: &ibac_model::WorkloadId,
+    options: &IstioOptions,
+    principals: &Principals<'_>,
+) -> (ServerRendering<AuthorizationPolicy>, Vec<String>) {
+    let mut out = ServerRendering::default();
+    let mut warnings = Vec::new();
+    let Some(plan) = plan::server(policy, facts, id, &mut out.skipped) else {
+        return (out, warnings);
+    };
+    out.protected = plan.protected;
+    if !policy.settings().enforcers.istio {
+        return (out, warnings);
+    }
+    let server = plan.server;
+    if !plan.protected {
+        out.explanation.push(format!(
+            "{}: {}; no AuthorizationPolicy (an ALLOW policy would refuse every caller it does not name); if protected, ibac would allow {}",
+            server.id,
+            plan.protection,
+            if plan.clients.is_empty() {
+                "nothing".to_string()
+            } else {
+                plan.clients.iter().map(|c| c.client.id.to_string()).collect::<Vec<_>>().join(", ")
+            }
+        ));
+        return (out, warnings);
+    }
+    if let Err(e) = check_selector(facts, server) {
+        out.refused.push(e);
+        return (out, warnings);
+    }
+    if server
+        .selector
+        .match_expressions
+        .as_ref()
+        .is_some_and(|e| !e.is_empty())
+    {
+        out.refused.push(DocumentError::Invalid {
+            at: server.at.clone(),
+            message: format!(
+                "{} `{}` selects its pods with matchExpressions; Istio selects workloads by labels only",
+                server.kind, server.id
+            ),
+        });
+        return (out, warnings);
+    }
+    let rules = rules(&plan, options);
+    let mut warned = BTreeSet::new();
+    for client in &plan.clients {
+        let p = principal(options, client.client);
+        let sharing: Vec<String> = principals
+            .by_principal
+            .get(&p)
+            .into_iter()
+            .flatten()
+            .filter(|w| w.id != client.client.id)
+            .map(|w| w.id.to_string())
+            .collect();
+        if !sharing.is_empty() && warned.insert(p.clone()) {
+            warnings.push(format!(
+                "{} shares service account {}/{} with {}: Istio cannot tell them apart, so they also get {}'s access to {}",
+                client.client.id,
+                client.client.id.namespace(),
+                client.client.service_account,
+                sharing.join(", "),
+                client.client.id,
+                server.id
+            ));
+        }
+    }
+    let name = object_name("ibac", server.id.name());
+    let mut text = format!(
+        "{}: {}; AuthorizationPolicy {name}",
+        server.id, plan.protection
+    );
+    if plan.clients.is_empty() {
+        text.push_str(" allows nothing (ALLOW with no rules)");
+    }
+    for client in &plan.clients {
+        for intent in &client.intents {
+            text.push_str(&format!(
+                "\n  allows {} ({}): {}",
+                client.client.id,
+                principal(options, client.client),
+                intent.describe()
+            ));
+        }
+    }
+    out.explanation.push(text);
+    out.objects.push(AuthorizationPolicy {
+        api_version: "security.istio.io/v1".into(),
+        kind: "AuthorizationPolicy".into(),
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(server.id.namespace().into()),
+            labels: Some(ownership("authorization", server.id.name())),
+            ..ObjectMeta::default()
+        },
+        spec: AuthorizationPolicySpec {
+            selector: WorkloadSelector {
+                match_labels: server.selector.match_labels.clone().unwrap_or_default(),
+            },
+            action: "ALLOW".into(),
+            rules: (!rules.is_empty()).then_some(rules),
+        },
+    });
+    (out, warnings)
+}
+
+/// Renders AuthorizationPolicies for `policy` over `facts`: a fold of
+/// [`render_server_istio`] over every server.
 pub fn render_istio(
     policy: &Policy,
     facts: &ClusterFacts,
     options: &IstioOptions,
 ) -> Result<Rendered<AuthorizationPolicy>, Vec<DocumentError>> {
     let mut out = Rendered::default();
-    if !policy.settings().enforcers.istio {
+    let mut errors = Vec::new();
+    let off = !policy.settings().enforcers.istio;
+    if off {
         out.explanation
             .push("Istio AuthorizationPolicies are turned off in the EnforcementConfig (enforcers.istio: false)".into());
+    }
+    let principals = Principals::of(facts, options);
+    for id in plan::server_ids(policy, facts) {
+        let (server, warnings) = render_server_istio(policy, facts, &id, options, &principals);
+        out.warnings.extend(warnings);
+        out.fold(server, &mut errors);
+    }
+    if off {
         // Not "nothing is protected": this enforcer is off.
-        out.protected = servers(policy, facts)
-            .0
-            .iter()
-            .filter(|p| p.protected)
-            .count();
+        out.skipped.clear();
         return Ok(out);
-    }
-    let (plans, skipped) = servers(policy, facts);
-    out.skipped = skipped;
-    out.protected = plans.iter().filter(|p| p.protected).count();
-    let mut errors = Vec::new();
-    // Which workloads hide behind each principal.
-    let mut by_principal: BTreeMap<String, Vec<&Workload>> = BTreeMap::new();
-    for w in &facts.workloads {
-        by_principal
-            .entry(principal(options, w))
-            .or_default()
-            .push(w);
-    }
-    let mut warned = BTreeSet::new();
-    for plan in &plans {
-        let server = plan.server;
-        if !plan.protected {
-            out.explanation.push(format!(
-                "{}: {}; no AuthorizationPolicy (an ALLOW policy would refuse every caller it does not name); if protected, ibac would allow {}",
-                server.id,
-                plan.protection,
-                if plan.clients.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    plan.clients.iter().map(|c| c.client.id.to_string()).collect::<Vec<_>>().join(", ")
-                }
-            ));
-            continue;
-        }
-        if let Err(e) = check_selector(facts, server) {
-            errors.push(e);
-            continue;
-        }
-        if server
-            .selector
-            .match_expressions
-            .as_ref()
-            .is_some_and(|e| !e.is_empty())
-        {
-            errors.push(DocumentError::Invalid {
-                at: server.at.clone(),
-                message: format!(
-                    "{} `{}` selects its pods with matchExpressions; Istio selects workloads by labels only",
-                    server.kind, server.id
-                ),
-            });
-            continue;
-        }
-        let rules = rules(plan, options);
-        for client in &plan.clients {
-            let p = principal(options, client.client);
-            let sharing: Vec<String> = by_principal
-                .get(&p)
-                .into_iter()
-                .flatten()
-                .filter(|w| w.id != client.client.id)
-                .map(|w| w.id.to_string())
-                .collect();
-            if !sharing.is_empty() && warned.insert((p.clone(), server.id.clone())) {
-                out.warnings.push(format!(
-                    "{} shares service account {}/{} with {}: Istio cannot tell them apart, so they also get {}'s access to {}",
-                    client.client.id,
-                    client.client.id.namespace(),
-                    client.client.service_account,
-                    sharing.join(", "),
-                    client.client.id,
-                    server.id
-                ));
-            }
-        }
-        let name = object_name("ibac", server.id.name());
-        let mut text = format!(
-            "{}: {}; AuthorizationPolicy {name}",
-            server.id, plan.protection
-        );
-        if plan.clients.is_empty() {
-            text.push_str(" allows nothing (ALLOW with no rules)");
-        }
-        for client in &plan.clients {
-            for intent in &client.intents {
-                text.push_str(&format!(
-                    "\n  allows {} ({}): {}",
-                    client.client.id,
-                    principal(options, client.client),
-                    intent.describe()
-                ));
-            }
-        }
-        out.explanation.push(text);
-        out.objects.push(AuthorizationPolicy {
-            api_version: "security.istio.io/v1".into(),
-            kind: "AuthorizationPolicy".into(),
-            metadata: ObjectMeta {
-                name: Some(name),
-                namespace: Some(server.id.namespace().into()),
-                labels: Some(ownership("authorization", server.id.name())),
-                ..ObjectMeta::default()
-            },
-            spec: AuthorizationPolicySpec {
-                selector: WorkloadSelector {
-                    match_labels: server.selector.match_labels.clone().unwrap_or_default(),
-                },
-                action: "ALLOW".into(),
-                rules: (!rules.is_empty()).then_some(rules),
-            },
-        });
     }
     if errors.is_empty() {
         Ok(out)

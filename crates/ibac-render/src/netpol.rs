@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::facts::{ClusterFacts, Workload, target_port};
 use crate::labels::{self, Labels};
 use crate::names::{object_name, ownership};
-use crate::plan::{ClientPlan, ServerPlan, check_selector, servers};
+use crate::plan::{self, ClientPlan, SelectorChecks, ServerPlan, servers};
 
 /// Where the cluster's DNS server runs.
 #[derive(Clone, Debug)]
@@ -55,36 +55,7 @@ pub struct NetpolOptions {
     pub dns: Dns,
 }
 
-/// Rendered policies with what to tell people about them.
-#[derive(Clone, Debug)]
-pub struct Rendered<T> {
-    /// The objects, in a stable order.
-    pub objects: Vec<T>,
-    /// One paragraph per server (and client, for egress), for `--explain`.
-    pub explanation: Vec<String>,
-    /// Things the user should know (lost precision, shared identities…).
-    pub warnings: Vec<String>,
-    /// References that could not be resolved (a Service or workload missing
-    /// from the cluster facts, a server config not given), each reported at
-    /// its place and left out; everything else is rendered. Leaving one out
-    /// only ever allows less.
-    pub skipped: Vec<DocumentError>,
-    /// How many servers are protected; none means shadow mode everywhere,
-    /// where nothing that blocks is rendered.
-    pub protected: usize,
-}
-
-impl<T> Default for Rendered<T> {
-    fn default() -> Self {
-        Rendered {
-            objects: Vec::new(),
-            explanation: Vec::new(),
-            warnings: Vec::new(),
-            skipped: Vec::new(),
-            protected: 0,
-        }
-    }
-}
+pub use crate::rendered::{Rendered, ServerRendering};
 
 fn namespace_selector(ns: &str) -> LabelSelector {
     labels::of_labels(&Labels::from([(
@@ -262,7 +233,101 @@ fn external_sources(
     out
 }
 
-/// Renders NetworkPolicies for `policy` over `facts`.
+/// Renders one server's NetworkPolicies: its ingress policy and, when
+/// external traffic is let in, the policy for it. `checks` remembers selector
+/// checks across servers.
+pub fn render_server_network_policies(
+    policy: &Policy,
+    facts: &ClusterFacts,
+    id: &ibac_model::WorkloadId,
+    options: &NetpolOptions,
+    checks: &mut SelectorChecks,
+) -> ServerRendering<NetworkPolicy> {
+    let settings = policy.settings();
+    let mut out = ServerRendering::default();
+    let Some(plan) = plan::server(policy, facts, id, &mut out.skipped) else {
+        return out;
+    };
+    out.protected = plan.protected;
+    if !settings.enforcers.network_policy {
+        return out;
+    }
+    let server = plan.server;
+    if plan.protected {
+        for w in std::iter::once(server).chain(plan.clients.iter().map(|c| c.client)) {
+            if let Err(e) = checks.check(facts, w) {
+                out.refused.push(e);
+            }
+        }
+        if !out.refused.is_empty() {
+            return out;
+        }
+    }
+    let (rules, lines) = ingress_rules(&plan, options);
+    let name = object_name("ibac-ingress", server.id.name());
+    if !plan.protected {
+        let mut text = format!(
+            "{}: {}; no NetworkPolicy selects its pods. If it were protected, ibac would create {name}, which",
+            server.id, plan.protection
+        );
+        if lines.is_empty() {
+            text.push_str(" would allow nothing (a default deny)");
+        } else {
+            text.push('\n');
+            text.push_str(&lines.join("\n").replace("  allows", "  would allow"));
+        }
+        out.explanation.push(text);
+        return out;
+    }
+    let mut text = format!("{}: {}; NetworkPolicy {name}", server.id, plan.protection);
+    if lines.is_empty() {
+        text.push_str(" allows nothing (a default deny)");
+    } else {
+        text.push('\n');
+        text.push_str(&lines.join("\n"));
+    }
+    out.explanation.push(text);
+    out.objects.push(policy_object(
+        name,
+        server.id.namespace(),
+        "ingress",
+        server.id.name(),
+        NetworkPolicySpec {
+            pod_selector: Some(server.selector.clone()),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(rules),
+            egress: None,
+        },
+    ));
+    if settings.external_traffic != ExternalTraffic::Off {
+        let sources = external_sources(facts, server, options);
+        if !sources.is_empty() {
+            let name = object_name("ibac-external", server.id.name());
+            let (rules, lines): (Vec<_>, Vec<_>) = sources.into_iter().unzip();
+            out.explanation.push(format!(
+                "{}: traffic from outside the cluster; NetworkPolicy {name}\n{}",
+                server.id,
+                lines.join("\n")
+            ));
+            out.objects.push(policy_object(
+                name,
+                server.id.namespace(),
+                "external",
+                server.id.name(),
+                NetworkPolicySpec {
+                    pod_selector: Some(server.selector.clone()),
+                    policy_types: Some(vec!["Ingress".into()]),
+                    ingress: Some(rules),
+                    egress: None,
+                },
+            ));
+        }
+    }
+    out
+}
+
+/// Renders NetworkPolicies for `policy` over `facts`: a fold of
+/// [`render_server_network_policies`] over every server, then egress.
 pub fn render_network_policies(
     policy: &Policy,
     facts: &ClusterFacts,
@@ -270,100 +335,23 @@ pub fn render_network_policies(
 ) -> Result<Rendered<NetworkPolicy>, Vec<DocumentError>> {
     let settings = policy.settings();
     let mut out = Rendered::default();
+    let mut errors = Vec::new();
+    let mut checks = SelectorChecks::default();
     if !settings.enforcers.network_policy {
         out.explanation
             .push("NetworkPolicies are turned off in the EnforcementConfig (enforcers.networkPolicy: false)".into());
+    }
+    for id in plan::server_ids(policy, facts) {
+        let server = render_server_network_policies(policy, facts, &id, options, &mut checks);
+        out.fold(server, &mut errors);
+    }
+    if !settings.enforcers.network_policy {
         // Not "nothing is protected": this enforcer is off.
-        out.protected = servers(policy, facts)
-            .0
-            .iter()
-            .filter(|p| p.protected)
-            .count();
+        out.skipped.clear();
         return Ok(out);
     }
-    let (plans, skipped) = servers(policy, facts);
-    out.skipped = skipped;
-    out.protected = plans.iter().filter(|p| p.protected).count();
-    let mut errors = Vec::new();
-    let mut checked = BTreeSet::new();
-    for plan in &plans {
-        let server = plan.server;
-        if plan.protected {
-            let mut bad = false;
-            for w in std::iter::once(server).chain(plan.clients.iter().map(|c| c.client)) {
-                if checked.insert((&w.id, &w.kind))
-                    && let Err(e) = check_selector(facts, w)
-                {
-                    errors.push(e);
-                    bad = true;
-                }
-            }
-            if bad {
-                continue;
-            }
-        }
-        let (rules, lines) = ingress_rules(plan, options);
-        let name = object_name("ibac-ingress", server.id.name());
-        if !plan.protected {
-            let mut text = format!(
-                "{}: {}; no NetworkPolicy selects its pods. If it were protected, ibac would create {name}, which",
-                server.id, plan.protection
-            );
-            if lines.is_empty() {
-                text.push_str(" would allow nothing (a default deny)");
-            } else {
-                text.push('\n');
-                text.push_str(&lines.join("\n").replace("  allows", "  would allow"));
-            }
-            out.explanation.push(text);
-            continue;
-        }
-        let mut text = format!("{}: {}; NetworkPolicy {name}", server.id, plan.protection);
-        if lines.is_empty() {
-            text.push_str(" allows nothing (a default deny)");
-        } else {
-            text.push('\n');
-            text.push_str(&lines.join("\n"));
-        }
-        out.explanation.push(text);
-        out.objects.push(policy_object(
-            name,
-            server.id.namespace(),
-            "ingress",
-            server.id.name(),
-            NetworkPolicySpec {
-                pod_selector: Some(server.selector.clone()),
-                policy_types: Some(vec!["Ingress".into()]),
-                ingress: Some(rules),
-                egress: None,
-            },
-        ));
-        if settings.external_traffic != ExternalTraffic::Off {
-            let sources = external_sources(facts, server, options);
-            if !sources.is_empty() {
-                let name = object_name("ibac-external", server.id.name());
-                let (rules, lines): (Vec<_>, Vec<_>) = sources.into_iter().unzip();
-                out.explanation.push(format!(
-                    "{}: traffic from outside the cluster; NetworkPolicy {name}\n{}",
-                    server.id,
-                    lines.join("\n")
-                ));
-                out.objects.push(policy_object(
-                    name,
-                    server.id.namespace(),
-                    "external",
-                    server.id.name(),
-                    NetworkPolicySpec {
-                        pod_selector: Some(server.selector.clone()),
-                        policy_types: Some(vec!["Ingress".into()]),
-                        ingress: Some(rules),
-                        egress: None,
-                    },
-                ));
-            }
-        }
-    }
     if settings.enforcers.egress_network_policy {
+        let (plans, _) = servers(policy, facts);
         match egress(policy, facts, &plans, options) {
             Ok((objects, lines, warnings, skipped)) => {
                 out.objects.extend(objects);

@@ -89,67 +89,105 @@ pub fn check_selector(facts: &ClusterFacts, workload: &Workload) -> Result<(), D
     Ok(())
 }
 
-/// Every server in the facts or in the policy, protected or not, and the
-/// references the facts do not know: a server missing from them is left out,
-/// a client missing from them is left out of its servers' plans (it is then
-/// allowed nothing), each reported at the intent that names it.
+/// Every server the facts or the policy name, in order: each is rendered on
+/// its own ([`server`]); a whole-cluster render is a fold over these.
+pub fn server_ids(policy: &Policy, facts: &ClusterFacts) -> Vec<WorkloadId> {
+    let mut ids: BTreeSet<WorkloadId> = facts.workloads.iter().map(|w| w.id.clone()).collect();
+    ids.extend(policy.servers());
+    ids.into_iter().filter(|id| !id.is_api_server()).collect()
+}
+
+/// One server's plan, or none when it is neither protected nor called.
+/// References the facts do not know are pushed to `skipped`: a server
+/// missing from them has no plan, a client missing from them is left out of
+/// the plan (it is then allowed nothing), each reported at the intent that
+/// names it.
+pub fn server<'a>(
+    policy: &Policy,
+    facts: &'a ClusterFacts,
+    id: &WorkloadId,
+    skipped: &mut Vec<DocumentError>,
+) -> Option<ServerPlan<'a>> {
+    if id.is_api_server() {
+        return None;
+    }
+    let protection = policy.protection(id);
+    let rules = policy.server(id);
+    if !protection.is_protected() && rules.is_none() {
+        return None;
+    }
+    let server = match facts.workload(id, None) {
+        Ok(w) => w,
+        Err(e) => {
+            let at = rules
+                .and_then(|r| {
+                    r.clients()
+                        .first()
+                        .and_then(|(_, c)| c.intents().first().map(|i| i.at.clone()))
+                })
+                .unwrap_or_else(|| Location::whole("<cluster facts>".into()));
+            skipped.push(error(&at, format!("server `{id}`: {e}; it is skipped")));
+            return None;
+        }
+    };
+    let mut clients = Vec::new();
+    for (client, client_rules) in rules.map(|r| r.clients()).unwrap_or_default() {
+        match facts.workload(client, None) {
+            Ok(w) => clients.push(ClientPlan {
+                client: w,
+                intents: client_rules.intents().to_vec(),
+            }),
+            Err(e) => {
+                let at = client_rules
+                    .intents()
+                    .first()
+                    .map(|i| i.at.clone())
+                    .unwrap_or_else(|| Location::whole("<policy>".into()));
+                skipped.push(error(
+                    &at,
+                    format!("client `{client}`: {e}; it is skipped, so it is allowed nothing"),
+                ));
+            }
+        }
+    }
+    Some(ServerPlan {
+        server,
+        protected: protection.is_protected(),
+        protection: protection.to_string(),
+        clients,
+    })
+}
+
+/// Every server's plan, and the references the facts do not know.
 pub fn servers<'a>(
     policy: &Policy,
     facts: &'a ClusterFacts,
 ) -> (Vec<ServerPlan<'a>>, Vec<DocumentError>) {
-    let mut ids: BTreeSet<WorkloadId> = facts.workloads.iter().map(|w| w.id.clone()).collect();
-    ids.extend(policy.servers());
-    let mut plans = Vec::new();
-    let mut errors = Vec::new();
-    for id in ids {
-        if id.is_api_server() {
-            continue;
-        }
-        let protection = policy.protection(&id);
-        let rules = policy.server(&id);
-        if !protection.is_protected() && rules.is_none() {
-            continue;
-        }
-        let server = match facts.workload(&id, None) {
-            Ok(w) => w,
-            Err(e) => {
-                let at = rules
-                    .and_then(|r| {
-                        r.clients()
-                            .first()
-                            .and_then(|(_, c)| c.intents().first().map(|i| i.at.clone()))
-                    })
-                    .unwrap_or_else(|| Location::whole("<cluster facts>".into()));
-                errors.push(error(&at, format!("server `{id}`: {e}; it is skipped")));
-                continue;
-            }
-        };
-        let mut clients = Vec::new();
-        for (client, client_rules) in rules.map(|r| r.clients()).unwrap_or_default() {
-            match facts.workload(client, None) {
-                Ok(w) => clients.push(ClientPlan {
-                    client: w,
-                    intents: client_rules.intents().to_vec(),
-                }),
-                Err(e) => {
-                    let at = client_rules
-                        .intents()
-                        .first()
-                        .map(|i| i.at.clone())
-                        .unwrap_or_else(|| Location::whole("<policy>".into()));
-                    errors.push(error(
-                        &at,
-                        format!("client `{client}`: {e}; it is skipped, so it is allowed nothing"),
-                    ));
-                }
-            }
-        }
-        plans.push(ServerPlan {
-            server,
-            protected: protection.is_protected(),
-            protection: protection.to_string(),
-            clients,
-        });
+    let mut skipped = Vec::new();
+    let plans = server_ids(policy, facts)
+        .iter()
+        .filter_map(|id| server(policy, facts, id, &mut skipped))
+        .collect();
+    (plans, skipped)
+}
+
+/// Selector checks done once per workload, whatever the number of servers
+/// that name it (a whole-cluster render checks each workload once).
+#[derive(Debug, Default)]
+pub struct SelectorChecks {
+    done: std::collections::HashMap<(WorkloadId, String), Result<(), DocumentError>>,
+}
+
+impl SelectorChecks {
+    /// [`check_selector`], remembered.
+    pub fn check(
+        &mut self,
+        facts: &ClusterFacts,
+        workload: &Workload,
+    ) -> Result<(), DocumentError> {
+        self.done
+            .entry((workload.id.clone(), workload.kind.clone()))
+            .or_insert_with(|| check_selector(facts, workload))
+            .clone()
     }
-    (plans, errors)
 }

@@ -531,3 +531,65 @@ spec:
     );
     assert!(rendered.protected > 0);
 }
+
+/// A reconciler renders one server at a time: each server's objects name
+/// only that server, and together they are the whole-cluster render (its
+/// ingress part; egress is per client).
+#[test]
+fn rendering_per_server_adds_up_to_the_whole_cluster() {
+    use ibac_render::plan::{SelectorChecks, server_ids};
+    use ibac_render::{Principals, render_server_istio, render_server_network_policies};
+    let facts = demo_facts();
+    let (policy, errors) = Policy::build(demo_docs(&[EVERYTHING]), &facts);
+    assert!(errors.is_empty());
+    let options = NetpolOptions::default();
+    let whole = render_network_policies(&policy, &facts, &options).unwrap();
+    let mut checks = SelectorChecks::default();
+    let mut objects = Vec::new();
+    for id in server_ids(&policy, &facts) {
+        let one = render_server_network_policies(&policy, &facts, &id, &options, &mut checks);
+        assert!(one.refused.is_empty(), "{:?}", one.refused);
+        for o in &one.objects {
+            let owner = o
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("ibac.dev/for"))
+                .cloned();
+            assert_eq!(o.metadata.namespace.as_deref(), Some(id.namespace()));
+            assert_eq!(
+                owner.as_deref(),
+                Some(id.name()),
+                "an object of another server"
+            );
+        }
+        objects.extend(one.objects);
+    }
+    let ingress: Vec<_> = whole
+        .objects
+        .iter()
+        .filter(|o| {
+            o.spec
+                .as_ref()
+                .is_some_and(|s| s.policy_types.as_deref() == Some(&["Ingress".to_string()][..]))
+        })
+        .cloned()
+        .collect();
+    assert_eq!(
+        to_yaml_stream(&objects).unwrap(),
+        to_yaml_stream(&ingress).unwrap()
+    );
+
+    let istio_options = IstioOptions::default();
+    let principals = Principals::of(&facts, &istio_options);
+    let whole = render_istio(&policy, &facts, &istio_options).unwrap();
+    let mut objects = Vec::new();
+    for id in server_ids(&policy, &facts) {
+        let (one, _) = render_server_istio(&policy, &facts, &id, &istio_options, &principals);
+        objects.extend(one.objects);
+    }
+    assert_eq!(
+        to_yaml_stream(&objects).unwrap(),
+        to_yaml_stream(&whole.objects).unwrap()
+    );
+}
