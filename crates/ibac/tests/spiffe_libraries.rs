@@ -319,11 +319,52 @@ fn talk(world: &World, mut client: Command, mtls: bool) -> Vec<Vec<String>> {
             .env("IBAC_INTEROP_URL", format!("{base}/orders/7 {base}/admin"))
             .env("IBAC_INTEROP_SERVER_ID", API);
     }
-    let out = run("the interop client", &mut client);
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = run_bounded(client, Duration::from_secs(180));
     text.lines()
         .map(|l| l.split_whitespace().map(str::to_string).collect())
         .collect()
+}
+
+/// Runs a client to its end, or kills it after `limit` and says what it printed.
+fn run_bounded(mut client: Command, limit: Duration) -> String {
+    use std::io::Read;
+    let mut child = client
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start the interop client ({e}); scripts/test installs it")
+        });
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).unwrap();
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).unwrap();
+        text
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    match status {
+        Some(status) if status.success() => out,
+        Some(status) => panic!("the interop client failed ({status}):\n{out}\n{err}"),
+        None => panic!("the interop client did not finish within {limit:?}:\n{out}\n{err}"),
+    }
 }
 
 fn line<'a>(lines: &'a [Vec<String>], kind: &str) -> &'a [String] {

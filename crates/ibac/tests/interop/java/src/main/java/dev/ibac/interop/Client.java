@@ -30,7 +30,17 @@ import javax.net.ssl.SSLContext;
  * Python clients beside it do: x509, bundles, jwt, mtls, rotated.
  */
 public final class Client {
-    public static void main(String[] args) throws Exception {
+    public static void main(String[] args) {
+        try {
+            run();
+        } catch (Exception e) {
+            // gRPC's threads would keep the JVM alive after a failure.
+            e.printStackTrace();
+            System.exit(1);
+        }
+    }
+
+    private static void run() throws Exception {
         long wait = Long.parseLong(System.getenv().getOrDefault("IBAC_INTEROP_WAIT", "60"));
         WorkloadApiClient client = DefaultWorkloadApiClient.newClient();
 
@@ -64,6 +74,8 @@ public final class Client {
                 DefaultX509Source.X509SourceOptions.builder().workloadApiClient(client).build());
             SSLContext tls = SpiffeSslContextFactory.getSslContext(SslContextOptions.builder()
                 .x509Source(source)
+                // ibac's proxy speaks TLS 1.3 only; java-spiffe's default is 1.2.
+                .sslProtocol("TLSv1.3")
                 .acceptedSpiffeIdsSupplier(() -> Set.of(server))
                 .build());
             for (String url : urls.split("\\s+")) {
