@@ -6,6 +6,7 @@
 //! strictly than stock proxies do ([`verify`], [`tls`]).
 
 pub mod attest;
+pub mod authority;
 pub mod bundle;
 pub mod ca;
 pub mod files;

@@ -6,6 +6,8 @@
 //! it was registered for. Requests without the `workload.spiffe.io: true`
 //! header are refused (InvalidArgument); unregistered callers get
 //! PermissionDenied. `FetchX509SVID` streams a new response on every renewal.
+//! Whatever `:authority` a client sends on the socket is accepted
+//! ([`crate::authority`]).
 //! JWT-SVIDs are not issued: those calls answer Unimplemented.
 
 use std::collections::HashMap;
@@ -20,6 +22,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
 
+use crate::authority::AuthorityRewrite;
 use crate::svid::Svid;
 use crate::tls::SharedBundle;
 
@@ -243,9 +246,11 @@ pub async fn serve(
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
     }
+    // Clients send all sorts of `:authority` on a Unix socket; see `authority`.
+    let incoming = UnixListenerStream::new(listener).map(|conn| conn.map(AuthorityRewrite::new));
     tonic::transport::Server::builder()
         .add_service(SpiffeWorkloadApiServer::new(api))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(std::io::Error::other)
 }

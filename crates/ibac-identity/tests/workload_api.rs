@@ -1,6 +1,7 @@
 //! The SPIFFE Workload API on a real Unix socket, read by an independent
 //! SPIFFE client library (the `spiffe` crate), plus raw gRPC calls for what
-//! that library never does (leaving out the security header).
+//! that library never does (leaving out the security header, sending the
+//! socket path or nothing as `:authority`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
@@ -228,4 +229,97 @@ async fn callers_get_only_their_registered_identity() {
         matches!(err, spiffe::WorkloadApiError::PermissionDenied(_)),
         "{err:?}"
     );
+}
+
+/// One gRPC call in raw HTTP/2 frames, with the `:authority` the client
+/// chooses; returns the response's header fields (headers, then trailers).
+async fn raw_call(
+    socket: &std::path::Path,
+    authority: &[u8],
+    header: bool,
+) -> Vec<(String, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len();
+        let mut out = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+        out.extend_from_slice(&stream.to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+    let mut fields: Vec<(&[u8], &[u8])> = vec![
+        (b":method", b"POST"),
+        (b":scheme", b"http"),
+        (b":path", b"/SpiffeWorkloadAPI/FetchX509SVID"),
+        (b":authority", authority),
+        (b"content-type", b"application/grpc"),
+        (b"te", b"trailers"),
+    ];
+    if header {
+        fields.push((b"workload.spiffe.io", b"true"));
+    }
+    let block = loona_hpack::Encoder::new().encode(fields);
+    let mut conn = tokio::net::UnixStream::connect(socket).await.unwrap();
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(0x4, 0, 0, &[]));
+    out.extend(frame(0x1, 0x4, 1, &block));
+    out.extend(frame(0x0, 0x1, 1, &[0, 0, 0, 0, 0]));
+    conn.write_all(&out).await.unwrap();
+    let mut decoder = loona_hpack::Decoder::new();
+    let mut seen = Vec::new();
+    let read = async {
+        loop {
+            let mut head = [0u8; 9];
+            conn.read_exact(&mut head).await.unwrap();
+            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            let mut payload = vec![0; len];
+            conn.read_exact(&mut payload).await.unwrap();
+            match head[3] {
+                0x4 if head[4] & 0x1 == 0 => {
+                    conn.write_all(&frame(0x4, 0x1, 0, &[])).await.unwrap()
+                }
+                0x1 => {
+                    for (n, v) in decoder.decode(&payload).unwrap() {
+                        seen.push((String::from_utf8(n).unwrap(), String::from_utf8(v).unwrap()));
+                    }
+                    // A response that carries its status is complete enough.
+                    if seen.iter().any(|(n, _)| n == "grpc-status") {
+                        return;
+                    }
+                }
+                0x0 if seen.iter().any(|(n, v)| n == ":status" && v == "200") => return,
+                0x3 | 0x7 => panic!("the server reset the call: {:?}", payload),
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .expect("a response within 20 s");
+    seen
+}
+
+#[tokio::test]
+async fn any_authority_a_grpc_client_sends_is_served() {
+    let api = start().await;
+    let path = api.socket.display().to_string();
+    let encoded = path.trim_start_matches('/').replace('/', "%2F");
+    for authority in [path.as_bytes(), encoded.as_bytes(), b"localhost", b""] {
+        let fields = raw_call(&api.socket, authority, true).await;
+        assert!(
+            fields.contains(&(":status".into(), "200".into())),
+            "{:?}: {fields:?}",
+            String::from_utf8_lossy(authority)
+        );
+        assert!(
+            !fields.iter().any(|(n, _)| n == "grpc-status"),
+            "a streaming answer, not an error: {fields:?}"
+        );
+        // Everything else stays as strict: without the security header the
+        // call is refused, whatever the authority.
+        let fields = raw_call(&api.socket, authority, false).await;
+        assert!(
+            fields.contains(&("grpc-status".into(), "3".into())),
+            "{fields:?}"
+        );
+    }
 }

@@ -1,0 +1,417 @@
+//! The SPIFFE project's own client libraries against `ibac agent`, each from
+//! its ecosystem's registry: go-spiffe (Go module proxy), py-spiffe (PyPI)
+//! and java-spiffe (Maven Central). Each small client under `tests/interop/`
+//! fetches the X.509-SVID and the bundles, watches a renewal arrive, and —
+//! with go-spiffe's and java-spiffe's TLS helpers — calls an `ibac proxy`
+//! over mTLS with the SVID it fetched.
+//!
+//! The clients and their dependencies are built or installed under
+//! `~/.cache/ibac/interop` (or `$IBAC_INTEROP_CACHE`), outside the clone, so
+//! that later runs only check them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const PY_SPIFFE: &str = "0.3.2";
+const WEB: &str = "spiffe://ibac.local/ns/shop/workload/web";
+const API: &str = "spiffe://ibac.local/ns/shop/workload/api";
+
+/// A child process that is killed when the test ends, however it ends.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
+}
+
+fn cache() -> PathBuf {
+    let dir = std::env::var_os("IBAC_INTEROP_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/ibac/interop")
+        });
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(what: &str, command: &mut Command) -> Output {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run it ({e}); scripts/test installs it"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn newest_mtime(paths: &[PathBuf]) -> std::time::SystemTime {
+    paths
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .max()
+        .unwrap()
+}
+
+fn go_binary() -> String {
+    let path = Path::new("/usr/local/go/bin/go");
+    if path.exists() {
+        path.display().to_string()
+    } else {
+        "go".into()
+    }
+}
+
+/// The go-spiffe client, built with `go build` (modules from the Go proxy).
+fn go_client() -> Command {
+    let out = cache().join("go-client");
+    run(
+        "go build",
+        Command::new(go_binary())
+            .args(["build", "-o"])
+            .arg(&out)
+            .arg(".")
+            .current_dir(interop_dir().join("go")),
+    );
+    Command::new(out)
+}
+
+/// The py-spiffe client, in a virtual environment with `spiffe` from PyPI.
+fn python_client() -> Command {
+    let venv = cache().join(format!("py-spiffe-{PY_SPIFFE}"));
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        run(
+            "python3 -m venv",
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        );
+        run(
+            "pip install spiffe",
+            Command::new(venv.join("bin/pip")).args([
+                "install",
+                "-q",
+                &format!("spiffe=={PY_SPIFFE}"),
+            ]),
+        );
+    }
+    let mut command = Command::new(python);
+    command.arg(interop_dir().join("python/client.py"));
+    command
+}
+
+/// The java-spiffe client, built with Maven (artifacts from Maven Central);
+/// rebuilt only when its sources are newer than the build.
+fn java_client() -> Command {
+    let project = interop_dir().join("java");
+    let out = cache().join("java");
+    let jar = out.join("interop-java-1.jar");
+    let sources = [
+        project.join("pom.xml"),
+        project.join("src/main/java/dev/ibac/interop/Client.java"),
+    ];
+    if !jar.exists() || newest_mtime(&sources) > newest_mtime(std::slice::from_ref(&jar)) {
+        run(
+            "mvn package",
+            Command::new("mvn")
+                .args(["-q", "-B", "package"])
+                .arg(format!("-Dinterop.out={}", out.display()))
+                .current_dir(&project),
+        );
+    }
+    let mut command = Command::new("java");
+    command.arg("-cp").arg(format!(
+        "{}:{}/*",
+        out.join("classes").display(),
+        out.join("dependency").display()
+    ));
+    command.arg("dev.ibac.interop.Client");
+    command
+}
+
+fn ibac(dir: &Path, args: &[&str]) -> String {
+    let out = run(
+        &format!("ibac {}", args.join(" ")),
+        Command::new(env!("CARGO_BIN_EXE_ibac"))
+            .args(args)
+            .current_dir(dir)
+            .env_remove("IBAC_CA_DIR"),
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Starts a long-running ibac command and returns it with its first line.
+fn spawn(dir: &Path, args: &[&str]) -> (Guard, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ibac"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("IBAC_CA_DIR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (Guard(child), line)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(env!("CARGO_MANIFEST_DIR")).unwrap().uid()
+}
+
+/// A minimal app: answers every request with 200, the path and the caller.
+fn app() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 4096];
+                let n = stream.read(&mut buf).unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]);
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let peer = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("x-ibac-peer-id: "))
+                    .unwrap_or("none")
+                    .to_string();
+                let body = format!("{path} {peer}");
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    port
+}
+
+/// An issuer with short-lived SVIDs (so that a renewal comes within
+/// seconds), an agent serving web.shop, and a proxy protecting api.shop that
+/// lets web.shop GET /orders/* only.
+struct World {
+    _dir: tempfile::TempDir,
+    socket: PathBuf,
+    inbound: u16,
+    _processes: Vec<Guard>,
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    ibac(root, &["ca", "init", "--svid-ttl", "16s"]);
+    let (issuer, banner) = spawn(root, &["ca", "serve", "--listen", "127.0.0.1:0"]);
+    let url = banner.split_whitespace().last().unwrap().to_string();
+    std::fs::create_dir(root.join("policy")).unwrap();
+    std::fs::write(
+        root.join("policy/intents.yaml"),
+        "apiVersion: k8s.otterize.com/v2beta1
+kind: ClientIntents
+metadata: {name: web, namespace: shop}
+spec:
+  workload: {name: web}
+  targets:
+  - kubernetes: {name: api, http: [{path: /orders/*, methods: [GET]}]}
+---
+apiVersion: k8s.otterize.com/v2beta1
+kind: ProtectedService
+metadata: {name: api, namespace: shop}
+spec: {name: api}
+",
+    )
+    .unwrap();
+    let app = app();
+    let inbound = free_port();
+    let api_token = ibac(root, &["ca", "token", "api.shop"]);
+    let (proxy, _) = spawn(
+        root,
+        &[
+            "proxy",
+            "--issuer",
+            &url,
+            "--identity-dir",
+            "api-id",
+            "--token",
+            api_token.trim(),
+            "--listen",
+            &format!("127.0.0.1:{inbound}"),
+            "--app",
+            &format!("127.0.0.1:{app}"),
+            "--policy",
+            "policy",
+        ],
+    );
+    let web_token = ibac(root, &["ca", "token", "web.shop"]);
+    let socket = root.join("agent.sock");
+    let (agent, _) = spawn(
+        root,
+        &[
+            "agent",
+            "--issuer",
+            &url,
+            "--dir",
+            "web-id",
+            "--token",
+            web_token.trim(),
+            "--socket",
+            &format!("unix://{}", socket.display()),
+            "--uid",
+            &uid().to_string(),
+        ],
+    );
+    wait_for_port(inbound);
+    World {
+        _dir: dir,
+        socket,
+        inbound,
+        _processes: vec![agent, proxy, issuer],
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "port {port} not open within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs a client against the world and returns its lines, split in words.
+fn talk(world: &World, mut client: Command, mtls: bool) -> Vec<Vec<String>> {
+    client
+        .env(
+            "SPIFFE_ENDPOINT_SOCKET",
+            format!("unix://{}", world.socket.display()),
+        )
+        .env("IBAC_INTEROP_WAIT", "60");
+    if mtls {
+        let base = format!("https://127.0.0.1:{}", world.inbound);
+        client
+            .env("IBAC_INTEROP_URL", format!("{base}/orders/7 {base}/admin"))
+            .env("IBAC_INTEROP_SERVER_ID", API);
+    }
+    let text = run_bounded(client, Duration::from_secs(180));
+    text.lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+/// Runs a client to its end, or kills it after `limit` and says what it printed.
+fn run_bounded(mut client: Command, limit: Duration) -> String {
+    use std::io::Read;
+    let mut child = client
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start the interop client ({e}); scripts/test installs it")
+        });
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).unwrap();
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).unwrap();
+        text
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    match status {
+        Some(status) if status.success() => out,
+        Some(status) => panic!("the interop client failed ({status}):\n{out}\n{err}"),
+        None => panic!("the interop client did not finish within {limit:?}:\n{out}\n{err}"),
+    }
+}
+
+fn line<'a>(lines: &'a [Vec<String>], kind: &str) -> &'a [String] {
+    lines
+        .iter()
+        .find(|l| l[0] == kind)
+        .unwrap_or_else(|| panic!("no `{kind}` line in {lines:?}"))
+}
+
+fn check(lines: &[Vec<String>], mtls: bool) {
+    let x509 = line(lines, "x509");
+    assert_eq!(x509[1], WEB, "{lines:?}");
+    assert_eq!(x509[3], "1", "one root in the bundle: {lines:?}");
+    assert_eq!(
+        line(lines, "bundles")[1..],
+        ["ibac.local", "1"],
+        "{lines:?}"
+    );
+    let rotated = line(lines, "rotated");
+    assert_ne!(rotated[1], x509[2], "a new serial after renewal");
+    if mtls {
+        let calls: Vec<&Vec<String>> = lines.iter().filter(|l| l[0] == "mtls").collect();
+        assert_eq!(calls.len(), 2, "{lines:?}");
+        // The proxy accepted the SVID and passed the caller's identity on...
+        assert_eq!(calls[0][1..], ["200", "/orders/7", WEB], "{lines:?}");
+        // ...and authorized by intent: no intent allows /admin.
+        assert_eq!(calls[1][1..3], ["403", "blocked"], "{lines:?}");
+    }
+}
+
+#[test]
+fn go_spiffe_fetches_watches_and_calls_the_proxy_over_mtls() {
+    let client = go_client();
+    let world = world();
+    check(&talk(&world, client, true), true);
+}
+
+#[test]
+fn py_spiffe_fetches_and_watches() {
+    let client = python_client();
+    let world = world();
+    check(&talk(&world, client, false), false);
+}
+
+#[test]
+fn java_spiffe_fetches_watches_and_calls_the_proxy_over_mtls() {
+    let client = java_client();
+    let world = world();
+    check(&talk(&world, client, true), true);
+}
