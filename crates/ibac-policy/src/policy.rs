@@ -300,6 +300,26 @@ impl Policy {
         next
     }
 
+    /// A document at `at` that may not stand beside the stored one under `first`.
+    fn duplicate(
+        &self,
+        first: &DocumentKey,
+        at: &Location,
+        what: &'static str,
+        value: String,
+    ) -> DocumentError {
+        DocumentError::Duplicate {
+            at: at.clone(),
+            what,
+            value,
+            first: self
+                .documents
+                .get(first)
+                .map(|s| s.latest.meta().origin.clone())
+                .unwrap_or_else(|| Location::whole("<store>".into())),
+        }
+    }
+
     fn upsert(&mut self, doc: Document, resolver: &dyn Resolver) -> Result<(), Vec<DocumentError>> {
         let key = doc.key();
         match &doc {
@@ -307,17 +327,12 @@ impl Policy {
                 if let Some(owner) = self.clients.get(&ci.workload.id)
                     && *owner != key
                 {
-                    let first = self
-                        .documents
-                        .get(owner)
-                        .map(|s| s.latest.meta().origin.clone())
-                        .unwrap_or_else(|| Location::whole("<store>".into()));
-                    return Err(vec![DocumentError::Duplicate {
-                        at: ci.meta.origin.clone(),
-                        what: "ClientIntents for client",
-                        value: ci.workload.id.to_string(),
-                        first,
-                    }]);
+                    return Err(vec![self.duplicate(
+                        owner,
+                        &ci.meta.origin,
+                        "ClientIntents for client",
+                        ci.workload.id.to_string(),
+                    )]);
                 }
                 let contribution = compile(ci, resolver)?;
                 self.install_intents(&key, ci, Arc::new(contribution), doc.clone());
@@ -346,17 +361,12 @@ impl Policy {
                     .keys()
                     .find(|k| k.kind == DocumentKind::EnforcementConfig && **k != key)
                 {
-                    let first = self
-                        .documents
-                        .get(other)
-                        .map(|s| s.latest.meta().origin.clone())
-                        .unwrap_or_else(|| Location::whole("<store>".into()));
-                    return Err(vec![DocumentError::Duplicate {
-                        at: cfg.meta.origin.clone(),
-                        what: "settings document",
-                        value: "EnforcementConfig".into(),
-                        first,
-                    }]);
+                    return Err(vec![self.duplicate(
+                        other,
+                        &cfg.meta.origin,
+                        "settings document",
+                        "EnforcementConfig".into(),
+                    )]);
                 }
                 self.settings = Arc::new(Settings::from_config(cfg));
                 Arc::make_mut(&mut self.changes).settings = true;

@@ -122,28 +122,31 @@ impl ControlPlane {
         serde_json::from_slice(&body).map_err(|e| ControlError::BadReply(e.to_string()))
     }
 
-    /// Tells what this proxy enforces.
-    pub async fn status(&self, status: &EnforcedStatus) -> Result<(), ControlError> {
-        let json = serde_json::to_vec(status).map_err(|e| ControlError::BadReply(e.to_string()))?;
-        let request = http::Request::post("/v1/proxy/status")
+    /// POSTs `body` as JSON to `path`.
+    async fn post_json<T: serde::Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &T,
+        timeout: Duration,
+    ) -> Result<(), ControlError> {
+        let json = serde_json::to_vec(body).map_err(|e| ControlError::BadReply(e.to_string()))?;
+        let request = http::Request::post(path)
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(json)))
             .map_err(|e| ControlError::BadReply(e.to_string()))?;
-        self.call(request, Duration::from_secs(10))
+        self.call(request, timeout).await.map(|_| ())
+    }
+
+    /// Tells what this proxy enforces.
+    pub async fn status(&self, status: &EnforcedStatus) -> Result<(), ControlError> {
+        self.post_json("/v1/proxy/status", status, Duration::from_secs(10))
             .await
-            .map(|_| ())
     }
 
     /// Sends a batch of reports.
     pub async fn report(&self, batch: &[Report]) -> Result<(), ControlError> {
-        let json = serde_json::to_vec(batch).map_err(|e| ControlError::BadReply(e.to_string()))?;
-        let request = http::Request::post("/v1/proxy/reports")
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(json)))
-            .map_err(|e| ControlError::BadReply(e.to_string()))?;
-        self.call(request, Duration::from_secs(30))
+        self.post_json("/v1/proxy/reports", batch, Duration::from_secs(30))
             .await
-            .map(|_| ())
     }
 }
 

@@ -233,6 +233,27 @@ fn external_sources(
     out
 }
 
+/// An ingress policy selecting `server`'s pods.
+fn ingress_policy(
+    name: String,
+    server: &Workload,
+    role: &str,
+    rules: Vec<NetworkPolicyIngressRule>,
+) -> NetworkPolicy {
+    policy_object(
+        name,
+        server.id.namespace(),
+        role,
+        server.id.name(),
+        NetworkPolicySpec {
+            pod_selector: Some(server.selector.clone()),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(rules),
+            egress: None,
+        },
+    )
+}
+
 /// Renders one server's NetworkPolicies: its ingress policy and, when
 /// external traffic is let in, the policy for it. `checks` remembers selector
 /// checks across servers.
@@ -287,18 +308,8 @@ pub fn render_server_network_policies(
         text.push_str(&lines.join("\n"));
     }
     out.explanation.push(text);
-    out.objects.push(policy_object(
-        name,
-        server.id.namespace(),
-        "ingress",
-        server.id.name(),
-        NetworkPolicySpec {
-            pod_selector: Some(server.selector.clone()),
-            policy_types: Some(vec!["Ingress".into()]),
-            ingress: Some(rules),
-            egress: None,
-        },
-    ));
+    out.objects
+        .push(ingress_policy(name, server, "ingress", rules));
     if settings.external_traffic != ExternalTraffic::Off {
         let sources = external_sources(facts, server, options);
         if !sources.is_empty() {
@@ -309,18 +320,8 @@ pub fn render_server_network_policies(
                 server.id,
                 lines.join("\n")
             ));
-            out.objects.push(policy_object(
-                name,
-                server.id.namespace(),
-                "external",
-                server.id.name(),
-                NetworkPolicySpec {
-                    pod_selector: Some(server.selector.clone()),
-                    policy_types: Some(vec!["Ingress".into()]),
-                    ingress: Some(rules),
-                    egress: None,
-                },
-            ));
+            out.objects
+                .push(ingress_policy(name, server, "external", rules));
         }
     }
     out

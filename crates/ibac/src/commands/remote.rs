@@ -166,25 +166,27 @@ fn print_outcome(outcome: &Outcome, dry_run: bool) -> anyhow::Result<()> {
 
 /// `ibac apply -f PATH...`
 pub fn apply(args: &FilesArgs, namespace: &str) -> anyhow::Result<u8> {
-    let connect = &args.connect;
+    send_files(args, namespace, "/v1/apply")
+}
+
+/// `ibac delete -f PATH...`
+pub fn delete(args: &FilesArgs, namespace: &str) -> anyhow::Result<u8> {
+    send_files(args, namespace, "/v1/delete")
+}
+
+/// Reads the files and sends them to `path` (apply or delete).
+fn send_files(args: &FilesArgs, namespace: &str, path: &str) -> anyhow::Result<u8> {
     let sources = match sources(&args.files)? {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let client = connect.client()?;
+    let client = args.connect.client()?;
     let body = ApplyRequest {
         sources,
         namespace: Some(namespace.to_string()),
         dry_run: args.dry_run,
     };
-    change(
-        &client,
-        Method::POST,
-        "/v1/apply",
-        &body,
-        args.dry_run,
-        &args.wait,
-    )
+    change(&client, Method::POST, path, &body, args.dry_run, &args.wait)
 }
 
 /// Sends a change, prints what it did, then waits for the proxies.
@@ -205,29 +207,6 @@ fn change<B: serde::Serialize>(
             Err(e) => report(e),
         }
     })
-}
-
-/// `ibac delete -f PATH...`
-pub fn delete(args: &FilesArgs, namespace: &str) -> anyhow::Result<u8> {
-    let connect = &args.connect;
-    let sources = match sources(&args.files)? {
-        Ok(s) => s,
-        Err(code) => return Ok(code),
-    };
-    let client = connect.client()?;
-    let body = ApplyRequest {
-        sources,
-        namespace: Some(namespace.to_string()),
-        dry_run: args.dry_run,
-    };
-    change(
-        &client,
-        Method::POST,
-        "/v1/delete",
-        &body,
-        args.dry_run,
-        &args.wait,
-    )
 }
 
 /// What `ibac get` shows.
