@@ -1,0 +1,49 @@
+//! Why the operator could not start or do its work.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Why the operator could not start or do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The kubeconfig given could not be read.
+    #[error("cannot read the kubeconfig `{}`: {source}", path.display())]
+    Kubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: Box<kube::config::KubeconfigError>,
+    },
+    /// No Kubernetes configuration was found.
+    #[error(
+        "cannot find a Kubernetes configuration: {0} (give --kubeconfig, set KUBECONFIG, or run in a pod)"
+    )]
+    NoConfig(Box<kube::config::InferConfigError>),
+    /// The client could not be built from the configuration.
+    #[error("cannot set up the Kubernetes client: {0}")]
+    Client(Box<kube::Error>),
+    /// The admin port could not be opened.
+    #[error("cannot listen on `{addr}` for /metrics, /healthz and /readyz: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A CRD could not be applied.
+    #[error("cannot apply CustomResourceDefinition `{name}`: {source}")]
+    ApplyCrd {
+        /// The CRD's name.
+        name: String,
+        /// The API server's answer.
+        source: Box<kube::Error>,
+    },
+    /// A CRD was applied but is not served.
+    #[error("CustomResourceDefinition `{name}` is not served: {reason}")]
+    WaitCrd {
+        /// The CRD's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
