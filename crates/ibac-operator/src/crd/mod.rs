@@ -5,7 +5,9 @@
 //! The same definitions go into the Helm chart's `crds/` and are applied by the
 //! operator on start (Helm never upgrades `crds/`).
 
+mod intents;
 pub mod schema;
+mod settings;
 
 use std::collections::BTreeMap;
 
@@ -18,8 +20,17 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use schema::{Schema, object, string};
 
+pub use settings::Database;
+
 /// The API group of Otterize's kinds.
 pub const OTTERIZE_GROUP: &str = "k8s.otterize.com";
+
+/// The API group of ibac's own kinds.
+pub const IBAC_GROUP: &str = "ibac.dev";
+
+/// Every version of Otterize's kinds that Otterize still serves, oldest first.
+/// ibac serves them all and stores `v2beta1`.
+pub const OTTERIZE_VERSIONS: [&str; 5] = ["v1alpha2", "v1alpha3", "v1beta1", "v2alpha1", "v2beta1"];
 
 /// The label on every object ibac writes.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "ibac");
@@ -29,31 +40,48 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "ibac");
 pub const NAME_PATTERN: &str = "^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$";
 
 /// Every CustomResourceDefinition ibac installs.
+///
+/// The versions of one kind differ in shape (v1's `service`/`calls`, v2's
+/// `workload`/`targets`), so reading an object in another version than it was
+/// written needs the conversion webhook; until it is configured the API server
+/// only relabels them.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![protected_service()]
+    vec![
+        intents::otterize(),
+        settings::protected_service(),
+        settings::kafka_server_config(),
+        settings::database_server_config(Database::PostgreSql),
+        settings::database_server_config(Database::MySql),
+        intents::ibac(),
+        settings::ibac_protected_service(),
+        settings::ibac_kafka_server_config(),
+        settings::ibac_database_server_config(Database::PostgreSql),
+        settings::ibac_database_server_config(Database::MySql),
+        settings::enforcement_config(),
+    ]
 }
 
 /// One served version of a kind.
-struct Version {
-    name: &'static str,
-    spec: Schema,
-    columns: Vec<CustomResourceColumnDefinition>,
+pub(crate) struct Version {
+    pub name: &'static str,
+    pub spec: Schema,
+    pub columns: Vec<CustomResourceColumnDefinition>,
 }
 
 /// The parts of a CRD that do not change between its versions.
-struct Kind {
-    group: &'static str,
-    kind: &'static str,
-    plural: &'static str,
-    singular: &'static str,
-    short_names: &'static [&'static str],
-    categories: &'static [&'static str],
-    description: &'static str,
+pub(crate) struct Kind {
+    pub group: &'static str,
+    pub kind: &'static str,
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub short_names: &'static [&'static str],
+    pub categories: &'static [&'static str],
+    pub description: &'static str,
     /// The version objects are stored in.
-    storage: &'static str,
+    pub storage: &'static str,
 }
 
-fn column(
+pub(crate) fn column(
     name: &str,
     type_: &str,
     path: &str,
@@ -68,7 +96,7 @@ fn column(
     }
 }
 
-fn age() -> CustomResourceColumnDefinition {
+pub(crate) fn age() -> CustomResourceColumnDefinition {
     column(
         "Age",
         "date",
@@ -80,8 +108,9 @@ fn age() -> CustomResourceColumnDefinition {
 /// The status of every ibac kind: fields Otterize's operator writes, and
 /// ibac's conditions. Written only by ibac, through the status subresource,
 /// and as structural as the spec: a field ibac adds is added here.
-fn status() -> Schema {
-    object([
+fn status(kind: &str) -> Schema {
+    let resolved_ips = object([("dns", string()), ("ips", schema::array(string()))]);
+    let status = object([
         (
             "upToDate",
             schema::boolean().describe("Whether the operator has applied the latest spec"),
@@ -108,10 +137,20 @@ fn status() -> Schema {
             )
             .describe("Per enforcer: Ready, Enforced, Shadow or Error, with a reason"),
         ),
-    ])
+    ]);
+    if kind == "ClientIntents" {
+        status.property(
+            "resolvedIPs",
+            schema::array(resolved_ips).describe(
+                "The addresses of internet targets' domains, as the network mapper saw them",
+            ),
+        )
+    } else {
+        status
+    }
 }
 
-fn build(kind: &Kind, versions: Vec<Version>) -> CustomResourceDefinition {
+pub(crate) fn build(kind: &Kind, versions: Vec<Version>) -> CustomResourceDefinition {
     let name = format!("{}.{}", kind.plural, kind.group);
     let versions = versions
         .into_iter()
@@ -131,7 +170,7 @@ fn build(kind: &Kind, versions: Vec<Version>) -> CustomResourceDefinition {
                         ("kind", string()),
                         ("metadata", schema::typed_object()),
                         ("spec", v.spec),
-                        ("status", status()),
+                        ("status", status(kind.kind)),
                     ])
                     .describe(kind.description)
                     .require(&["spec"])
@@ -166,65 +205,6 @@ fn build(kind: &Kind, versions: Vec<Version>) -> CustomResourceDefinition {
         },
         status: None,
     }
-}
-
-/// The workload a ProtectedService protects.
-fn protected_service_spec(with_kind: bool) -> Schema {
-    let name = string()
-        .pattern(NAME_PATTERN)
-        .max_length(253)
-        .describe("The server's workload name");
-    let spec = if with_kind {
-        object([
-            ("name", name),
-            (
-                "kind",
-                string().describe(
-                    "The workload's kind (Deployment, StatefulSet, ...); optional when the name is unique",
-                ),
-            ),
-        ])
-    } else {
-        object([("name", name)])
-    };
-    spec.require(&["name"])
-        .describe("The server to protect: only declared calls reach it")
-}
-
-/// `ProtectedService`: protection for one server, in every Otterize version.
-pub fn protected_service() -> CustomResourceDefinition {
-    let columns = || {
-        vec![
-            column(
-                "Server",
-                "string",
-                ".spec.name",
-                "The protected server's workload",
-            ),
-            age(),
-        ]
-    };
-    let versions = ["v1alpha2", "v1alpha3", "v1beta1", "v2alpha1", "v2beta1"]
-        .into_iter()
-        .map(|name| Version {
-            name,
-            spec: protected_service_spec(name != "v1alpha2"),
-            columns: columns(),
-        })
-        .collect();
-    build(
-        &Kind {
-            group: OTTERIZE_GROUP,
-            kind: "ProtectedService",
-            plural: "protectedservices",
-            singular: "protectedservice",
-            short_names: &["psvc"],
-            categories: &["ibac", "otterize"],
-            description: "Protects one server: only the calls that ClientIntents declare reach it",
-            storage: "v2beta1",
-        },
-        versions,
-    )
 }
 
 #[cfg(test)]

@@ -87,6 +87,23 @@ impl Schema {
         self
     }
 
+    /// Adds one property to an object.
+    pub fn property(mut self, name: &str, schema: Schema) -> Schema {
+        self.0
+            .properties
+            .get_or_insert_with(BTreeMap::new)
+            .insert(name.to_owned(), schema.0);
+        self
+    }
+
+    /// Between `min` and `max` properties (an object that holds exactly one of
+    /// its fields: `exactly(1)`).
+    pub fn exactly_one_property(mut self) -> Schema {
+        self.0.min_properties = Some(1);
+        self.0.max_properties = Some(1);
+        self
+    }
+
     /// Properties that must be present.
     pub fn require(mut self, names: &[&str]) -> Schema {
         self.0.required = Some(names.iter().map(|n| (*n).to_owned()).collect());
