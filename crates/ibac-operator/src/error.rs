@@ -38,6 +38,23 @@ pub enum Error {
         /// The API server's answer.
         source: Box<kube::Error>,
     },
+    /// The webhook's certificate could not be made.
+    #[error("cannot make the webhook's certificate: {0}")]
+    Certificate(#[from] rcgen::Error),
+    /// The webhook's TLS configuration was refused.
+    #[error("cannot set up TLS for the webhooks: {0}")]
+    Tls(rustls::Error),
+    /// The webhook URL is not usable.
+    #[error("`{0}` is not a webhook URL: give https://host:port")]
+    WebhookUrl(String),
+    /// The webhook configuration could not be applied.
+    #[error("cannot apply ValidatingWebhookConfiguration `{name}`: {source}")]
+    ApplyWebhook {
+        /// Its name.
+        name: String,
+        /// The API server's answer.
+        source: Box<kube::Error>,
+    },
     /// A CRD was applied but is not served.
     #[error("CustomResourceDefinition `{name}` is not served: {reason}")]
     WaitCrd {

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::wait::{await_condition, conditions};
@@ -54,5 +55,25 @@ pub async fn apply_crds(
             }
         }
     }
+    Ok(())
+}
+
+/// Applies the validating webhook configuration (its `caBundle` included).
+pub async fn apply_webhook(
+    client: &kube::Client,
+    configuration: &ValidatingWebhookConfiguration,
+) -> Result<(), Error> {
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let name = configuration.metadata.name.clone().unwrap_or_default();
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(configuration),
+    )
+    .await
+    .map_err(|source| Error::ApplyWebhook {
+        name,
+        source: Box::new(source),
+    })?;
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod crd;
 mod error;
 pub mod install;
+pub mod webhook;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -32,6 +33,23 @@ pub struct Config {
     pub context: Option<String>,
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub admin_addr: SocketAddr,
+    /// Where the webhooks are served (HTTPS); none when `None`.
+    pub webhook_addr: Option<SocketAddr>,
+    /// The URL the API server reaches the webhooks at, `https://host:port`,
+    /// when that is not a Service (an operator out of cluster). The operator
+    /// then writes the webhook configuration itself.
+    pub webhook_url: Option<String>,
+    /// The operator's own namespace, which its webhooks leave alone.
+    pub namespace: String,
+}
+
+/// The host of `https://host:port`, for the serving certificate.
+fn webhook_host(url: &str) -> Result<String, Error> {
+    let uri: http::Uri = url.parse().map_err(|_| Error::WebhookUrl(url.to_owned()))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("https"), Some(host)) => Ok(host.trim_matches(['[', ']']).to_owned()),
+        _ => Err(Error::WebhookUrl(url.to_owned())),
+    }
 }
 
 /// A client for the API server `config` names.
@@ -97,6 +115,35 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
             .await;
     });
 
+    // The webhooks answer before anything is applied, so that the API server
+    // never calls a webhook that is not there yet.
+    let mut webhook_ca = None;
+    let webhooks = match config.webhook_addr {
+        Some(addr) => {
+            let host = match &config.webhook_url {
+                Some(url) => webhook_host(url)?,
+                None => addr.ip().to_string(),
+            };
+            let tls = webhook::tls::generate(&[host])?;
+            webhook_ca = Some(tls.ca_pem.clone());
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Listen { addr, source })?;
+            tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "serving the webhooks");
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(ibac_identity::https::serve(
+                listener,
+                tls.server,
+                webhook::router(),
+                async {
+                    let _ = stopped.await;
+                },
+            ));
+            Some((stop, task))
+        }
+        None => None,
+    };
+
     let work = async {
         let crds = crd::all();
         let mut delay = Duration::from_millis(500);
@@ -115,6 +162,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
         metrics
             .crds_applied
             .set(i64::try_from(crds.len()).unwrap_or(i64::MAX));
+        if let (Some(url), Some(ca)) = (&config.webhook_url, &webhook_ca) {
+            let configuration = webhook::config::validating(url, ca, &config.namespace);
+            let mut delay = Duration::from_millis(500);
+            while let Err(e) = install::apply_webhook(&client, &configuration).await {
+                tracing::warn!(error = %e, retry_in = ?delay, "cannot configure the webhooks");
+                readiness.send_replace(Readiness::NotReady(e.to_string()));
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
         metrics.ready.set(1);
         readiness.send_replace(Readiness::Ready);
         tracing::info!(
@@ -129,5 +186,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
     }
     let _ = stop.send(());
     let _ = server.await;
+    if let Some((stop, task)) = webhooks {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
     Ok(())
 }

@@ -99,6 +99,9 @@ fn cluster_with_crds() -> &'static Cluster {
                 kubeconfig: Some(cluster.kubeconfig().to_owned()),
                 context: None,
                 admin_addr: "127.0.0.1:0".parse().unwrap(),
+                webhook_addr: None,
+                webhook_url: None,
+                namespace: "ibac-system".to_owned(),
             };
             let client = ibac_operator::client(&config).await.unwrap();
             ibac_operator::install::apply_crds(&client, &crd::all())

@@ -18,6 +18,10 @@ struct Operator {
 
 impl Operator {
     fn start(cluster: &Cluster, name: &str) -> Operator {
+        Operator::start_with(cluster, name, &[])
+    }
+
+    fn start_with(cluster: &Cluster, name: &str, args: &[String]) -> Operator {
         let port = free_port().unwrap();
         let log = cluster.dir().join(format!("{name}.log"));
         let out = std::fs::File::create(&log).unwrap();
@@ -26,6 +30,7 @@ impl Operator {
             .arg(cluster.kubeconfig())
             .arg("--admin-addr")
             .arg(format!("127.0.0.1:{port}"))
+            .args(args)
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
@@ -181,6 +186,81 @@ fn operator_without_a_reachable_api_server_is_not_ready_and_says_why() {
         "{why}"
     );
     assert_eq!(health.unwrap().0, 200);
+}
+
+/// Removes the webhook configuration when dropped: with the operator gone, it
+/// would refuse every later write of an ibac object in this cluster.
+struct WebhookConfiguration<'a>(&'a Cluster);
+
+impl Drop for WebhookConfiguration<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kubectl(&[
+            "delete",
+            "validatingwebhookconfiguration",
+            "ibac",
+            "--ignore-not-found",
+        ]);
+    }
+}
+
+#[test]
+fn the_validating_webhook_refuses_what_ibac_validate_refuses_with_its_field_path() {
+    let cluster = Cluster::shared().unwrap();
+    let ns = cluster.namespace("webhook").unwrap();
+    let port = free_port().unwrap();
+    let _cleanup = WebhookConfiguration(cluster);
+    let mut operator = Operator::start_with(
+        cluster,
+        "operator-webhook",
+        &[
+            "--webhook-addr".to_owned(),
+            format!("127.0.0.1:{port}"),
+            "--webhook-url".to_owned(),
+            format!("https://127.0.0.1:{port}"),
+        ],
+    );
+    operator.wait_ready();
+    let apply = |document: &str| {
+        cluster
+            .kubectl_with_input(&["apply", "-n", ns.name(), "-f", "-"], document)
+            .map_err(|e| e.to_string())
+    };
+    let valid = r#"
+apiVersion: k8s.otterize.com/v2beta1
+kind: ClientIntents
+metadata: {name: checkoutservice}
+spec:
+  workload: {name: checkoutservice}
+  targets:
+  - kubernetes: {name: cartservice}
+  - kafka: {name: kafka, topics: [{name: orders, operations: [produce]}]}
+"#;
+    apply(valid).unwrap();
+
+    // The schema allows any string as a name; ibac's rules do not.
+    let error = apply(&valid.replace("name: cartservice", "name: Cart_Service.")).unwrap_err();
+    assert!(
+        error.contains("admission webhook \"validate.ibac.dev\" denied the request"),
+        "{error}"
+    );
+    assert!(
+        error.contains("spec.targets[0].kubernetes.name: ") && error.contains("`Cart_Service.`"),
+        "{error}"
+    );
+
+    // While the operator is down, writes are refused and deletions work.
+    drop(operator);
+    let error = apply(&valid.replace("orders", "payments")).unwrap_err();
+    assert!(error.contains("failed calling webhook"), "{error}");
+    cluster
+        .kubectl(&[
+            "delete",
+            "clientintents.k8s.otterize.com",
+            "checkoutservice",
+            "-n",
+            ns.name(),
+        ])
+        .unwrap();
 }
 
 /// The names of the CRDs the operator installs, as the API server knows them.

@@ -46,6 +46,17 @@ struct RunArgs {
     /// Where to serve /metrics, /healthz and /readyz
     #[arg(long, env = "IBAC_ADMIN_ADDR", default_value = "0.0.0.0:9090")]
     admin_addr: SocketAddr,
+    /// Where to serve the webhooks over HTTPS (none when not given)
+    #[arg(long, env = "IBAC_WEBHOOK_ADDR")]
+    webhook_addr: Option<SocketAddr>,
+    /// The URL the API server reaches the webhooks at (https://host:port),
+    /// when no Service routes to them (the operator runs out of cluster); the
+    /// operator then writes the webhook configuration itself
+    #[arg(long, env = "IBAC_WEBHOOK_URL", requires = "webhook_addr")]
+    webhook_url: Option<String>,
+    /// The operator's own namespace, which its webhooks leave alone
+    #[arg(long, env = "IBAC_OPERATOR_NAMESPACE", default_value = "ibac-system")]
+    operator_namespace: String,
 }
 
 /// Runs the command; the operator itself until SIGTERM or Ctrl-C.
@@ -78,6 +89,9 @@ fn operate(args: &RunArgs) -> anyhow::Result<u8> {
         kubeconfig: args.kubeconfig.clone(),
         context: args.context.clone(),
         admin_addr: args.admin_addr,
+        webhook_addr: args.webhook_addr,
+        webhook_url: args.webhook_url.clone(),
+        namespace: args.operator_namespace.clone(),
     };
     runtime.block_on(ibac_operator::run(config, shutdown_signal()))?;
     Ok(exit::OK)
