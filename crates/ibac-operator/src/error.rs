@@ -44,6 +44,16 @@ pub enum Error {
     /// The webhook's TLS configuration was refused.
     #[error("cannot set up TLS for the webhooks: {0}")]
     Tls(rustls::Error),
+    /// The webhooks' CA could not be read or kept.
+    #[error(
+        "cannot keep the webhooks' CA in Secret `ibac-webhook-ca` of namespace `{namespace}`: {reason}"
+    )]
+    WebhookSecret {
+        /// The operator's namespace.
+        namespace: String,
+        /// Why.
+        reason: String,
+    },
     /// The webhook URL is not usable.
     #[error("`{0}` is not a webhook URL: give https://host:port")]
     WebhookUrl(String),

@@ -115,17 +115,28 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
             .await;
     });
 
-    // The webhooks answer before anything is applied, so that the API server
-    // never calls a webhook that is not there yet.
-    let mut webhook_ca = None;
-    let webhooks = match config.webhook_addr {
-        Some(addr) => {
-            let host = match &config.webhook_url {
-                Some(url) => webhook_host(url)?,
-                None => addr.ip().to_string(),
+    let webhook_host = match (&config.webhook_addr, &config.webhook_url) {
+        (Some(_), Some(url)) => Some(webhook_host(url)?),
+        (Some(addr), None) => Some(addr.ip().to_string()),
+        (None, _) => None,
+    };
+    let mut webhook_server = None;
+    let work = async {
+        // The webhooks answer before anything is applied that would send the
+        // API server to them.
+        let mut ca_bundle = None;
+        if let (Some(addr), Some(host)) = (config.webhook_addr, &webhook_host) {
+            let authority = retry(&readiness, || {
+                webhook::secret::load_or_create(&client, &config.namespace)
+            })
+            .await;
+            let tls = match authority
+                .issue(std::slice::from_ref(host), time::OffsetDateTime::now_utc())
+            {
+                Ok(tls) => tls,
+                Err(e) => return Err(e),
             };
-            let tls = webhook::tls::generate(&[host])?;
-            webhook_ca = Some(tls.ca_pem.clone());
+            ca_bundle = Some(tls.ca_pem.clone());
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|source| Error::Listen { addr, source })?;
@@ -139,38 +150,27 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
                     let _ = stopped.await;
                 },
             ));
-            Some((stop, task))
+            webhook_server = Some((stop, task));
         }
-        None => None,
-    };
 
-    let work = async {
         let crds = crd::all();
-        let mut delay = Duration::from_millis(500);
-        loop {
-            match install::apply_crds(&client, &crds).await {
-                Ok(()) => break,
-                Err(e) => {
-                    metrics.crd_apply_errors.inc();
-                    tracing::warn!(error = %e, retry_in = ?delay, "cannot put the CRDs in force");
-                    readiness.send_replace(Readiness::NotReady(e.to_string()));
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(30));
-                }
+        retry(&readiness, || async {
+            let result = install::apply_crds(&client, &crds).await;
+            if result.is_err() {
+                metrics.crd_apply_errors.inc();
             }
-        }
+            result
+        })
+        .await;
         metrics
             .crds_applied
             .set(i64::try_from(crds.len()).unwrap_or(i64::MAX));
-        if let (Some(url), Some(ca)) = (&config.webhook_url, &webhook_ca) {
+        if let (Some(url), Some(ca)) = (&config.webhook_url, &ca_bundle) {
             let configuration = webhook::config::validating(url, ca, &config.namespace);
-            let mut delay = Duration::from_millis(500);
-            while let Err(e) = install::apply_webhook(&client, &configuration).await {
-                tracing::warn!(error = %e, retry_in = ?delay, "cannot configure the webhooks");
-                readiness.send_replace(Readiness::NotReady(e.to_string()));
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
-            }
+            retry(&readiness, || {
+                install::apply_webhook(&client, &configuration)
+            })
+            .await;
         }
         metrics.ready.set(1);
         readiness.send_replace(Readiness::Ready);
@@ -178,17 +178,38 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
             crds = crds.len(),
             "CustomResourceDefinitions in force; ready"
         );
-        std::future::pending::<()>().await;
+        std::future::pending::<Result<(), Error>>().await
     };
-    tokio::select! {
-        () = work => {}
-        () = shutdown => {}
-    }
+    let result = tokio::select! {
+        result = work => result,
+        () = shutdown => Ok(()),
+    };
     let _ = stop.send(());
     let _ = server.await;
-    if let Some((stop, task)) = webhooks {
+    if let Some((stop, task)) = webhook_server {
         let _ = stop.send(());
         let _ = task.await;
     }
-    Ok(())
+    result
+}
+
+/// Runs `attempt` until it succeeds, saying on `/readyz` why it has not yet
+/// and waiting longer each time (up to 30 s).
+async fn retry<T, F, Fut>(readiness: &watch::Sender<Readiness>, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match attempt().await {
+            Ok(value) => return value,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "not ready");
+                readiness.send_replace(Readiness::NotReady(e.to_string()));
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
 }

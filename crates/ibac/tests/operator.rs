@@ -207,19 +207,40 @@ impl Drop for WebhookConfiguration<'_> {
 fn the_validating_webhook_refuses_what_ibac_validate_refuses_with_its_field_path() {
     let cluster = Cluster::shared().unwrap();
     let ns = cluster.namespace("webhook").unwrap();
+    let own = cluster.namespace("ibac-system").unwrap();
     let port = free_port().unwrap();
     let _cleanup = WebhookConfiguration(cluster);
-    let mut operator = Operator::start_with(
-        cluster,
-        "operator-webhook",
-        &[
-            "--webhook-addr".to_owned(),
-            format!("127.0.0.1:{port}"),
-            "--webhook-url".to_owned(),
-            format!("https://127.0.0.1:{port}"),
-        ],
-    );
+    let args = [
+        "--webhook-addr".to_owned(),
+        format!("127.0.0.1:{port}"),
+        "--webhook-url".to_owned(),
+        format!("https://127.0.0.1:{port}"),
+        "--operator-namespace".to_owned(),
+        own.name().to_owned(),
+    ];
+    let ca_bundle = || {
+        cluster
+            .kubectl(&[
+                "get",
+                "validatingwebhookconfiguration",
+                "ibac",
+                "-o",
+                "jsonpath={.webhooks[0].clientConfig.caBundle}",
+            ])
+            .unwrap()
+    };
+    let mut operator = Operator::start_with(cluster, "operator-webhook", &args);
     operator.wait_ready();
+    let first_ca = ca_bundle();
+    // The CA is kept in the operator's namespace, so a restart serves under
+    // the CA the API server already trusts.
+    cluster
+        .kubectl(&["get", "secret", "ibac-webhook-ca", "-n", own.name()])
+        .unwrap();
+    drop(operator);
+    let mut operator = Operator::start_with(cluster, "operator-webhook-restarted", &args);
+    operator.wait_ready();
+    assert_eq!(ca_bundle(), first_ca, "a restart changed the CA");
     let apply = |document: &str| {
         cluster
             .kubectl_with_input(&["apply", "-n", ns.name(), "-f", "-"], document)

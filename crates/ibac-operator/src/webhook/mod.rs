@@ -1,7 +1,9 @@
 //! The webhooks the API server calls: validation today (conversion next),
-//! served over TLS with a certificate from the operator's own CA.
+//! served over TLS with a certificate from the operator's own CA, which a
+//! Secret keeps across restarts.
 
 pub mod config;
+pub mod secret;
 pub mod tls;
 pub mod validate;
 
