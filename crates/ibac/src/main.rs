@@ -95,6 +95,8 @@ enum Command {
     Convert(commands::convert::Args),
     /// The certificate authority: SPIFFE identities for workloads
     Ca(commands::ca::Args),
+    /// Run ibac on Kubernetes: install its CRDs, serve /metrics, /healthz, /readyz
+    Operator(commands::operator::Args),
     /// The mTLS sidecar: authorize every call by intent
     Proxy(Box<commands::proxy::Args>),
     /// Serve a workload's SVID over the SPIFFE Workload API, kept renewed
@@ -154,6 +156,7 @@ fn main() -> ExitCode {
         Command::Convert(args) => commands::convert::run(args, cli.namespace.as_deref()),
         Command::Ca(args) => commands::ca::run(args),
         Command::Agent(args) => commands::agent::run(args),
+        Command::Operator(args) => commands::operator::run(args),
         Command::Proxy(args) => commands::proxy::run(args, &namespace),
         Command::Completions(args) => commands::completions::run(args, &mut Cli::command()),
     };

@@ -7,6 +7,7 @@ pub mod convert;
 pub mod decide;
 pub mod demo_service;
 pub mod mapper;
+pub mod operator;
 pub mod policy;
 pub mod proxy;
 pub mod remote;

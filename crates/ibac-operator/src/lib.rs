@@ -1,0 +1,215 @@
+//! ibac on Kubernetes: the operator behind `ibac operator`.
+//!
+//! The API server is the store; this crate talks to it through kube-rs and
+//! keeps Kubernetes out of the pure crates (model, policy, render). Today it
+//! installs ibac's CRDs and serves its admin port; the webhooks, the index and
+//! the reconcilers build on it.
+
+pub mod admin;
+pub mod crd;
+mod error;
+pub mod install;
+pub mod webhook;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::sync::watch;
+
+pub use admin::{Metrics, Readiness};
+pub use error::Error;
+
+/// How the operator reaches the API server and where it serves.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// A kubeconfig file; without one, `KUBECONFIG`, `~/.kube/config` or the
+    /// pod's service account, as kubectl would.
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (its current one when `None`).
+    pub context: Option<String>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub admin_addr: SocketAddr,
+    /// Where the webhooks are served (HTTPS); none when `None`.
+    pub webhook_addr: Option<SocketAddr>,
+    /// The URL the API server reaches the webhooks at, `https://host:port`,
+    /// when that is not a Service (an operator out of cluster). The operator
+    /// then writes the webhook configuration itself.
+    pub webhook_url: Option<String>,
+    /// The operator's own namespace, which its webhooks leave alone.
+    pub namespace: String,
+}
+
+/// The host of `https://host:port`, for the serving certificate.
+fn webhook_host(url: &str) -> Result<String, Error> {
+    let uri: http::Uri = url.parse().map_err(|_| Error::WebhookUrl(url.to_owned()))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("https"), Some(host)) => Ok(host.trim_matches(['[', ']']).to_owned()),
+        _ => Err(Error::WebhookUrl(url.to_owned())),
+    }
+}
+
+/// A client for the API server `config` names.
+pub async fn client(config: &Config) -> Result<kube::Client, Error> {
+    // rustls picks its provider from the process default: ring, never aws-lc.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let options = KubeConfigOptions {
+        context: config.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    let kube_config =
+        match &config.kubeconfig {
+            Some(path) => {
+                let file = Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
+                    path: path.clone(),
+                    source: Box::new(source),
+                })?;
+                kube::Config::from_custom_kubeconfig(file, &options)
+                    .await
+                    .map_err(|source| Error::Kubeconfig {
+                        path: path.clone(),
+                        source: Box::new(source),
+                    })?
+            }
+            None if config.context.is_some() => kube::Config::from_kubeconfig(&options)
+                .await
+                .map_err(|source| Error::Kubeconfig {
+                    path: PathBuf::from("$KUBECONFIG"),
+                    source: Box::new(source),
+                })?,
+            None => kube::Config::infer()
+                .await
+                .map_err(|e| Error::NoConfig(Box::new(e)))?,
+        };
+    kube::Client::try_from(kube_config).map_err(|e| Error::Client(Box::new(e)))
+}
+
+/// Runs the operator until `shutdown` completes: serves the admin port at
+/// once, then puts the CRDs in force (retrying, and saying why on `/readyz`,
+/// while the API server refuses them).
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
+    let client = client(&config).await?;
+    let metrics = Arc::new(Metrics::new());
+    let (readiness, readiness_rx) = watch::channel(Readiness::NotReady(
+        "the CustomResourceDefinitions are not applied yet".to_owned(),
+    ));
+
+    let listener = tokio::net::TcpListener::bind(config.admin_addr)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: config.admin_addr,
+            source,
+        })?;
+    let bound = listener.local_addr().unwrap_or(config.admin_addr);
+    tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz");
+    let app = admin::router(readiness_rx, metrics.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+
+    let webhook_host = match (&config.webhook_addr, &config.webhook_url) {
+        (Some(_), Some(url)) => Some(webhook_host(url)?),
+        (Some(addr), None) => Some(addr.ip().to_string()),
+        (None, _) => None,
+    };
+    let mut webhook_server = None;
+    let work = async {
+        // The webhooks answer before anything is applied that would send the
+        // API server to them.
+        let mut ca_bundle = None;
+        if let (Some(addr), Some(host)) = (config.webhook_addr, &webhook_host) {
+            let authority = retry(&readiness, || {
+                webhook::secret::load_or_create(&client, &config.namespace)
+            })
+            .await;
+            let tls = match authority
+                .issue(std::slice::from_ref(host), time::OffsetDateTime::now_utc())
+            {
+                Ok(tls) => tls,
+                Err(e) => return Err(e),
+            };
+            ca_bundle = Some(tls.ca_pem.clone());
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Listen { addr, source })?;
+            tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "serving the webhooks");
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(ibac_identity::https::serve(
+                listener,
+                tls.server,
+                webhook::router(),
+                async {
+                    let _ = stopped.await;
+                },
+            ));
+            webhook_server = Some((stop, task));
+        }
+
+        let crds = crd::all();
+        retry(&readiness, || async {
+            let result = install::apply_crds(&client, &crds).await;
+            if result.is_err() {
+                metrics.crd_apply_errors.inc();
+            }
+            result
+        })
+        .await;
+        metrics
+            .crds_applied
+            .set(i64::try_from(crds.len()).unwrap_or(i64::MAX));
+        if let (Some(url), Some(ca)) = (&config.webhook_url, &ca_bundle) {
+            let configuration = webhook::config::validating(url, ca, &config.namespace);
+            retry(&readiness, || {
+                install::apply_webhook(&client, &configuration)
+            })
+            .await;
+        }
+        metrics.ready.set(1);
+        readiness.send_replace(Readiness::Ready);
+        tracing::info!(
+            crds = crds.len(),
+            "CustomResourceDefinitions in force; ready"
+        );
+        std::future::pending::<Result<(), Error>>().await
+    };
+    let result = tokio::select! {
+        result = work => result,
+        () = shutdown => Ok(()),
+    };
+    let _ = stop.send(());
+    let _ = server.await;
+    if let Some((stop, task)) = webhook_server {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
+    result
+}
+
+/// Runs `attempt` until it succeeds, saying on `/readyz` why it has not yet
+/// and waiting longer each time (up to 30 s).
+async fn retry<T, F, Fut>(readiness: &watch::Sender<Readiness>, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match attempt().await {
+            Ok(value) => return value,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "not ready");
+                readiness.send_replace(Readiness::NotReady(e.to_string()));
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}

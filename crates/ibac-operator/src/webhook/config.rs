@@ -1,0 +1,81 @@
+//! The webhook configuration the operator writes, pointing the API server at
+//! its webhooks.
+//!
+//! Choices, and what users see while the operator is down:
+//! - `failurePolicy: Fail`: an ibac object is never admitted unchecked. While
+//!   the operator is down, creating or changing ClientIntents and the other
+//!   ibac kinds fails with kubectl's "failed calling webhook" error; deleting
+//!   them works (deletions are not sent), and enforcement already in place
+//!   stays as it is.
+//! - `timeoutSeconds: 5`: a slow operator fails a request quickly instead of
+//!   holding kubectl for the API server's 10 s default.
+//! - a `namespaceSelector` that leaves `kube-system` and the operator's own
+//!   namespace alone, and rules that match only ibac's groups: nothing the
+//!   operator needs in order to start goes through its own webhook, so a
+//!   restart can never deadlock on itself.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    RuleWithOperations, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta,
+};
+
+use crate::crd::{IBAC_GROUP, MANAGED_BY, OTTERIZE_GROUP};
+
+/// The name of the ValidatingWebhookConfiguration.
+pub const VALIDATING: &str = "ibac";
+
+/// How long the API server waits for an answer.
+pub const TIMEOUT_SECONDS: i32 = 5;
+
+/// The validating webhook at `base_url` (`https://host:port`, with `/validate`
+/// appended), trusted through `ca_pem`; `own_namespace` is left alone.
+pub fn validating(
+    base_url: &str,
+    ca_pem: &str,
+    own_namespace: &str,
+) -> ValidatingWebhookConfiguration {
+    ValidatingWebhookConfiguration {
+        metadata: ObjectMeta {
+            name: Some(VALIDATING.to_owned()),
+            labels: Some(BTreeMap::from([(
+                MANAGED_BY.0.to_owned(),
+                MANAGED_BY.1.to_owned(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        webhooks: Some(vec![ValidatingWebhook {
+            name: "validate.ibac.dev".to_owned(),
+            admission_review_versions: vec!["v1".to_owned()],
+            client_config: WebhookClientConfig {
+                url: Some(format!("{}/validate", base_url.trim_end_matches('/'))),
+                ca_bundle: Some(ByteString(ca_pem.as_bytes().to_vec())),
+                service: None,
+            },
+            failure_policy: Some("Fail".to_owned()),
+            match_policy: Some("Equivalent".to_owned()),
+            namespace_selector: Some(LabelSelector {
+                match_expressions: Some(vec![LabelSelectorRequirement {
+                    key: "kubernetes.io/metadata.name".to_owned(),
+                    operator: "NotIn".to_owned(),
+                    values: Some(vec!["kube-system".to_owned(), own_namespace.to_owned()]),
+                }]),
+                match_labels: None,
+            }),
+            rules: Some(vec![RuleWithOperations {
+                api_groups: Some(vec![OTTERIZE_GROUP.to_owned(), IBAC_GROUP.to_owned()]),
+                api_versions: Some(vec!["*".to_owned()]),
+                operations: Some(vec!["CREATE".to_owned(), "UPDATE".to_owned()]),
+                resources: Some(vec!["*".to_owned()]),
+                scope: Some("Namespaced".to_owned()),
+            }]),
+            side_effects: "None".to_owned(),
+            timeout_seconds: Some(TIMEOUT_SECONDS),
+            ..ValidatingWebhook::default()
+        }]),
+    }
+}
