@@ -404,21 +404,21 @@ fn check(lines: &[Vec<String>], mtls: bool) {
 }
 
 #[test]
-fn go_spiffe_fetches_watches_and_calls_the_proxy_over_mtls() {
+fn go_spiffe_fetches_x509_and_jwt_svids_watches_and_calls_the_proxy_over_mtls() {
     let client = go_client();
     let world = world();
     check(&talk(&world, client, true), true);
 }
 
 #[test]
-fn py_spiffe_fetches_and_watches() {
+fn py_spiffe_fetches_x509_and_jwt_svids_and_watches() {
     let client = python_client();
     let world = world();
     check(&talk(&world, client, false), false);
 }
 
 #[test]
-fn java_spiffe_fetches_watches_and_calls_the_proxy_over_mtls() {
+fn java_spiffe_fetches_x509_and_jwt_svids_watches_and_calls_the_proxy_over_mtls() {
     let client = java_client();
     let world = world();
     check(&talk(&world, client, true), true);
