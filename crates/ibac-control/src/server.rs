@@ -137,6 +137,11 @@ pub async fn start(
         ca_store.svid_ttl()?,
         std::num::NonZeroU32::new(6000),
     );
+    issuance.replace_jwt(ibac_identity::attest::JwtSigning {
+        key: ca_store.jwt_key()?,
+        bundle: ca_store.jwt_bundle(now)?,
+        ttl: ca_store.jwt_ttl()?,
+    });
     let store = Store::open(&dir.join("ibac.db"))?;
     let control = Control::open(store, issuance.clone(), options.settings.clone(), dir)
         .map_err(|e| anyhow!("cannot load the store: {e}"))?;

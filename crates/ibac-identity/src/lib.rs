@@ -12,6 +12,7 @@ pub mod ca;
 pub mod files;
 pub mod https;
 pub mod inspect;
+pub mod jwt;
 pub mod pem;
 pub mod spiffe_id;
 pub mod store;

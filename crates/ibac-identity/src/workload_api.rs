@@ -8,7 +8,12 @@
 //! PermissionDenied. `FetchX509SVID` streams a new response on every renewal.
 //! Whatever `:authority` a client sends on the socket is accepted
 //! ([`crate::authority`]).
-//! JWT-SVIDs are not issued: those calls answer Unimplemented.
+//!
+//! JWT-SVIDs come from a [`JwtSource`] (the agent asks the issuer, per
+//! caller's identity as for X.509). `FetchJWTSVID` serves only the caller's
+//! own SPIFFE ID; `FetchJWTBundles` streams the JWT bundle (JWKS JSON) on
+//! every change; `ValidateJWTSVID` checks a token with [`crate::jwt::validate`]
+//! and answers InvalidArgument with the reason when it is refused.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +27,9 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Response, Status};
 
+use crate::attest::WorkloadIdentity;
 use crate::authority::AuthorityRewrite;
+use crate::jwt::{self, JwtBundle, JwtError};
 use crate::svid::Svid;
 use crate::tls::SharedBundle;
 
@@ -34,7 +41,9 @@ mod proto {
 pub use proto::spiffe_workload_api_client::SpiffeWorkloadApiClient;
 use proto::spiffe_workload_api_server::{SpiffeWorkloadApi, SpiffeWorkloadApiServer};
 pub use proto::{
-    X509BundlesRequest, X509BundlesResponse, X509svid, X509svidRequest, X509svidResponse,
+    JwtBundlesRequest, JwtBundlesResponse, JwtsvidRequest, JwtsvidResponse, ValidateJwtsvidRequest,
+    ValidateJwtsvidResponse, X509BundlesRequest, X509BundlesResponse, X509svid, X509svidRequest,
+    X509svidResponse,
 };
 
 /// The metadata every Workload API call must carry.
@@ -74,13 +83,54 @@ impl Selector {
     }
 }
 
-/// An identity the API can serve: the SVID as it is renewed, and the bundle.
-#[derive(Clone, Debug)]
+/// Where JWT-SVIDs and the JWT bundle of one identity come from.
+#[tonic::async_trait]
+pub trait JwtSource: Send + Sync {
+    /// A JWT-SVID for the identity, for `audience` (checked non-empty).
+    async fn jwt_svid(&self, audience: &[String]) -> Result<String, String>;
+    /// The JWT bundle, following updates.
+    fn jwt_bundle(&self) -> watch::Receiver<Arc<JwtBundle>>;
+    /// Asks for the bundle again (a token named a key it lacks); may do
+    /// nothing when it was asked for moments ago.
+    async fn refresh_jwt_bundle(&self);
+}
+
+#[tonic::async_trait]
+impl JwtSource for WorkloadIdentity {
+    async fn jwt_svid(&self, audience: &[String]) -> Result<String, String> {
+        WorkloadIdentity::jwt_svid(self, audience)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn jwt_bundle(&self) -> watch::Receiver<Arc<JwtBundle>> {
+        WorkloadIdentity::jwt_bundle(self)
+    }
+
+    async fn refresh_jwt_bundle(&self) {
+        self.refresh_jwt_bundle_soon().await;
+    }
+}
+
+/// An identity the API can serve: the SVID as it is renewed, the bundle, and
+/// where its JWT-SVIDs come from.
+#[derive(Clone)]
 pub struct IdentitySource {
     /// The SVID, updated on renewal.
     pub svid: watch::Receiver<Arc<Svid>>,
     /// The trust bundle.
     pub bundle: SharedBundle,
+    /// JWT-SVIDs; without it, the JWT calls answer Unimplemented.
+    pub jwt: Option<Arc<dyn JwtSource>>,
+}
+
+impl std::fmt::Debug for IdentitySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentitySource")
+            .field("id", &self.svid.borrow().id().to_string())
+            .field("jwt", &self.jwt.is_some())
+            .finish()
+    }
 }
 
 /// Who gets which identity.
@@ -145,6 +195,45 @@ fn x509_response(svid: &Svid, bundle: &SharedBundle) -> X509svidResponse {
     }
 }
 
+fn jwt_bundles_response(bundle: &JwtBundle) -> JwtBundlesResponse {
+    JwtBundlesResponse {
+        bundles: HashMap::from([(bundle.trust_domain().to_string(), bundle.to_jwks())]),
+    }
+}
+
+/// JSON as a protobuf `Struct` value.
+fn to_proto(value: &serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match value {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(*b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        serde_json::Value::String(s) => Kind::StringValue(s.clone()),
+        serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.iter().map(to_proto).collect(),
+        }),
+        serde_json::Value::Object(map) => Kind::StructValue(to_struct(map)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+fn to_struct(map: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: map.iter().map(|(k, v)| (k.clone(), to_proto(v))).collect(),
+    }
+}
+
+fn jwt_source(identity: &IdentitySource) -> Result<Arc<dyn JwtSource>, Status> {
+    identity
+        .jwt
+        .clone()
+        .ok_or_else(|| Status::unimplemented("this agent serves no JWT-SVIDs for this identity"))
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 fn bundles_response(bundle: &SharedBundle) -> X509BundlesResponse {
     let bundle = bundle.load();
     X509BundlesResponse {
@@ -182,7 +271,7 @@ impl WorkloadApi {
 impl SpiffeWorkloadApi for WorkloadApi {
     type FetchX509SVIDStream = ResponseStream<X509svidResponse>;
     type FetchX509BundlesStream = ResponseStream<X509BundlesResponse>;
-    type FetchJWTBundlesStream = ResponseStream<proto::JwtBundlesResponse>;
+    type FetchJWTBundlesStream = ResponseStream<JwtBundlesResponse>;
 
     async fn fetch_x509svid(
         &self,
@@ -207,23 +296,75 @@ impl SpiffeWorkloadApi for WorkloadApi {
 
     async fn fetch_jwtsvid(
         &self,
-        _request: Request<proto::JwtsvidRequest>,
-    ) -> Result<Response<proto::JwtsvidResponse>, Status> {
-        Err(Status::unimplemented("ibac issues X.509-SVIDs only"))
+        request: Request<JwtsvidRequest>,
+    ) -> Result<Response<JwtsvidResponse>, Status> {
+        let identity = self.identity_for(&request)?;
+        let source = jwt_source(&identity)?;
+        let id = identity.svid.borrow().id().clone();
+        let request = request.into_inner();
+        if !request.spiffe_id.is_empty() && request.spiffe_id != id.as_str() {
+            return Err(Status::permission_denied(format!(
+                "this process may have JWT-SVIDs for `{id}` only, not for `{}`",
+                request.spiffe_id
+            )));
+        }
+        jwt::check_audience(&request.audience)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let token = source
+            .jwt_svid(&request.audience)
+            .await
+            .map_err(|e| Status::unavailable(format!("cannot get a JWT-SVID: {e}")))?;
+        Ok(Response::new(JwtsvidResponse {
+            svids: vec![proto::Jwtsvid {
+                spiffe_id: id.to_string(),
+                svid: token,
+                hint: String::new(),
+            }],
+        }))
     }
 
     async fn fetch_jwt_bundles(
         &self,
-        _request: Request<proto::JwtBundlesRequest>,
+        request: Request<JwtBundlesRequest>,
     ) -> Result<Response<Self::FetchJWTBundlesStream>, Status> {
-        Err(Status::unimplemented("ibac issues X.509-SVIDs only"))
+        let identity = self.identity_for(&request)?;
+        let source = jwt_source(&identity)?;
+        let stream =
+            WatchStream::new(source.jwt_bundle()).map(|bundle| Ok(jwt_bundles_response(&bundle)));
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn validate_jwtsvid(
         &self,
-        _request: Request<proto::ValidateJwtsvidRequest>,
-    ) -> Result<Response<proto::ValidateJwtsvidResponse>, Status> {
-        Err(Status::unimplemented("ibac issues X.509-SVIDs only"))
+        request: Request<ValidateJwtsvidRequest>,
+    ) -> Result<Response<ValidateJwtsvidResponse>, Status> {
+        let identity = self.identity_for(&request)?;
+        let source = jwt_source(&identity)?;
+        let request = request.into_inner();
+        if request.audience.is_empty() {
+            return Err(Status::invalid_argument("`audience` is required"));
+        }
+        if request.svid.is_empty() {
+            return Err(Status::invalid_argument("`svid` is required"));
+        }
+        let check = |bundle: &JwtBundle| {
+            jwt::validate(&request.svid, bundle, &request.audience, unix_now())
+        };
+        let held = source.jwt_bundle().borrow().clone();
+        let valid = match check(&held) {
+            // A key the agent has not seen yet may come from a rotation.
+            Err(JwtError::UnknownKey { .. }) => {
+                source.refresh_jwt_bundle().await;
+                let fresh = source.jwt_bundle().borrow().clone();
+                check(&fresh)
+            }
+            other => other,
+        }
+        .map_err(|e| Status::invalid_argument(format!("the JWT-SVID is refused: {e}")))?;
+        Ok(Response::new(ValidateJwtsvidResponse {
+            spiffe_id: valid.id.to_string(),
+            claims: Some(to_struct(&valid.claims)),
+        }))
     }
 }
 

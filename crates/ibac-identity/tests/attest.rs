@@ -346,3 +346,68 @@ async fn renewal_happens_by_itself_at_half_life() {
         .unwrap();
     assert_ne!(updates.borrow().issued().serial, first);
 }
+
+#[tokio::test]
+async fn jwt_svids_are_signed_for_the_callers_own_identity_only() {
+    use ibac_identity::attest::JwtSigning;
+    use ibac_identity::attest::server::JwtRequest;
+    use ibac_identity::jwt::{JwtBundle, JwtKey, validate};
+
+    let issuer = start(None).await;
+    let client = IssuerClient::new(&issuer.url).unwrap();
+    let token = issuer
+        .service
+        .create_token(&web(), Duration::minutes(10), "test")
+        .unwrap();
+    let (svid, bundle) = client.join(&token).await.unwrap();
+    let unavailable = client.jwt_svid(&svid, &bundle, &["api".into()]).await;
+    assert!(
+        matches!(&unavailable, Err(AttestError::Refused(r)) if r.contains("no JWT signing key")),
+        "{unavailable:?}"
+    );
+
+    let key = JwtKey::generate().unwrap();
+    let jwt_bundle = JwtBundle::new(TrustDomain::default(), vec![key.public().clone()]);
+    issuer.service.replace_jwt(JwtSigning {
+        key,
+        bundle: jwt_bundle.clone(),
+        // Longer than the SVIDs': capped to theirs.
+        ttl: Duration::hours(2),
+    });
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let reply = client
+        .jwt_svid(&svid, &bundle, &["api".into(), "db".into()])
+        .await
+        .unwrap();
+    assert_eq!(reply.spiffe_id, svid.id().as_str());
+    assert!(reply.expires_at <= now + 3600 + 1, "capped at the SVID TTL");
+    let fetched = client.jwt_bundle(&svid, &bundle).await.unwrap();
+    assert_eq!(fetched, jwt_bundle);
+    let valid = validate(&reply.token, &fetched, "db", now).unwrap();
+    assert_eq!(&valid.id, svid.id());
+
+    // A request cannot name a subject; an empty audience is refused.
+    assert!(
+        serde_json::from_str::<JwtRequest>(
+            r#"{"audience":["api"],"spiffeId":"spiffe://ibac.local/ns/shop/workload/db"}"#
+        )
+        .is_err()
+    );
+    let empty = client.jwt_svid(&svid, &bundle, &[]).await.unwrap_err();
+    assert!(
+        matches!(&empty, AttestError::Refused(r) if r.contains("at least one audience")),
+        "{empty}"
+    );
+
+    // A revoked workload gets no more tokens.
+    issuer.service.revoke(&web(), "test").unwrap();
+    let revoked = client
+        .jwt_svid(&svid, &bundle, &["api".into()])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&revoked, AttestError::Refused(r) if r.contains("revoked")),
+        "{revoked}"
+    );
+    let _ = issuer.stop.send(());
+}

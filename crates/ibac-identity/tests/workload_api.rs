@@ -86,6 +86,7 @@ async fn start() -> Api {
             identity: IdentitySource {
                 svid: db_rx,
                 bundle: bundle.clone(),
+                jwt: None,
             },
         },
         Registration {
@@ -96,6 +97,7 @@ async fn start() -> Api {
             identity: IdentitySource {
                 svid: web_rx,
                 bundle,
+                jwt: None,
             },
         },
     ]);
@@ -211,6 +213,7 @@ async fn callers_get_only_their_registered_identity() {
         identity: IdentitySource {
             svid: rx,
             bundle: Arc::new(ArcSwap::from_pointee(ca.bundle())),
+            jwt: None,
         },
     }]);
     let path = socket.clone();

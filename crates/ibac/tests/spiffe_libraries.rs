@@ -3,7 +3,9 @@
 //! and java-spiffe (Maven Central). Each small client under `tests/interop/`
 //! fetches the X.509-SVID and the bundles, watches a renewal arrive, and —
 //! with go-spiffe's and java-spiffe's TLS helpers — calls an `ibac proxy`
-//! over mTLS with the SVID it fetched.
+//! over mTLS with the SVID it fetched. Each also fetches a JWT-SVID, checks
+//! it against the JWT bundle itself and has the agent validate it; a last
+//! test sends the agent tokens it must refuse.
 //!
 //! The clients and their dependencies are built or installed under
 //! `~/.cache/ibac/interop` (or `$IBAC_INTEROP_CACHE`), outside the clone, so
@@ -19,6 +21,8 @@ use std::time::{Duration, Instant};
 const PY_SPIFFE: &str = "0.3.2";
 const WEB: &str = "spiffe://ibac.local/ns/shop/workload/web";
 const API: &str = "spiffe://ibac.local/ns/shop/workload/api";
+/// The audience the clients ask a JWT-SVID for.
+const AUDIENCE: &str = "spiffe://ibac.local/ns/shop/workload/api";
 
 /// A child process that is killed when the test ends, however it ends.
 struct Guard(Child);
@@ -312,7 +316,8 @@ fn talk(world: &World, mut client: Command, mtls: bool) -> Vec<Vec<String>> {
             "SPIFFE_ENDPOINT_SOCKET",
             format!("unix://{}", world.socket.display()),
         )
-        .env("IBAC_INTEROP_WAIT", "60");
+        .env("IBAC_INTEROP_WAIT", "60")
+        .env("IBAC_INTEROP_AUDIENCE", AUDIENCE);
     if mtls {
         let base = format!("https://127.0.0.1:{}", world.inbound);
         client
@@ -383,6 +388,9 @@ fn check(lines: &[Vec<String>], mtls: bool) {
         ["ibac.local", "1"],
         "{lines:?}"
     );
+    // A JWT-SVID for this workload and audience, valid for the library
+    // against the JWT bundle and for the agent's ValidateJWTSVID.
+    assert_eq!(line(lines, "jwt")[1..], [WEB, AUDIENCE], "{lines:?}");
     let rotated = line(lines, "rotated");
     assert_ne!(rotated[1], x509[2], "a new serial after renewal");
     if mtls {
@@ -396,22 +404,196 @@ fn check(lines: &[Vec<String>], mtls: bool) {
 }
 
 #[test]
-fn go_spiffe_fetches_watches_and_calls_the_proxy_over_mtls() {
+fn go_spiffe_fetches_x509_and_jwt_svids_watches_and_calls_the_proxy_over_mtls() {
     let client = go_client();
     let world = world();
     check(&talk(&world, client, true), true);
 }
 
 #[test]
-fn py_spiffe_fetches_and_watches() {
+fn py_spiffe_fetches_x509_and_jwt_svids_and_watches() {
     let client = python_client();
     let world = world();
     check(&talk(&world, client, false), false);
 }
 
 #[test]
-fn java_spiffe_fetches_watches_and_calls_the_proxy_over_mtls() {
+fn java_spiffe_fetches_x509_and_jwt_svids_watches_and_calls_the_proxy_over_mtls() {
     let client = java_client();
     let world = world();
     check(&talk(&world, client, true), true);
+}
+
+mod refusals {
+    //! ValidateJWTSVID through the real agent's socket, with tokens signed by
+    //! the trust domain's own key but wrong in one way each, and with forged
+    //! ones; and FetchJWTSVID for an identity that is not the caller's.
+
+    use super::*;
+    use ibac_identity::jwt::JwtKey;
+    use ibac_identity::workload_api::{
+        JwtsvidRequest, SpiffeWorkloadApiClient, ValidateJwtsvidRequest,
+    };
+    use serde_json::{Map, Value, json};
+    use tonic::transport::Channel;
+
+    async fn connect(socket: PathBuf) -> SpiffeWorkloadApiClient<Channel> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "no agent socket within 30 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let channel = tonic::transport::Endpoint::try_from("http://localhost")
+            .unwrap()
+            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+                let socket = socket.clone();
+                async move {
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                        tokio::net::UnixStream::connect(socket).await?,
+                    ))
+                }
+            }))
+            .await
+            .unwrap();
+        SpiffeWorkloadApiClient::new(channel)
+    }
+
+    fn call<T>(message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("workload.spiffe.io", "true".parse().unwrap());
+        request
+    }
+
+    fn claims(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        }
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn validate_jwt_svid_refuses_expired_foreign_wrong_audience_and_unsigned_tokens() {
+        let world = world();
+        let mut client = connect(world.socket.clone()).await;
+        let store = ibac_identity::CaStore::open(&world._dir.path().join("ibac-ca")).unwrap();
+        let key = store.jwt_key().unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+
+        // A genuine token from the agent is accepted, with its claims.
+        let fetched = client
+            .fetch_jwtsvid(call(JwtsvidRequest {
+                audience: vec![AUDIENCE.into()],
+                spiffe_id: String::new(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(fetched.svids[0].spiffe_id, WEB);
+        let token = fetched.svids[0].svid.clone();
+        let valid = client
+            .validate_jwtsvid(call(ValidateJwtsvidRequest {
+                audience: AUDIENCE.into(),
+                svid: token.clone(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(valid.spiffe_id, WEB);
+        let fields = valid.claims.unwrap().fields;
+        assert_eq!(
+            fields["sub"].kind,
+            Some(prost_types::value::Kind::StringValue(WEB.into()))
+        );
+        assert!(fields.contains_key("exp") && fields.contains_key("aud"));
+
+        // Asking for someone else's identity is refused.
+        let other = client
+            .fetch_jwtsvid(call(JwtsvidRequest {
+                audience: vec![AUDIENCE.into()],
+                spiffe_id: API.into(),
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(other.code(), tonic::Code::PermissionDenied, "{other:?}");
+
+        let signed = |c: Value| key.sign_claims(&claims(c)).unwrap();
+        let stranger = JwtKey::generate().unwrap();
+        let unsigned = format!(
+            "{}.{}.",
+            b64(br#"{"alg":"none","typ":"JWT"}"#),
+            b64(json!({"sub": WEB, "aud": AUDIENCE, "exp": now + 60})
+                .to_string()
+                .as_bytes())
+        );
+        let (head_and_claims, _) = token.rsplit_once('.').unwrap();
+        let foreign_signature = stranger
+            .sign_claims(&claims(
+                json!({"sub": WEB, "aud": AUDIENCE, "exp": now + 60}),
+            ))
+            .unwrap();
+        let bad_signature = format!(
+            "{head_and_claims}.{}",
+            foreign_signature.rsplit_once('.').unwrap().1
+        );
+        let cases = [
+            (
+                signed(json!({"sub": WEB, "aud": AUDIENCE, "exp": now - 5})),
+                "the token expired",
+            ),
+            (
+                signed(json!({"sub": WEB, "aud": AUDIENCE, "exp": now + 600, "nbf": now + 300})),
+                "not valid yet",
+            ),
+            (
+                signed(
+                    json!({"sub": "spiffe://elsewhere.test/ns/shop/workload/web", "aud": AUDIENCE, "exp": now + 60}),
+                ),
+                "foreign trust domain",
+            ),
+            (
+                signed(
+                    json!({"sub": WEB, "aud": "spiffe://ibac.local/ns/shop/workload/db", "exp": now + 60}),
+                ),
+                "not for `spiffe://ibac.local/ns/shop/workload/api`",
+            ),
+            (
+                signed(json!({"sub": WEB, "aud": AUDIENCE})),
+                "claim `exp` is missing",
+            ),
+            (
+                stranger
+                    .sign_claims(&claims(
+                        json!({"sub": WEB, "aud": AUDIENCE, "exp": now + 60}),
+                    ))
+                    .unwrap(),
+                "is not in the JWT bundle",
+            ),
+            (bad_signature, "the signature does not verify"),
+            (unsigned, "`alg: none`"),
+            ("not-a-token".to_string(), "not a signed JWT"),
+        ];
+        for (svid, reason) in cases {
+            let refused = client
+                .validate_jwtsvid(call(ValidateJwtsvidRequest {
+                    audience: AUDIENCE.into(),
+                    svid,
+                }))
+                .await
+                .unwrap_err();
+            assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+            assert!(
+                refused.message().starts_with("the JWT-SVID is refused: ")
+                    && refused.message().contains(reason),
+                "{reason}: {}",
+                refused.message()
+            );
+        }
+    }
 }

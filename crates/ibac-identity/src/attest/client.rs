@@ -1,9 +1,13 @@
 //! The workload side of attested issuance: join with a token, keep the key and
 //! SVID on disk (0600), renew over mTLS at half-life, and hand the current SVID
 //! to whoever serves or dials TLS — without dropping their connections.
+//! It also asks for JWT-SVIDs (kept until half their life) and keeps the JWT
+//! bundle current: on every renewal, and when a token names a key it lacks.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -17,12 +21,16 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use super::server::{ErrorResponse, ISSUER_COMPONENT, JoinRequest, RenewRequest, SvidResponse};
+use super::server::{
+    ErrorResponse, ISSUER_COMPONENT, JoinRequest, JwtRequest, JwtResponse, RenewRequest,
+    SvidResponse,
+};
 use super::tokens::TokenParts;
 use crate::bundle::TrustBundle;
 use crate::ca::new_key_and_csr;
 use crate::files::write_private;
 use crate::https::{CallError, Endpoint};
+use crate::jwt::JwtBundle;
 use crate::pem;
 use crate::spiffe_id::{SpiffeId, TrustDomain};
 use crate::svid::{IssuedSvid, Svid, SvidFileError};
@@ -90,6 +98,15 @@ impl IssuerClient {
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(json)))
             .map_err(|e| AttestError::BadReply(e.to_string()))?;
+        let body = self.send(config, request).await?;
+        serde_json::from_slice(&body).map_err(|e| AttestError::BadReply(e.to_string()))
+    }
+
+    async fn send(
+        &self,
+        config: ClientConfig,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Bytes, AttestError> {
         let (status, body) = self
             .endpoint
             .send(Arc::new(config), request, Duration::from_secs(30), 1 << 20)
@@ -107,7 +124,59 @@ impl IssuerClient {
                 .unwrap_or_else(|_| format!("HTTP {status}"));
             return Err(AttestError::Refused(reason));
         }
-        serde_json::from_slice(&body).map_err(|e| AttestError::BadReply(e.to_string()))
+        Ok(body)
+    }
+
+    /// A client TLS config that presents `current` and expects the issuer.
+    fn mtls_config(current: &Svid, bundle: &TrustBundle) -> Result<ClientConfig, AttestError> {
+        let issuer_id = SpiffeId::for_component(bundle.trust_domain(), ISSUER_COMPONENT)
+            .map_err(|e| AttestError::BadReply(e.to_string()))?;
+        let shared: SharedBundle = Arc::new(ArcSwap::from_pointee(bundle.clone()));
+        let verifier: Arc<dyn ServerCertVerifier> = Arc::new(SpiffeServerVerifier::new(
+            shared,
+            ExpectedServer::Id(issuer_id),
+        ));
+        let ours = SvidResolver::new(current).map_err(|e| AttestError::Key(e.to_string()))?;
+        client_config(Some(ours), verifier, &[b"http/1.1"])
+            .map_err(|e| AttestError::Key(e.to_string()))
+    }
+
+    /// A JWT-SVID for `audience`, over mTLS with the current SVID: the issuer
+    /// signs it for the identity that SVID proves, and no other.
+    pub async fn jwt_svid(
+        &self,
+        current: &Svid,
+        bundle: &TrustBundle,
+        audience: &[String],
+    ) -> Result<JwtResponse, AttestError> {
+        let config = Self::mtls_config(current, bundle)?;
+        let request = JwtRequest {
+            audience: audience.to_vec(),
+        };
+        let reply: JwtResponse = self.post(config, "/v1/identity/jwt", &request).await?;
+        if reply.spiffe_id != current.id().as_str() {
+            return Err(AttestError::BadReply(format!(
+                "a JWT-SVID for `{}` instead of `{}`",
+                reply.spiffe_id,
+                current.id()
+            )));
+        }
+        Ok(reply)
+    }
+
+    /// The trust domain's JWT bundle, from the issuer.
+    pub async fn jwt_bundle(
+        &self,
+        current: &Svid,
+        bundle: &TrustBundle,
+    ) -> Result<JwtBundle, AttestError> {
+        let config = Self::mtls_config(current, bundle)?;
+        let request = Request::get("/v1/identity/jwt-bundle")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| AttestError::BadReply(e.to_string()))?;
+        let body = self.send(config, request).await?;
+        JwtBundle::from_jwks(bundle.trust_domain().clone(), &body)
+            .map_err(|e| AttestError::BadReply(e.to_string()))
     }
 
     fn svid_from(
@@ -171,16 +240,7 @@ impl IssuerClient {
         current: &Svid,
         bundle: &TrustBundle,
     ) -> Result<(Svid, TrustBundle), AttestError> {
-        let issuer_id = SpiffeId::for_component(bundle.trust_domain(), ISSUER_COMPONENT)
-            .map_err(|e| AttestError::BadReply(e.to_string()))?;
-        let shared: SharedBundle = Arc::new(ArcSwap::from_pointee(bundle.clone()));
-        let verifier: Arc<dyn ServerCertVerifier> = Arc::new(SpiffeServerVerifier::new(
-            shared,
-            ExpectedServer::Id(issuer_id),
-        ));
-        let ours = SvidResolver::new(current).map_err(|e| AttestError::Key(e.to_string()))?;
-        let config = client_config(Some(ours), verifier, &[b"http/1.1"])
-            .map_err(|e| AttestError::Key(e.to_string()))?;
+        let config = Self::mtls_config(current, bundle)?;
         let (key, csr) = new_key_and_csr().map_err(|e| AttestError::Key(e.to_string()))?;
         let request = RenewRequest {
             csr: pem::encode("CERTIFICATE REQUEST", &csr),
@@ -201,8 +261,23 @@ pub struct WorkloadIdentity {
     svid: watch::Sender<Arc<Svid>>,
     /// When to renew: halfway between when the SVID arrived (or was loaded)
     /// and its expiry, so that back-dated certificates do not renew early.
-    renew_at: std::sync::atomic::AtomicI64,
+    renew_at: AtomicI64,
+    jwt_bundle: watch::Sender<Arc<JwtBundle>>,
+    /// When the JWT bundle was last asked for, unix seconds.
+    jwt_bundle_asked: AtomicI64,
+    /// Tokens by their audiences, with their issue and expiry times.
+    jwt_cache: Mutex<HashMap<Vec<String>, CachedJwt>>,
 }
+
+#[derive(Clone)]
+struct CachedJwt {
+    token: String,
+    issued: i64,
+    expires: i64,
+}
+
+/// How often, at most, a missing key makes the agent ask for the JWT bundle.
+const JWT_BUNDLE_MIN_INTERVAL: i64 = 5;
 
 fn halfway(svid: &Svid) -> i64 {
     let now = now_secs();
@@ -271,7 +346,11 @@ impl WorkloadIdentity {
                 (svid, bundle)
             }
         };
-        Self::assemble(dir.to_path_buf(), client, svid, bundle)
+        let identity = Self::assemble(dir.to_path_buf(), client, svid, bundle)?;
+        if let Err(e) = identity.refresh_jwt_bundle().await {
+            tracing::warn!(error = %e, "cannot fetch the JWT bundle yet; JWT-SVIDs will not validate until it arrives");
+        }
+        Ok(identity)
     }
 
     fn assemble(
@@ -281,14 +360,85 @@ impl WorkloadIdentity {
         bundle: TrustBundle,
     ) -> Result<Arc<Self>, AttestError> {
         let resolver = SvidResolver::new(&svid).map_err(|e| AttestError::Key(e.to_string()))?;
-        Ok(Arc::new(WorkloadIdentity {
+        let no_jwt_keys = JwtBundle::new(bundle.trust_domain().clone(), Vec::new());
+        let identity = Arc::new(WorkloadIdentity {
             dir,
             client,
             bundle: Arc::new(ArcSwap::from_pointee(bundle)),
             resolver,
-            renew_at: std::sync::atomic::AtomicI64::new(halfway(&svid)),
+            renew_at: AtomicI64::new(halfway(&svid)),
             svid: watch::channel(Arc::new(svid)).0,
-        }))
+            jwt_bundle: watch::channel(Arc::new(no_jwt_keys)).0,
+            jwt_bundle_asked: AtomicI64::new(0),
+            jwt_cache: Mutex::new(HashMap::new()),
+        });
+        Ok(identity)
+    }
+
+    /// Fetches the JWT bundle now; on failure the one held stays.
+    pub async fn refresh_jwt_bundle(&self) -> Result<(), AttestError> {
+        self.jwt_bundle_asked.store(now_secs(), Ordering::Relaxed);
+        let bundle = self
+            .client
+            .jwt_bundle(&self.svid(), &self.bundle.load())
+            .await?;
+        self.jwt_bundle.send_if_modified(|held| {
+            let changed = **held != bundle;
+            if changed {
+                tracing::info!(keys = bundle.keys().len(), "JWT bundle updated");
+                *held = Arc::new(bundle);
+            }
+            changed
+        });
+        Ok(())
+    }
+
+    /// The JWT bundle, following updates.
+    pub fn jwt_bundle(&self) -> watch::Receiver<Arc<JwtBundle>> {
+        self.jwt_bundle.subscribe()
+    }
+
+    /// Asks for the JWT bundle again, unless that was done moments ago (a
+    /// token naming an unknown key must not make every call reach the issuer).
+    pub async fn refresh_jwt_bundle_soon(&self) {
+        let last = self.jwt_bundle_asked.load(Ordering::Relaxed);
+        if now_secs() - last < JWT_BUNDLE_MIN_INTERVAL {
+            return;
+        }
+        if let Err(e) = self.refresh_jwt_bundle().await {
+            tracing::warn!(error = %e, "cannot fetch the JWT bundle");
+        }
+    }
+
+    /// A JWT-SVID for `audience` (a cached one while it has more than half its
+    /// life ahead).
+    pub async fn jwt_svid(&self, audience: &[String]) -> Result<String, AttestError> {
+        let mut key = audience.to_vec();
+        key.sort();
+        key.dedup();
+        let now = now_secs();
+        if let Ok(cache) = self.jwt_cache.lock()
+            && let Some(hit) = cache.get(&key)
+            && now < hit.issued + (hit.expires - hit.issued) / 2
+        {
+            return Ok(hit.token.clone());
+        }
+        let reply = self
+            .client
+            .jwt_svid(&self.svid(), &self.bundle.load(), &key)
+            .await?;
+        if let Ok(mut cache) = self.jwt_cache.lock() {
+            cache.retain(|_, c| c.expires > now);
+            cache.insert(
+                key,
+                CachedJwt {
+                    token: reply.token.clone(),
+                    issued: now,
+                    expires: reply.expires_at,
+                },
+            );
+        }
+        Ok(reply.token)
     }
 
     /// The identity.
@@ -326,9 +476,11 @@ impl WorkloadIdentity {
             .map_err(|e| AttestError::Key(e.to_string()))?;
         self.bundle.store(Arc::new(bundle));
         tracing::info!(id = %svid.id(), not_after = svid.issued().not_after, "renewed");
-        self.renew_at
-            .store(halfway(&svid), std::sync::atomic::Ordering::Relaxed);
+        self.renew_at.store(halfway(&svid), Ordering::Relaxed);
         self.svid.send_replace(Arc::new(svid));
+        if let Err(e) = self.refresh_jwt_bundle().await {
+            tracing::warn!(error = %e, "cannot fetch the JWT bundle");
+        }
         Ok(())
     }
 
@@ -337,7 +489,7 @@ impl WorkloadIdentity {
     pub async fn run_renewals(self: Arc<Self>) {
         let mut backoff = Duration::from_secs(1);
         loop {
-            let due = self.renew_at.load(std::sync::atomic::Ordering::Relaxed);
+            let due = self.renew_at.load(Ordering::Relaxed);
             let wait = u64::try_from(due - now_secs()).unwrap_or(0);
             if wait > 0 {
                 tokio::time::sleep(Duration::from_secs(wait)).await;

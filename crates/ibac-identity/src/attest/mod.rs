@@ -8,5 +8,5 @@ pub mod tokens;
 
 pub use audit::{AuditEvent, AuditLog, JsonlAudit, MemoryAudit};
 pub use client::{AttestError, IssuerClient, WorkloadIdentity};
-pub use server::{ISSUER_COMPONENT, IssuanceService};
+pub use server::{ISSUER_COMPONENT, IssuanceService, JwtSigning};
 pub use tokens::{LocalTokenStore, TokenError, TokenStore};

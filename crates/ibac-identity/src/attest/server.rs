@@ -7,13 +7,17 @@
 //!   SVID for the same identity. An expired SVID cannot authenticate, so a
 //!   workload that let it expire must be attested again with a new token.
 //! - `GET /v1/identity/bundle`: the trust bundle (PEM).
+//! - `POST /v1/identity/jwt`: over mTLS, audiences → a JWT-SVID for the
+//!   caller's own SPIFFE ID (the one its certificate proves; a request cannot
+//!   name another).
+//! - `GET /v1/identity/jwt-bundle`: the JWT bundle (JWKS JSON).
 //!
 //! Every issuance and refusal is audited; callers are rate limited.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -33,6 +37,7 @@ use super::audit::{AuditEvent, AuditLog};
 use super::tokens::{TokenError, TokenStore};
 use crate::ca::{Ca, new_key_and_csr};
 use crate::https::ConnectionInfo;
+use crate::jwt::{JwtBundle, JwtKey, check_audience};
 use crate::spiffe_id::SpiffeId;
 use crate::svid::Svid;
 use crate::tls::{SharedBundle, SpiffeClientVerifier, SvidResolver, server_config};
@@ -70,6 +75,38 @@ pub struct SvidResponse {
     pub not_after: i64,
 }
 
+/// A JWT-SVID request. It names audiences only: the subject is always the
+/// caller's own identity.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtRequest {
+    /// The audiences the token is for.
+    pub audience: Vec<String>,
+}
+
+/// An issued JWT-SVID.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtResponse {
+    /// The subject.
+    pub spiffe_id: String,
+    /// The token.
+    pub token: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// What the issuer signs JWT-SVIDs with.
+#[derive(Debug)]
+pub struct JwtSigning {
+    /// The trust domain's current key.
+    pub key: JwtKey,
+    /// The JWT bundle: the current key and retired ones still needed.
+    pub bundle: JwtBundle,
+    /// Token lifetime; never longer than the SVIDs'.
+    pub ttl: Duration,
+}
+
 /// An error reply.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ErrorResponse {
@@ -87,6 +124,7 @@ pub struct IssuanceService {
     audit: Arc<dyn AuditLog>,
     svid_ttl: Duration,
     limiter: Option<Limiter>,
+    jwt: ArcSwapOption<JwtSigning>,
 }
 
 /// A refusal: the HTTP status and the reason.
@@ -116,7 +154,14 @@ impl IssuanceService {
             audit,
             svid_ttl,
             limiter: per_minute.map(|n| RateLimiter::keyed(Quota::per_minute(n))),
+            jwt: ArcSwapOption::empty(),
         })
+    }
+
+    /// Signs JWT-SVIDs with this key from now on (at start, and after a
+    /// rotation). Until it is called, the JWT routes answer 503.
+    pub fn replace_jwt(&self, signing: JwtSigning) {
+        self.jwt.store(Some(Arc::new(signing)));
     }
 
     /// Switches to a new CA (after a rotation) and bundle.
@@ -136,6 +181,8 @@ impl IssuanceService {
             .route("/v1/identity/join", post(join))
             .route("/v1/identity/renew", post(renew))
             .route("/v1/identity/bundle", get(bundle_pem))
+            .route("/v1/identity/jwt", post(jwt_svid))
+            .route("/v1/identity/jwt-bundle", get(jwt_bundle))
             .with_state(self.clone())
     }
 
@@ -369,25 +416,34 @@ async fn join(
     service.issue("join", &caller, &id, &request.csr).map(Json)
 }
 
-async fn renew(
-    State(service): State<Arc<IssuanceService>>,
-    Extension(conn): Extension<ConnectionInfo>,
-    Json(request): Json<RenewRequest>,
-) -> Result<Json<SvidResponse>, Refusal> {
-    let now = OffsetDateTime::now_utc();
+/// The workload identity an mTLS caller proves, if it may be served: it has
+/// a valid SVID, is within its rate limit, is a workload and is not revoked.
+fn authenticated(
+    service: &IssuanceService,
+    conn: ConnectionInfo,
+    action: &str,
+    now: OffsetDateTime,
+) -> Result<SpiffeId, Refusal> {
     let Some(id) = conn.peer else {
         let caller = conn.remote.ip().to_string();
+        let what = if action == "renew" {
+            "renewal"
+        } else {
+            "a JWT-SVID"
+        };
         let refusal = Refusal(
             StatusCode::UNAUTHORIZED,
-            "renewal needs a valid SVID as client certificate; an expired one must be attested again with a join token".into(),
+            format!(
+                "{what} needs a valid SVID as client certificate; an expired one must be attested again with a join token"
+            ),
         );
-        return Err(service.refused(now, "renew", &caller, None, refusal));
+        return Err(service.refused(now, action, &caller, None, refusal));
     };
     let caller = id.to_string();
     if let Err(why) = service.limit(&caller) {
         return Err(service.refused(
             now,
-            "renew",
+            action,
             &caller,
             Some(caller.clone()),
             Refusal(StatusCode::TOO_MANY_REQUESTS, why),
@@ -396,18 +452,97 @@ async fn renew(
     match id.workload() {
         Some(w) if service.tokens.is_revoked(&w) => {
             let refusal = Refusal(StatusCode::FORBIDDEN, format!("workload `{w}` is revoked"));
-            return Err(service.refused(now, "renew", &caller, Some(caller.clone()), refusal));
+            Err(service.refused(now, action, &caller, Some(caller.clone()), refusal))
         }
-        Some(_) => {}
+        Some(_) => Ok(id),
         None => {
             let refusal = Refusal(
                 StatusCode::FORBIDDEN,
                 format!("`{id}` is not a workload identity"),
             );
-            return Err(service.refused(now, "renew", &caller, Some(caller.clone()), refusal));
+            Err(service.refused(now, action, &caller, Some(caller.clone()), refusal))
         }
     }
-    service.issue("renew", &caller, &id, &request.csr).map(Json)
+}
+
+async fn renew(
+    State(service): State<Arc<IssuanceService>>,
+    Extension(conn): Extension<ConnectionInfo>,
+    Json(request): Json<RenewRequest>,
+) -> Result<Json<SvidResponse>, Refusal> {
+    let id = authenticated(&service, conn, "renew", OffsetDateTime::now_utc())?;
+    service
+        .issue("renew", id.as_str(), &id, &request.csr)
+        .map(Json)
+}
+
+fn no_jwt_key() -> Refusal {
+    Refusal(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "this issuer has no JWT signing key".into(),
+    )
+}
+
+async fn jwt_svid(
+    State(service): State<Arc<IssuanceService>>,
+    Extension(conn): Extension<ConnectionInfo>,
+    Json(request): Json<JwtRequest>,
+) -> Result<Json<JwtResponse>, Refusal> {
+    let now = OffsetDateTime::now_utc();
+    let id = authenticated(&service, conn, "jwt", now)?;
+    let caller = id.to_string();
+    let Some(signing) = service.jwt.load_full() else {
+        return Err(service.refused(now, "jwt", &caller, Some(caller.clone()), no_jwt_key()));
+    };
+    let ttl = signing.ttl.min(service.svid_ttl);
+    let signed = check_audience(&request.audience).and_then(|()| {
+        signing
+            .key
+            .sign(&id, &request.audience, now.unix_timestamp(), ttl)
+    });
+    match signed {
+        Ok(token) => {
+            service
+                .audit_event(
+                    now,
+                    "jwt",
+                    &caller,
+                    Some(caller.clone()),
+                    "issued",
+                    None,
+                    None,
+                )
+                .map_err(|e| {
+                    Refusal(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("cannot write the audit log: {e}"),
+                    )
+                })?;
+            Ok(Json(JwtResponse {
+                spiffe_id: caller,
+                token,
+                expires_at: (now + ttl).unix_timestamp(),
+            }))
+        }
+        Err(e) => Err(service.refused(
+            now,
+            "jwt",
+            &caller,
+            Some(caller.clone()),
+            Refusal(StatusCode::BAD_REQUEST, e.to_string()),
+        )),
+    }
+}
+
+async fn jwt_bundle(State(service): State<Arc<IssuanceService>>) -> Result<Response, Refusal> {
+    let Some(signing) = service.jwt.load_full() else {
+        return Err(no_jwt_key());
+    };
+    Ok((
+        [(http::header::CONTENT_TYPE, "application/json")],
+        signing.bundle.to_jwks(),
+    )
+        .into_response())
 }
 
 async fn bundle_pem(State(service): State<Arc<IssuanceService>>) -> impl IntoResponse {

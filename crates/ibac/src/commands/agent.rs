@@ -69,6 +69,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             identity: IdentitySource {
                 svid: identity.watch(),
                 bundle: identity.bundle(),
+                jwt: Some(identity.clone()),
             },
         }]);
         crate::output::write_stdout(&format!(

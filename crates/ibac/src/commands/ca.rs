@@ -14,7 +14,7 @@ use time::{Duration, OffsetDateTime};
 use crate::exit;
 use crate::output::write_stdout;
 use ibac_identity::attest::{
-    AuditEvent, AuditLog, IssuanceService, JsonlAudit, LocalTokenStore, TokenStore,
+    AuditEvent, AuditLog, IssuanceService, JsonlAudit, JwtSigning, LocalTokenStore, TokenStore,
 };
 
 /// Arguments of `ibac ca`.
@@ -155,9 +155,9 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     match &args.command {
         CaCommand::Init(init) => {
             let ca = new_ca(trust_domain(&init.trust_domain)?, &init.ca, now)?;
-            CaStore::init(&args.dir, &ca, init.svid_ttl)?;
+            let store = CaStore::init(&args.dir, &ca, init.svid_ttl)?;
             write_stdout(&format!(
-                "created {} CA for trust domain {} in {}\n  fingerprint: sha256:{}\n  valid until: {}\n  key:         {} (0600)\n",
+                "created {} CA for trust domain {} in {}\n  fingerprint: sha256:{}\n  valid until: {}\n  key:         {} (0600)\n  JWT key:     {} (0600), key id {}\n",
                 if ca.is_intermediate() {
                     "an intermediate"
                 } else {
@@ -167,7 +167,9 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
                 args.dir.display(),
                 ca.fingerprint(),
                 rfc3339(ca.not_after()),
-                args.dir.join("ca-key.pem").display()
+                args.dir.join("ca-key.pem").display(),
+                args.dir.join("jwt-key.pem").display(),
+                store.jwt_key()?.public().kid()
             ))?;
         }
         CaCommand::Rotate(rotate) => {
@@ -175,9 +177,10 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             let ca = new_ca(store.trust_domain()?, rotate, now)?;
             store.rotate(&ca, now)?;
             write_stdout(&format!(
-                "rotated the CA in {}; new fingerprint sha256:{}\nthe old root stays in the bundle until its last SVID expires\n",
+                "rotated the CA in {}; new fingerprint sha256:{}\nthe old root stays in the bundle until its last SVID expires\nnew JWT signing key `{}`; the old one stays in the JWT bundle until its last token expires\n",
                 args.dir.display(),
-                ca.fingerprint()
+                ca.fingerprint(),
+                store.jwt_key()?.public().kid()
             ))?;
         }
         CaCommand::Bundle => {
@@ -294,6 +297,11 @@ async fn serve_issuer(store: &CaStore, args: &ServeArgs) -> anyhow::Result<()> {
         store.svid_ttl()?,
         std::num::NonZeroU32::new(args.rate),
     );
+    service.replace_jwt(JwtSigning {
+        key: store.jwt_key()?,
+        bundle: store.jwt_bundle(now)?,
+        ttl: store.jwt_ttl()?,
+    });
     let (resolver, renewer) = service.own_svid().map_err(|e| anyhow!(e))?;
     let tls = std::sync::Arc::new(service.tls_config(resolver.clone())?);
     let listener = tokio::net::TcpListener::bind(args.listen)
