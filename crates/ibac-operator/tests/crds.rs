@@ -101,6 +101,7 @@ fn cluster_with_crds() -> &'static Cluster {
                 admin_addr: "127.0.0.1:0".parse().unwrap(),
                 webhook_addr: None,
                 webhook_url: None,
+                webhook_service: None,
                 namespace: "ibac-system".to_owned(),
             };
             let client = ibac_operator::client(&config).await.unwrap();
