@@ -9,6 +9,7 @@ pub mod admin;
 pub mod crd;
 mod error;
 pub mod install;
+pub mod settings;
 pub mod webhook;
 
 use std::future::Future;
@@ -43,8 +44,12 @@ pub struct Config {
     /// (in a pod); used when there is no `webhook_url`. The operator then
     /// writes the webhook configuration for that Service.
     pub webhook_service: Option<String>,
-    /// The operator's own namespace, which its webhooks leave alone.
+    /// The operator's own namespace, which its webhooks leave alone and
+    /// where its settings are.
     pub namespace: String,
+    /// The name of the EnforcementConfig in `namespace` that holds the
+    /// settings (the chart renders it); others there are ignored.
+    pub settings: String,
 }
 
 /// The host of `https://host:port`, for the serving certificate.
@@ -186,6 +191,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
             })
             .await;
         }
+        let (settings, _settings_rx) = watch::channel(None);
+        tokio::spawn(settings::follow(
+            client.clone(),
+            config.namespace.clone(),
+            config.settings.clone(),
+            settings,
+            metrics.clone(),
+        ));
         metrics.ready.set(1);
         readiness.send_replace(Readiness::Ready);
         tracing::info!(

@@ -103,6 +103,7 @@ fn cluster_with_crds() -> &'static Cluster {
                 webhook_url: None,
                 webhook_service: None,
                 namespace: "ibac-system".to_owned(),
+                settings: "ibac".to_owned(),
             };
             let client = ibac_operator::client(&config).await.unwrap();
             ibac_operator::install::apply_crds(&client, &crd::all())

@@ -108,8 +108,27 @@ fn helm_install_and_the_operator_runs_with_the_charts_service_account() {
             ns.name(),
             "--set",
             &format!("webhook.url={url}"),
+            // Settings by Otterize's value names and ibac's.
+            "--set",
+            "mode=defaultActive",
+            "--set",
+            "enableIstioPolicyCreation=false",
         ])
         .unwrap();
+    let settings = cluster
+        .kubectl(&[
+            "get",
+            "enforcementconfig.ibac.dev",
+            "ibac",
+            "-n",
+            ns.name(),
+            "-o",
+            "json",
+        ])
+        .unwrap();
+    let settings: serde_json::Value = serde_json::from_str(&settings).unwrap();
+    assert_eq!(settings["spec"]["mode"], "defaultActive");
+    assert_eq!(settings["spec"]["enforcers"]["istio"], false);
     // The Deployment makes a Pod, which stays Pending: no kubelet runs it.
     wait_for("the operator's Pod exists", Duration::from_secs(60), || {
         let pods = cluster
@@ -153,6 +172,37 @@ fn helm_install_and_the_operator_runs_with_the_charts_service_account() {
         .unwrap();
     let ready = wait_for("the operator is ready", Duration::from_secs(120), || {
         Ok(matches!(http_get(admin, "/readyz"), Ok((200, _))).then_some(()))
+    })
+    .and_then(|()| {
+        // It follows the release's settings...
+        wait_for(
+            "the operator is in the chart's mode",
+            Duration::from_secs(60),
+            || {
+                Ok(http_get(admin, "/metrics")
+                    .is_ok_and(|(_, m)| m.contains("ibac_operator_mode{mode=\"defaultActive\"} 1"))
+                    .then_some(()))
+            },
+        )
+    })
+    .and_then(|()| {
+        // ...and reports a second EnforcementConfig, which it ignores.
+        cluster.kubectl_with_input(
+            &["apply", "-n", ns.name(), "-f", "-"],
+            "apiVersion: ibac.dev/v1\nkind: EnforcementConfig\nmetadata: {name: other}\nspec: {mode: defaultShadow}\n",
+        )?;
+        wait_for(
+            "the second EnforcementConfig is reported",
+            Duration::from_secs(60),
+            || {
+                Ok(http_get(admin, "/metrics")
+                    .is_ok_and(|(_, m)| {
+                        m.contains("ibac_operator_settings_ignored 1")
+                            && m.contains("ibac_operator_mode{mode=\"defaultActive\"} 1")
+                    })
+                    .then_some(()))
+            },
+        )
     });
     let readyz = http_get(admin, "/readyz");
     let _ = operator.kill();

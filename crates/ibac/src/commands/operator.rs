@@ -64,9 +64,14 @@ struct RunArgs {
         conflicts_with = "webhook_url"
     )]
     webhook_service: Option<String>,
-    /// The operator's own namespace, which its webhooks leave alone
+    /// The operator's own namespace, which its webhooks leave alone and where
+    /// it reads its settings
     #[arg(long, env = "IBAC_OPERATOR_NAMESPACE", default_value = "ibac-system")]
     operator_namespace: String,
+    /// The EnforcementConfig in the operator's namespace that holds the
+    /// settings (the chart renders it); any other there is ignored
+    #[arg(long, env = "IBAC_SETTINGS", default_value = "ibac")]
+    settings: String,
 }
 
 /// Runs the command; the operator itself until SIGTERM or Ctrl-C.
@@ -103,6 +108,7 @@ fn operate(args: &RunArgs) -> anyhow::Result<u8> {
         webhook_url: args.webhook_url.clone(),
         webhook_service: args.webhook_service.clone(),
         namespace: args.operator_namespace.clone(),
+        settings: args.settings.clone(),
     };
     runtime.block_on(ibac_operator::run(config, shutdown_signal()))?;
     Ok(exit::OK)
