@@ -51,6 +51,7 @@ fn the_chart_lints_and_renders() {
     ] {
         assert!(rendered.contains(kind), "no `{kind}` in:\n{rendered}");
     }
+    insta::assert_snapshot!("chart_rendered_with_defaults", rendered);
     // In a pod, the webhooks are reached through the chart's Service...
     assert!(rendered.contains("IBAC_WEBHOOK_SERVICE"), "{rendered}");
     // ...or through a URL, for an operator outside the cluster.
