@@ -223,6 +223,60 @@ impl Cluster {
         run(self.kubectl_command().args(args), Some(input))
     }
 
+    /// `helm` with the admin kubeconfig and its cache and configuration in
+    /// the control plane's directory (never the user's).
+    pub fn helm_command(&self) -> Command {
+        let mut command = Command::new(self.binary("helm"));
+        let home = self.dir.join("helm");
+        command
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_DATA_HOME", home.join("data"));
+        command
+    }
+
+    /// Runs `helm args...` and returns what it printed.
+    pub fn helm(&self, args: &[&str]) -> Result<String, Error> {
+        run(self.helm_command().args(args), None)
+    }
+
+    /// A kubeconfig that authenticates with `token` (a ServiceAccount's, from
+    /// `kubectl create token`): to act as that account and nothing more.
+    pub fn kubeconfig_for_token(&self, token: &str) -> Result<String, Error> {
+        let admin = std::fs::read_to_string(&self.kubeconfig).map_err(Error::io(format!(
+            "cannot read {}",
+            self.kubeconfig.display()
+        )))?;
+        let ca = admin
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
+            .unwrap_or_default();
+        Ok(format!(
+            "apiVersion: v1
+kind: Config
+clusters:
+- name: ibac-test
+  cluster:
+    server: {server}
+    certificate-authority-data: {ca}
+users:
+- name: token
+  user:
+    token: {token}
+contexts:
+- name: ibac-test
+  context:
+    cluster: ibac-test
+    user: token
+current-context: ibac-test
+",
+            server = self.server,
+            token = token.trim(),
+        ))
+    }
+
     /// A namespace of its own for one test, named `<prefix>-<random>`; it is
     /// deleted when the returned value is dropped. Returns once the namespace
     /// has its `default` ServiceAccount, so Pods can be created in it at once.

@@ -29,6 +29,11 @@ struct VersionLabel {
     version: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModeLabel {
+    mode: String,
+}
+
 /// The operator's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -38,6 +43,11 @@ pub struct Metrics {
     pub crd_apply_errors: Counter,
     /// 1 when ready, 0 otherwise.
     pub ready: Gauge,
+    /// Other EnforcementConfigs in the operator's namespace, ignored.
+    pub settings_ignored: Gauge,
+    /// Times the EnforcementConfig could not be read.
+    pub settings_errors: Counter,
+    mode: Family<ModeLabel, Gauge>,
 }
 
 impl Metrics {
@@ -47,6 +57,9 @@ impl Metrics {
         let crds_applied = Gauge::default();
         let crd_apply_errors = Counter::default();
         let ready = Gauge::default();
+        let settings_ignored = Gauge::default();
+        let settings_errors = Counter::default();
+        let mode = Family::<ModeLabel, Gauge>::default();
         let build = Family::<VersionLabel, Gauge>::default();
         build
             .get_or_create(&VersionLabel {
@@ -69,12 +82,36 @@ impl Metrics {
             "1 when the operator is ready, 0 otherwise",
             ready.clone(),
         );
+        registry.register(
+            "settings_ignored",
+            "EnforcementConfigs in the operator's namespace that it ignores",
+            settings_ignored.clone(),
+        );
+        registry.register(
+            "settings_errors",
+            "Times the EnforcementConfig could not be read (the last good one stays)",
+            settings_errors.clone(),
+        );
+        registry.register("mode", "1 for the enforcement mode in force", mode.clone());
         Metrics {
             registry,
             crds_applied,
             crd_apply_errors,
             ready,
+            settings_ignored,
+            settings_errors,
+            mode,
         }
+    }
+
+    /// Records the mode in force.
+    pub fn set_mode(&self, mode: &str) {
+        self.mode.clear();
+        self.mode
+            .get_or_create(&ModeLabel {
+                mode: mode.to_owned(),
+            })
+            .set(1);
     }
 
     fn encode(&self) -> String {

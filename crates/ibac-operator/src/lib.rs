@@ -9,6 +9,7 @@ pub mod admin;
 pub mod crd;
 mod error;
 pub mod install;
+pub mod settings;
 pub mod webhook;
 
 use std::future::Future;
@@ -39,8 +40,16 @@ pub struct Config {
     /// when that is not a Service (an operator out of cluster). The operator
     /// then writes the webhook configuration itself.
     pub webhook_url: Option<String>,
-    /// The operator's own namespace, which its webhooks leave alone.
+    /// The Service in the operator's namespace that routes to the webhooks
+    /// (in a pod); used when there is no `webhook_url`. The operator then
+    /// writes the webhook configuration for that Service.
+    pub webhook_service: Option<String>,
+    /// The operator's own namespace, which its webhooks leave alone and
+    /// where its settings are.
     pub namespace: String,
+    /// The name of the EnforcementConfig in `namespace` that holds the
+    /// settings (the chart renders it); others there are ignored.
+    pub settings: String,
 }
 
 /// The host of `https://host:port`, for the serving certificate.
@@ -115,9 +124,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
             .await;
     });
 
-    let webhook_host = match (&config.webhook_addr, &config.webhook_url) {
-        (Some(_), Some(url)) => Some(webhook_host(url)?),
-        (Some(addr), None) => Some(addr.ip().to_string()),
+    let target = match (&config.webhook_url, &config.webhook_service) {
+        (Some(url), _) => Some(webhook::config::Target::Url(url.clone())),
+        (None, Some(name)) => Some(webhook::config::Target::Service {
+            name: name.clone(),
+            namespace: config.namespace.clone(),
+        }),
+        (None, None) => None,
+    };
+    let webhook_hosts = match (&config.webhook_addr, &target) {
+        (Some(_), Some(webhook::config::Target::Url(url))) => Some(vec![webhook_host(url)?]),
+        (Some(_), Some(webhook::config::Target::Service { name, namespace })) => Some(vec![
+            format!("{name}.{namespace}.svc"),
+            format!("{name}.{namespace}.svc.cluster.local"),
+        ]),
+        (Some(addr), None) => Some(vec![addr.ip().to_string()]),
         (None, _) => None,
     };
     let mut webhook_server = None;
@@ -125,14 +146,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
         // The webhooks answer before anything is applied that would send the
         // API server to them.
         let mut ca_bundle = None;
-        if let (Some(addr), Some(host)) = (config.webhook_addr, &webhook_host) {
+        if let (Some(addr), Some(hosts)) = (config.webhook_addr, &webhook_hosts) {
             let authority = retry(&readiness, || {
                 webhook::secret::load_or_create(&client, &config.namespace)
             })
             .await;
-            let tls = match authority
-                .issue(std::slice::from_ref(host), time::OffsetDateTime::now_utc())
-            {
+            let tls = match authority.issue(hosts, time::OffsetDateTime::now_utc()) {
                 Ok(tls) => tls,
                 Err(e) => return Err(e),
             };
@@ -165,13 +184,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
         metrics
             .crds_applied
             .set(i64::try_from(crds.len()).unwrap_or(i64::MAX));
-        if let (Some(url), Some(ca)) = (&config.webhook_url, &ca_bundle) {
-            let configuration = webhook::config::validating(url, ca, &config.namespace);
+        if let (Some(target), Some(ca)) = (&target, &ca_bundle) {
+            let configuration = webhook::config::validating(target, ca, &config.namespace);
             retry(&readiness, || {
                 install::apply_webhook(&client, &configuration)
             })
             .await;
         }
+        let (settings, _settings_rx) = watch::channel(None);
+        tokio::spawn(settings::follow(
+            client.clone(),
+            config.namespace.clone(),
+            config.settings.clone(),
+            settings,
+            metrics.clone(),
+        ));
         metrics.ready.set(1);
         readiness.send_replace(Readiness::Ready);
         tracing::info!(

@@ -101,7 +101,9 @@ fn cluster_with_crds() -> &'static Cluster {
                 admin_addr: "127.0.0.1:0".parse().unwrap(),
                 webhook_addr: None,
                 webhook_url: None,
+                webhook_service: None,
                 namespace: "ibac-system".to_owned(),
+                settings: "ibac".to_owned(),
             };
             let client = ibac_operator::client(&config).await.unwrap();
             ibac_operator::install::apply_crds(&client, &crd::all())
@@ -361,4 +363,32 @@ spec: {name: typo, namespace: other}
     })
     .unwrap();
     assert_eq!(stored.trim(), "", "{stored}");
+}
+
+#[test]
+fn webhook_configuration_snapshot() {
+    use ibac_operator::webhook::config::{Target, validating};
+    let in_cluster = validating(
+        &Target::Service {
+            name: "ibac-webhook".to_owned(),
+            namespace: "ibac-system".to_owned(),
+        },
+        "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n",
+        "ibac-system",
+    );
+    insta::assert_snapshot!(
+        "validating_webhook_in_cluster",
+        ibac_model::yaml::to_yaml(&in_cluster).unwrap()
+    );
+    let by_url = validating(
+        &Target::Url("https://127.0.0.1:9443/".to_owned()),
+        "ca",
+        "ibac-system",
+    );
+    let webhook = &by_url.webhooks.as_ref().unwrap()[0];
+    assert_eq!(
+        webhook.client_config.url.as_deref(),
+        Some("https://127.0.0.1:9443/validate")
+    );
+    assert!(webhook.client_config.service.is_none());
 }

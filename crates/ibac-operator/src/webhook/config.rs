@@ -18,7 +18,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
-    RuleWithOperations, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+    RuleWithOperations, ServiceReference, ValidatingWebhook, ValidatingWebhookConfiguration,
+    WebhookClientConfig,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, LabelSelectorRequirement, ObjectMeta,
@@ -32,10 +33,47 @@ pub const VALIDATING: &str = "ibac";
 /// How long the API server waits for an answer.
 pub const TIMEOUT_SECONDS: i32 = 5;
 
-/// The validating webhook at `base_url` (`https://host:port`, with `/validate`
-/// appended), trusted through `ca_pem`; `own_namespace` is left alone.
+/// Where the API server reaches the webhooks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// `https://host:port` (an operator outside the cluster).
+    Url(String),
+    /// A Service on port 443 (an operator in a pod).
+    Service {
+        /// The Service's name.
+        name: String,
+        /// Its namespace, the operator's.
+        namespace: String,
+    },
+}
+
+impl Target {
+    fn client_config(&self, path: &str, ca_pem: &str) -> WebhookClientConfig {
+        let ca_bundle = Some(ByteString(ca_pem.as_bytes().to_vec()));
+        match self {
+            Target::Url(base) => WebhookClientConfig {
+                url: Some(format!("{}{path}", base.trim_end_matches('/'))),
+                ca_bundle,
+                service: None,
+            },
+            Target::Service { name, namespace } => WebhookClientConfig {
+                url: None,
+                ca_bundle,
+                service: Some(ServiceReference {
+                    name: name.clone(),
+                    namespace: namespace.clone(),
+                    path: Some(path.to_owned()),
+                    port: Some(443),
+                }),
+            },
+        }
+    }
+}
+
+/// The validating webhook at `target`, trusted through `ca_pem`;
+/// `own_namespace` is left alone.
 pub fn validating(
-    base_url: &str,
+    target: &Target,
     ca_pem: &str,
     own_namespace: &str,
 ) -> ValidatingWebhookConfiguration {
@@ -51,11 +89,7 @@ pub fn validating(
         webhooks: Some(vec![ValidatingWebhook {
             name: "validate.ibac.dev".to_owned(),
             admission_review_versions: vec!["v1".to_owned()],
-            client_config: WebhookClientConfig {
-                url: Some(format!("{}/validate", base_url.trim_end_matches('/'))),
-                ca_bundle: Some(ByteString(ca_pem.as_bytes().to_vec())),
-                service: None,
-            },
+            client_config: target.client_config("/validate", ca_pem),
             failure_policy: Some("Fail".to_owned()),
             match_policy: Some("Equivalent".to_owned()),
             namespace_selector: Some(LabelSelector {

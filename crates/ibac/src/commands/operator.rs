@@ -54,9 +54,24 @@ struct RunArgs {
     /// operator then writes the webhook configuration itself
     #[arg(long, env = "IBAC_WEBHOOK_URL", requires = "webhook_addr")]
     webhook_url: Option<String>,
-    /// The operator's own namespace, which its webhooks leave alone
+    /// The Service in the operator's namespace that routes to the webhooks
+    /// (in a pod; the chart sets it); the operator writes the webhook
+    /// configuration for it
+    #[arg(
+        long,
+        env = "IBAC_WEBHOOK_SERVICE",
+        requires = "webhook_addr",
+        conflicts_with = "webhook_url"
+    )]
+    webhook_service: Option<String>,
+    /// The operator's own namespace, which its webhooks leave alone and where
+    /// it reads its settings
     #[arg(long, env = "IBAC_OPERATOR_NAMESPACE", default_value = "ibac-system")]
     operator_namespace: String,
+    /// The EnforcementConfig in the operator's namespace that holds the
+    /// settings (the chart renders it); any other there is ignored
+    #[arg(long, env = "IBAC_SETTINGS", default_value = "ibac")]
+    settings: String,
 }
 
 /// Runs the command; the operator itself until SIGTERM or Ctrl-C.
@@ -91,7 +106,9 @@ fn operate(args: &RunArgs) -> anyhow::Result<u8> {
         admin_addr: args.admin_addr,
         webhook_addr: args.webhook_addr,
         webhook_url: args.webhook_url.clone(),
+        webhook_service: args.webhook_service.clone(),
         namespace: args.operator_namespace.clone(),
+        settings: args.settings.clone(),
     };
     runtime.block_on(ibac_operator::run(config, shutdown_signal()))?;
     Ok(exit::OK)

@@ -1,0 +1,233 @@
+//! The Helm chart `charts/ibac`: it holds the CRDs the operator installs,
+//! passes `helm lint`, renders, installs onto the test API server, and its
+//! ServiceAccount's RBAC is enough for everything the operator does (the
+//! operator runs as a local process with that account's token).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use ibac_k8s_test::{Cluster, free_port, http_get, wait_for};
+
+fn chart() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../charts/ibac"))
+}
+
+fn chart_arg() -> String {
+    chart().display().to_string()
+}
+
+#[test]
+fn the_chart_holds_the_crds_the_operator_installs() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ibac"))
+        .args(["operator", "crds"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let expected = String::from_utf8(out.stdout).unwrap();
+    let held = std::fs::read_to_string(chart().join("crds/ibac.yaml")).unwrap();
+    assert!(
+        held == expected,
+        "charts/ibac/crds/ibac.yaml is stale: cargo run -p ibac -- operator crds > charts/ibac/crds/ibac.yaml"
+    );
+}
+
+#[test]
+fn the_chart_lints_and_renders() {
+    let cluster = Cluster::shared().unwrap();
+    cluster.helm(&["lint", "--strict", &chart_arg()]).unwrap();
+    let rendered = cluster
+        .helm(&["template", "ibac", &chart_arg(), "-n", "ibac-system"])
+        .unwrap();
+    for kind in [
+        "kind: ServiceAccount",
+        "kind: ClusterRole",
+        "kind: ClusterRoleBinding",
+        "kind: Role",
+        "kind: RoleBinding",
+        "kind: Deployment",
+        "kind: Service",
+    ] {
+        assert!(rendered.contains(kind), "no `{kind}` in:\n{rendered}");
+    }
+    insta::assert_snapshot!("chart_rendered_with_defaults", rendered);
+    // In a pod, the webhooks are reached through the chart's Service...
+    assert!(rendered.contains("IBAC_WEBHOOK_SERVICE"), "{rendered}");
+    // ...or through a URL, for an operator outside the cluster.
+    let by_url = cluster
+        .helm(&[
+            "template",
+            "ibac",
+            &chart_arg(),
+            "-n",
+            "ibac-system",
+            "--set",
+            "webhook.url=https://192.0.2.1:9443",
+        ])
+        .unwrap();
+    assert!(by_url.contains("https://192.0.2.1:9443"), "{by_url}");
+    assert!(!by_url.contains("IBAC_WEBHOOK_SERVICE"), "{by_url}");
+}
+
+/// Removes what the release and the operator leave cluster-wide.
+struct Cleanup<'a> {
+    cluster: &'a Cluster,
+    namespace: String,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let _ = self.cluster.kubectl(&[
+            "delete",
+            "validatingwebhookconfiguration",
+            "ibac",
+            "--ignore-not-found",
+        ]);
+        let _ = self
+            .cluster
+            .helm(&["uninstall", "ibac", "-n", &self.namespace]);
+    }
+}
+
+#[test]
+fn helm_install_and_the_operator_runs_with_the_charts_service_account() {
+    let cluster = Cluster::shared().unwrap();
+    let ns = cluster.namespace("ibac-release").unwrap();
+    let _cleanup = Cleanup {
+        cluster,
+        namespace: ns.name().to_owned(),
+    };
+    let webhook = free_port().unwrap();
+    let url = format!("https://127.0.0.1:{webhook}");
+    cluster
+        .helm(&[
+            "install",
+            "ibac",
+            &chart_arg(),
+            "-n",
+            ns.name(),
+            "--set",
+            &format!("webhook.url={url}"),
+            // Settings by Otterize's value names and ibac's.
+            "--set",
+            "mode=defaultActive",
+            "--set",
+            "enableIstioPolicyCreation=false",
+        ])
+        .unwrap();
+    let settings = cluster
+        .kubectl(&[
+            "get",
+            "enforcementconfig.ibac.dev",
+            "ibac",
+            "-n",
+            ns.name(),
+            "-o",
+            "json",
+        ])
+        .unwrap();
+    let settings: serde_json::Value = serde_json::from_str(&settings).unwrap();
+    assert_eq!(settings["spec"]["mode"], "defaultActive");
+    assert_eq!(settings["spec"]["enforcers"]["istio"], false);
+    // The Deployment makes a Pod, which stays Pending: no kubelet runs it.
+    wait_for("the operator's Pod exists", Duration::from_secs(60), || {
+        let pods = cluster
+            .kubectl(&[
+                "get",
+                "pods",
+                "-n",
+                ns.name(),
+                "-l",
+                "app.kubernetes.io/name=ibac",
+                "-o",
+                "name",
+            ])
+            .unwrap();
+        Ok((!pods.trim().is_empty()).then_some(()))
+    })
+    .unwrap();
+
+    // The operator as a local process, with nothing but the chart's account.
+    let token = cluster
+        .kubectl(&["create", "token", "ibac", "-n", ns.name()])
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, cluster.kubeconfig_for_token(&token).unwrap()).unwrap();
+    let admin = free_port().unwrap();
+    let log_path = dir.path().join("operator.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut operator = Command::new(env!("CARGO_BIN_EXE_ibac"))
+        .args(["operator", "--log", "info", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .args(["--admin-addr", &format!("127.0.0.1:{admin}")])
+        .args(["--webhook-addr", &format!("127.0.0.1:{webhook}")])
+        .args(["--webhook-url", &url])
+        .args(["--operator-namespace", ns.name()])
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let ready = wait_for("the operator is ready", Duration::from_secs(120), || {
+        Ok(matches!(http_get(admin, "/readyz"), Ok((200, _))).then_some(()))
+    })
+    .and_then(|()| {
+        // It follows the release's settings...
+        wait_for(
+            "the operator is in the chart's mode",
+            Duration::from_secs(60),
+            || {
+                Ok(http_get(admin, "/metrics")
+                    .is_ok_and(|(_, m)| m.contains("ibac_operator_mode{mode=\"defaultActive\"} 1"))
+                    .then_some(()))
+            },
+        )
+    })
+    .and_then(|()| {
+        // ...and reports a second EnforcementConfig, which it ignores.
+        cluster.kubectl_with_input(
+            &["apply", "-n", ns.name(), "-f", "-"],
+            "apiVersion: ibac.dev/v1\nkind: EnforcementConfig\nmetadata: {name: other}\nspec: {mode: defaultShadow}\n",
+        )?;
+        wait_for(
+            "the second EnforcementConfig is reported",
+            Duration::from_secs(60),
+            || {
+                Ok(http_get(admin, "/metrics")
+                    .is_ok_and(|(_, m)| {
+                        m.contains("ibac_operator_settings_ignored 1")
+                            && m.contains("ibac_operator_mode{mode=\"defaultActive\"} 1")
+                    })
+                    .then_some(()))
+            },
+        )
+    });
+    let readyz = http_get(admin, "/readyz");
+    let _ = operator.kill();
+    let _ = operator.wait();
+    if let Err(e) = ready {
+        panic!(
+            "{e}; /readyz: {readyz:?}\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+    }
+    // What it did with that account: the CRDs, its CA's Secret, the webhook
+    // configuration.
+    cluster
+        .kubectl(&["get", "secret", "ibac-webhook-ca", "-n", ns.name()])
+        .unwrap();
+    cluster
+        .kubectl(&["get", "validatingwebhookconfiguration", "ibac"])
+        .unwrap();
+    // And nothing more: the account cannot list Secrets.
+    let can_i = cluster
+        .kubectl_command()
+        .args(["auth", "can-i", "list", "secrets", "-n", ns.name(), "--as"])
+        .arg(format!("system:serviceaccount:{}:ibac", ns.name()))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&can_i.stdout).trim(), "no");
+}
