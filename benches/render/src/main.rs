@@ -18,7 +18,9 @@ use ibac_model::{
     Location, Meta, Mode, Namespace, Target, TargetKind, WorkloadId, WorkloadRef,
 };
 use ibac_policy::Policy;
-use ibac_render::facts::{ClusterFacts, ContainerPort, Service, ServicePort, Workload};
+use ibac_render::facts::{
+    ClusterFacts, ClusterObject, ContainerPort, Service, ServicePort, Workload,
+};
 use ibac_render::labels::of_labels;
 use ibac_render::{NetpolOptions, render_network_policies};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -40,17 +42,14 @@ fn main() -> anyhow::Result<()> {
     };
     let mut facts = ClusterFacts::default();
     for ns in 0..NAMESPACES {
-        facts.namespaces.insert(
-            format!("ns-{ns}"),
-            BTreeMap::from([(
-                "kubernetes.io/metadata.name".to_string(),
-                format!("ns-{ns}"),
-            )]),
-        );
+        facts.apply(ClusterObject::Namespace {
+            name: format!("ns-{ns}"),
+            labels: BTreeMap::new(),
+        });
     }
     for i in 0..SERVICES {
         let labels = BTreeMap::from([("app".to_string(), format!("svc-{i}"))]);
-        facts.workloads.push(Workload {
+        facts.apply(ClusterObject::Workload(Workload {
             id: id(i)?,
             kind: "Deployment".into(),
             selector: of_labels(&labels),
@@ -62,7 +61,7 @@ fn main() -> anyhow::Result<()> {
             }],
             service_account: format!("svc-{i}"),
             at: at.clone(),
-        });
+        }));
         let service = Service {
             id: id(i)?,
             selector: Some(labels),
@@ -75,9 +74,8 @@ fn main() -> anyhow::Result<()> {
             exposed: i % 10 == 0,
             at: at.clone(),
         };
-        facts.services.insert(service.id.clone(), service);
+        facts.apply(ClusterObject::Service(service));
     }
-    facts.workloads.sort_by(|a, b| a.id.cmp(&b.id));
     let mut docs = Vec::new();
     for i in 0..SERVICES {
         let client = id(i)?;

@@ -6,9 +6,14 @@
 //! reported, never guessed. Manifests read as kubectl reads them (YAML 1.1
 //! integers: `defaultMode: 0755` is 493), and a field that does not fit its
 //! Kubernetes type is reported at its own line and column.
+//!
+//! The facts are a model that takes events: [`ClusterFacts::apply`] and
+//! [`ClusterFacts::delete`], one object at a time, keep every index up to
+//! date (nothing is built lazily, so nothing can go stale) and say what
+//! changed. Reading manifests is one producer of events; an operator's
+//! watches are another.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::OnceLock;
 
 use ibac_model::yaml::{JsonDocument, Limits, PathStep, parse_manifests};
 use ibac_model::{DocumentError, Kind, Location, Name, Namespace, SourceName, WorkloadId};
@@ -119,39 +124,121 @@ pub struct Endpoints {
     pub ports: BTreeSet<u16>,
 }
 
-/// Lookups over the facts, built once on first use so that resolving and
-/// rendering stay linear in the size of the cluster.
+/// A workload's key: its id and its kind.
+type WorkloadKey = (WorkloadId, String);
+
+/// Lookups over the facts, kept up to date by every change.
 #[derive(Clone, Debug, Default)]
 struct Index {
-    by_id: HashMap<WorkloadId, Vec<usize>>,
-    by_label: HashMap<(String, String, String), Vec<usize>>,
-    by_namespace: HashMap<String, Vec<usize>>,
-    backends: HashMap<WorkloadId, Vec<usize>>,
+    by_label: HashMap<(String, String, String), BTreeSet<WorkloadKey>>,
+    by_namespace: HashMap<String, BTreeSet<WorkloadKey>>,
+    /// Service → the workloads it sends traffic to.
+    backends: HashMap<WorkloadId, Vec<WorkloadKey>>,
     /// Workload → the exposed Services in front of it.
-    exposed: HashMap<WorkloadId, Vec<WorkloadId>>,
+    exposed: HashMap<WorkloadId, BTreeSet<WorkloadId>>,
 }
 
-/// Everything read from the manifests. Fill it, then use it: lookups are
-/// indexed on first use.
+/// Everything known of the cluster, as a model that takes one object at a
+/// time ([`ClusterFacts::apply`], [`ClusterFacts::delete`]).
 #[derive(Clone, Debug, Default)]
 pub struct ClusterFacts {
-    /// Namespaces and their labels.
-    pub namespaces: BTreeMap<String, Labels>,
-    /// Workloads, sorted by id then kind.
-    pub workloads: Vec<Workload>,
-    /// Services by id.
-    pub services: BTreeMap<WorkloadId, Service>,
-    /// Ingresses.
-    pub ingresses: Vec<IngressFact>,
-    /// Pods.
-    pub pods: Vec<PodFact>,
-    /// EndpointSlices, merged per Service.
-    pub endpoints: BTreeMap<WorkloadId, Endpoints>,
-    /// Service accounts by namespace.
-    pub service_accounts: BTreeSet<(String, String)>,
-    /// Documents of kinds that carry no facts, passed over.
-    pub skipped: usize,
-    index: OnceLock<Index>,
+    namespaces: BTreeMap<String, Labels>,
+    workloads: BTreeMap<WorkloadKey, Workload>,
+    services: BTreeMap<WorkloadId, Service>,
+    ingresses: BTreeMap<(String, String), IngressFact>,
+    pods: BTreeMap<(String, String), PodFact>,
+    endpoints: BTreeMap<WorkloadId, Endpoints>,
+    service_accounts: BTreeSet<(String, String)>,
+    skipped: usize,
+    index: Index,
+}
+
+/// One object of the cluster, as an event brings it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClusterObject {
+    /// A namespace and its labels.
+    Namespace {
+        /// Its name.
+        name: String,
+        /// Its labels.
+        labels: Labels,
+    },
+    /// A workload.
+    Workload(Workload),
+    /// A Service.
+    Service(Service),
+    /// An Ingress.
+    Ingress(IngressFact),
+    /// A pod.
+    Pod(PodFact),
+    /// The EndpointSlices of one Service, merged.
+    Endpoints {
+        /// The Service.
+        service: WorkloadId,
+        /// What they hold.
+        endpoints: Endpoints,
+    },
+    /// A service account.
+    ServiceAccount {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+}
+
+/// Which object an event deletes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClusterRef {
+    /// A namespace.
+    Namespace(String),
+    /// A workload of a kind.
+    Workload {
+        /// Its id.
+        id: WorkloadId,
+        /// Its kind.
+        kind: String,
+    },
+    /// A Service.
+    Service(WorkloadId),
+    /// An Ingress.
+    Ingress {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// A pod.
+    Pod {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// A Service's EndpointSlices.
+    Endpoints(WorkloadId),
+    /// A service account.
+    ServiceAccount {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+}
+
+/// What one event changed, so that only the documents depending on it are
+/// recompiled and only the servers they touch rendered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FactsChange {
+    /// Workloads added, removed or changed.
+    pub workloads: BTreeSet<WorkloadId>,
+    /// Services whose definition or backends changed.
+    pub services: BTreeSet<WorkloadId>,
+    /// Namespaces whose labels changed.
+    pub namespaces: BTreeSet<String>,
+    /// Ingresses, pods or service accounts changed (they matter to external
+    /// traffic and identities of the workloads in `workloads`).
+    pub other: bool,
 }
 
 /// How to read the facts.
@@ -319,15 +406,18 @@ impl Reader<'_> {
             _ => labels::of_labels(&pod_labels),
         };
         let spec = template.and_then(|t| t.spec.as_ref());
-        self.facts.workloads.push(Workload {
-            id,
-            kind: kind.into(),
-            selector,
-            pod_labels,
-            ports: pod_ports(spec),
-            service_account: service_account(spec),
-            at: at.clone(),
-        });
+        self.facts.workloads.insert(
+            (id.clone(), kind.to_string()),
+            Workload {
+                id,
+                kind: kind.into(),
+                selector,
+                pod_labels,
+                ports: pod_ports(spec),
+                service_account: service_account(spec),
+                at: at.clone(),
+            },
+        );
     }
 
     /// Reads `value` as a Kubernetes object; a field that does not fit is
@@ -605,11 +695,15 @@ impl Reader<'_> {
                 }
             }
         }
-        self.facts.ingresses.push(IngressFact {
-            namespace: ns,
-            name: ing.metadata.name.unwrap_or_default(),
-            backends,
-        });
+        let name = ing.metadata.name.unwrap_or_default();
+        self.facts.ingresses.insert(
+            (ns.clone(), name.clone()),
+            IngressFact {
+                namespace: ns,
+                name,
+                backends,
+            },
+        );
     }
 
     /// Pods are read last: those owned by a known workload only tie it to
@@ -650,12 +744,15 @@ impl Reader<'_> {
                 }
             };
             let owner = owner_name.and_then(|n| WorkloadId::parse(&format!("{n}.{ns}")).ok());
-            self.facts.pods.push(PodFact {
-                namespace: ns,
-                name,
-                labels,
-                owner,
-            });
+            self.facts.pods.insert(
+                (ns.clone(), name.clone()),
+                PodFact {
+                    namespace: ns,
+                    name,
+                    labels,
+                    owner,
+                },
+            );
         }
     }
 }
@@ -699,13 +796,10 @@ impl ClusterFacts {
         }
         reader.finish_pods();
         let mut facts = reader.facts;
-        facts
-            .workloads
-            .sort_by(|a, b| (&a.id, &a.kind).cmp(&(&b.id, &b.kind)));
         // Every namespace a workload lives in has the standard name label.
         let namespaces: Vec<String> = facts
             .workloads
-            .iter()
+            .values()
             .map(|w| w.id.namespace().to_string())
             .collect();
         for ns in namespaces {
@@ -714,6 +808,7 @@ impl ClusterFacts {
                 .entry(ns.clone())
                 .or_insert_with(|| Labels::from([("kubernetes.io/metadata.name".to_string(), ns)]));
         }
+        facts.reindex();
         if reader.errors.is_empty() {
             Ok(facts)
         } else {
@@ -721,107 +816,317 @@ impl ClusterFacts {
         }
     }
 
-    fn index(&self) -> &Index {
-        self.index.get_or_init(|| {
-            let mut index = Index::default();
-            for (i, w) in self.workloads.iter().enumerate() {
-                index.by_id.entry(w.id.clone()).or_default().push(i);
-                index
-                    .by_namespace
-                    .entry(w.id.namespace().to_string())
-                    .or_default()
-                    .push(i);
-                for (k, v) in &w.pod_labels {
-                    index
-                        .by_label
-                        .entry((w.id.namespace().to_string(), k.clone(), v.clone()))
-                        .or_default()
-                        .push(i);
-                }
-            }
-            for service in self.services.values() {
-                let found = match &service.selector {
-                    Some(selector) => {
-                        self.select(&index, service.id.namespace(), &labels::of_labels(selector))
-                    }
-                    None => self.endpoint_backends(service),
-                };
-                if service.exposed {
-                    for i in &found {
-                        if let Some(w) = self.workloads.get(*i) {
-                            index
-                                .exposed
-                                .entry(w.id.clone())
-                                .or_default()
-                                .push(service.id.clone());
-                        }
-                    }
-                }
-                index.backends.insert(service.id.clone(), found);
-            }
-            index
-        })
+    /// Builds every index from the objects held (after reading manifests).
+    fn reindex(&mut self) {
+        self.index = Index::default();
+        let keys: Vec<WorkloadKey> = self.workloads.keys().cloned().collect();
+        for key in &keys {
+            self.index_workload(key, true);
+        }
+        let services: Vec<WorkloadId> = self.services.keys().cloned().collect();
+        for id in services {
+            self.refresh_service(&id);
+        }
     }
 
-    /// Indexes of the workloads in `namespace` whose pods `selector` selects.
-    fn select(&self, index: &Index, namespace: &str, selector: &LabelSelector) -> Vec<usize> {
-        let candidates: &[usize] = selector
+    fn index_workload(&mut self, key: &WorkloadKey, add: bool) {
+        let Some(w) = self.workloads.get(key) else {
+            return;
+        };
+        let ns = w.id.namespace().to_string();
+        let labels: Vec<(String, String)> = w
+            .pod_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let touch = |set: &mut BTreeSet<WorkloadKey>| {
+            if add {
+                set.insert(key.clone());
+            } else {
+                set.remove(key);
+            }
+        };
+        touch(self.index.by_namespace.entry(ns.clone()).or_default());
+        for (k, v) in labels {
+            touch(self.index.by_label.entry((ns.clone(), k, v)).or_default());
+        }
+    }
+
+    /// Recomputes one Service's backends and the exposure they carry;
+    /// returns whether they changed.
+    fn refresh_service(&mut self, id: &WorkloadId) -> bool {
+        let found: Vec<WorkloadKey> = match self.services.get(id) {
+            None => Vec::new(),
+            Some(service) => match &service.selector {
+                Some(selector) => self.select(service.id.namespace(), &labels::of_labels(selector)),
+                None => self.endpoint_backends(service),
+            },
+        };
+        let exposed = self.services.get(id).is_some_and(|s| s.exposed);
+        let old = self.index.backends.remove(id).unwrap_or_default();
+        for (w, _) in &old {
+            if let Some(set) = self.index.exposed.get_mut(w) {
+                set.remove(id);
+                if set.is_empty() {
+                    self.index.exposed.remove(w);
+                }
+            }
+        }
+        if exposed {
+            for (w, _) in &found {
+                self.index
+                    .exposed
+                    .entry(w.clone())
+                    .or_default()
+                    .insert(id.clone());
+            }
+        }
+        let changed = old != found;
+        if self.services.contains_key(id) {
+            self.index.backends.insert(id.clone(), found);
+        }
+        changed
+    }
+
+    /// Recomputes the Services of a namespace whose backends may follow a
+    /// change there: those backed by EndpointSlices (pods tie them to
+    /// workloads), and, for a workload that changed, those whose selector
+    /// matches its labels before or after (`labels`). The others cannot
+    /// have changed, so no selection is run for them.
+    fn refresh_namespace(&mut self, namespace: &str, labels: &[&Labels], change: &mut FactsChange) {
+        let ids: Vec<WorkloadId> = self
+            .services
+            .iter()
+            .filter(|(id, _)| id.namespace() == namespace)
+            .filter(|(_, s)| match &s.selector {
+                None => true,
+                Some(selector) => labels
+                    .iter()
+                    .any(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v))),
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            if self.refresh_service(&id) {
+                change.services.insert(id);
+            }
+        }
+    }
+
+    /// Takes one object: added, or replacing the one with its name.
+    pub fn apply(&mut self, object: ClusterObject) -> FactsChange {
+        let mut change = FactsChange::default();
+        match object {
+            ClusterObject::Namespace { name, mut labels } => {
+                labels.insert("kubernetes.io/metadata.name".into(), name.clone());
+                if self.namespaces.get(&name) != Some(&labels) {
+                    self.namespaces.insert(name.clone(), labels);
+                    change.namespaces.insert(name);
+                }
+            }
+            ClusterObject::Workload(w) => {
+                let key = (w.id.clone(), w.kind.clone());
+                let ns = w.id.namespace().to_string();
+                if self.workloads.get(&key) == Some(&w) {
+                    return change;
+                }
+                self.index_workload(&key, false);
+                change.workloads.insert(w.id.clone());
+                let new_labels = w.pod_labels.clone();
+                let old = self.workloads.insert(key.clone(), w);
+                self.index_workload(&key, true);
+                self.namespaces.entry(ns.clone()).or_insert_with(|| {
+                    Labels::from([("kubernetes.io/metadata.name".to_string(), ns.clone())])
+                });
+                let old_labels = old.map(|o| o.pod_labels).unwrap_or_default();
+                self.refresh_namespace(&ns, &[&old_labels, &new_labels], &mut change);
+            }
+            ClusterObject::Service(service) => {
+                let id = service.id.clone();
+                if self.services.get(&id) == Some(&service) {
+                    return change;
+                }
+                self.services.insert(id.clone(), service);
+                self.refresh_service(&id);
+                change.services.insert(id);
+            }
+            ClusterObject::Ingress(ing) => {
+                self.ingresses
+                    .insert((ing.namespace.clone(), ing.name.clone()), ing);
+                change.other = true;
+            }
+            ClusterObject::Pod(pod) => {
+                let ns = pod.namespace.clone();
+                self.pods
+                    .insert((pod.namespace.clone(), pod.name.clone()), pod);
+                change.other = true;
+                self.refresh_namespace(&ns, &[], &mut change);
+            }
+            ClusterObject::Endpoints { service, endpoints } => {
+                self.endpoints.insert(service.clone(), endpoints);
+                if self.refresh_service(&service) {
+                    change.services.insert(service);
+                }
+            }
+            ClusterObject::ServiceAccount { namespace, name } => {
+                change.other = self.service_accounts.insert((namespace, name));
+            }
+        }
+        change
+    }
+
+    /// Forgets one object.
+    pub fn delete(&mut self, object: &ClusterRef) -> FactsChange {
+        let mut change = FactsChange::default();
+        match object {
+            ClusterRef::Namespace(name) => {
+                if self.namespaces.remove(name).is_some() {
+                    change.namespaces.insert(name.clone());
+                }
+            }
+            ClusterRef::Workload { id, kind } => {
+                let key = (id.clone(), kind.clone());
+                self.index_workload(&key, false);
+                if let Some(old) = self.workloads.remove(&key) {
+                    change.workloads.insert(id.clone());
+                    self.refresh_namespace(id.namespace(), &[&old.pod_labels], &mut change);
+                }
+            }
+            ClusterRef::Service(id) => {
+                if self.services.remove(id).is_some() {
+                    self.refresh_service(id);
+                    change.services.insert(id.clone());
+                }
+            }
+            ClusterRef::Ingress { namespace, name } => {
+                change.other = self
+                    .ingresses
+                    .remove(&(namespace.clone(), name.clone()))
+                    .is_some();
+            }
+            ClusterRef::Pod { namespace, name } => {
+                if self
+                    .pods
+                    .remove(&(namespace.clone(), name.clone()))
+                    .is_some()
+                {
+                    change.other = true;
+                    self.refresh_namespace(namespace, &[], &mut change);
+                }
+            }
+            ClusterRef::Endpoints(service) => {
+                if self.endpoints.remove(service).is_some() && self.refresh_service(service) {
+                    change.services.insert(service.clone());
+                }
+            }
+            ClusterRef::ServiceAccount { namespace, name } => {
+                change.other = self
+                    .service_accounts
+                    .remove(&(namespace.clone(), name.clone()));
+            }
+        }
+        change
+    }
+
+    /// Namespaces and their labels.
+    pub fn namespaces(&self) -> &BTreeMap<String, Labels> {
+        &self.namespaces
+    }
+
+    /// Every workload, sorted by id then kind.
+    pub fn workloads(&self) -> impl Iterator<Item = &Workload> {
+        self.workloads.values()
+    }
+
+    /// How many workloads.
+    pub fn workload_count(&self) -> usize {
+        self.workloads.len()
+    }
+
+    /// Services by id.
+    pub fn services(&self) -> &BTreeMap<WorkloadId, Service> {
+        &self.services
+    }
+
+    /// Ingresses, by namespace and name.
+    pub fn ingresses(&self) -> impl Iterator<Item = &IngressFact> {
+        self.ingresses.values()
+    }
+
+    /// Pods, by namespace and name.
+    pub fn pods(&self) -> impl Iterator<Item = &PodFact> {
+        self.pods.values()
+    }
+
+    /// EndpointSlices, merged per Service.
+    pub fn endpoints(&self) -> &BTreeMap<WorkloadId, Endpoints> {
+        &self.endpoints
+    }
+
+    /// Service accounts, by namespace and name.
+    pub fn service_accounts(&self) -> &BTreeSet<(String, String)> {
+        &self.service_accounts
+    }
+
+    /// Documents of kinds that carry no facts, passed over when reading.
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+
+    /// The workloads in `namespace` whose pods `selector` selects.
+    fn select(&self, namespace: &str, selector: &LabelSelector) -> Vec<WorkloadKey> {
+        let empty = BTreeSet::new();
+        let candidates: &BTreeSet<WorkloadKey> = selector
             .match_labels
             .iter()
             .flatten()
             .map(|(k, v)| {
-                index
+                self.index
                     .by_label
                     .get(&(namespace.to_string(), k.clone(), v.clone()))
-                    .map_or(&[][..], Vec::as_slice)
+                    .unwrap_or(&empty)
             })
-            .min_by_key(|list| list.len())
-            .unwrap_or_else(|| {
-                index
-                    .by_namespace
-                    .get(namespace)
-                    .map_or(&[][..], Vec::as_slice)
-            });
+            .min_by_key(|set| set.len())
+            .unwrap_or_else(|| self.index.by_namespace.get(namespace).unwrap_or(&empty));
         candidates
             .iter()
-            .copied()
-            .filter(|i| {
+            .filter(|key| {
                 self.workloads
-                    .get(*i)
+                    .get(*key)
                     .is_some_and(|w| labels::matches(selector, &w.pod_labels))
             })
+            .cloned()
             .collect()
     }
 
-    fn endpoint_backends(&self, service: &Service) -> Vec<usize> {
+    fn endpoint_backends(&self, service: &Service) -> Vec<WorkloadKey> {
         let owners: BTreeSet<&WorkloadId> = self
             .endpoints
             .get(&service.id)
             .into_iter()
             .flat_map(|e| e.pods.iter())
-            .filter_map(|(ns, name)| {
-                self.pods
-                    .iter()
-                    .find(|p| &p.namespace == ns && &p.name == name)
-            })
+            .filter_map(|(ns, name)| self.pods.get(&(ns.clone(), name.clone())))
             .filter_map(|p| p.owner.as_ref())
             .collect();
-        self.workloads
-            .iter()
-            .enumerate()
-            .filter(|(_, w)| owners.contains(&w.id))
-            .map(|(i, _)| i)
+        owners
+            .into_iter()
+            .flat_map(|id| {
+                self.workloads_named(id)
+                    .map(|w| (w.id.clone(), w.kind.clone()))
+            })
             .collect()
     }
 
     /// The workloads with this id (several when kinds differ).
-    pub fn workloads_named(&self, id: &WorkloadId) -> impl Iterator<Item = &Workload> {
-        self.index()
-            .by_id
-            .get(id)
-            .into_iter()
-            .flatten()
-            .filter_map(|i| self.workloads.get(*i))
+    pub fn workloads_named<'a>(
+        &'a self,
+        id: &WorkloadId,
+    ) -> impl Iterator<Item = &'a Workload> + use<'a> {
+        let id = id.clone();
+        self.workloads
+            .range((id.clone(), String::new())..)
+            .take_while(move |((i, _), _)| *i == id)
+            .map(|(_, w)| w)
     }
 
     /// The one workload `id` means, given an optional kind.
@@ -853,27 +1158,27 @@ impl ClusterFacts {
 
     /// The workloads a Service sends traffic to.
     pub fn backends(&self, service: &Service) -> Vec<&Workload> {
-        self.index()
+        self.index
             .backends
             .get(&service.id)
             .into_iter()
             .flatten()
-            .filter_map(|i| self.workloads.get(*i))
+            .filter_map(|k| self.workloads.get(k))
             .collect()
     }
 
     /// Other workloads whose pods `workload`'s selector also selects.
     pub fn overlaps(&self, workload: &Workload) -> Vec<&Workload> {
-        self.select(self.index(), workload.id.namespace(), &workload.selector)
+        self.select(workload.id.namespace(), &workload.selector)
             .into_iter()
-            .filter_map(|i| self.workloads.get(i))
+            .filter_map(|k| self.workloads.get(&k))
             .filter(|w| !(w.id == workload.id && w.kind == workload.kind))
             .collect()
     }
 
     /// The exposed Services (LoadBalancer, NodePort) that send traffic to `workload`.
     pub fn exposing(&self, workload: &Workload) -> Vec<&Service> {
-        self.index()
+        self.index
             .exposed
             .get(&workload.id)
             .into_iter()
@@ -938,7 +1243,7 @@ impl Resolver for ClusterFacts {
     }
 
     fn workloads(&self) -> Vec<WorkloadId> {
-        let set: BTreeSet<WorkloadId> = self.workloads.iter().map(|w| w.id.clone()).collect();
+        let set: BTreeSet<WorkloadId> = self.workloads.values().map(|w| w.id.clone()).collect();
         set.into_iter().collect()
     }
 }

@@ -202,7 +202,7 @@ impl<'a> Principals<'a> {
     /// The index of `facts` under `options`' trust domain.
     pub fn of(facts: &'a ClusterFacts, options: &IstioOptions) -> Self {
         let mut by_principal: BTreeMap<String, Vec<&'a Workload>> = BTreeMap::new();
-        for w in &facts.workloads {
+        for w in facts.workloads() {
             by_principal
                 .entry(principal(options, w))
                 .or_default()

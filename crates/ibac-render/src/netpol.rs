@@ -186,12 +186,12 @@ fn external_sources(
             ),
         ));
     }
-    for ingress in &facts.ingresses {
+    for ingress in facts.ingresses() {
         for backend in &ingress.backends {
-            let Some(service) = facts
-                .services
-                .values()
-                .find(|s| s.id.name() == backend && s.id.namespace() == ingress.namespace)
+            let Some(service) =
+                ibac_model::WorkloadId::parse(&format!("{backend}.{}", ingress.namespace))
+                    .ok()
+                    .and_then(|id| facts.services().get(&id))
             else {
                 continue;
             };
@@ -453,7 +453,7 @@ fn egress(
             .and_then(|a| policy.server(a))
             .is_some_and(|s| s.client(&client_id).is_some());
         if calls_api {
-            match api.as_ref().and_then(|a| facts.endpoints.get(a)) {
+            match api.as_ref().and_then(|a| facts.endpoints().get(a)) {
                 Some(endpoints) if !endpoints.addresses.is_empty() => {
                     rules.push(NetworkPolicyEgressRule {
                         to: Some(

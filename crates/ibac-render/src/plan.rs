@@ -92,7 +92,7 @@ pub fn check_selector(facts: &ClusterFacts, workload: &Workload) -> Result<(), D
 /// Every server the facts or the policy name, in order: each is rendered on
 /// its own ([`server`]); a whole-cluster render is a fold over these.
 pub fn server_ids(policy: &Policy, facts: &ClusterFacts) -> Vec<WorkloadId> {
-    let mut ids: BTreeSet<WorkloadId> = facts.workloads.iter().map(|w| w.id.clone()).collect();
+    let mut ids: BTreeSet<WorkloadId> = facts.workloads().map(|w| w.id.clone()).collect();
     ids.extend(policy.servers());
     ids.into_iter().filter(|id| !id.is_api_server()).collect()
 }

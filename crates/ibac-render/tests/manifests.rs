@@ -22,8 +22,7 @@ fn errors(name: &str, text: &str) -> Vec<String> {
 
 fn kinds(facts: &ClusterFacts) -> Vec<String> {
     facts
-        .workloads
-        .iter()
+        .workloads()
         .map(|w| format!("{} {}", w.kind, w.id))
         .collect()
 }
@@ -119,8 +118,8 @@ spec:
 fn helm_template_output_with_octal_modes_reads() {
     let facts = read("helm.yaml", HELM_TEMPLATE).unwrap();
     assert_eq!(kinds(&facts), ["StatefulSet kafka.kafka"]);
-    assert_eq!(facts.workloads[0].ports[0].port, 9092);
-    let service = facts.services.values().next().unwrap();
+    assert_eq!(facts.workloads().next().unwrap().ports[0].port, 9092);
+    let service = facts.services().values().next().unwrap();
     assert_eq!(service.id.as_str(), "kafka.kafka");
     assert_eq!(service.ports[0].port, 9092);
 }
@@ -246,7 +245,7 @@ metadata:
 fn kubectl_get_output_with_status_and_managed_fields_reads() {
     let facts = read("get.yaml", KUBECTL_GET).unwrap();
     assert_eq!(kinds(&facts), ["Deployment redis-cart.otterize-ecom-demo"]);
-    assert_eq!(facts.services.len(), 1);
+    assert_eq!(facts.services().len(), 1);
 }
 
 const KUSTOMIZE_BUILD: &str = r#"apiVersion: v1

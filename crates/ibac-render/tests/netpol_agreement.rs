@@ -18,7 +18,7 @@ use ibac_model::{
 };
 use ibac_policy::{Policy, Request, Verdict};
 use ibac_render::facts::{
-    ClusterFacts, ContainerPort, FactsOptions, Service, ServicePort, Workload,
+    ClusterFacts, ClusterObject, ContainerPort, FactsOptions, Service, ServicePort, Workload,
 };
 use ibac_render::labels::of_labels;
 use ibac_render::{NetpolOptions, render_network_policies};
@@ -52,7 +52,7 @@ fn settings(mode: Mode, enforced: &[&str]) -> Document {
 /// Checks every (client, server, port) and returns the number of checks.
 fn agree(policy: &Policy, facts: &ClusterFacts, extra_ports: &[u16]) -> usize {
     let rendered = render_network_policies(policy, facts, &NetpolOptions::default()).unwrap();
-    let namespaces: BTreeMap<String, Labels> = facts.namespaces.clone();
+    let namespaces: BTreeMap<String, Labels> = facts.namespaces().clone();
     let pod = |w: &Workload| Pod {
         namespace: w.id.namespace().into(),
         name: w.id.name().into(),
@@ -70,8 +70,8 @@ fn agree(policy: &Policy, facts: &ClusterFacts, extra_ports: &[u16]) -> usize {
             .collect(),
     };
     let mut checks = 0;
-    for client in &facts.workloads {
-        for server in &facts.workloads {
+    for client in facts.workloads() {
+        for server in facts.workloads() {
             if client.id == server.id {
                 continue;
             }
@@ -133,7 +133,7 @@ fn demo_facts() -> ClusterFacts {
 #[test]
 fn the_demo_agrees_in_every_mode() {
     let facts = demo_facts();
-    assert_eq!(facts.workloads.len(), 14);
+    assert_eq!(facts.workload_count(), 14);
     for mode in [
         settings(Mode::DefaultShadow, &[]),
         settings(Mode::DefaultShadow, &["otterize-ecom-demo"]),
@@ -221,12 +221,13 @@ fn topology() -> impl Strategy<Value = Topology> {
 
 fn build(t: &Topology) -> (ClusterFacts, Vec<Document>) {
     let mut facts = ClusterFacts::default();
+    let mut ids = Vec::new();
     for (i, ns, ports) in &t.workloads {
         let w = workload(*i, ns, ports);
-        facts.namespaces.insert(
-            ns.to_string(),
-            Labels::from([("kubernetes.io/metadata.name".to_string(), ns.to_string())]),
-        );
+        facts.apply(ClusterObject::Namespace {
+            name: ns.to_string(),
+            labels: Labels::new(),
+        });
         // Service `svc-w<i>`: port 80 → the workload's first port, by name.
         let service = Service {
             id: WorkloadId::parse(&format!("svc-w{i}.{ns}")).unwrap(),
@@ -240,10 +241,13 @@ fn build(t: &Topology) -> (ClusterFacts, Vec<Document>) {
             exposed: false,
             at: at(),
         };
-        facts.services.insert(service.id.clone(), service);
-        facts.workloads.push(w);
+        // The Service before its workload: the model keeps its backends
+        // right whatever the order of events.
+        facts.apply(ClusterObject::Service(service));
+        ids.push(w.id.clone());
+        facts.apply(ClusterObject::Workload(w));
     }
-    let id = |i: usize| facts.workloads[i].id.clone();
+    let id = |i: usize| ids[i].clone();
     let mut docs = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for (client, targets) in &t.intents {
