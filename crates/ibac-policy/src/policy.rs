@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use ibac_model::{
-    ClientIntents, Document, DocumentError, DocumentKey, DocumentKind, Location, Target, WorkloadId,
+    ClientIntents, Document, DocumentError, DocumentKey, DocumentKind, Location, Target,
+    TargetKind, WorkloadId,
 };
 use imbl::shared_ptr::DefaultSharedPtr;
 
@@ -271,14 +272,49 @@ impl Policy {
     /// Recompiles every ClientIntents against new cluster facts. A document
     /// that now fails keeps its last good version in force and is marked stale.
     pub fn refresh(&self, resolver: &dyn Resolver) -> Policy {
-        let mut next = self.clone();
-        next.changes = Arc::default();
         let keys: Vec<DocumentKey> = self
             .documents
             .keys()
             .filter(|k| k.kind == DocumentKind::ClientIntents)
             .cloned()
             .collect();
+        self.recompile(keys, resolver)
+    }
+
+    /// Recompiles only the ClientIntents that name one of `changed` (as
+    /// their client or as a target): after a change of facts that touched
+    /// those workloads or Services, the others compile to what they already
+    /// are.
+    pub fn refresh_touching(
+        &self,
+        resolver: &dyn Resolver,
+        changed: &BTreeSet<WorkloadId>,
+    ) -> Policy {
+        let keys: Vec<DocumentKey> = self
+            .documents
+            .iter()
+            .filter(|(k, _)| k.kind == DocumentKind::ClientIntents)
+            .filter(|(_, stored)| match &stored.latest {
+                Document::ClientIntents(ci) => {
+                    changed.contains(&ci.workload.id)
+                        || ci.targets.iter().any(|t| match &t.kind {
+                            TargetKind::Workload(c) | TargetKind::Service(c) => {
+                                changed.contains(&c.id)
+                            }
+                            TargetKind::Kafka(k) => changed.contains(&k.server),
+                            _ => false,
+                        })
+                }
+                _ => false,
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        self.recompile(keys, resolver)
+    }
+
+    fn recompile(&self, keys: Vec<DocumentKey>, resolver: &dyn Resolver) -> Policy {
+        let mut next = self.clone();
+        next.changes = Arc::default();
         for key in keys {
             let Some(stored) = next.documents.get(&key).cloned() else {
                 continue;

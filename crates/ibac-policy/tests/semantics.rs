@@ -668,3 +668,62 @@ fn change_sets_name_every_server_a_change_touched() {
     let next = base.remove(&[protected("d.shop").key()]).unwrap();
     assert_eq!(next.changes().servers, [id("d.shop")].into_iter().collect());
 }
+
+/// Facts that remember what was asked of them.
+struct Counting {
+    facts: Facts,
+    asked: std::sync::Mutex<Vec<String>>,
+}
+
+impl Resolver for Counting {
+    fn service(&self, svc: &WorkloadId) -> Result<Vec<Backend>, ResolveError> {
+        self.asked.lock().unwrap().push(svc.to_string());
+        self.facts.service(svc)
+    }
+
+    fn workload(&self, w: &WorkloadId, kind: Option<&Kind>) -> Result<WorkloadId, ResolveError> {
+        self.asked.lock().unwrap().push(w.to_string());
+        self.facts.workload(w, kind)
+    }
+}
+
+/// After a change of facts, only the ClientIntents naming what changed are
+/// recompiled, and the result equals recompiling everything.
+#[test]
+fn a_change_of_facts_recompiles_only_what_names_it() {
+    let docs = vec![
+        intents("web.shop").calls_service("api.shop").build(),
+        intents("jobs.shop").calls("db.shop").build(),
+    ];
+    let (p, errors) = Policy::build(docs, &Facts { missing: false });
+    assert!(errors.is_empty());
+    // The Service `api` goes away.
+    let changed: std::collections::BTreeSet<WorkloadId> = [id("api.shop")].into_iter().collect();
+    let counting = Counting {
+        facts: Facts { missing: true },
+        asked: std::sync::Mutex::new(Vec::new()),
+    };
+    let touched = p.refresh_touching(&counting, &changed);
+    let asked = counting.asked.lock().unwrap().clone();
+    assert!(asked.contains(&"api.shop".to_string()), "{asked:?}");
+    assert!(
+        !asked.iter().any(|a| a == "db.shop"),
+        "jobs' intents were compiled again: {asked:?}"
+    );
+    let all = Counting {
+        facts: Facts { missing: true },
+        asked: std::sync::Mutex::new(Vec::new()),
+    };
+    let everything = p.refresh(&all);
+    assert!(
+        all.asked.lock().unwrap().iter().any(|a| a == "db.shop"),
+        "a full refresh compiles jobs' intents too"
+    );
+    assert_eq!(
+        format!("{:?}", touched.documents()),
+        format!("{:?}", everything.documents())
+    );
+    let statuses = touched.documents();
+    let web = statuses.iter().find(|(k, _, _)| k.name == "web").unwrap();
+    assert!(matches!(web.2, DocumentStatus::Stale(_)), "{:?}", web.2);
+}
