@@ -1,8 +1,9 @@
-//! The webhooks the API server calls: validation today (conversion next),
-//! served over TLS with a certificate from the operator's own CA, which a
-//! Secret keeps across restarts.
+//! The webhooks the API server calls: validation and conversion, served over
+//! TLS with a certificate from the operator's own CA, which a Secret keeps
+//! across restarts.
 
 pub mod config;
+pub mod convert;
 pub mod secret;
 pub mod tls;
 pub mod validate;
@@ -13,8 +14,13 @@ use serde_json::Value;
 
 /// The webhook routes.
 pub fn router() -> Router {
-    Router::new().route(
-        "/validate",
-        post(|Json(review): Json<Value>| async move { Json(validate::review(&review)) }),
-    )
+    Router::new()
+        .route(
+            "/validate",
+            post(|Json(review): Json<Value>| async move { Json(validate::review(&review)) }),
+        )
+        .route(
+            "/convert",
+            post(|Json(review): Json<Value>| async move { Json(convert::review(&review)) }),
+        )
 }
