@@ -164,7 +164,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
             let task = tokio::spawn(ibac_identity::https::serve(
                 listener,
                 tls.server,
-                webhook::router(),
+                webhook::router(client.clone()),
                 async {
                     let _ = stopped.await;
                 },

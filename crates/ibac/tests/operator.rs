@@ -552,6 +552,66 @@ fn every_version_converts_through_the_api_server_without_loss() {
     drop(operator);
 }
 
+#[test]
+fn one_clientintents_per_workload_across_both_groups() {
+    let _one = one_operator();
+    let cluster = Cluster::shared().unwrap();
+    let ns = cluster.namespace("unique").unwrap();
+    let own = cluster.namespace("ibac-system").unwrap();
+    let port = free_port().unwrap();
+    let _cleanup = WebhookConfiguration(cluster);
+    let mut operator =
+        Operator::start_with(cluster, "operator-unique", &webhook_args(port, own.name()));
+    operator.wait_ready();
+    let apply = |document: &str| {
+        cluster
+            .kubectl_with_input(&["apply", "-n", ns.name(), "-f", "-"], document)
+            .map_err(|e| e.to_string())
+    };
+    let otterize = |name: &str, client: &str, target: &str| {
+        format!(
+            "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {{name: {name}}}\nspec:\n  workload: {{name: {client}}}\n  targets: [{{kubernetes: {{name: {target}}}}}]\n"
+        )
+    };
+    let ibac = "apiVersion: ibac.dev/v1\nkind: ClientIntents\nmetadata: {name: checkout}\nspec:\n  workload: {name: checkout, kind: Deployment}\n  targets: [{service: {name: cart, ports: [8080]}}]\n";
+    let older = "apiVersion: k8s.otterize.com/v1alpha3\nkind: ClientIntents\nmetadata: {name: checkout-old}\nspec:\n  service: {name: checkout}\n  calls: [{name: cart}]\n";
+
+    apply(&otterize("checkout-intents", "checkout", "cart")).unwrap();
+    // Changing the one there is is fine; so is another client.
+    apply(&otterize("checkout-intents", "checkout", "payments")).unwrap();
+    apply(&otterize("frontend", "frontend", "checkout")).unwrap();
+
+    let id = format!("checkout.{}", ns.name());
+    let error = apply(ibac).unwrap_err();
+    assert!(
+        error.contains(&format!("spec.workload.name: ClientIntents for client `{id}` is already declared at clientintents.k8s.otterize.com/checkout-intents")),
+        "{error}"
+    );
+    let error = apply(older).unwrap_err();
+    assert!(
+        error.contains(&format!("spec.service.name: ClientIntents for client `{id}` is already declared at clientintents.k8s.otterize.com/checkout-intents")),
+        "{error}"
+    );
+    // Once the first is gone, the client's intents can move to ibac.dev, and
+    // then Otterize's group is the one refused.
+    cluster
+        .kubectl(&[
+            "delete",
+            "clientintents.k8s.otterize.com",
+            "checkout-intents",
+            "-n",
+            ns.name(),
+        ])
+        .unwrap();
+    apply(ibac).unwrap();
+    let error = apply(&otterize("checkout-intents", "checkout", "cart")).unwrap_err();
+    assert!(
+        error.contains("is already declared at clientintents.ibac.dev/checkout"),
+        "{error}"
+    );
+    drop(operator);
+}
+
 /// The names of the CRDs the operator installs, as the API server knows them.
 fn ibac_operator_crd_names() -> Vec<String> {
     let out = Command::new(env!("CARGO_BIN_EXE_ibac"))

@@ -121,13 +121,41 @@ pub(crate) fn placed(at: &Location, text: &str, indexed: &Indexed) -> String {
     }
 }
 
-/// Answers an `admission.k8s.io/v1` AdmissionReview.
+/// Answers an `admission.k8s.io/v1` AdmissionReview from the object alone.
 pub fn review(request: &Value) -> Value {
-    let uid = request["request"]["uid"].clone();
     let object = &request["request"]["object"];
     let namespace = request["request"]["namespace"].as_str();
+    let problems = if object.is_object() {
+        problems(object, namespace)
+    } else {
+        Vec::new()
+    };
+    answer(request, &problems)
+}
+
+/// Answers an AdmissionReview, also refusing a second ClientIntents for a
+/// workload that `client`'s API server already holds one for.
+pub async fn review_in_cluster(client: &kube::Client, request: &Value) -> Value {
+    let object = &request["request"]["object"];
+    let namespace = request["request"]["namespace"].as_str();
+    let mut problems = if object.is_object() {
+        problems(object, namespace)
+    } else {
+        Vec::new()
+    };
+    if let Some(namespace) = namespace
+        && problems.is_empty()
+        && object.is_object()
+    {
+        problems.extend(super::unique::clash(client, object, namespace).await);
+    }
+    answer(request, &problems)
+}
+
+fn answer(request: &Value, problems: &[String]) -> Value {
+    let uid = request["request"]["uid"].clone();
+    let object = &request["request"]["object"];
     let response = if object.is_object() {
-        let problems = problems(object, namespace);
         if problems.is_empty() {
             json!({"uid": uid, "allowed": true})
         } else {
