@@ -496,6 +496,19 @@ fn every_version_converts_through_the_api_server_without_loss() {
     );
     get("clientintents.v1beta1.k8s.otterize.com/azure").unwrap();
 
+    // The validating webhook reads a document in the version it was written
+    // in: the field path is that version's.
+    let refused = format!(
+        "apiVersion: k8s.otterize.com/v1alpha3\nkind: ClientIntents\nmetadata: {{name: refused, namespace: {}}}\nspec:\n  service: {{name: refused}}\n  calls:\n  - {{name: cart}}\n  - {{name: kafka, type: kafka, kafkaTopics: [{{name: Orders!, operations: [consume]}}]}}\n",
+        ns.name()
+    );
+    let error = apply(&refused).unwrap_err();
+    assert!(
+        error.contains("admission webhook \"validate.ibac.dev\" denied the request: spec.calls[1].kafkaTopics[0].name: ")
+            && error.contains("`Orders!`"),
+        "{error}"
+    );
+
     // An unknown field is refused, in the older shapes too.
     let misspelt = format!(
         "apiVersion: k8s.otterize.com/v1alpha3\nkind: ClientIntents\nmetadata: {{name: typo, namespace: {}}}\nspec:\n  service: {{name: typo}}\n  calls:\n  - {{name: cart, type: http, HTTPResource: [{{path: /x}}]}}\n",
