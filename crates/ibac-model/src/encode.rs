@@ -51,6 +51,10 @@ pub struct EncodeError {
     pub format: Format,
     /// Why.
     pub reason: String,
+    /// The field's path in the document (`spec.workload.kind`) when `at` is
+    /// only where the document starts, for callers that place errors by
+    /// field path.
+    pub field: Option<&'static str>,
 }
 
 /// Where a document that `format` cannot hold can be kept instead.
@@ -502,6 +506,7 @@ fn refuse_ports(t: &Target, c: &CallTarget, format: Format) -> Result<(), Encode
             at: t.at.clone(),
             format,
             reason: "it narrows the target to ports".into(),
+            field: None,
         });
     }
     Ok(())
@@ -516,6 +521,7 @@ fn topics(k: &KafkaTarget, format: Format) -> Result<Vec<TopicOut>, EncodeError>
                 at: topic.at.clone(),
                 format,
                 reason: "it names a topic prefix".into(),
+                field: None,
             });
         }
         topics.push(TopicOut {
@@ -565,10 +571,12 @@ fn key_vault(k: &KeyVaultPolicy) -> KeyVaultOut {
 }
 
 /// v1alpha2 has no `kind` anywhere: a kind it would drop is refused.
+/// `field` is the kind's path when `at` is only the document's start.
 fn refuse_kind(
     kind: Option<&Kind>,
     what: &str,
     at: &Location,
+    field: Option<&'static str>,
     format: Format,
 ) -> Result<(), EncodeError> {
     match kind {
@@ -576,6 +584,7 @@ fn refuse_kind(
             at: at.clone(),
             format,
             reason: format!("{what} has the kind `{kind}` and v1alpha2 has no `kind`"),
+            field,
         }),
         _ => Ok(()),
     }
@@ -588,6 +597,7 @@ fn client_intents_v1(ci: &ClientIntents, format: Format) -> Result<Spec, EncodeE
         ci.workload.kind.as_ref(),
         "the client",
         &ci.meta.origin,
+        Some("spec.workload.kind"),
         format,
     )?;
     let calls = ci
@@ -607,6 +617,7 @@ fn call_v1(t: &Target, ns: &Namespace, format: Format) -> Result<CallV1, EncodeE
         at: t.at.clone(),
         format,
         reason,
+        field: None,
     };
     if alpha2
         && !matches!(
@@ -625,7 +636,7 @@ fn call_v1(t: &Target, ns: &Namespace, format: Format) -> Result<CallV1, EncodeE
     Ok(match &t.kind {
         TargetKind::Workload(c) | TargetKind::Service(c) => {
             refuse_ports(t, c, format)?;
-            refuse_kind(c.kind.as_ref(), "the target", &t.at, format)?;
+            refuse_kind(c.kind.as_ref(), "the target", &t.at, None, format)?;
             let service = matches!(t.kind, TargetKind::Service(_));
             let name = relative_name(&c.id, ns);
             let rules = http(&c.http);
@@ -698,6 +709,7 @@ fn protected_service(ps: &ProtectedService, format: Format) -> Result<Spec, Enco
         ps.workload.kind.as_ref(),
         "the protected workload",
         &ps.meta.origin,
+        Some("spec.kind"),
         format,
     )?;
     Ok(Spec::ProtectedService(workload(&ps.workload)))
@@ -709,6 +721,7 @@ fn enforcement(cfg: &EnforcementConfig, format: Format) -> Result<Spec, EncodeEr
             at: cfg.meta.origin.clone(),
             format,
             reason: "EnforcementConfig is an ibac document".into(),
+            field: None,
         });
     }
     Ok(Spec::EnforcementConfig(EnforcementSpec {
@@ -728,6 +741,7 @@ fn kafka_config(k: &KafkaServerConfig, format: Format) -> Result<Spec, EncodeErr
         k.workload.kind.as_ref(),
         "the Kafka server",
         &k.meta.origin,
+        Some("spec.workload.kind"),
         format,
     )?;
     let tls = k.tls.as_ref().map(|t| TlsOut {

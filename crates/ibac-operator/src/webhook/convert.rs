@@ -45,8 +45,17 @@ pub fn convert(object: &Value, desired: &str) -> Result<Value, String> {
         [doc] => doc,
         _ => return Err(format!("the object is not one {from} document")),
     };
-    let encoded =
-        encode_as(doc, format).map_err(|e| validate::placed(&e.at, &e.to_string(), &indexed))?;
+    let encoded = encode_as(doc, format).map_err(|e| {
+        let text = e.to_string();
+        match e.field {
+            // The place is the document; the field says where in it.
+            Some(field) => {
+                let message = text.strip_prefix(&format!("{}: ", e.at)).unwrap_or(&text);
+                format!("{field}: {message}")
+            }
+            None => validate::placed(&e.at, &text, &indexed),
+        }
+    })?;
     let spec = encoded
         .spec_json()
         .map_err(|e| format!("cannot write the spec as {desired}: {e}"))?;
@@ -146,6 +155,15 @@ mod tests {
         assert_eq!(
             error,
             "spec.targets[0]: cannot write as k8s.otterize.com/v1alpha2: the target has the kind `StatefulSet` and v1alpha2 has no `kind`; read it as k8s.otterize.com/v2beta1"
+        );
+    }
+
+    #[test]
+    fn a_kind_v1alpha2_cannot_hold_is_refused() {
+        let error = convert(&stored(), "k8s.otterize.com/v1alpha2").unwrap_err();
+        assert_eq!(
+            error,
+            "spec.workload.kind: cannot write as k8s.otterize.com/v1alpha2: the client has the kind `Deployment` and v1alpha2 has no `kind`; read it as k8s.otterize.com/v2beta1"
         );
     }
 
