@@ -13,6 +13,12 @@
 //!   namespace alone, and rules that match only ibac's groups: nothing the
 //!   operator needs in order to start goes through its own webhook, so a
 //!   restart can never deadlock on itself.
+//! - conversion (set on the CRDs, not here) has no namespace selector: the
+//!   API server asks the operator whenever an Otterize object is read or
+//!   written in a version other than `v2beta1`. The operator itself reads
+//!   only `v2beta1` and `ibac.dev/v1`, so it never waits on its own
+//!   conversion either; while it is down, those other versions fail and
+//!   `v2beta1` keeps working.
 
 use std::collections::BTreeMap;
 
