@@ -1,21 +1,25 @@
-//! Writing documents back out, in ibac's canonical form (`ibac.dev/v1`) or in
-//! Otterize's current format (`k8s.otterize.com/v2beta1`).
+//! Writing documents back out, in ibac's canonical form (`ibac.dev/v1`), in
+//! Otterize's current format (`k8s.otterize.com/v2beta1`), or in any older
+//! Otterize version (the v1 shape, `service` + `calls`, for the conversion
+//! webhook).
 //!
 //! Output is deterministic: the same documents always give the same bytes.
 //! Targets in the client's namespace are written by bare name, others as
-//! `name.namespace`. What Otterize's format cannot express (ports, prefixed
-//! topics, settings) is refused with the place it was written, never dropped.
+//! `name.namespace`. What a format cannot express (ports, prefixed topics,
+//! settings; in the older versions also cloud targets or kinds) is refused
+//! with the place it was written, never dropped.
 
 use serde::Serialize;
 
 use crate::document::{
-    ClientIntents, Credentials, DatabaseServerConfig, Document, EnforcementConfig, Format,
-    HttpRule, KafkaServerConfig, Meta, ProtectedService, Target, TargetKind, WorkloadRef,
+    CallTarget, ClientIntents, Credentials, DatabaseServerConfig, Document, EnforcementConfig,
+    Format, HttpRule, InternetTarget, KafkaServerConfig, KafkaTarget, KeyVaultPolicy, Meta,
+    ProtectedService, SqlTarget, Target, TargetKind, WorkloadRef,
 };
 use crate::http::Method;
 use crate::kafka::{KafkaOperation, TopicPattern};
 use crate::location::Location;
-use crate::name::{Namespace, WorkloadId};
+use crate::name::{Kind, Namespace, WorkloadId};
 use crate::sql::SqlOperation;
 
 /// Which format to write.
@@ -28,22 +32,38 @@ pub enum Flavor {
 }
 
 impl Flavor {
-    fn api_version(self) -> &'static str {
+    /// The format this flavor writes.
+    pub fn format(self) -> Format {
         match self {
-            Flavor::Ibac => Format::IbacV1.api_version(),
-            Flavor::Otterize => Format::OtterizeV2beta1.api_version(),
+            Flavor::Ibac => Format::IbacV1,
+            Flavor::Otterize => Format::OtterizeV2beta1,
         }
     }
 }
 
 /// A document could not be written in the requested format.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{at}: cannot write as k8s.otterize.com/v2beta1: {reason}; keep it as ibac.dev/v1")]
+#[error("{at}: cannot write as {format}: {reason}; {}", keep_hint(*.format))]
 pub struct EncodeError {
     /// What could not be written.
     pub at: Location,
+    /// The format it could not be written in.
+    pub format: Format,
     /// Why.
     pub reason: String,
+    /// The field's path in the document (`spec.workload.kind`) when `at` is
+    /// only where the document starts, for callers that place errors by
+    /// field path.
+    pub field: Option<&'static str>,
+}
+
+/// Where a document that `format` cannot hold can be kept instead.
+fn keep_hint(format: Format) -> &'static str {
+    if format.is_v1() {
+        "read it as k8s.otterize.com/v2beta1"
+    } else {
+        "keep it as ibac.dev/v1"
+    }
 }
 
 /// A document ready to serialize as YAML or JSON.
@@ -70,9 +90,14 @@ enum Spec {
         workload: Workload,
         targets: Vec<TargetOut>,
     },
+    ClientIntentsV1 {
+        service: Workload,
+        calls: Vec<CallV1>,
+    },
     ProtectedService(Workload),
     EnforcementConfig(EnforcementSpec),
     Kafka(KafkaSpec),
+    KafkaV1(KafkaSpecV1),
     Database {
         address: String,
         credentials: CredentialsOut,
@@ -222,6 +247,64 @@ struct KafkaSpec {
     no_auto_create_intents_for_operator: bool,
 }
 
+/// The v1 shape of a KafkaServerConfig: the broker is `service`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KafkaSpecV1 {
+    service: Workload,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<TlsOut>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    topics: Vec<TopicConfigOut>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    no_auto_create_intents_for_operator: bool,
+}
+
+/// One call of the v1 shape: what it calls is `name` (`svc:` for a Service),
+/// how is `type` and the one field that type carries.
+#[derive(Clone, Debug, Default, Serialize)]
+struct CallV1 {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    call_type: Option<&'static str>,
+    /// v1alpha3 and v1beta1.
+    #[serde(rename = "HTTPResources", skip_serializing_if = "Vec::is_empty")]
+    http_resources: Vec<HttpOut>,
+    /// v1alpha2's name for `HTTPResources`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    resources: Vec<HttpOut>,
+    /// v1alpha3 and v1beta1.
+    #[serde(rename = "kafkaTopics", skip_serializing_if = "Vec::is_empty")]
+    kafka_topics: Vec<TopicOut>,
+    /// v1alpha2's name for `kafkaTopics`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    topics: Vec<TopicOut>,
+    #[serde(rename = "databaseResources", skip_serializing_if = "Vec::is_empty")]
+    database_resources: Vec<PrivilegeOut>,
+    #[serde(rename = "awsActions", skip_serializing_if = "Vec::is_empty")]
+    aws_actions: Vec<String>,
+    #[serde(rename = "gcpPermissions", skip_serializing_if = "Vec::is_empty")]
+    gcp_permissions: Vec<String>,
+    #[serde(rename = "azureRoles", skip_serializing_if = "Vec::is_empty")]
+    azure_roles: Vec<String>,
+    #[serde(rename = "azureActions", skip_serializing_if = "Vec::is_empty")]
+    azure_actions: Vec<String>,
+    #[serde(rename = "azureDataActions", skip_serializing_if = "Vec::is_empty")]
+    azure_data_actions: Vec<String>,
+    #[serde(
+        rename = "azureKeyVaultPolicy",
+        skip_serializing_if = "Option::is_none"
+    )]
+    azure_key_vault_policy: Option<KeyVaultOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    internet: Option<InternetOut>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct TlsOut {
@@ -263,20 +346,35 @@ struct SecretRefOut {
 
 /// Encodes one document in the given flavor.
 pub fn encode(doc: &Document, flavor: Flavor) -> Result<Encoded, EncodeError> {
+    encode_as(doc, flavor.format())
+}
+
+/// Encodes one document in any format ibac reads, Otterize's older versions
+/// included; what `format` cannot hold is refused, never dropped.
+pub fn encode_as(doc: &Document, format: Format) -> Result<Encoded, EncodeError> {
     let meta = doc.meta();
     let spec = match doc {
-        Document::ClientIntents(ci) => client_intents(ci, flavor)?,
-        Document::ProtectedService(ps) => protected_service(ps),
-        Document::EnforcementConfig(cfg) => enforcement(cfg, flavor)?,
-        Document::KafkaServerConfig(k) => kafka_config(k),
+        Document::ClientIntents(ci) if format.is_v1() => client_intents_v1(ci, format)?,
+        Document::ClientIntents(ci) => client_intents(ci, format)?,
+        Document::ProtectedService(ps) => protected_service(ps, format)?,
+        Document::EnforcementConfig(cfg) => enforcement(cfg, format)?,
+        Document::KafkaServerConfig(k) => kafka_config(k, format)?,
         Document::DatabaseServerConfig(db) => database(db),
     };
     Ok(Encoded {
-        api_version: flavor.api_version(),
+        api_version: format.api_version(),
         kind: doc.kind().as_str(),
         metadata: metadata(meta),
         spec,
     })
+}
+
+impl Encoded {
+    /// The spec alone, as JSON: what the conversion webhook puts into an
+    /// object whose metadata and status it keeps as they are.
+    pub fn spec_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(&self.spec)
+    }
 }
 
 /// Encodes many documents; every error is reported, not just the first.
@@ -335,12 +433,12 @@ pub fn relative_name(id: &WorkloadId, namespace: &Namespace) -> String {
     }
 }
 
-fn client_intents(ci: &ClientIntents, flavor: Flavor) -> Result<Spec, EncodeError> {
+fn client_intents(ci: &ClientIntents, format: Format) -> Result<Spec, EncodeError> {
     let ns = &ci.meta.namespace;
     let targets = ci
         .targets
         .iter()
-        .map(|t| target(t, ns, flavor))
+        .map(|t| target(t, ns, format))
         .collect::<Result<_, _>>()?;
     Ok(Spec::ClientIntents {
         workload: workload(&ci.workload),
@@ -358,16 +456,10 @@ fn http(rules: &[HttpRule]) -> Vec<HttpOut> {
         .collect()
 }
 
-fn target(t: &Target, ns: &Namespace, flavor: Flavor) -> Result<TargetOut, EncodeError> {
-    let refuse = |reason: &str| EncodeError {
-        at: t.at.clone(),
-        reason: reason.to_string(),
-    };
+fn target(t: &Target, ns: &Namespace, format: Format) -> Result<TargetOut, EncodeError> {
     Ok(match &t.kind {
         TargetKind::Workload(c) | TargetKind::Service(c) => {
-            if flavor == Flavor::Otterize && !c.ports.is_empty() {
-                return Err(refuse("it narrows the target to ports"));
-            }
+            refuse_ports(t, c, format)?;
             let call = Call {
                 name: relative_name(&c.id, ns),
                 kind: c.kind.as_ref().map(ToString::to_string),
@@ -380,48 +472,15 @@ fn target(t: &Target, ns: &Namespace, flavor: Flavor) -> Result<TargetOut, Encod
                 TargetOut::Kubernetes(call)
             }
         }
-        TargetKind::Kafka(k) => {
-            let mut topics = Vec::with_capacity(k.topics.len());
-            for topic in &k.topics {
-                if flavor == Flavor::Otterize && matches!(topic.topic, TopicPattern::Prefix(_)) {
-                    return Err(EncodeError {
-                        at: topic.at.clone(),
-                        reason: "it names a topic prefix".into(),
-                    });
-                }
-                topics.push(TopicOut {
-                    name: topic.topic.to_string(),
-                    operations: topic.operations.clone(),
-                });
-            }
-            TargetOut::Kafka(KafkaOut {
-                name: relative_name(&k.server, ns),
-                topics,
-            })
-        }
+        TargetKind::Kafka(k) => TargetOut::Kafka(KafkaOut {
+            name: relative_name(&k.server, ns),
+            topics: topics(k, format)?,
+        }),
         TargetKind::Sql(s) => TargetOut::Sql(SqlOut {
-            // A bare name means "the one config by that name, in any
-            // namespace": one that named its namespace keeps naming it.
-            name: if s.namespace_given {
-                s.server.to_string()
-            } else {
-                relative_name(&s.server, ns)
-            },
-            privileges: s
-                .privileges
-                .iter()
-                .map(|p| PrivilegeOut {
-                    database_name: p.database.clone(),
-                    table: p.table.clone(),
-                    operations: p.operations.clone(),
-                })
-                .collect(),
+            name: sql_name(s, ns),
+            privileges: privileges(s),
         }),
-        TargetKind::Internet(i) => TargetOut::Internet(InternetOut {
-            domains: i.domains.clone(),
-            ips: i.ips.iter().map(ToString::to_string).collect(),
-            ports: i.ports.clone(),
-        }),
+        TargetKind::Internet(i) => TargetOut::Internet(internet(i)),
         TargetKind::Aws(c) => TargetOut::Aws(AwsOut {
             arn: c.resource.clone(),
             actions: c.actions.clone(),
@@ -435,25 +494,234 @@ fn target(t: &Target, ns: &Namespace, flavor: Flavor) -> Result<TargetOut, Encod
             roles: a.roles.clone(),
             actions: a.actions.clone(),
             data_actions: a.data_actions.clone(),
-            key_vault_policy: a.key_vault_policy.as_ref().map(|k| KeyVaultOut {
-                certificate_permissions: k.certificate_permissions.clone(),
-                key_permissions: k.key_permissions.clone(),
-                secret_permissions: k.secret_permissions.clone(),
-                storage_permissions: k.storage_permissions.clone(),
-            }),
+            key_vault_policy: a.key_vault_policy.as_ref().map(key_vault),
         }),
     })
 }
 
-fn protected_service(ps: &ProtectedService) -> Spec {
-    Spec::ProtectedService(workload(&ps.workload))
+/// Ports are ibac's addition: only `ibac.dev/v1` holds them.
+fn refuse_ports(t: &Target, c: &CallTarget, format: Format) -> Result<(), EncodeError> {
+    if format != Format::IbacV1 && !c.ports.is_empty() {
+        return Err(EncodeError {
+            at: t.at.clone(),
+            format,
+            reason: "it narrows the target to ports".into(),
+            field: None,
+        });
+    }
+    Ok(())
 }
 
-fn enforcement(cfg: &EnforcementConfig, flavor: Flavor) -> Result<Spec, EncodeError> {
-    if flavor == Flavor::Otterize {
+/// A Kafka target's topics; prefixes are ibac's addition.
+fn topics(k: &KafkaTarget, format: Format) -> Result<Vec<TopicOut>, EncodeError> {
+    let mut topics = Vec::with_capacity(k.topics.len());
+    for topic in &k.topics {
+        if format != Format::IbacV1 && matches!(topic.topic, TopicPattern::Prefix(_)) {
+            return Err(EncodeError {
+                at: topic.at.clone(),
+                format,
+                reason: "it names a topic prefix".into(),
+                field: None,
+            });
+        }
+        topics.push(TopicOut {
+            name: topic.topic.to_string(),
+            operations: topic.operations.clone(),
+        });
+    }
+    Ok(topics)
+}
+
+/// A bare name means "the one config by that name, in any namespace": one
+/// that named its namespace keeps naming it.
+fn sql_name(s: &SqlTarget, ns: &Namespace) -> String {
+    if s.namespace_given {
+        s.server.to_string()
+    } else {
+        relative_name(&s.server, ns)
+    }
+}
+
+fn privileges(s: &SqlTarget) -> Vec<PrivilegeOut> {
+    s.privileges
+        .iter()
+        .map(|p| PrivilegeOut {
+            database_name: p.database.clone(),
+            table: p.table.clone(),
+            operations: p.operations.clone(),
+        })
+        .collect()
+}
+
+fn internet(i: &InternetTarget) -> InternetOut {
+    InternetOut {
+        domains: i.domains.clone(),
+        ips: i.ips.iter().map(ToString::to_string).collect(),
+        ports: i.ports.clone(),
+    }
+}
+
+fn key_vault(k: &KeyVaultPolicy) -> KeyVaultOut {
+    KeyVaultOut {
+        certificate_permissions: k.certificate_permissions.clone(),
+        key_permissions: k.key_permissions.clone(),
+        secret_permissions: k.secret_permissions.clone(),
+        storage_permissions: k.storage_permissions.clone(),
+    }
+}
+
+/// v1alpha2 has no `kind` anywhere: a kind it would drop is refused.
+/// `field` is the kind's path when `at` is only the document's start.
+fn refuse_kind(
+    kind: Option<&Kind>,
+    what: &str,
+    at: &Location,
+    field: Option<&'static str>,
+    format: Format,
+) -> Result<(), EncodeError> {
+    match kind {
+        Some(kind) if format == Format::OtterizeV1alpha2 => Err(EncodeError {
+            at: at.clone(),
+            format,
+            reason: format!("{what} has the kind `{kind}` and v1alpha2 has no `kind`"),
+            field,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The v1 shape: `service` + `calls`.
+fn client_intents_v1(ci: &ClientIntents, format: Format) -> Result<Spec, EncodeError> {
+    let ns = &ci.meta.namespace;
+    refuse_kind(
+        ci.workload.kind.as_ref(),
+        "the client",
+        &ci.meta.origin,
+        Some("spec.workload.kind"),
+        format,
+    )?;
+    let calls = ci
+        .targets
+        .iter()
+        .map(|t| call_v1(t, ns, format))
+        .collect::<Result<_, _>>()?;
+    Ok(Spec::ClientIntentsV1 {
+        service: workload(&ci.workload),
+        calls,
+    })
+}
+
+fn call_v1(t: &Target, ns: &Namespace, format: Format) -> Result<CallV1, EncodeError> {
+    let alpha2 = format == Format::OtterizeV1alpha2;
+    let refuse = |reason: String| EncodeError {
+        at: t.at.clone(),
+        format,
+        reason,
+        field: None,
+    };
+    if alpha2
+        && !matches!(
+            t.kind,
+            TargetKind::Workload(_)
+                | TargetKind::Service(_)
+                | TargetKind::Kafka(_)
+                | TargetKind::Sql(_)
+        )
+    {
+        return Err(refuse(format!(
+            "v1alpha2 has only http, kafka and database calls, and this target is `{}`",
+            t.kind.label()
+        )));
+    }
+    Ok(match &t.kind {
+        TargetKind::Workload(c) | TargetKind::Service(c) => {
+            refuse_ports(t, c, format)?;
+            refuse_kind(c.kind.as_ref(), "the target", &t.at, None, format)?;
+            let service = matches!(t.kind, TargetKind::Service(_));
+            let name = relative_name(&c.id, ns);
+            let rules = http(&c.http);
+            CallV1 {
+                name: Some(if service { format!("svc:{name}") } else { name }),
+                kind: c.kind.as_ref().map(ToString::to_string),
+                // Without resources a call is plain: all paths and methods.
+                call_type: (!rules.is_empty()).then_some("http"),
+                http_resources: if alpha2 { Vec::new() } else { rules.clone() },
+                resources: if alpha2 { rules } else { Vec::new() },
+                ..CallV1::default()
+            }
+        }
+        TargetKind::Kafka(k) => {
+            let topics = topics(k, format)?;
+            CallV1 {
+                name: Some(relative_name(&k.server, ns)),
+                call_type: Some("kafka"),
+                kafka_topics: if alpha2 { Vec::new() } else { topics.clone() },
+                topics: if alpha2 { topics } else { Vec::new() },
+                ..CallV1::default()
+            }
+        }
+        TargetKind::Sql(s) => CallV1 {
+            name: Some(sql_name(s, ns)),
+            call_type: Some("database"),
+            database_resources: privileges(s),
+            ..CallV1::default()
+        },
+        TargetKind::Internet(i) => CallV1 {
+            call_type: Some("internet"),
+            internet: Some(internet(i)),
+            ..CallV1::default()
+        },
+        TargetKind::Aws(c) => CallV1 {
+            name: Some(c.resource.clone()),
+            call_type: Some("aws"),
+            aws_actions: c.actions.clone(),
+            ..CallV1::default()
+        },
+        TargetKind::Gcp(c) => CallV1 {
+            name: Some(c.resource.clone()),
+            call_type: Some("gcp"),
+            gcp_permissions: c.actions.clone(),
+            ..CallV1::default()
+        },
+        TargetKind::Azure(a) => {
+            if format != Format::OtterizeV1beta1
+                && !(a.actions.is_empty() && a.data_actions.is_empty())
+            {
+                return Err(refuse(
+                    "it lists azure actions, which only v1beta1 of the v1 versions holds".into(),
+                ));
+            }
+            CallV1 {
+                name: Some(a.scope.clone()),
+                call_type: Some("azure"),
+                azure_roles: a.roles.clone(),
+                azure_actions: a.actions.clone(),
+                azure_data_actions: a.data_actions.clone(),
+                azure_key_vault_policy: a.key_vault_policy.as_ref().map(key_vault),
+                ..CallV1::default()
+            }
+        }
+    })
+}
+
+fn protected_service(ps: &ProtectedService, format: Format) -> Result<Spec, EncodeError> {
+    refuse_kind(
+        ps.workload.kind.as_ref(),
+        "the protected workload",
+        &ps.meta.origin,
+        Some("spec.kind"),
+        format,
+    )?;
+    Ok(Spec::ProtectedService(workload(&ps.workload)))
+}
+
+fn enforcement(cfg: &EnforcementConfig, format: Format) -> Result<Spec, EncodeError> {
+    if format != Format::IbacV1 {
         return Err(EncodeError {
             at: cfg.meta.origin.clone(),
+            format,
             reason: "EnforcementConfig is an ibac document".into(),
+            field: None,
         });
     }
     Ok(Spec::EnforcementConfig(EnforcementSpec {
@@ -468,27 +736,45 @@ fn enforcement(cfg: &EnforcementConfig, flavor: Flavor) -> Result<Spec, EncodeEr
     }))
 }
 
-fn kafka_config(k: &KafkaServerConfig) -> Spec {
-    Spec::Kafka(KafkaSpec {
+fn kafka_config(k: &KafkaServerConfig, format: Format) -> Result<Spec, EncodeError> {
+    refuse_kind(
+        k.workload.kind.as_ref(),
+        "the Kafka server",
+        &k.meta.origin,
+        Some("spec.workload.kind"),
+        format,
+    )?;
+    let tls = k.tls.as_ref().map(|t| TlsOut {
+        cert_file: t.cert_file.clone(),
+        key_file: t.key_file.clone(),
+        root_ca_file: t.root_ca_file.clone(),
+    });
+    let topics = k
+        .topics
+        .iter()
+        .map(|t| TopicConfigOut {
+            topic: t.topic.clone(),
+            pattern: if t.prefix { "prefix" } else { "literal" },
+            client_identity_required: t.client_identity_required,
+            intents_required: t.intents_required,
+        })
+        .collect();
+    if format.is_v1() {
+        return Ok(Spec::KafkaV1(KafkaSpecV1 {
+            service: workload(&k.workload),
+            addr: k.address.clone(),
+            tls,
+            topics,
+            no_auto_create_intents_for_operator: k.no_auto_create_intents_for_operator,
+        }));
+    }
+    Ok(Spec::Kafka(KafkaSpec {
         workload: workload(&k.workload),
         addr: k.address.clone(),
-        tls: k.tls.as_ref().map(|t| TlsOut {
-            cert_file: t.cert_file.clone(),
-            key_file: t.key_file.clone(),
-            root_ca_file: t.root_ca_file.clone(),
-        }),
-        topics: k
-            .topics
-            .iter()
-            .map(|t| TopicConfigOut {
-                topic: t.topic.clone(),
-                pattern: if t.prefix { "prefix" } else { "literal" },
-                client_identity_required: t.client_identity_required,
-                intents_required: t.intents_required,
-            })
-            .collect(),
+        tls,
+        topics,
         no_auto_create_intents_for_operator: k.no_auto_create_intents_for_operator,
-    })
+    }))
 }
 
 fn database(db: &DatabaseServerConfig) -> Spec {
@@ -635,5 +921,26 @@ spec: {name: server}
             "t.yaml:7:5: cannot write as k8s.otterize.com/v2beta1: it narrows the target to ports; keep it as ibac.dev/v1"
         );
         assert!(encode(&ibac[0], Flavor::Ibac).is_ok());
+    }
+
+    const V2: &str = "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: client, namespace: shop}\nspec:\n  workload: {name: client}\n  targets:\n  - service: {name: api.other, http: [{path: /x/*, methods: [GET]}]}\n  - kubernetes: {name: cart, kind: StatefulSet}\n  - kafka: {name: kafka.kafka, topics: [{name: orders, operations: [produce]}]}\n  - aws: {arn: \"arn:aws:s3:::b\", actions: [\"s3:GetObject\"]}\n";
+
+    #[test]
+    fn writes_the_v1_shape_for_the_older_versions() {
+        let doc = &docs(V2)[0];
+        let alpha3 = to_yaml_stream(&[encode_as(doc, Format::OtterizeV1alpha3).unwrap()]).unwrap();
+        insta::assert_snapshot!(alpha3);
+        assert_eq!(docs(&alpha3)[0].meta().format, Format::OtterizeV1alpha3);
+    }
+
+    #[test]
+    fn v1alpha2_refuses_what_it_cannot_hold_with_the_place() {
+        let doc = &docs(V2)[0];
+        assert_eq!(
+            encode_as(doc, Format::OtterizeV1alpha2)
+                .unwrap_err()
+                .to_string(),
+            "t.yaml:8:5: cannot write as k8s.otterize.com/v1alpha2: the target has the kind `StatefulSet` and v1alpha2 has no `kind`; read it as k8s.otterize.com/v2beta1"
+        );
     }
 }

@@ -3,13 +3,17 @@
 //! JSON. Documents are generated with every optional field set (and unset), so
 //! a field the encoder spells differently from the decoder — as `kafkaAcl`
 //! once was — fails here before it can reach a proxy.
+//!
+//! The conversion webhook's promise is here too: a `v2beta1` document written
+//! in each older Otterize version and read back is unchanged, and where an
+//! older version is refused, a small reference says it cannot hold it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use ipnet::IpNet;
 use proptest::prelude::*;
 
-use ibac_model::encode::{Flavor, encode};
+use ibac_model::encode::{Flavor, encode, encode_as};
 use ibac_model::http::{Method, PathPattern};
 use ibac_model::kafka::{KafkaOperation, TopicPattern};
 use ibac_model::sql::SqlOperation;
@@ -485,8 +489,91 @@ fn round_trip(doc: &Document, flavor: Flavor, syntax: Syntax) {
     assert_eq!(again[0].meta().format, expected);
 }
 
+/// Whether `format` can hold `doc`: the obvious reference the encoder's
+/// refusals are held to.
+fn holds(doc: &Document, format: Format) -> bool {
+    let alpha2 = format == Format::OtterizeV1alpha2;
+    match doc {
+        Document::EnforcementConfig(_) => format == Format::IbacV1,
+        Document::ProtectedService(ProtectedService { workload, .. })
+        | Document::KafkaServerConfig(KafkaServerConfig { workload, .. }) => {
+            !(alpha2 && workload.kind.is_some())
+        }
+        Document::DatabaseServerConfig(_) => true,
+        Document::ClientIntents(ci) => {
+            if alpha2 && ci.workload.kind.is_some() {
+                return false;
+            }
+            ci.targets.iter().all(|t| match &t.kind {
+                TargetKind::Workload(c) | TargetKind::Service(c) => {
+                    (format == Format::IbacV1 || c.ports.is_empty())
+                        && !(alpha2 && c.kind.is_some())
+                }
+                TargetKind::Kafka(k) => {
+                    format == Format::IbacV1
+                        || k.topics
+                            .iter()
+                            .all(|t| !matches!(t.topic, TopicPattern::Prefix(_)))
+                }
+                TargetKind::Sql(_) => true,
+                TargetKind::Azure(a) => {
+                    !alpha2
+                        && (format != Format::OtterizeV1alpha3
+                            || (a.actions.is_empty() && a.data_actions.is_empty()))
+                }
+                TargetKind::Internet(_) | TargetKind::Aws(_) | TargetKind::Gcp(_) => !alpha2,
+            })
+        }
+    }
+}
+
+/// The versions the API server converts between and v2beta1, and ibac's
+/// own group, which holds everything Otterize's does.
+const OTHERS: [Format; 5] = [
+    Format::OtterizeV1alpha2,
+    Format::OtterizeV1alpha3,
+    Format::OtterizeV1beta1,
+    Format::OtterizeV2alpha1,
+    Format::IbacV1,
+];
+
+/// v2beta1 → `format` → v2beta1, as the conversion webhook does it.
+fn converts_back(doc: &Document, format: Format) {
+    match encode_as(doc, format) {
+        Ok(older) => {
+            assert!(holds(doc, format), "{format} was meant to refuse {doc:?}");
+            let text = serde_json::to_string_pretty(&older).unwrap();
+            let read_older = read(&text);
+            assert_eq!(read_older.len(), 1, "{text}");
+            assert_eq!(read_older[0].meta().format, format, "{text}");
+            let stored = write(&read_older[0], Flavor::Otterize, Syntax::Json);
+            let again = read(&stored);
+            assert_eq!(
+                without_places(&again[0]),
+                without_places(doc),
+                "changed by v2beta1 → {format} → v2beta1:\n{text}\n{stored}"
+            );
+        }
+        Err(e) => {
+            assert!(!holds(doc, format), "{format} refused what it holds: {e}");
+            let message = e.to_string();
+            assert!(
+                message.contains(&format!("cannot write as {format}: ")),
+                "{message}"
+            );
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn every_kind_converts_to_each_older_version_and_back(doc in document(Flavor::Otterize)) {
+        for format in OTHERS {
+            converts_back(&doc, format);
+        }
+    }
 
     #[test]
     fn every_kind_round_trips_as_ibac_yaml(doc in document(Flavor::Ibac)) {

@@ -164,7 +164,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
             let task = tokio::spawn(ibac_identity::https::serve(
                 listener,
                 tls.server,
-                webhook::router(),
+                webhook::router(client.clone()),
                 async {
                     let _ = stopped.await;
                 },
@@ -172,7 +172,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
             webhook_server = Some((stop, task));
         }
 
-        let crds = crd::all();
+        let mut crds = crd::all();
+        // The conversion webhook answers once the CRDs point at it; without
+        // webhooks the API server only relabels versions.
+        if let (Some(target), Some(ca)) = (&target, &ca_bundle) {
+            webhook::config::with_conversion(&mut crds, target, ca);
+        }
         retry(&readiness, || async {
             let result = install::apply_crds(&client, &crds).await;
             if result.is_err() {

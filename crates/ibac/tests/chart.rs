@@ -205,6 +205,33 @@ fn helm_install_and_the_operator_runs_with_the_charts_service_account() {
             },
         )
     });
+    // With that account its webhooks convert and check one ClientIntents per
+    // workload (which lists both groups' ClientIntents).
+    let app = ready.is_ok().then(|| cluster.namespace("chart-app"));
+    let webhooks = app.as_ref().and_then(|a| a.as_ref().ok()).map(|app| {
+        let apply = |document: &str| {
+            cluster
+                .kubectl_with_input(&["apply", "-n", app.name(), "-f", "-"], document)
+                .map_err(|e| e.to_string())
+        };
+        let first = apply(
+            "apiVersion: k8s.otterize.com/v1alpha3\nkind: ClientIntents\nmetadata: {name: web}\nspec:\n  service: {name: web}\n  calls: [{name: api, type: http, HTTPResources: [{path: /v1/*, methods: [GET]}]}]\n",
+        );
+        let read = cluster
+            .kubectl(&[
+                "get",
+                "clientintents.v2beta1.k8s.otterize.com/web",
+                "-n",
+                app.name(),
+                "-o",
+                "jsonpath={.spec.targets[0].kubernetes.http[0].path}",
+            ])
+            .map_err(|e| e.to_string());
+        let second = apply(
+            "apiVersion: ibac.dev/v1\nkind: ClientIntents\nmetadata: {name: web}\nspec:\n  workload: {name: web}\n  targets: [{kubernetes: {name: api}}]\n",
+        );
+        (first, read, second)
+    });
     let readyz = http_get(admin, "/readyz");
     let _ = operator.kill();
     let _ = operator.wait();
@@ -214,6 +241,14 @@ fn helm_install_and_the_operator_runs_with_the_charts_service_account() {
             std::fs::read_to_string(&log_path).unwrap_or_default()
         );
     }
+    let (first, read, second) = webhooks.unwrap();
+    first.unwrap();
+    assert_eq!(read.unwrap(), "/v1/*");
+    let error = second.unwrap_err();
+    assert!(
+        error.contains("is already declared at clientintents.k8s.otterize.com/web"),
+        "{error}"
+    );
     // What it did with that account: the CRDs, its CA's Secret, the webhook
     // configuration.
     cluster

@@ -236,10 +236,9 @@ fn v1_spec(version: &str) -> Schema {
     }
     object([
         ("service", client(!alpha2, "The client")),
-        (
-            "calls",
-            array(call.require(&["name"])).describe("What the client calls"),
-        ),
+        // `name` is optional because internet calls have none; that every
+        // other call names its target is the validating webhook's rule.
+        ("calls", array(call).describe("What the client calls")),
     ])
     .require(&["service", "calls"])
     .describe("The calls one client makes")

@@ -43,8 +43,11 @@ pub const NAME_PATTERN: &str = "^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$";
 ///
 /// The versions of one kind differ in shape (v1's `service`/`calls`, v2's
 /// `workload`/`targets`), so reading an object in another version than it was
-/// written needs the conversion webhook; until it is configured the API server
-/// only relabels them.
+/// written needs the conversion webhook. These definitions carry none (the
+/// chart's `crds/` are installed before any webhook runs); an operator that
+/// serves its webhooks adds it with
+/// [`with_conversion`](crate::webhook::config::with_conversion) when it applies
+/// them.
 pub fn all() -> Vec<CustomResourceDefinition> {
     vec![
         intents::otterize(),

@@ -13,6 +13,12 @@
 //!   namespace alone, and rules that match only ibac's groups: nothing the
 //!   operator needs in order to start goes through its own webhook, so a
 //!   restart can never deadlock on itself.
+//! - conversion (set on the CRDs, not here) has no namespace selector: the
+//!   API server asks the operator whenever an Otterize object is read or
+//!   written in a version other than `v2beta1`. The operator itself reads
+//!   only `v2beta1` and `ibac.dev/v1`, so it never waits on its own
+//!   conversion either; while it is down, those other versions fail and
+//!   `v2beta1` keeps working.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +29,11 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, LabelSelectorRequirement, ObjectMeta,
+};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceConversion, CustomResourceDefinition, WebhookConversion,
 };
 
 use crate::crd::{IBAC_GROUP, MANAGED_BY, OTTERIZE_GROUP};
@@ -48,6 +59,21 @@ pub enum Target {
 }
 
 impl Target {
+    /// Where the API server sends ConversionReviews (`/convert`).
+    fn conversion_config(&self, ca_pem: &str) -> apiextensions::WebhookClientConfig {
+        let admission = self.client_config("/convert", ca_pem);
+        apiextensions::WebhookClientConfig {
+            url: admission.url,
+            ca_bundle: admission.ca_bundle,
+            service: admission.service.map(|s| apiextensions::ServiceReference {
+                name: s.name,
+                namespace: s.namespace,
+                path: s.path,
+                port: s.port,
+            }),
+        }
+    }
+
     fn client_config(&self, path: &str, ca_pem: &str) -> WebhookClientConfig {
         let ca_bundle = Some(ByteString(ca_pem.as_bytes().to_vec()));
         match self {
@@ -67,6 +93,34 @@ impl Target {
                 }),
             },
         }
+    }
+}
+
+/// The kinds whose versions differ in shape (v1's `service`/`calls`, v2's
+/// `workload`/`targets`; `service` or `workload` for the Kafka broker): the
+/// API server converts them through the webhook. The database configs have
+/// one shape in every version, so the API server relabels them itself and
+/// reading them never depends on the operator.
+pub const CONVERTED: [&str; 3] = [
+    "clientintents.k8s.otterize.com",
+    "protectedservices.k8s.otterize.com",
+    "kafkaserverconfigs.k8s.otterize.com",
+];
+
+/// Points the CRDs in [`CONVERTED`] at the conversion webhook at `target`,
+/// trusted through `ca_pem`; the others are left as they are.
+pub fn with_conversion(crds: &mut [CustomResourceDefinition], target: &Target, ca_pem: &str) {
+    for crd in crds {
+        if !CONVERTED.contains(&crd.metadata.name.as_deref().unwrap_or_default()) {
+            continue;
+        }
+        crd.spec.conversion = Some(CustomResourceConversion {
+            strategy: "Webhook".to_owned(),
+            webhook: Some(WebhookConversion {
+                client_config: Some(target.conversion_config(ca_pem)),
+                conversion_review_versions: vec!["v1".to_owned()],
+            }),
+        });
     }
 }
 

@@ -7,11 +7,11 @@
 //! YAML) while the column where every key and value starts is noted; the
 //! column of an error then names its field.
 
-use ibac_model::{DocumentError, Namespace, ParseOptions, parse_source};
+use ibac_model::{DocumentError, Location, Namespace, ParseOptions, Parsed, parse_source};
 use serde_json::{Value, json};
 
 /// The object's text and, for every node and key, its 1-based column and path.
-struct Indexed {
+pub(crate) struct Indexed {
     text: String,
     starts: Vec<(u32, String)>,
 }
@@ -79,15 +79,22 @@ fn path_at(starts: &[(u32, String)], column: u32) -> &str {
 /// The source name the model reports errors against; replaced by field paths.
 const SOURCE: &str = "object";
 
-/// Why `object` (in `namespace`) is not a valid ibac document, one message per
-/// problem, each starting with its field path; empty when it is valid.
-pub fn problems(object: &Value, namespace: Option<&str>) -> Vec<String> {
+/// Reads `object` (in `namespace`) as ibac-model reads a file; the places in
+/// what it returns turn into field paths with [`placed`].
+pub(crate) fn read(object: &Value, namespace: Option<&str>) -> (Parsed, Indexed) {
     let indexed = index(object);
     let mut options = ParseOptions::default();
     if let Some(namespace) = namespace.and_then(|n| Namespace::parse(n).ok()) {
         options.default_namespace = namespace;
     }
     let parsed = parse_source(&SOURCE.into(), &indexed.text, &options);
+    (parsed, indexed)
+}
+
+/// Why `object` (in `namespace`) is not a valid ibac document, one message per
+/// problem, each starting with its field path; empty when it is valid.
+pub fn problems(object: &Value, namespace: Option<&str>) -> Vec<String> {
+    let (parsed, indexed) = read(object, namespace);
     parsed
         .errors
         .iter()
@@ -97,24 +104,58 @@ pub fn problems(object: &Value, namespace: Option<&str>) -> Vec<String> {
 
 fn describe(error: &DocumentError, indexed: &Indexed) -> String {
     let text = error.to_string();
-    let Some(at) = error.location() else {
-        return text;
-    };
+    match error.location() {
+        Some(at) => placed(at, &text, indexed),
+        None => text,
+    }
+}
+
+/// `text`, an error that starts with `at`, with the field path at its place
+/// instead of the line and column.
+pub(crate) fn placed(at: &Location, text: &str, indexed: &Indexed) -> String {
     let prefix = format!("{at}: ");
-    let message = text.strip_prefix(&prefix).unwrap_or(&text);
+    let message = text.strip_prefix(&prefix).unwrap_or(text);
     match path_at(&indexed.starts, at.column) {
         "" => message.to_owned(),
         path => format!("{path}: {message}"),
     }
 }
 
-/// Answers an `admission.k8s.io/v1` AdmissionReview.
+/// Answers an `admission.k8s.io/v1` AdmissionReview from the object alone.
 pub fn review(request: &Value) -> Value {
-    let uid = request["request"]["uid"].clone();
     let object = &request["request"]["object"];
     let namespace = request["request"]["namespace"].as_str();
+    let problems = if object.is_object() {
+        problems(object, namespace)
+    } else {
+        Vec::new()
+    };
+    answer(request, &problems)
+}
+
+/// Answers an AdmissionReview, also refusing a second ClientIntents for a
+/// workload that `client`'s API server already holds one for.
+pub async fn review_in_cluster(client: &kube::Client, request: &Value) -> Value {
+    let object = &request["request"]["object"];
+    let namespace = request["request"]["namespace"].as_str();
+    let mut problems = if object.is_object() {
+        problems(object, namespace)
+    } else {
+        Vec::new()
+    };
+    if let Some(namespace) = namespace
+        && problems.is_empty()
+        && object.is_object()
+    {
+        problems.extend(super::unique::clash(client, object, namespace).await);
+    }
+    answer(request, &problems)
+}
+
+fn answer(request: &Value, problems: &[String]) -> Value {
+    let uid = request["request"]["uid"].clone();
+    let object = &request["request"]["object"];
     let response = if object.is_object() {
-        let problems = problems(object, namespace);
         if problems.is_empty() {
             json!({"uid": uid, "allowed": true})
         } else {
