@@ -160,13 +160,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
                 .await
                 .map_err(|source| Error::Listen { addr, source })?;
             tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "serving the webhooks");
+            // Renewed at half-life while the operator runs.
+            let renewals = tokio::spawn(tls.rotation.clone().run());
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let task = tokio::spawn(ibac_identity::https::serve(
                 listener,
                 tls.server,
                 webhook::router(client.clone()),
-                async {
+                async move {
                     let _ = stopped.await;
+                    renewals.abort();
                 },
             ));
             webhook_server = Some((stop, task));

@@ -1,8 +1,10 @@
 //! The webhooks' certificates, from a CA of the operator's own (no
 //! cert-manager). The CA lives in a Secret in the operator's namespace, so a
 //! restarted operator (or a second replica) serves under the same CA that the
-//! API server already trusts through the `caBundle`; the serving certificate
-//! is issued anew at every start.
+//! API server already trusts through the `caBundle`. The serving certificate
+//! is short-lived and renewed at half its life while the operator runs
+//! ([`Rotation`]): the listener picks up the new one for the next handshake,
+//! with no restart and no gap.
 
 use std::sync::Arc;
 
@@ -17,8 +19,8 @@ use crate::Error;
 
 /// How long the CA is valid.
 const CA_LIFETIME: Duration = Duration::days(3650);
-/// How long a serving certificate is valid; a restart issues a new one.
-const SERVING_LIFETIME: Duration = Duration::days(365);
+/// How long a serving certificate is valid; it is renewed at half of it.
+pub const SERVING_LIFETIME: Duration = Duration::days(30);
 /// Tolerance for an API server whose clock runs behind.
 const BACKDATE: Duration = Duration::hours(1);
 
@@ -41,6 +43,76 @@ pub struct WebhookTls {
     pub ca_pem: String,
     /// The TLS configuration to serve with.
     pub server: Arc<rustls::ServerConfig>,
+    /// Renews the certificate the configuration serves.
+    pub rotation: Rotation,
+}
+
+/// The serving certificate in force, swapped on renewal: every handshake
+/// takes the newest.
+#[derive(Debug)]
+struct Current(arc_swap::ArcSwap<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for Current {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.load_full())
+    }
+}
+
+/// Renews a serving certificate in place.
+#[derive(Clone)]
+pub struct Rotation {
+    authority: Authority,
+    hosts: Vec<String>,
+    current: Arc<Current>,
+}
+
+impl std::fmt::Debug for Rotation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rotation")
+            .field("hosts", &self.hosts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Rotation {
+    /// Issues a new serving certificate and serves it from the next handshake.
+    pub fn renew(&self, now: OffsetDateTime) -> Result<(), Error> {
+        let key = self.authority.certified_key(&self.hosts, now)?;
+        self.current.0.store(Arc::new(key));
+        Ok(())
+    }
+
+    /// The certificate served now, DER.
+    pub fn current_der(&self) -> Vec<u8> {
+        self.current
+            .0
+            .load()
+            .cert
+            .first()
+            .map(|c| c.to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Renews at half of every certificate's life, until the task is dropped.
+    pub async fn run(self) {
+        loop {
+            let half = SERVING_LIFETIME / 2;
+            tokio::time::sleep(
+                std::time::Duration::try_from(half).unwrap_or(std::time::Duration::from_secs(3600)),
+            )
+            .await;
+            match self.renew(OffsetDateTime::now_utc()) {
+                Ok(()) => tracing::info!("renewed the webhooks' serving certificate"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot renew the webhooks' serving certificate; retrying in a minute");
+                    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                }
+            }
+        }
+    }
 }
 
 impl Authority {
@@ -87,8 +159,12 @@ impl Authority {
         &self.key_pem
     }
 
-    /// A serving certificate for `hosts` (DNS names or IP addresses).
-    pub fn issue(&self, hosts: &[String], now: OffsetDateTime) -> Result<WebhookTls, Error> {
+    /// A serving certificate for `hosts`, with its key, as rustls serves it.
+    fn certified_key(
+        &self,
+        hosts: &[String],
+        now: OffsetDateTime,
+    ) -> Result<rustls::sign::CertifiedKey, Error> {
         let issuer = self.issuer()?;
         let mut params = CertificateParams::new(hosts.to_vec())?;
         params
@@ -99,20 +175,39 @@ impl Authority {
         params.not_after = now + SERVING_LIFETIME;
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let cert = params.signed_by(&key, &issuer)?;
+        let provider = rustls::crypto::ring::default_provider();
+        let signing = provider
+            .key_provider
+            .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                key.serialize_der(),
+            )))
+            .map_err(Error::Tls)?;
+        Ok(rustls::sign::CertifiedKey::new(
+            vec![CertificateDer::from(cert.der().to_vec())],
+            signing,
+        ))
+    }
 
+    /// A serving certificate for `hosts` (DNS names or IP addresses), and
+    /// what renews it.
+    pub fn issue(&self, hosts: &[String], now: OffsetDateTime) -> Result<WebhookTls, Error> {
+        let current = Arc::new(Current(arc_swap::ArcSwap::from_pointee(
+            self.certified_key(hosts, now)?,
+        )));
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let server = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(Error::Tls)?
             .with_no_client_auth()
-            .with_single_cert(
-                vec![CertificateDer::from(cert.der().to_vec())],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-            )
-            .map_err(Error::Tls)?;
+            .with_cert_resolver(current.clone());
         Ok(WebhookTls {
             ca_pem: self.cert_pem.clone(),
             server: Arc::new(server),
+            rotation: Rotation {
+                authority: self.clone(),
+                hosts: hosts.to_vec(),
+                current,
+            },
         })
     }
 }
@@ -129,5 +224,23 @@ mod tests {
         let tls = again.issue(&["127.0.0.1".to_owned()], now).unwrap();
         assert_eq!(tls.ca_pem, ca.cert_pem());
         assert!(Authority::from_pem(ca.cert_pem(), "not a key").is_err());
+    }
+
+    /// Renewal swaps the certificate served, under the same CA.
+    #[test]
+    fn renewal_serves_a_new_certificate_from_the_same_ca() {
+        let now = OffsetDateTime::now_utc();
+        let ca = Authority::generate(now).unwrap();
+        let tls = ca.issue(&["127.0.0.1".to_owned()], now).unwrap();
+        let first = tls.rotation.current_der();
+        tls.rotation.renew(now + SERVING_LIFETIME / 2).unwrap();
+        let second = tls.rotation.current_der();
+        assert_ne!(first, second);
+        let (_, parsed) = x509_parser::parse_x509_certificate(&second).unwrap();
+        let (_, root) = x509_parser::pem::parse_x509_pem(ca.cert_pem().as_bytes()).unwrap();
+        assert_eq!(parsed.issuer(), root.parse_x509().unwrap().subject());
+        let lifetime =
+            parsed.validity().not_after.timestamp() - parsed.validity().not_before.timestamp();
+        assert!(lifetime <= (SERVING_LIFETIME + BACKDATE).whole_seconds());
     }
 }
