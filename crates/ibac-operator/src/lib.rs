@@ -50,6 +50,10 @@ pub struct Config {
     /// The name of the EnforcementConfig in `namespace` that holds the
     /// settings (the chart renders it); others there are ignored.
     pub settings: String,
+    /// The namespaces whose documents the operator acts on (Otterize's
+    /// `watchedNamespaces`); empty: every namespace. The webhooks check
+    /// only these.
+    pub watched_namespaces: Vec<String>,
 }
 
 /// The host of `https://host:port`, for the serving certificate.
@@ -193,7 +197,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
             .crds_applied
             .set(i64::try_from(crds.len()).unwrap_or(i64::MAX));
         if let (Some(target), Some(ca)) = (&target, &ca_bundle) {
-            let configuration = webhook::config::validating(target, ca, &config.namespace);
+            let configuration = webhook::config::validating(
+                target,
+                ca,
+                &config.namespace,
+                &config.watched_namespaces,
+            );
             retry(&readiness, || {
                 install::apply_webhook(&client, &configuration)
             })

@@ -104,6 +104,7 @@ fn cluster_with_crds() -> &'static Cluster {
                 webhook_service: None,
                 namespace: "ibac-system".to_owned(),
                 settings: "ibac".to_owned(),
+                watched_namespaces: Vec::new(),
             };
             let client = ibac_operator::client(&config).await.unwrap();
             ibac_operator::install::apply_crds(&client, &crd::all())
@@ -375,6 +376,7 @@ fn webhook_configuration_snapshot() {
         },
         "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n",
         "ibac-system",
+        &[],
     );
     insta::assert_snapshot!(
         "validating_webhook_in_cluster",
@@ -384,6 +386,7 @@ fn webhook_configuration_snapshot() {
         &Target::Url("https://127.0.0.1:9443/".to_owned()),
         "ca",
         "ibac-system",
+        &[],
     );
     let webhook = &by_url.webhooks.as_ref().unwrap()[0];
     assert_eq!(
@@ -391,4 +394,19 @@ fn webhook_configuration_snapshot() {
         Some("https://127.0.0.1:9443/validate")
     );
     assert!(webhook.client_config.service.is_none());
+    // Watched namespaces narrow what the webhook checks; the system's stay out.
+    let watched = validating(
+        &Target::Url("https://127.0.0.1:9443/".to_owned()),
+        "ca",
+        "ibac-system",
+        &["shop".to_owned()],
+    );
+    let selector = watched.webhooks.as_ref().unwrap()[0]
+        .namespace_selector
+        .clone()
+        .unwrap();
+    let requirements = selector.match_expressions.unwrap();
+    assert_eq!(requirements.len(), 2);
+    assert_eq!(requirements[1].operator, "In");
+    assert_eq!(requirements[1].values, Some(vec!["shop".to_owned()]));
 }

@@ -68,6 +68,23 @@ fn the_chart_lints_and_renders() {
         .unwrap();
     assert!(by_url.contains("https://192.0.2.1:9443"), "{by_url}");
     assert!(!by_url.contains("IBAC_WEBHOOK_SERVICE"), "{by_url}");
+    // Otterize's `watchedNamespaces` reaches the operator.
+    assert!(!rendered.contains("IBAC_WATCHED_NAMESPACES"), "{rendered}");
+    let watched = cluster
+        .helm(&[
+            "template",
+            "ibac",
+            &chart_arg(),
+            "-n",
+            "ibac-system",
+            "--set",
+            "watchedNamespaces={shop,data}",
+        ])
+        .unwrap();
+    assert!(
+        watched.contains("IBAC_WATCHED_NAMESPACES") && watched.contains("\"shop,data\""),
+        "{watched}"
+    );
 }
 
 /// Removes what the release and the operator leave cluster-wide.

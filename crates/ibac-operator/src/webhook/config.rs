@@ -125,12 +125,26 @@ pub fn with_conversion(crds: &mut [CustomResourceDefinition], target: &Target, c
 }
 
 /// The validating webhook at `target`, trusted through `ca_pem`;
-/// `own_namespace` is left alone.
+/// `own_namespace` is left alone, and with `watched` namespaces given, only
+/// those are checked.
 pub fn validating(
     target: &Target,
     ca_pem: &str,
     own_namespace: &str,
+    watched: &[String],
 ) -> ValidatingWebhookConfiguration {
+    let mut requirements = vec![LabelSelectorRequirement {
+        key: "kubernetes.io/metadata.name".to_owned(),
+        operator: "NotIn".to_owned(),
+        values: Some(vec!["kube-system".to_owned(), own_namespace.to_owned()]),
+    }];
+    if !watched.is_empty() {
+        requirements.push(LabelSelectorRequirement {
+            key: "kubernetes.io/metadata.name".to_owned(),
+            operator: "In".to_owned(),
+            values: Some(watched.to_vec()),
+        });
+    }
     ValidatingWebhookConfiguration {
         metadata: ObjectMeta {
             name: Some(VALIDATING.to_owned()),
@@ -147,11 +161,7 @@ pub fn validating(
             failure_policy: Some("Fail".to_owned()),
             match_policy: Some("Equivalent".to_owned()),
             namespace_selector: Some(LabelSelector {
-                match_expressions: Some(vec![LabelSelectorRequirement {
-                    key: "kubernetes.io/metadata.name".to_owned(),
-                    operator: "NotIn".to_owned(),
-                    values: Some(vec!["kube-system".to_owned(), own_namespace.to_owned()]),
-                }]),
+                match_expressions: Some(requirements),
                 match_labels: None,
             }),
             rules: Some(vec![RuleWithOperations {

@@ -72,6 +72,10 @@ struct RunArgs {
     /// settings (the chart renders it); any other there is ignored
     #[arg(long, env = "IBAC_SETTINGS", default_value = "ibac")]
     settings: String,
+    /// Act only on documents in these namespaces (comma-separated; default:
+    /// every namespace), as Otterize's `watchedNamespaces`
+    #[arg(long, env = "IBAC_WATCHED_NAMESPACES", value_delimiter = ',')]
+    watched_namespaces: Vec<String>,
 }
 
 /// Runs the command; the operator itself until SIGTERM or Ctrl-C.
@@ -109,6 +113,7 @@ fn operate(args: &RunArgs) -> anyhow::Result<u8> {
         webhook_service: args.webhook_service.clone(),
         namespace: args.operator_namespace.clone(),
         settings: args.settings.clone(),
+        watched_namespaces: args.watched_namespaces.clone(),
     };
     runtime.block_on(ibac_operator::run(config, shutdown_signal()))?;
     Ok(exit::OK)
