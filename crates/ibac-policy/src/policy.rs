@@ -141,12 +141,25 @@ impl Policy {
         documents: impl IntoIterator<Item = Document>,
         resolver: &dyn Resolver,
     ) -> (Policy, Vec<DocumentError>) {
+        Self::assemble(documents, resolver, false)
+    }
+
+    /// Upserts every document into a new policy; with `keep`, failures are
+    /// kept out of force (see [`Policy::load`]).
+    fn assemble(
+        documents: impl IntoIterator<Item = Document>,
+        resolver: &dyn Resolver,
+        keep: bool,
+    ) -> (Policy, Vec<DocumentError>) {
         let mut policy = Policy::new();
         let mut errors = Vec::new();
         for doc in documents {
-            match policy.upsert(doc, resolver) {
-                Ok(()) => {}
-                Err(mut e) => errors.append(&mut e),
+            let kept = keep.then(|| doc.clone());
+            if let Err(e) = policy.upsert(doc, resolver) {
+                if let Some(doc) = kept {
+                    policy.keep_failed(doc, e.clone());
+                }
+                errors.extend(e);
             }
         }
         (policy, errors)
@@ -161,15 +174,7 @@ impl Policy {
         documents: impl IntoIterator<Item = Document>,
         resolver: &dyn Resolver,
     ) -> (Policy, Vec<DocumentError>) {
-        let mut policy = Policy::new();
-        let mut errors = Vec::new();
-        for doc in documents {
-            if let Err(e) = policy.upsert(doc.clone(), resolver) {
-                policy.keep_failed(doc, e.clone());
-                errors.extend(e);
-            }
-        }
-        (policy, errors)
+        Self::assemble(documents, resolver, true)
     }
 
     /// Records a document that failed: a new one is stored out of force; a
