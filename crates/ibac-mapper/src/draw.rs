@@ -585,7 +585,7 @@ impl Picture {
                     r##"<rect x="3" y="3" width="{:.0}" height="{:.0}" rx="6" fill="none" stroke="#1a237e" stroke-width="1.5"/><g transform="translate({:.0},9)"><rect x="0" y="9" width="16" height="12" rx="2" fill="#1a237e"/><path d="M3,9 v-3 a5,5 0 0 1 10,0 v3" fill="none" stroke="#1a237e" stroke-width="2"/></g>"##,
                     NODE_W - 6.0,
                     h - 6.0,
-                    NODE_W - 26.0
+                    NODE_W - 24.0
                 );
             }
             let marker = match client {
