@@ -3,8 +3,12 @@
 //!
 //! The layout is layered, left to right: callers left of what they call.
 //! General-purpose layout crates either do not lay out graphs of thousands
-//! of nodes in reasonable time or cannot be kept from panicking on cycles,
-//! and service graphs need little: cycles are broken by a depth-first
+//! of nodes in reasonable time or cannot be kept from panicking on cycles;
+//! those that route edges (a dot port, dagre ports) bend lines around
+//! dummy nodes without promising that no line crosses a box, and know
+//! nothing of namespace bands, while the ones that only place nodes
+//! (Sugiyama coordinates) leave routing to us anyway. Service graphs need
+//! little: cycles are broken by a depth-first
 //! search, each node goes one column right of its furthest caller, and
 //! nodes within a column are ordered by the mean row of their neighbours (a
 //! few sweeps each way). Each namespace is a band across the columns, so
