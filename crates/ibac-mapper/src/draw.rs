@@ -148,6 +148,8 @@ struct Band {
     namespace: String,
     top: f64,
     height: f64,
+    /// Workloads in its fullest column.
+    rows: usize,
 }
 
 /// A laid-out graph, ready to write as SVG or PNG.
@@ -195,7 +197,30 @@ impl Picture {
     }
 
     /// Lays out `graph`. Edges naming unknown nodes add them.
-    pub fn layout(mut graph: DrawGraph) -> Self {
+    pub fn layout(graph: DrawGraph) -> Self {
+        Self::layout_spaced(graph, ROW_GAP)
+    }
+
+    /// Lays out `graph` for a view `aspect` times as wide as it is tall:
+    /// a picture wider than that gets more room between the rows of its
+    /// bands (at most three box heights more), so that once fitted to the
+    /// view it fills it instead of leaving white above and below. The page
+    /// asks for this; exports and `visualize` use [`Picture::layout`].
+    pub fn layout_for_view(graph: DrawGraph, aspect: f64) -> Self {
+        let first = Self::layout_spaced(graph.clone(), ROW_GAP);
+        let (w, h) = first.size();
+        if !(0.2..=20.0).contains(&aspect) || w / h <= aspect {
+            return first;
+        }
+        let gaps: usize = first.bands.iter().map(|b| b.rows.saturating_sub(1)).sum();
+        if gaps == 0 {
+            return first;
+        }
+        let more = ((w / aspect - h) / gaps as f64).min(3.0 * NODE_H);
+        Self::layout_spaced(graph, ROW_GAP + more)
+    }
+
+    fn layout_spaced(mut graph: DrawGraph, row_gap: f64) -> Self {
         let mut index: HashMap<String, usize> = HashMap::new();
         for (i, n) in graph.nodes.iter().enumerate() {
             index.insert(n.id.clone(), i);
@@ -373,27 +398,31 @@ impl Picture {
             .collect();
         // Bands: as tall as the namespace's workloads in its fullest
         // column; in each column its workloads are centred in its band.
-        let mut need: BTreeMap<&str, f64> = BTreeMap::new();
+        let mut need: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
         for col in &columns {
-            let mut here: BTreeMap<&str, f64> = BTreeMap::new();
+            let mut here: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
             for &v in col {
-                *here.entry(graph.nodes[v].namespace.as_str()).or_default() += box_h[v] + ROW_GAP;
+                let e = here.entry(graph.nodes[v].namespace.as_str()).or_default();
+                e.0 += box_h[v] + row_gap;
+                e.1 += 1;
             }
-            for (ns, k) in here {
+            for (ns, (k, count)) in here {
                 let rows = need.entry(ns).or_default();
-                *rows = rows.max(k - ROW_GAP);
+                rows.0 = rows.0.max(k - row_gap);
+                rows.1 = rows.1.max(count);
             }
         }
         let mut bands = Vec::new();
         let mut band_of: HashMap<&str, (f64, f64)> = HashMap::new();
         let mut top = MARGIN + LEGEND_H;
-        for (ns, rows) in need {
+        for (ns, (rows, count)) in need {
             let height = BAND_HEAD + rows + BAND_PAD;
             band_of.insert(ns, (rows, top + BAND_HEAD));
             bands.push(Band {
                 namespace: ns.to_string(),
                 top,
                 height,
+                rows: count,
             });
             top += height + BAND_GAP;
         }
@@ -415,13 +444,13 @@ impl Picture {
                 let (rows, first) = band_of.get(ns).copied().unwrap_or((0.0, MARGIN));
                 let group: f64 = col[start..end]
                     .iter()
-                    .map(|&v| box_h[v] + ROW_GAP)
+                    .map(|&v| box_h[v] + row_gap)
                     .sum::<f64>()
-                    - ROW_GAP;
+                    - row_gap;
                 let mut at = first + (rows - group).max(0.0) / 2.0;
                 for &v in &col[start..end] {
                     y[v] = at;
-                    at += box_h[v] + ROW_GAP;
+                    at += box_h[v] + row_gap;
                 }
                 start = end;
             }

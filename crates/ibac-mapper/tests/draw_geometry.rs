@@ -116,7 +116,11 @@ fn enters(p: (f64, f64), q: (f64, f64), b: &Box_) -> bool {
 
 /// The rule itself, on one picture.
 fn reads_as_a_map(graph: DrawGraph) {
-    let svg = Picture::layout(graph.clone()).svg();
+    picture_reads_as_a_map(&graph, &Picture::layout(graph.clone()));
+}
+
+fn picture_reads_as_a_map(graph: &DrawGraph, picture: &Picture) {
+    let svg = picture.svg();
     let (boxes, lines) = parse(&svg);
     let by_id = |id: &str| boxes.iter().find(|b| b.id == id).unwrap();
     assert_eq!(lines.len(), graph.edges.len());
@@ -254,6 +258,21 @@ fn demo() -> DrawGraph {
 #[test]
 fn the_demo_reads_as_a_map() {
     reads_as_a_map(demo());
+}
+
+/// Laid out for the page's view, the demo is taller (nearer the view's
+/// shape) and still reads as a map.
+#[test]
+fn the_demo_laid_out_for_a_view_fills_it_and_reads_as_a_map() {
+    let (w, h) = Picture::layout(demo()).size();
+    let fitted = Picture::layout_for_view(demo(), 1.5);
+    let (fw, fh) = fitted.size();
+    assert!(fh > h && fw / fh < w / h, "{w}×{h} → {fw}×{fh}");
+    assert!(
+        fw / fh >= 1.5 - 0.01,
+        "never taller than the view: {fw}×{fh}"
+    );
+    picture_reads_as_a_map(&demo(), &fitted);
 }
 
 #[test]

@@ -84,7 +84,7 @@ async fn fills_the_view(browser: &Client, step: &str) {
     let c = coverage(browser).await;
     println!("{step}: the drawing covers {c:?} of the view");
     assert!(
-        c.width.max(c.height) >= 0.9 && c.width * c.height >= 0.45,
+        c.width.max(c.height) >= 0.9 && c.width * c.height >= 0.75,
         "{step}: the picture fills the view: {c:?}"
     );
     assert!(

@@ -66,6 +66,12 @@
     return kind === 'json' ? r.json() : r.text();
   }
 
+  // The canvas's shape: the picture is laid out to fill it.
+  function aspect() {
+    const r = canvas.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 ? (r.width / r.height).toFixed(3) : '1.6';
+  }
+
   // Fetches the graph and its picture; a change that arrives meanwhile
   // makes one more round, never a pile of them.
   async function refresh() {
@@ -79,7 +85,7 @@
       const q = query();
       const [graph, svg] = await Promise.all([
         fetchOk('/ui/graph.json?' + q, 'json'),
-        fetchOk('/ui/graph.svg?' + q, 'text'),
+        fetchOk('/ui/graph.svg?' + q + (q ? '&' : '') + 'aspect=' + aspect(), 'text'),
       ]);
       state.graph = graph;
       place(svg);
