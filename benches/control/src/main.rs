@@ -9,8 +9,12 @@
 //!    with 1,000 registered workloads, then with 10,000 discovered edges
 //!    reported by those workloads' proxies; its resident memory and how long
 //!    the access graph takes to draw.
+//! 3. Layout: laying out and routing 1,000 workloads and 5,000 calls in
+//!    four namespaces, and writing the SVG, against the layout before calls
+//!    were routed around boxes (`old_draw`), in the same run.
 //!
-//! Run: `cargo run --release -p ibac-bench-control`.
+//! Run: `cargo run --release -p ibac-bench-control` (`-- layout` for the
+//! layout alone; it needs no control plane).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -32,7 +36,91 @@ use ibac_proxy::{ControlPlane, ControlSource};
 use serde_json::json;
 use tokio::sync::watch;
 
+mod old_draw;
+
 const ROUNDS: usize = 15;
+
+/// 1,000 workloads in four namespaces and 5,000 distinct calls between
+/// them, drawn with a fixed seed (cycles and calls within a column
+/// included).
+fn layout_graph() -> ibac_mapper::draw::DrawGraph {
+    use ibac_mapper::draw::{DrawEdge, DrawGraph};
+    let mut x: u64 = 11;
+    let mut next = || {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (x >> 33) as usize
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut edges = Vec::new();
+    while edges.len() < 5000 {
+        let (a, b) = (next() % 1000, next() % 1000);
+        if a == b || !seen.insert((a, b)) {
+            continue;
+        }
+        edges.push(DrawEdge {
+            client: format!("w{a}.ns{}", a % 4),
+            server: format!("w{b}.ns{}", b % 4),
+            verdict: ["allowed", "would-be-blocked", "blocked"][next() % 3].into(),
+            mismatch: None,
+        });
+    }
+    DrawGraph {
+        nodes: vec![],
+        edges,
+    }
+}
+
+/// Median and spread of `runs` timings of `f`, after one warm-up.
+fn time_it(runs: usize, mut f: impl FnMut()) -> (Duration, Duration, Duration) {
+    f();
+    let mut t: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let began = Instant::now();
+            f();
+            began.elapsed()
+        })
+        .collect();
+    t.sort();
+    (percentile(&t, 0.5), t[0], t[t.len() - 1])
+}
+
+/// Section 3: the routed layout against the old one.
+fn layout() {
+    let graph = layout_graph();
+    const RUNS: usize = 7;
+    let old = time_it(RUNS, || {
+        std::hint::black_box(old_draw::Picture::layout(graph.clone()));
+    });
+    let new = time_it(RUNS, || {
+        std::hint::black_box(ibac_mapper::draw::Picture::layout(graph.clone()));
+    });
+    let old_svg = time_it(RUNS, || {
+        std::hint::black_box(old_draw::Picture::layout(graph.clone()).svg());
+    });
+    let new_svg = time_it(RUNS, || {
+        std::hint::black_box(ibac_mapper::draw::Picture::layout(graph.clone()).svg());
+    });
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "
+access graph layout, 1,000 workloads and 5,000 calls ({RUNS} runs; median [min–max])"
+    );
+    let row = |what: &str, t: (Duration, Duration, Duration), base: Duration| {
+        println!(
+            "  {what:<34} {:>7.1} ms [{:.1}–{:.1}]  ({:.2}× the old layout)",
+            ms(t.0),
+            ms(t.1),
+            ms(t.2),
+            t.0.as_secs_f64() / base.as_secs_f64()
+        );
+    };
+    row("old layout (baseline)", old, old.0);
+    row("layout + routing", new, old.0);
+    row("old layout + SVG (baseline)", old_svg, old_svg.0);
+    row("layout + routing + SVG", new_svg, old_svg.0);
+}
 
 fn admin(dir: &Path, url: &str) -> anyhow::Result<ApiClient> {
     let token = std::fs::read_to_string(dir.join(files::ADMIN_TOKEN))?;
@@ -515,6 +603,10 @@ fn main() -> anyhow::Result<()> {
         let dir = args.get(2).ok_or_else(|| anyhow!("serve DIR"))?;
         return runtime.block_on(serve(Path::new(dir)));
     }
+    if args.get(1).map(String::as_str) == Some("layout") {
+        layout();
+        return Ok(());
+    }
     runtime.block_on(async {
         println!("ibac control-plane benchmark (one run, this machine; {ROUNDS} changes each)");
         let (one, one_apply) = propagation(1).await?;
@@ -535,6 +627,8 @@ fn main() -> anyhow::Result<()> {
             "  100 proxies / 1 proxy (p50): {:.2}×; goal: under 1,000 ms with 100 proxies",
             ms(percentile(&hundred, 0.5)) / ms(percentile(&one, 0.5))
         );
-        memory().await
+        memory().await?;
+        layout();
+        Ok(())
     })
 }

@@ -22,7 +22,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use futures_util::Stream;
-use ibac_mapper::draw::Picture;
+use ibac_mapper::draw::{DrawGraph, Picture};
 use serde::Deserialize;
 
 use crate::control::Control;
@@ -173,6 +173,9 @@ struct ViewQuery {
     namespaces: Option<String>,
     enforcer: Option<String>,
     download: Option<String>,
+    /// The page's view, width over height: the page's picture is laid out
+    /// to fill it (downloads are drawn as `visualize` draws them).
+    aspect: Option<f64>,
 }
 
 impl ViewQuery {
@@ -208,7 +211,13 @@ async fn graph_json(
 fn picture(c: &Control, q: &ViewQuery) -> Result<Picture, String> {
     let view = graph_view(&GraphInput::of(c), &q.view());
     let json = serde_json::to_value(&view).map_err(|e| e.to_string())?;
-    Picture::from_graph_json(&json).map_err(|e| e.to_string())
+    match q.aspect {
+        Some(aspect) if q.download.is_none() => {
+            let graph: DrawGraph = serde_json::from_value(json).map_err(|e| e.to_string())?;
+            Ok(Picture::layout_for_view(graph, aspect))
+        }
+        _ => Picture::from_graph_json(&json).map_err(|e| e.to_string()),
+    }
 }
 
 fn failed(reason: String) -> Response {

@@ -3,13 +3,18 @@
 //!
 //! The layout is layered, left to right: callers left of what they call.
 //! General-purpose layout crates either do not lay out graphs of thousands
-//! of nodes in reasonable time or cannot be kept from panicking on cycles,
-//! and service graphs need little: cycles are broken by a depth-first
+//! of nodes in reasonable time or cannot be kept from panicking on cycles;
+//! those that route edges (a dot port, dagre ports) bend lines around
+//! dummy nodes without promising that no line crosses a box, and know
+//! nothing of namespace bands, while the ones that only place nodes
+//! (Sugiyama coordinates) leave routing to us anyway. Service graphs need
+//! little: cycles are broken by a depth-first
 //! search, each node goes one column right of its furthest caller, and
 //! nodes within a column are ordered by the mean row of their neighbours (a
 //! few sweeps each way). Each namespace is a band across the columns, so
 //! that a namespace reads as one group. Linear in the graph's size per
-//! sweep.
+//! sweep. Calls are then routed around the boxes by [`route`], through
+//! the channels between columns and the gaps between boxes.
 //!
 //! The SVG says what each mark means without colour: allowed calls are
 //! solid lines with an arrow, would-be-blocked ones dashed with an open
@@ -21,6 +26,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use serde::Deserialize;
+
+mod route;
 
 /// A workload to draw.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -106,12 +113,19 @@ pub enum DrawError {
     Png(String),
 }
 
-const NODE_W: f64 = 236.0;
-const NODE_H: f64 = 46.0;
-const COL_GAP: f64 = 140.0;
-const ROW_GAP: f64 = 22.0;
+const NODE_W: f64 = 250.0;
+/// The least height of a box; a box with many calls is taller, so that
+/// its ports stay [`route::PORT_GAP`] apart.
+const NODE_H: f64 = 44.0;
+/// The least width of a channel between columns; crowded ones are wider.
+const COL_GAP: f64 = 96.0;
+/// Room between boxes of a column: calls cross a column there.
+const ROW_GAP: f64 = 28.0;
 const MARGIN: f64 = 40.0;
-const LEGEND_H: f64 = 60.0;
+const LEGEND_H: f64 = 50.0;
+/// Text sizes: the demo drawn to fit a 1600 × 1000 window still shows
+/// every label at 11 pixels or more.
+const FONT: f64 = 16.0;
 const SWEEPS: usize = 6;
 /// Room for a namespace's name above its workloads.
 const BAND_HEAD: f64 = 30.0;
@@ -124,6 +138,8 @@ struct Placed {
     column: usize,
     /// The top of its box.
     y: f64,
+    /// The height of its box.
+    h: f64,
 }
 
 /// A namespace's band.
@@ -132,6 +148,8 @@ struct Band {
     namespace: String,
     top: f64,
     height: f64,
+    /// Workloads in its fullest column.
+    rows: usize,
 }
 
 /// A laid-out graph, ready to write as SVG or PNG.
@@ -139,10 +157,9 @@ struct Band {
 pub struct Picture {
     graph: DrawGraph,
     placed: Vec<Placed>,
-    columns: Vec<Vec<usize>>,
-    index: HashMap<String, usize>,
     bands: Vec<Band>,
     height: f64,
+    routing: route::Routing,
 }
 
 fn escape(text: &str) -> String {
@@ -180,7 +197,30 @@ impl Picture {
     }
 
     /// Lays out `graph`. Edges naming unknown nodes add them.
-    pub fn layout(mut graph: DrawGraph) -> Self {
+    pub fn layout(graph: DrawGraph) -> Self {
+        Self::layout_spaced(graph, ROW_GAP)
+    }
+
+    /// Lays out `graph` for a view `aspect` times as wide as it is tall:
+    /// a picture wider than that gets more room between the rows of its
+    /// bands (at most three box heights more), so that once fitted to the
+    /// view it fills it instead of leaving white above and below. The page
+    /// asks for this; exports and `visualize` use [`Picture::layout`].
+    pub fn layout_for_view(graph: DrawGraph, aspect: f64) -> Self {
+        let first = Self::layout_spaced(graph.clone(), ROW_GAP);
+        let (w, h) = first.size();
+        if !(0.2..=20.0).contains(&aspect) || w / h <= aspect {
+            return first;
+        }
+        let gaps: usize = first.bands.iter().map(|b| b.rows.saturating_sub(1)).sum();
+        if gaps == 0 {
+            return first;
+        }
+        let more = ((w / aspect - h) / gaps as f64).min(3.0 * NODE_H);
+        Self::layout_spaced(graph, ROW_GAP + more)
+    }
+
+    fn layout_spaced(mut graph: DrawGraph, row_gap: f64) -> Self {
         let mut index: HashMap<String, usize> = HashMap::new();
         for (i, n) in graph.nodes.iter().enumerate() {
             index.insert(n.id.clone(), i);
@@ -338,29 +378,51 @@ impl Picture {
                 }
             }
         }
-        // Bands: as many rows as the namespace has workloads in its fullest
-        // column; in each column its workloads are centred in its band.
-        let mut need: BTreeMap<&str, usize> = BTreeMap::new();
-        for col in &columns {
-            let mut here: BTreeMap<&str, usize> = BTreeMap::new();
-            for &v in col {
-                *here.entry(graph.nodes[v].namespace.as_str()).or_default() += 1;
+        // Boxes grow with their calls, so that ports stay apart.
+        let mut degree = vec![(0usize, 0usize); n];
+        let mut ends: Vec<Option<(usize, usize)>> = Vec::with_capacity(graph.edges.len());
+        for e in &graph.edges {
+            let pair = index
+                .get(&e.client)
+                .copied()
+                .zip(index.get(&e.server).copied());
+            if let Some((a, b)) = pair {
+                degree[a].0 += 1;
+                degree[b].1 += 1;
             }
-            for (ns, k) in here {
+            ends.push(pair);
+        }
+        let box_h: Vec<f64> = degree
+            .iter()
+            .map(|&(o, i)| NODE_H.max(route::PORT_GAP * (o.max(i) + 1) as f64))
+            .collect();
+        // Bands: as tall as the namespace's workloads in its fullest
+        // column; in each column its workloads are centred in its band.
+        let mut need: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
+        for col in &columns {
+            let mut here: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
+            for &v in col {
+                let e = here.entry(graph.nodes[v].namespace.as_str()).or_default();
+                e.0 += box_h[v] + row_gap;
+                e.1 += 1;
+            }
+            for (ns, (k, count)) in here {
                 let rows = need.entry(ns).or_default();
-                *rows = (*rows).max(k);
+                rows.0 = rows.0.max(k - row_gap);
+                rows.1 = rows.1.max(count);
             }
         }
         let mut bands = Vec::new();
-        let mut band_of: HashMap<&str, (usize, f64)> = HashMap::new();
+        let mut band_of: HashMap<&str, (f64, f64)> = HashMap::new();
         let mut top = MARGIN + LEGEND_H;
-        for (ns, rows) in need {
-            let height = BAND_HEAD + rows as f64 * (NODE_H + ROW_GAP) - ROW_GAP + BAND_PAD;
+        for (ns, (rows, count)) in need {
+            let height = BAND_HEAD + rows + BAND_PAD;
             band_of.insert(ns, (rows, top + BAND_HEAD));
             bands.push(Band {
                 namespace: ns.to_string(),
                 top,
                 height,
+                rows: count,
             });
             top += height + BAND_GAP;
         }
@@ -379,27 +441,49 @@ impl Picture {
                         .iter()
                         .take_while(|&&v| graph.nodes[v].namespace == ns)
                         .count();
-                let (rows, first) = band_of.get(ns).copied().unwrap_or((0, MARGIN));
-                let offset = (rows.saturating_sub(end - start)) as f64 / 2.0;
-                for (i, &v) in col[start..end].iter().enumerate() {
-                    y[v] = first + (offset + i as f64) * (NODE_H + ROW_GAP);
+                let (rows, first) = band_of.get(ns).copied().unwrap_or((0.0, MARGIN));
+                let group: f64 = col[start..end]
+                    .iter()
+                    .map(|&v| box_h[v] + row_gap)
+                    .sum::<f64>()
+                    - row_gap;
+                let mut at = first + (rows - group).max(0.0) / 2.0;
+                for &v in &col[start..end] {
+                    y[v] = at;
+                    at += box_h[v] + row_gap;
                 }
                 start = end;
             }
         }
-        let placed = (0..n)
+        let placed: Vec<Placed> = (0..n)
             .map(|v| Placed {
                 column: column[v],
                 y: y[v],
+                h: box_h[v],
             })
             .collect();
+        let slots: Vec<route::Slot> = placed
+            .iter()
+            .map(|p| route::Slot {
+                column: p.column,
+                y: p.y,
+                height: p.h,
+            })
+            .collect();
+        let routing = route::route(
+            &slots,
+            width,
+            &ends,
+            NODE_W,
+            (MARGIN + LEGEND_H, height - MARGIN / 2.0),
+            (COL_GAP, MARGIN),
+        );
         Picture {
             graph,
             placed,
-            columns,
-            index,
             bands,
             height,
+            routing,
         }
     }
 
@@ -415,17 +499,14 @@ impl Picture {
 
     /// Width and height in pixels.
     pub fn size(&self) -> (f64, f64) {
-        let cols = self.columns.len().max(1) as f64;
-        (
-            (2.0 * MARGIN + cols * NODE_W + (cols - 1.0) * COL_GAP).max(720.0),
-            self.height,
-        )
+        (self.routing.width.max(760.0), self.height)
     }
 
     /// The top-left corner of a node's box.
     fn corner(&self, v: usize) -> (f64, f64) {
         let p = &self.placed[v];
-        (MARGIN + p.column as f64 * (NODE_W + COL_GAP), p.y)
+        let x = self.routing.xs.get(p.column).copied().unwrap_or(MARGIN);
+        (x, p.y)
     }
 
     /// The picture as SVG.
@@ -437,9 +518,9 @@ impl Picture {
             r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0}" height="{h:.0}" viewBox="0 0 {w:.0} {h:.0}" font-family="DejaVu Sans, Verdana, sans-serif" class="ibac-graph">"##
         );
         out.push_str(r##"<defs>
-<marker id="arrow-allowed" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#2e7d32"/></marker>
-<marker id="arrow-would-be-blocked" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="9" markerHeight="9" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10" fill="none" stroke="#e65100" stroke-width="1.6"/></marker>
-<marker id="arrow-blocked" viewBox="0 0 10 10" refX="5" refY="5" markerWidth="10" markerHeight="10" orient="auto"><path d="M1,1 L9,9 M9,1 L1,9" stroke="#c62828" stroke-width="2.2"/></marker>
+<marker id="arrow-allowed" viewBox="0 0 10 10" refX="10" refY="5" markerUnits="userSpaceOnUse" markerWidth="13" markerHeight="13" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#2e7d32"/></marker>
+<marker id="arrow-would-be-blocked" viewBox="0 0 10 10" refX="10" refY="5" markerUnits="userSpaceOnUse" markerWidth="13" markerHeight="13" orient="auto-start-reverse"><path d="M0.8,0.8 L9.2,5 L0.8,9.2" fill="none" stroke="#e65100" stroke-width="1.8"/></marker>
+<marker id="arrow-blocked" viewBox="0 0 10 10" refX="10" refY="5" markerUnits="userSpaceOnUse" markerWidth="13" markerHeight="13" orient="auto"><path d="M1,1 L9,9 M9,1 L1,9" stroke="#c62828" stroke-width="2.6" stroke-linecap="round"/></marker>
 </defs>
 <rect width="100%" height="100%" fill="#ffffff"/>
 "##);
@@ -448,14 +529,14 @@ impl Picture {
         for band in &self.bands {
             let _ = write!(
                 out,
-                r##"<g data-namespace="{ns}"><rect x="{x:.0}" y="{top:.1}" width="{width:.0}" height="{height:.1}" rx="10" fill="#f7f9fa" stroke="#dfe5e8"/><text x="{tx:.0}" y="{ty:.1}" font-size="14" fill="#546e7a">namespace {label}</text></g>"##,
+                r##"<g data-namespace="{ns}"><rect x="{x:.0}" y="{top:.1}" width="{width:.0}" height="{height:.1}" rx="10" fill="#f7f9fa" stroke="#dfe5e8"/><text x="{tx:.0}" y="{ty:.1}" font-size="{FONT}" fill="#455a64">namespace {label}</text></g>"##,
                 ns = escape(&band.namespace),
                 x = MARGIN / 2.0,
                 top = band.top,
                 width = w - MARGIN,
                 height = band.height,
                 tx = MARGIN / 2.0 + 12.0,
-                ty = band.top + 20.0,
+                ty = band.top + 21.0,
                 label = if band.namespace.is_empty() {
                     "(none)".to_string()
                 } else {
@@ -465,42 +546,15 @@ impl Picture {
         }
         out.push_str("</g>\n");
         out.push_str(r#"<g class="edges">"#);
-        for e in &self.graph.edges {
-            let (Some(&a), Some(&b)) = (self.index.get(&e.client), self.index.get(&e.server))
-            else {
+        for (i, e) in self.graph.edges.iter().enumerate() {
+            let Some(Some(points)) = self.routing.paths.get(i) else {
                 continue;
             };
-            let (ax, ay) = self.corner(a);
-            let (bx, by) = self.corner(b);
-            let (x1, y1) = (ax + NODE_W, ay + NODE_H / 2.0);
-            let (x2, y2) = (bx, by + NODE_H / 2.0);
-            let path = if x2 > x1 {
-                let dx = (x2 - x1) / 2.0;
-                format!(
-                    "M{x1:.1},{y1:.1} C{:.1},{y1:.1} {:.1},{y2:.1} {x2:.1},{y2:.1}",
-                    x1 + dx,
-                    x2 - dx
-                )
-            } else {
-                // Back or same-column edge: loop above, into the left side.
-                let lift = NODE_H * 1.2;
-                format!(
-                    "M{x1:.1},{y1:.1} C{:.1},{:.1} {:.1},{:.1} {x2:.1},{y2:.1}",
-                    x1 + COL_GAP / 2.0,
-                    y1.min(y2) - lift,
-                    x2 - COL_GAP / 2.0,
-                    y1.min(y2) - lift
-                )
-            };
-            let (colour, dash, marker) = match e.verdict.as_str() {
-                "allowed" => ("#2e7d32", "", "arrow-allowed"),
-                "blocked" => ("#c62828", r#" stroke-dasharray="2 5""#, "arrow-blocked"),
-                _ => (
-                    "#e65100",
-                    r#" stroke-dasharray="9 6""#,
-                    "arrow-would-be-blocked",
-                ),
-            };
+            let mut path = String::with_capacity(16 * points.len());
+            for (k, (x, y)) in points.iter().enumerate() {
+                let _ = write!(path, "{}{x:.1},{y:.1}", if k == 0 { "M" } else { " L" });
+            }
+            let (colour, dash, marker) = verdict_style(&e.verdict);
             // A wide, invisible copy takes the clicks that a 2-pixel line would miss.
             let _ = write!(
                 out,
@@ -519,7 +573,7 @@ impl Picture {
             }
             let _ = write!(
                 out,
-                r#"<path class="edge {verdict}" data-client="{client}" data-server="{server}" data-verdict="{verdict}" d="{path}" fill="none" stroke="{colour}" stroke-width="2"{dash} marker-end="url(#{marker})"><title>{client} → {server}: {verdict}</title></path>"#,
+                r#"<path class="edge {verdict}" data-client="{client}" data-server="{server}" data-verdict="{verdict}" d="{path}" fill="none" stroke="{colour}" stroke-linejoin="round"{dash} marker-end="url(#{marker})"><title>{client} → {server}: {verdict}</title></path>"#,
                 verdict = escape(&e.verdict),
                 client = escape(&e.client),
                 server = escape(&e.server),
@@ -529,6 +583,7 @@ impl Picture {
         out.push_str("</g>\n<g class=\"nodes\">");
         for (v, node) in self.graph.nodes.iter().enumerate() {
             let (x, y) = self.corner(v);
+            let h = self.placed[v].h;
             let protected = node.server.as_ref().is_some_and(|s| s.protected);
             let client = node.client.as_deref().unwrap_or("");
             let stroke = match client {
@@ -538,7 +593,7 @@ impl Picture {
             };
             let _ = write!(
                 out,
-                r#"<g class="node{prot}" data-id="{id}" data-namespace="{ns}" data-protected="{protected}" data-client="{client}" transform="translate({x:.1},{y:.1})"><title>{id}{title_prot}</title><rect width="{NODE_W}" height="{NODE_H}" rx="8" fill="{fill}" stroke="{stroke}" stroke-width="2"/>"#,
+                r#"<g class="node{prot}" data-id="{id}" data-namespace="{ns}" data-protected="{protected}" data-client="{client}" transform="translate({x:.1},{y:.1})"><title>{id}{title_prot}</title><rect width="{NODE_W}" height="{h}" rx="8" fill="{fill}" stroke="{stroke}" stroke-width="2"/>"#,
                 prot = if protected { " protected" } else { "" },
                 id = escape(&node.id),
                 ns = escape(&node.namespace),
@@ -552,7 +607,7 @@ impl Picture {
                     out,
                     r##"<rect class="not-in-force" x="-4" y="-4" width="{:.0}" height="{:.0}" rx="10" fill="none" stroke="#6a1b9a" stroke-width="2.5" stroke-dasharray="6 4"><title>{} (verdicts not in force)</title></rect>"##,
                     NODE_W + 8.0,
-                    NODE_H + 8.0,
+                    h + 8.0,
                     escape(&node.id)
                 );
             }
@@ -562,8 +617,8 @@ impl Picture {
                     out,
                     r##"<rect x="3" y="3" width="{:.0}" height="{:.0}" rx="6" fill="none" stroke="#1a237e" stroke-width="1.5"/><g transform="translate({:.0},9)"><rect x="0" y="9" width="16" height="12" rx="2" fill="#1a237e"/><path d="M3,9 v-3 a5,5 0 0 1 10,0 v3" fill="none" stroke="#1a237e" stroke-width="2"/></g>"##,
                     NODE_W - 6.0,
-                    NODE_H - 6.0,
-                    NODE_W - 26.0
+                    h - 6.0,
+                    NODE_W - 24.0
                 );
             }
             let marker = match client {
@@ -574,9 +629,11 @@ impl Picture {
             };
             let _ = write!(
                 out,
-                r##"<text x="12" y="20" font-size="14" font-weight="bold" fill="#212121">{marker}{name}</text><text x="12" y="37" font-size="11" fill="#546e7a">{ns}</text></g>"##,
-                name = escape(&fit(&node.name, if protected { 22 } else { 26 })),
-                ns = escape(&fit(&node.namespace, 30)),
+                // The namespace is the band's label, so the box holds the
+                // name alone, large enough to read when the picture fits.
+                r##"<text x="12" y="{ty:.1}" font-size="{FONT}" font-weight="bold" fill="#212121">{marker}{name}</text></g>"##,
+                ty = h / 2.0 + FONT * 0.36,
+                name = escape(&fit(&node.name, if protected { 21 } else { 23 })),
             );
             out.push('\n');
         }
@@ -587,26 +644,20 @@ impl Picture {
     fn legend(&self, out: &mut String, width: f64) {
         let y = MARGIN / 2.0 + 10.0;
         let items = [
-            ("allowed", "#2e7d32", "", "arrow-allowed"),
-            (
-                "would be blocked",
-                "#e65100",
-                r#" stroke-dasharray="9 6""#,
-                "arrow-would-be-blocked",
-            ),
-            (
-                "blocked",
-                "#c62828",
-                r#" stroke-dasharray="2 5""#,
-                "arrow-blocked",
-            ),
-        ];
-        out.push_str(r##"<g class="legend" font-size="12" fill="#37474f">"##);
+            ("allowed", "allowed"),
+            ("would be blocked", "would-be-blocked"),
+            ("blocked", "blocked"),
+        ]
+        .map(|(label, verdict)| {
+            let (colour, dash, marker) = verdict_style(verdict);
+            (label, colour, dash, marker)
+        });
+        out.push_str(r##"<g class="legend" font-size="16" fill="#263238">"##);
         for (i, (label, colour, dash, marker)) in items.iter().enumerate() {
-            let x = MARGIN + i as f64 * 200.0;
+            let x = MARGIN + i as f64 * 250.0;
             let _ = write!(
                 out,
-                r#"<path d="M{x:.0},{y:.0} h50" stroke="{colour}" stroke-width="2"{dash} marker-end="url(#{marker})"/><text x="{:.0}" y="{:.0}">{label}</text>"#,
+                r#"<path d="M{x:.0},{y:.0} h50" stroke="{colour}"{dash} marker-end="url(#{marker})"/><text x="{:.0}" y="{:.0}">{label}</text>"#,
                 x + 66.0,
                 y + 4.0
             );
@@ -614,9 +665,9 @@ impl Picture {
         let _ = write!(
             out,
             r##"<g transform="translate({:.0},{:.0})"><rect x="0" y="4" width="12" height="9" rx="2" fill="#1a237e"/><path d="M2,4 v-2 a4,4 0 0 1 8,0 v2" fill="none" stroke="#1a237e" stroke-width="1.6"/></g><text x="{:.0}" y="{:.0}">protected server</text>"##,
-            (MARGIN + 610.0).min(width - 160.0),
+            (MARGIN + 760.0).min(width - 190.0),
             y - 8.0,
-            (MARGIN + 630.0).min(width - 140.0),
+            (MARGIN + 780.0).min(width - 170.0),
             y + 4.0
         );
         out.push_str("</g>\n");
@@ -649,6 +700,26 @@ impl Picture {
         pixmap
             .encode_png()
             .map_err(|e| DrawError::Png(e.to_string()))
+    }
+}
+
+/// How a verdict is drawn: colour, the line's width and pattern, and the
+/// head. Pattern and head tell verdicts apart without colour: allowed is
+/// solid with a filled arrow, would-be-blocked dashed with an open arrow,
+/// blocked heavy round dots with a cross.
+fn verdict_style(verdict: &str) -> (&'static str, &'static str, &'static str) {
+    match verdict {
+        "allowed" => ("#2e7d32", r#" stroke-width="2.2""#, "arrow-allowed"),
+        "blocked" => (
+            "#c62828",
+            r#" stroke-width="3.5" stroke-dasharray="0.1 7" stroke-linecap="round""#,
+            "arrow-blocked",
+        ),
+        _ => (
+            "#e65100",
+            r#" stroke-width="2.2" stroke-dasharray="9 6""#,
+            "arrow-would-be-blocked",
+        ),
     }
 }
 
@@ -724,10 +795,15 @@ mod tests {
     #[test]
     fn boxes_never_overlap() {
         let p = Picture::layout(demo());
-        let corners: Vec<(f64, f64)> = (0..p.nodes()).map(|v| p.corner(v)).collect();
-        for (i, a) in corners.iter().enumerate() {
-            for b in &corners[i + 1..] {
-                let apart = (a.0 - b.0).abs() >= NODE_W || (a.1 - b.1).abs() >= NODE_H;
+        let boxes: Vec<(f64, f64, f64)> = (0..p.nodes())
+            .map(|v| {
+                let (x, y) = p.corner(v);
+                (x, y, p.placed[v].h)
+            })
+            .collect();
+        for (i, a) in boxes.iter().enumerate() {
+            for b in &boxes[i + 1..] {
+                let apart = (a.0 - b.0).abs() >= NODE_W || a.1 + a.2 <= b.1 || b.1 + b.2 <= a.1;
                 assert!(apart, "{a:?} and {b:?} overlap");
             }
         }
@@ -803,7 +879,8 @@ mod tests {
             assert!(cols[&format!("s{i}.chain")] <= cols[&format!("s{}.chain", i + 1)]);
         }
         let (w, h) = p.size();
-        assert!(p.columns.len() <= 13, "{} columns", p.columns.len());
+        let width = cols.values().max().unwrap() + 1;
+        assert!(width <= 13, "{width} columns");
         assert!((0.5..4.0).contains(&(w / h)), "{w} x {h}");
     }
 
@@ -842,7 +919,7 @@ mod tests {
                 .unwrap();
             let (_, y) = p.corner(v);
             assert!(
-                y >= band.top && y + NODE_H <= band.top + band.height,
+                y >= band.top && y + p.placed[v].h <= band.top + band.height,
                 "{}",
                 node.id
             );

@@ -2,8 +2,10 @@
 //! chromedriver), through the demo: the three clients of
 //! productcatalogservice show would-be-blocked, turn allowed once their
 //! intents are applied — live, without a reload — and an undeclared caller
-//! shows blocked once the server is protected. Screenshots of each step are
-//! saved under `target/tmp/ui-screenshots/`.
+//! shows blocked once the server is protected. At each of those steps, and
+//! after Fit, the picture must fill most of the view with every label at
+//! 11 pixels or more. Screenshots of each step are saved under
+//! `target/tmp/ui-screenshots/`.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (the test command
 //! installs them).
@@ -39,6 +41,58 @@ async fn shoot(browser: &Client, name: &str) {
     std::fs::write(screenshots().join(name), png).unwrap();
 }
 
+/// How much of the canvas the drawing covers, and the smallest text on
+/// screen, in pixels.
+#[derive(Debug, serde::Deserialize)]
+struct Coverage {
+    width: f64,
+    height: f64,
+    smallest_text: f64,
+}
+
+async fn coverage(browser: &Client) -> Coverage {
+    let v = browser
+        .execute(
+            "const c = document.getElementById('canvas').getBoundingClientRect();
+             const s = document.querySelector('#canvas svg');
+             let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+             for (const g of s.querySelectorAll(':scope > g.legend, :scope > g.namespaces, :scope > g.edges, :scope > g.nodes')) {
+               const r = g.getBoundingClientRect();
+               if (!r.width && !r.height) continue;
+               x0 = Math.min(x0, r.left); y0 = Math.min(y0, r.top);
+               x1 = Math.max(x1, r.right); y1 = Math.max(y1, r.bottom);
+             }
+             let smallest = Infinity;
+             for (const t of s.querySelectorAll('text')) {
+               const px = parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a;
+               smallest = Math.min(smallest, px);
+             }
+             return {width: (Math.min(x1, c.right) - Math.max(x0, c.left)) / c.width,
+                     height: (Math.min(y1, c.bottom) - Math.max(y0, c.top)) / c.height,
+                     smallest_text: smallest};",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(v).unwrap()
+}
+
+/// The picture fills the view: it spans nearly all of the canvas one way
+/// (its shape decides which) and most of it by area, and its text is
+/// readable.
+async fn fills_the_view(browser: &Client, step: &str) {
+    let c = coverage(browser).await;
+    println!("{step}: the drawing covers {c:?} of the view");
+    assert!(
+        c.width.max(c.height) >= 0.9 && c.width * c.height >= 0.75,
+        "{step}: the picture fills the view: {c:?}"
+    );
+    assert!(
+        c.smallest_text >= 11.0,
+        "{step}: every label is at least 11 px: {c:?}"
+    );
+}
+
 /// The verdict of each edge the page draws: (client, server) → verdict.
 async fn page_edges(browser: &Client) -> Vec<(String, String, String)> {
     let v = browser
@@ -69,6 +123,36 @@ async fn wait_page(
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// Clicks the element `css` finds; the picture is replaced when the
+/// control plane reports a change, so a click that finds the element gone
+/// finds it again.
+async fn click(browser: &Client, css: &str) {
+    for _ in 0..20 {
+        let found = browser.find(Locator::Css(css)).await.unwrap();
+        match found.click().await {
+            Ok(_) => return,
+            Err(fantoccini::error::CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("clicking {css}: {e}"),
+        }
+    }
+    panic!("{css} kept being replaced");
+}
+
+async fn wait_until_js(browser: &Client, what: &str, script: &str) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if browser.execute(script, vec![]).await.unwrap() == json!(true) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("timed out waiting until {what}");
 }
@@ -152,6 +236,7 @@ async fn the_access_graph_follows_the_tutorial_live() {
         },
     )
     .await;
+    fills_the_view(&browser, "shadow mode").await;
     shoot(&browser, "1-shadow-mode.png").await;
 
     // 2. Apply their exported intents: the page turns them allowed by itself.
@@ -175,6 +260,7 @@ async fn the_access_graph_follows_the_tutorial_live() {
         .await
         .unwrap();
     assert_eq!(same, json!("yes"), "the page updated without a reload");
+    fills_the_view(&browser, "intents declared").await;
     shoot(&browser, "2-intents-applied.png").await;
 
     // 3. An undeclared caller, then protection: it shows blocked.
@@ -200,17 +286,37 @@ async fn the_access_graph_follows_the_tutorial_live() {
         .await
         .unwrap();
     assert_eq!(protected_nodes, json!([CATALOG]));
+    fills_the_view(&browser, "protected, a rogue blocked").await;
     shoot(&browser, "3-protected.png").await;
-
-    // 4. Details: click the rogue, then its call; the panel explains and
-    //    offers the ClientIntents that would declare it.
+    // Zoomed in, then Fit: the whole drawing fills the view again.
     browser
-        .find(Locator::Css(&format!("g.node[data-id='rogue.{NS}']")))
+        .execute(
+            "const c = document.getElementById('canvas');
+             const r = c.getBoundingClientRect();
+             for (let i = 0; i < 5; i++) c.dispatchEvent(new WheelEvent('wheel', {deltaY: -100, clientX: r.left + r.width / 3, clientY: r.top + r.height / 3, bubbles: true, cancelable: true}));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    wait_until_js(
+        &browser,
+        "the zoom settles",
+        "return document.getElementById('canvas').dataset.settled === 'yes';",
+    )
+    .await;
+    browser
+        .find(Locator::Id("fit"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
+    fills_the_view(&browser, "after Fit").await;
+    shoot(&browser, "3-protected-fit.png").await;
+
+    // 4. Details: click the rogue, then its call; the panel explains and
+    //    offers the ClientIntents that would declare it.
+    click(&browser, &format!("g.node[data-id='rogue.{NS}']")).await;
     let panel = browser.find(Locator::Id("details")).await.unwrap();
     let text = panel.text().await.unwrap();
     assert!(text.contains("some calls are blocked now"), "{text}");

@@ -66,6 +66,12 @@
     return kind === 'json' ? r.json() : r.text();
   }
 
+  // The canvas's shape: the picture is laid out to fill it.
+  function aspect() {
+    const r = canvas.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 ? (r.width / r.height).toFixed(3) : '1.6';
+  }
+
   // Fetches the graph and its picture; a change that arrives meanwhile
   // makes one more round, never a pile of them.
   async function refresh() {
@@ -79,7 +85,7 @@
       const q = query();
       const [graph, svg] = await Promise.all([
         fetchOk('/ui/graph.json?' + q, 'json'),
-        fetchOk('/ui/graph.svg?' + q, 'text'),
+        fetchOk('/ui/graph.svg?' + q + (q ? '&' : '') + 'aspect=' + aspect(), 'text'),
       ]);
       state.graph = graph;
       place(svg);
@@ -108,18 +114,38 @@
     const parsed = new DOMParser().parseFromString(text, 'image/svg+xml');
     const svg = parsed.documentElement;
     if (svg.nodeName !== 'svg') return;
-    const full = [0, 0, Number(svg.getAttribute('width')), Number(svg.getAttribute('height'))];
+    const size = [0, 0, Number(svg.getAttribute('width')), Number(svg.getAttribute('height'))];
     const node = document.importNode(svg, true);
-    node.dataset.full = full.join(' ');
     node.removeAttribute('width');
     node.removeAttribute('height');
-    node.setAttribute('viewBox', (state.view || full).join(' '));
+    node.setAttribute('viewBox', (state.view || size).join(' '));
     node.classList.toggle('many', node.querySelectorAll('path.edge').length > MANY_EDGES);
     const old = canvas.querySelector('svg');
     if (old) canvas.replaceChild(node, old);
     else canvas.append(node);
+    // "Fit" shows what is drawn, not the picture's margins: the larger
+    // the drawing on screen, the larger its text.
+    node.dataset.full = drawn(node, size).map((n) => n.toFixed(1)).join(' ');
+    if (!state.view) node.setAttribute('viewBox', node.dataset.full);
     labels();
     highlight();
+  }
+
+  // The box around everything drawn (legend, namespaces, calls,
+  // workloads), with a little room around it; the whole picture if the
+  // browser cannot tell.
+  function drawn(node, size) {
+    let box = null;
+    for (const g of node.querySelectorAll(':scope > g.legend, :scope > g.namespaces, :scope > g.edges, :scope > g.nodes')) {
+      const b = g.getBBox();
+      if (!b.width && !b.height) continue;
+      box = box
+        ? { x0: Math.min(box.x0, b.x), y0: Math.min(box.y0, b.y), x1: Math.max(box.x1, b.x + b.width), y1: Math.max(box.y1, b.y + b.height) }
+        : { x0: b.x, y0: b.y, x1: b.x + b.width, y1: b.y + b.height };
+    }
+    if (!box) return size;
+    const pad = 10;
+    return [box.x0 - pad, box.y0 - pad, box.x1 - box.x0 + 2 * pad, box.y1 - box.y0 + 2 * pad];
   }
 
   function svg() {
@@ -265,9 +291,11 @@
     if (!term.length) return;
     const layer = document.createElementNS(SVG_NS, 'g');
     layer.setAttribute('class', 'found-layer');
-    const [, , w, h] = s.dataset.full.split(' ');
+    const [vx, vy, w, h] = s.dataset.full.split(' ');
     const veil = document.createElementNS(SVG_NS, 'rect');
     veil.setAttribute('class', 'veil');
+    veil.setAttribute('x', vx);
+    veil.setAttribute('y', vy);
     veil.setAttribute('width', w);
     veil.setAttribute('height', h);
     layer.append(veil);
@@ -427,8 +455,10 @@
     if (!match) return;
     const t = /translate\(([-\d.]+),([-\d.]+)\)/.exec(match.getAttribute('transform'));
     if (!t) return;
+    const r = match.querySelector('rect');
+    const [bw, bh] = r ? [Number(r.getAttribute('width')), Number(r.getAttribute('height'))] : [0, 0];
     const [, , w, h] = currentView();
-    setView([Number(t[1]) + 118 - w / 2, Number(t[2]) + 23 - h / 2, w, h]);
+    setView([Number(t[1]) + bw / 2 - w / 2, Number(t[2]) + bh / 2 - h / 2, w, h]);
     state.selected = { kind: 'node', id: match.dataset.id };
     highlight();
     details();
