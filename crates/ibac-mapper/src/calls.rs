@@ -60,7 +60,8 @@ impl CallKey {
         }
     }
 
-    /// An HTTP request.
+    /// An HTTP request; ID-like path segments are kept as `{id}`
+    /// ([`crate::generalize::collapse_ids`]).
     pub fn http(
         client: WorkloadId,
         server: WorkloadId,
@@ -74,7 +75,10 @@ impl CallKey {
             port,
             protocol: Protocol::Http,
             method: Some(method.to_string()),
-            path: Some(path.to_string()),
+            // The mapper's form: ID-like segments collapsed, so that every
+            // producer of calls (proxy reports, tests, the control plane's
+            // verdict counts) names one kind of call the same way.
+            path: Some(crate::generalize::collapse_ids(path)),
         }
     }
 
@@ -170,11 +174,9 @@ impl Discovered {
     /// Folds in one observation and returns the key it was recorded under
     /// (its own, or with the path `*` once the cap is reached).
     pub fn observe(&mut self, obs: Observation) -> CallKey {
+        // Keys come from `CallKey::http`, IDs already collapsed: the cap
+        // counts kinds of path, not IDs.
         let mut key = obs.key;
-        // IDs first, so that the cap counts kinds of path, not IDs.
-        if let Some(path) = &key.path {
-            key.path = Some(crate::generalize::collapse_ids(path));
-        }
         if key.protocol == Protocol::Http && !is_capped_path(&key) && !self.calls.contains_key(&key)
         {
             let seen = self.paths.get(&edge_port(&key)).copied().unwrap_or(0);

@@ -22,11 +22,6 @@ impl Control {
         self.enforcement.report(id, status);
     }
 
-    /// Moves whenever a proxy reports what it enforces.
-    pub fn enforcement_changes(&self) -> watch::Receiver<u64> {
-        self.enforcement.changes()
-    }
-
     /// Moves when some proxy's state changes (not on every heartbeat).
     pub fn enforcement_shifts(&self) -> watch::Receiver<u64> {
         self.enforcement_shifts.subscribe()

@@ -61,11 +61,6 @@ impl Control {
                 (Protocol::Tcp, _, _) => CallKey::tcp(client, r.server, r.port),
                 (Protocol::Http, _, _) => continue,
             };
-            // The mapper's form: ID-like path segments collapsed.
-            let mut key = key;
-            if let Some(path) = &key.path {
-                key.path = Some(ibac_mapper::generalize::collapse_ids(path));
-            }
             let at = now();
             let first_seen = parse_rfc3339(&r.first_seen).unwrap_or(at);
             if let Ok(mut o) = self.observed.lock() {

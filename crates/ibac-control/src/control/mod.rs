@@ -244,7 +244,7 @@ impl Control {
             settings,
             data_dir: data_dir.to_path_buf(),
             closing: watch::Sender::new(false),
-            observed: Mutex::new(Observed::new(revision, snapshot_since(&snapshot))),
+            observed: Mutex::new(Observed::new(revision, snapshot.policy_since)),
             snapshot: watch::Sender::new(Arc::new(snapshot)),
             enforcement,
             enforcement_shifts: watch::Sender::new(0),
@@ -399,10 +399,6 @@ fn make_snapshot(
         workloads,
         proxy_state,
     })
-}
-
-fn snapshot_since(snapshot: &Snapshot) -> i64 {
-    snapshot.policy_since
 }
 
 #[cfg(test)]
