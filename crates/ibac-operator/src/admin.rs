@@ -34,6 +34,22 @@ struct ModeLabel {
     mode: String,
 }
 
+/// Which enforcer a reconcile metric is about.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EnforcerLabel {
+    /// `networkpolicy` or `istio`.
+    pub enforcer: String,
+}
+
+impl EnforcerLabel {
+    /// The label for `enforcer`.
+    pub fn of(enforcer: &str) -> Self {
+        EnforcerLabel {
+            enforcer: enforcer.to_owned(),
+        }
+    }
+}
+
 /// The operator's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -47,6 +63,24 @@ pub struct Metrics {
     pub settings_ignored: Gauge,
     /// Times the EnforcementConfig could not be read.
     pub settings_errors: Counter,
+    /// Objects created or changed with server-side apply, per enforcer.
+    pub objects_written: Family<EnforcerLabel, Counter>,
+    /// Objects deleted (pruned), per enforcer.
+    pub objects_deleted: Family<EnforcerLabel, Counter>,
+    /// Writes skipped because the object already holds what would be written.
+    pub writes_skipped: Family<EnforcerLabel, Counter>,
+    /// Writes or deletions the API server refused (retried).
+    pub write_errors: Family<EnforcerLabel, Counter>,
+    /// Servers and clients rendered, per enforcer.
+    pub subjects_rendered: Family<EnforcerLabel, Counter>,
+    /// Servers and clients waiting to be written, per enforcer.
+    pub queue_depth: Family<EnforcerLabel, Gauge>,
+    /// Batches of watch events the index has worked through.
+    pub index_batches: Counter,
+    /// Status updates written to ibac's and Otterize's objects.
+    pub status_writes: Counter,
+    /// Status updates the API server refused (retried).
+    pub status_errors: Counter,
     mode: Family<ModeLabel, Gauge>,
 }
 
@@ -93,6 +127,60 @@ impl Metrics {
             settings_errors.clone(),
         );
         registry.register("mode", "1 for the enforcement mode in force", mode.clone());
+        let objects_written = Family::<EnforcerLabel, Counter>::default();
+        let objects_deleted = Family::<EnforcerLabel, Counter>::default();
+        let writes_skipped = Family::<EnforcerLabel, Counter>::default();
+        let write_errors = Family::<EnforcerLabel, Counter>::default();
+        let subjects_rendered = Family::<EnforcerLabel, Counter>::default();
+        let queue_depth = Family::<EnforcerLabel, Gauge>::default();
+        let index_batches = Counter::default();
+        let status_writes = Counter::default();
+        let status_errors = Counter::default();
+        registry.register(
+            "objects_written",
+            "Objects created or changed with server-side apply",
+            objects_written.clone(),
+        );
+        registry.register(
+            "objects_deleted",
+            "Objects ibac wrote and then deleted",
+            objects_deleted.clone(),
+        );
+        registry.register(
+            "writes_skipped",
+            "Writes skipped because the object already holds what would be written",
+            writes_skipped.clone(),
+        );
+        registry.register(
+            "write_errors",
+            "Writes the API server refused (retried)",
+            write_errors.clone(),
+        );
+        registry.register(
+            "subjects_rendered",
+            "Servers and clients rendered",
+            subjects_rendered.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Servers and clients waiting to be written",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "index_batches",
+            "Batches of watch events worked through",
+            index_batches.clone(),
+        );
+        registry.register(
+            "status_writes",
+            "Status updates written",
+            status_writes.clone(),
+        );
+        registry.register(
+            "status_errors",
+            "Status updates the API server refused (retried)",
+            status_errors.clone(),
+        );
         Metrics {
             registry,
             crds_applied,
@@ -100,6 +188,15 @@ impl Metrics {
             ready,
             settings_ignored,
             settings_errors,
+            objects_written,
+            objects_deleted,
+            writes_skipped,
+            write_errors,
+            subjects_rendered,
+            queue_depth,
+            index_batches,
+            status_writes,
+            status_errors,
             mode,
         }
     }

@@ -1,15 +1,22 @@
 //! ibac on Kubernetes: the operator behind `ibac operator`.
 //!
 //! The API server is the store; this crate talks to it through kube-rs and
-//! keeps Kubernetes out of the pure crates (model, policy, render). Today it
-//! installs ibac's CRDs and serves its admin port; the webhooks, the index and
-//! the reconcilers build on it.
+//! keeps Kubernetes out of the pure crates (model, policy, render). Layered as
+//! linkerd's policy controller is: the runtime here (CRDs, webhooks, admin
+//! port, settings), the [`index`] that owns the cluster model and the policy,
+//! the [`reconcile`] writers (one per enforcer) and the [`status`] writer,
+//! wired together by the [`controller`] loop.
 
 pub mod admin;
+pub mod controller;
 pub mod crd;
 mod error;
+pub mod index;
 pub mod install;
+pub mod reconcile;
 pub mod settings;
+pub mod status;
+pub mod watches;
 pub mod webhook;
 
 use std::future::Future;
@@ -54,6 +61,10 @@ pub struct Config {
     /// `watchedNamespaces`); empty: every namespace. The webhooks check
     /// only these.
     pub watched_namespaces: Vec<String>,
+    /// The trust domain of the cluster's Istio mesh.
+    pub istio_trust_domain: String,
+    /// This replica's name, in Events.
+    pub instance: Option<String>,
 }
 
 /// The host of `https://host:port`, for the serving certificate.
@@ -208,13 +219,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
             })
             .await;
         }
-        let (settings, _settings_rx) = watch::channel(None);
+        let (settings, settings_rx) = watch::channel(None);
         tokio::spawn(settings::follow(
             client.clone(),
             config.namespace.clone(),
             config.settings.clone(),
             settings,
             metrics.clone(),
+        ));
+        let options = controller::Options {
+            watched_namespaces: config.watched_namespaces.clone(),
+            render: reconcile::RenderOptions {
+                istio: ibac_render::IstioOptions {
+                    trust_domain: config.istio_trust_domain.clone(),
+                },
+                ..reconcile::RenderOptions::default()
+            },
+            instance: config.instance.clone(),
+        };
+        tokio::spawn(controller::run(
+            client.clone(),
+            options,
+            metrics.clone(),
+            settings_rx,
         ));
         metrics.ready.set(1);
         readiness.send_replace(Readiness::Ready);

@@ -105,6 +105,8 @@ fn cluster_with_crds() -> &'static Cluster {
                 namespace: "ibac-system".to_owned(),
                 settings: "ibac".to_owned(),
                 watched_namespaces: Vec::new(),
+                istio_trust_domain: "cluster.local".to_owned(),
+                instance: None,
             };
             let client = ibac_operator::client(&config).await.unwrap();
             ibac_operator::install::apply_crds(&client, &crd::all())

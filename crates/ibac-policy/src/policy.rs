@@ -88,6 +88,16 @@ struct Stored {
     errors: Vec<DocumentError>,
 }
 
+impl Stored {
+    fn status(&self) -> DocumentStatus {
+        match (&self.in_force, self.errors.is_empty()) {
+            (_, true) => DocumentStatus::Ok,
+            (Some(_), false) => DocumentStatus::Stale(self.errors.clone()),
+            (None, false) => DocumentStatus::Failed(self.errors.clone()),
+        }
+    }
+}
+
 /// An immutable policy snapshot.
 #[derive(Clone)]
 pub struct Policy {
@@ -612,18 +622,51 @@ impl Policy {
             .unwrap_or(&[])
     }
 
+    /// The ClientIntents in force for `client`, if any.
+    pub fn intents_of(&self, client: &WorkloadId) -> Option<&ClientIntents> {
+        self.clients
+            .get(client)
+            .and_then(|key| self.documents.get(key))
+            .and_then(|s| match s.in_force.as_ref() {
+                Some((Document::ClientIntents(ci), _)) => Some(ci),
+                _ => None,
+            })
+    }
+
+    /// Every client with a ClientIntents in force, sorted.
+    pub fn clients(&self) -> Vec<WorkloadId> {
+        let mut out: Vec<WorkloadId> = self
+            .clients
+            .keys()
+            .filter(|c| self.intents_of(c).is_some())
+            .cloned()
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The servers `client`'s intents in force name, sorted (the API server
+    /// included).
+    pub fn calls(&self, client: &WorkloadId) -> Vec<WorkloadId> {
+        self.clients
+            .get(client)
+            .and_then(|key| self.documents.get(key))
+            .and_then(|s| s.in_force.as_ref())
+            .and_then(|(_, c)| c.as_ref())
+            .map(|c| c.rules.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// One stored document with its status.
+    pub fn document(&self, key: &DocumentKey) -> Option<(&Document, DocumentStatus)> {
+        self.documents.get(key).map(|s| (&s.latest, s.status()))
+    }
+
     /// Every stored document with its status, in key order.
     pub fn documents(&self) -> Vec<(&DocumentKey, &Document, DocumentStatus)> {
         self.documents
             .iter()
-            .map(|(k, s)| {
-                let status = match (&s.in_force, s.errors.is_empty()) {
-                    (_, true) => DocumentStatus::Ok,
-                    (Some(_), false) => DocumentStatus::Stale(s.errors.clone()),
-                    (None, false) => DocumentStatus::Failed(s.errors.clone()),
-                };
-                (k, &s.latest, status)
-            })
+            .map(|(k, s)| (k, &s.latest, s.status()))
             .collect()
     }
 

@@ -16,12 +16,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ibac_model::yaml::{JsonDocument, Limits, PathStep, parse_manifests};
-use ibac_model::{DocumentError, Kind, Location, Name, Namespace, SourceName, WorkloadId};
+use ibac_model::{DocumentError, Kind, Location, Namespace, SourceName, WorkloadId};
 use ibac_policy::{Backend, PortMap, ResolveError, Resolver};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
-    Namespace as K8sNamespace, Pod, PodSpec, PodTemplateSpec, Service as K8sService, ServiceAccount,
+    Namespace as K8sNamespace, Pod, PodTemplateSpec, Service as K8sService, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -30,6 +30,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
 use crate::labels::{self, Labels};
+use crate::objects::{self, ObjectError};
 
 /// A container port.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +58,8 @@ pub struct Workload {
     pub ports: Vec<ContainerPort>,
     /// Its service account.
     pub service_account: String,
+    /// Its pods share the node's network: no NetworkPolicy applies to them.
+    pub host_network: bool,
     /// Where it is defined.
     pub at: Location,
 }
@@ -266,37 +269,6 @@ fn invalid(at: &Location, message: String) -> DocumentError {
     }
 }
 
-fn pod_ports(spec: Option<&PodSpec>) -> Vec<ContainerPort> {
-    let mut ports: Vec<ContainerPort> = spec
-        .into_iter()
-        .flat_map(|s| {
-            s.containers
-                .iter()
-                .chain(s.init_containers.iter().flatten())
-        })
-        .flat_map(|c| c.ports.iter().flatten())
-        .filter_map(|p| {
-            Some(ContainerPort {
-                name: p.name.clone(),
-                port: u16::try_from(p.container_port).ok()?,
-                protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
-            })
-        })
-        .collect();
-    ports.sort_by(|a, b| (a.port, &a.protocol).cmp(&(b.port, &b.protocol)));
-    ports.dedup();
-    ports
-}
-
-fn service_account(spec: Option<&PodSpec>) -> String {
-    spec.and_then(|s| {
-        s.service_account_name
-            .clone()
-            .or_else(|| s.service_account.clone())
-    })
-    .unwrap_or_else(|| "default".into())
-}
-
 /// Where a document being read is: its manifest document, and the path to it
 /// inside (a `List`'s item, say).
 struct Place<'d> {
@@ -350,39 +322,17 @@ impl Reader<'_> {
             .unwrap_or_else(|| self.options.default_namespace.to_string())
     }
 
-    fn id(&mut self, meta: &ObjectMeta, at: &Location, kind: &str) -> Option<WorkloadId> {
-        let name = meta.name.clone().unwrap_or_default();
-        let ns = self.namespace(meta);
-        match (Name::parse(&name), Namespace::parse(&ns)) {
-            (Ok(n), Ok(ns)) => Some(WorkloadId::new(&n, &ns)),
-            (Err(e), _) => {
-                let at = if self.name_at.line == 0 {
-                    at
-                } else {
-                    &self.name_at
-                };
-                self.errors.push(invalid(
-                    at,
-                    format!("{kind} `{name}`: ibac cannot name it: {e}"),
-                ));
-                None
-            }
-            (_, Err(e)) => {
-                self.errors.push(invalid(
-                    at,
-                    format!("{kind} `{name}`: namespace `{ns}`: {e}"),
-                ));
-                None
-            }
-        }
+    /// Reports an object that cannot be a fact where it is named.
+    fn report(&mut self, e: &ObjectError, at: &Location) {
+        let at = match e {
+            ObjectError::Name { .. } if self.name_at.line != 0 => self.name_at.clone(),
+            _ => at.clone(),
+        };
+        self.errors.push(invalid(&at, e.to_string()));
     }
 
     fn owner(meta: &ObjectMeta, kind: &str) -> Option<String> {
-        meta.owner_references
-            .iter()
-            .flatten()
-            .find(|o| o.kind == kind)
-            .map(|o| o.name.clone())
+        objects::owner(meta, &[kind]).map(|(_, name)| name.to_owned())
     }
 
     fn add_workload(
@@ -393,31 +343,15 @@ impl Reader<'_> {
         template: Option<&PodTemplateSpec>,
         at: &Location,
     ) {
-        let Some(id) = self.id(meta, at, kind) else {
-            return;
-        };
-        let pod_labels: Labels = template
-            .and_then(|t| t.metadata.as_ref())
-            .and_then(|m| m.labels.clone())
-            .unwrap_or_default();
-        // Jobs and CronJobs get generated selectors; their template labels are what identifies them.
-        let selector = match selector {
-            Some(s) if !labels::is_empty(s) && kind != "Job" => s.clone(),
-            _ => labels::of_labels(&pod_labels),
-        };
-        let spec = template.and_then(|t| t.spec.as_ref());
-        self.facts.workloads.insert(
-            (id.clone(), kind.to_string()),
-            Workload {
-                id,
-                kind: kind.into(),
-                selector,
-                pod_labels,
-                ports: pod_ports(spec),
-                service_account: service_account(spec),
-                at: at.clone(),
-            },
-        );
+        let ns = self.options.default_namespace.to_string();
+        match objects::workload(kind, meta, selector, template, &ns, at.clone()) {
+            Ok(w) => {
+                self.facts
+                    .workloads
+                    .insert((w.id.clone(), kind.to_string()), w);
+            }
+            Err(e) => self.report(&e, at),
+        }
     }
 
     /// Reads `value` as a Kubernetes object; a field that does not fit is
@@ -607,103 +541,32 @@ impl Reader<'_> {
     }
 
     fn add_service(&mut self, s: K8sService, at: &Location) {
-        let Some(id) = self.id(&s.metadata, at, "Service") else {
-            return;
-        };
-        let spec = s.spec.unwrap_or_default();
-        let ports = spec
-            .ports
-            .iter()
-            .flatten()
-            .filter_map(|p| {
-                Some(ServicePort {
-                    name: p.name.clone(),
-                    port: u16::try_from(p.port).ok()?,
-                    target: p.target_port.clone().unwrap_or(IntOrString::Int(p.port)),
-                    protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
-                })
-            })
-            .collect();
-        let exposed = matches!(spec.type_.as_deref(), Some("LoadBalancer" | "NodePort"));
-        self.facts.services.insert(
-            id.clone(),
-            Service {
-                id,
-                selector: spec.selector.filter(|s| !s.is_empty()),
-                ports,
-                exposed,
-                at: at.clone(),
-            },
-        );
+        let ns = self.options.default_namespace.to_string();
+        match objects::service(&s, &ns, at.clone()) {
+            Ok(service) => {
+                self.facts.services.insert(service.id.clone(), service);
+            }
+            Err(e) => self.report(&e, at),
+        }
     }
 
     fn add_endpoints(&mut self, slice: EndpointSlice, at: &Location) {
-        let ns = self.namespace(&slice.metadata);
-        let Some(service) = slice
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get("kubernetes.io/service-name"))
-            .cloned()
-        else {
-            return;
-        };
-        let Ok(id) = WorkloadId::parse(&format!("{service}.{ns}")) else {
-            self.errors.push(invalid(
-                at,
-                format!("EndpointSlice for `{service}`: not a name ibac can use"),
-            ));
-            return;
-        };
-        let entry = self.facts.endpoints.entry(id).or_default();
-        for endpoint in slice.endpoints.iter().flatten() {
-            entry.addresses.extend(endpoint.addresses.iter().cloned());
-            if let Some(target) = &endpoint.target_ref
-                && target.kind.as_deref() == Some("Pod")
-            {
-                let pod_ns = target.namespace.clone().unwrap_or_else(|| ns.clone());
-                entry
-                    .pods
-                    .insert((pod_ns, target.name.clone().unwrap_or_default()));
+        let ns = self.options.default_namespace.to_string();
+        match objects::slice_service(&slice, &ns) {
+            None => {}
+            Some(Err(e)) => self.errors.push(invalid(at, e.to_string())),
+            Some(Ok(id)) => {
+                objects::add_slice(&slice, &ns, self.facts.endpoints.entry(id).or_default());
             }
         }
-        entry.ports.extend(
-            slice
-                .ports
-                .iter()
-                .flatten()
-                .filter_map(|p| p.port.and_then(|n| u16::try_from(n).ok())),
-        );
     }
 
     fn add_ingress(&mut self, ing: Ingress) {
-        let ns = self.namespace(&ing.metadata);
-        let mut backends = BTreeSet::new();
-        if let Some(spec) = &ing.spec {
-            if let Some(svc) = spec
-                .default_backend
-                .as_ref()
-                .and_then(|b| b.service.as_ref())
-            {
-                backends.insert(svc.name.clone());
-            }
-            for rule in spec.rules.iter().flatten() {
-                for path in rule.http.iter().flat_map(|h| h.paths.iter()) {
-                    if let Some(svc) = &path.backend.service {
-                        backends.insert(svc.name.clone());
-                    }
-                }
-            }
-        }
-        let name = ing.metadata.name.unwrap_or_default();
-        self.facts.ingresses.insert(
-            (ns.clone(), name.clone()),
-            IngressFact {
-                namespace: ns,
-                name,
-                backends,
-            },
-        );
+        let ns = self.options.default_namespace.to_string();
+        let fact = objects::ingress(&ing, &ns);
+        self.facts
+            .ingresses
+            .insert((fact.namespace.clone(), fact.name.clone()), fact);
     }
 
     /// Pods are read last: those owned by a known workload only tie it to
@@ -714,36 +577,38 @@ impl Reader<'_> {
             let ns = self.namespace(&pod.metadata);
             let name = pod.metadata.name.clone().unwrap_or_default();
             let labels = pod.metadata.labels.clone().unwrap_or_default();
-            let owner = pod
+            let first_owner = pod
                 .metadata
                 .owner_references
                 .iter()
                 .flatten()
                 .next()
                 .map(|o| (o.kind.clone(), o.name.clone()));
-            let owner_name = match owner {
+            let owner = match first_owner {
                 None => {
-                    let template = PodTemplateSpec {
-                        metadata: Some(pod.metadata.clone()),
-                        spec: pod.spec.clone(),
-                    };
-                    self.add_workload(
-                        "Pod",
-                        &pod.metadata,
-                        Some(&labels::of_labels(&labels)),
-                        Some(&template),
-                        &at,
-                    );
-                    Some(name.clone())
-                }
-                Some((kind, owner)) => {
-                    match self.owners.get(&(ns.clone(), kind.clone(), owner.clone())) {
-                        Some(top) => Some(top.clone()),
-                        None => Some(owner),
+                    let default_ns = self.options.default_namespace.to_string();
+                    match objects::standalone_pod(&pod, &default_ns, at.clone()) {
+                        Ok(w) => {
+                            let id = w.id.clone();
+                            self.facts.workloads.insert((id.clone(), "Pod".into()), w);
+                            Some(id)
+                        }
+                        Err(e) => {
+                            self.report(&e, &at);
+                            None
+                        }
                     }
                 }
+                Some((kind, owner)) => {
+                    let top = self
+                        .owners
+                        .get(&(ns.clone(), kind, owner.clone()))
+                        .cloned()
+                        .unwrap_or(owner);
+                    let name = objects::pod_workload_name(&pod, &top);
+                    WorkloadId::parse(&format!("{name}.{ns}")).ok()
+                }
             };
-            let owner = owner_name.and_then(|n| WorkloadId::parse(&format!("{n}.{ns}")).ok());
             self.facts.pods.insert(
                 (ns.clone(), name.clone()),
                 PodFact {

@@ -12,6 +12,7 @@ pub mod kafka;
 pub mod labels;
 pub mod names;
 pub mod netpol;
+pub mod objects;
 pub mod plan;
 pub mod rendered;
 pub mod sql;
@@ -19,6 +20,9 @@ pub mod sql;
 pub use facts::{ClusterFacts, FactsOptions};
 pub use istio::{IstioOptions, Principals, render_istio, render_server_istio};
 pub use kafka::{KafkaOptions, render_kafka_acls};
-pub use netpol::{Dns, NetpolOptions, render_network_policies, render_server_network_policies};
+pub use netpol::{
+    Dns, NetpolOptions, render_client_egress, render_network_policies,
+    render_server_network_policies,
+};
 pub use rendered::{Rendered, ServerRendering};
 pub use sql::render_sql;

@@ -8,7 +8,7 @@
 //! Traffic from outside the cluster (LoadBalancer, NodePort, Ingress) gets
 //! policies of its own; egress policies are optional.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use ibac_model::{DocumentError, ExternalTraffic, Location, TargetKind};
 use ibac_policy::Policy;
@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::facts::{ClusterFacts, Workload, target_port};
 use crate::labels::{self, Labels};
 use crate::names::{object_name, ownership};
-use crate::plan::{self, ClientPlan, SelectorChecks, ServerPlan, servers};
+use crate::plan::{self, ClientPlan, SelectorChecks, ServerPlan};
 
 /// Where the cluster's DNS server runs.
 #[derive(Clone, Debug)]
@@ -274,6 +274,23 @@ pub fn render_server_network_policies(
         return out;
     }
     let server = plan.server;
+    if plan.protected && server.host_network {
+        // A policy selecting its pods would change nothing: say so instead.
+        out.skipped.push(DocumentError::Invalid {
+            at: server.at.clone(),
+            message: format!(
+                "{} `{}` runs on its node's network (hostNetwork): NetworkPolicies do not apply to its pods, so this enforcer cannot protect it",
+                server.kind, server.id
+            ),
+        });
+        return out;
+    }
+    for client in plan.clients.iter().filter(|c| c.client.host_network) {
+        out.warnings.push(format!(
+            "{} `{}` runs on its node's network (hostNetwork): its calls come from the node's address, which no NetworkPolicy that names its pods matches",
+            client.client.kind, client.client.id
+        ));
+    }
     if plan.protected {
         for w in std::iter::once(server).chain(plan.clients.iter().map(|c| c.client)) {
             if let Err(e) = checks.check(facts, w) {
@@ -352,15 +369,11 @@ pub fn render_network_policies(
         return Ok(out);
     }
     if settings.enforcers.egress_network_policy {
-        let (plans, _) = servers(policy, facts);
-        match egress(policy, facts, &plans, options) {
-            Ok((objects, lines, warnings, skipped)) => {
-                out.objects.extend(objects);
-                out.explanation.extend(lines);
-                out.warnings.extend(warnings);
-                out.skipped.extend(skipped);
-            }
-            Err(mut e) => errors.append(&mut e),
+        for client in egress_clients(policy) {
+            out.fold(
+                render_client_egress(policy, facts, &client, options),
+                &mut errors,
+            );
         }
     }
     if errors.is_empty() {
@@ -370,169 +383,159 @@ pub fn render_network_policies(
     }
 }
 
-type EgressParts = (
-    Vec<NetworkPolicy>,
-    Vec<String>,
-    Vec<String>,
-    Vec<DocumentError>,
-);
+/// Every client with a ClientIntents in force, in order: each gets an
+/// egress policy of its own when egress policies are on.
+pub fn egress_clients(policy: &Policy) -> Vec<ibac_model::WorkloadId> {
+    policy.clients()
+}
 
-/// A client and the servers it calls, with its permission towards each.
-type ClientServers<'a, 'p> = (&'a Workload, Vec<(&'a Workload, &'p ClientPlan<'a>)>);
-
-/// One egress policy per client with intents: its declared servers, DNS, the
-/// API server, and internet addresses.
-fn egress(
+/// The egress policy of one client: DNS, its declared servers, the API
+/// server, and internet addresses. Nothing when the client has no
+/// ClientIntents in force or egress policies are off; refused (with the
+/// reason) when it calls the API server and its addresses are unknown.
+pub fn render_client_egress(
     policy: &Policy,
     facts: &ClusterFacts,
-    plans: &[ServerPlan<'_>],
+    client_id: &ibac_model::WorkloadId,
     options: &NetpolOptions,
-) -> Result<EgressParts, Vec<DocumentError>> {
-    let mut by_client: BTreeMap<&ibac_model::WorkloadId, ClientServers<'_, '_>> = BTreeMap::new();
-    for plan in plans {
-        for client in &plan.clients {
-            by_client
-                .entry(&client.client.id)
-                .or_insert_with(|| (client.client, Vec::new()))
-                .1
-                .push((plan.server, client));
-        }
+) -> ServerRendering<NetworkPolicy> {
+    let mut out = ServerRendering::default();
+    let settings = policy.settings();
+    if !settings.enforcers.network_policy || !settings.enforcers.egress_network_policy {
+        return out;
     }
-    let mut objects = Vec::new();
-    let mut lines = Vec::new();
-    let mut warnings = Vec::new();
-    let mut errors = Vec::new();
-    let mut skipped = Vec::new();
-    // Clients of the API server or of the internet only have no server plan.
-    let mut clients: BTreeMap<ibac_model::WorkloadId, Location> = by_client
-        .keys()
-        .map(|k| ((*k).clone(), Location::whole("<policy>".into())))
+    let Some(origin) = policy
+        .intents_of(client_id)
+        .map(|ci| ci.meta.origin.clone())
+    else {
+        return out;
+    };
+    // Servers are already reported by their own rendering: not twice.
+    let mut reported = Vec::new();
+    let plans: Vec<ServerPlan<'_>> = policy
+        .calls(client_id)
+        .iter()
+        .filter_map(|server| plan::server(policy, facts, server, &mut reported))
         .collect();
-    for doc in policy.documents_in_force() {
-        if let ibac_model::Document::ClientIntents(ci) = doc {
-            clients.insert(ci.workload.id.clone(), ci.meta.origin.clone());
-        }
+    let servers: Vec<(&Workload, ClientPlan<'_>)> = plans
+        .iter()
+        .filter_map(|plan| {
+            plan.clients
+                .iter()
+                .find(|c| &c.client.id == client_id)
+                .map(|c| (plan.server, c.clone()))
+        })
+        .collect();
+    let client = match servers.first() {
+        Some((_, c)) => c.client,
+        None => match facts.workload(client_id, None) {
+            Ok(w) => w,
+            Err(e) => {
+                out.skipped.push(DocumentError::Invalid {
+                    at: origin,
+                    message: format!("client `{client_id}`: {e}; its egress policy is skipped"),
+                });
+                return out;
+            }
+        },
+    };
+    let mut rules = vec![NetworkPolicyEgressRule {
+        to: Some(vec![NetworkPolicyPeer {
+            pod_selector: Some(options.dns.selector.clone()),
+            namespace_selector: Some(namespace_selector(&options.dns.namespace)),
+            ip_block: None,
+        }]),
+        ports: Some(dns_ports()),
+    }];
+    let mut text = vec![format!("  allows DNS to {}", options.dns.namespace)];
+    for (server, plan) in &servers {
+        rules.push(NetworkPolicyEgressRule {
+            to: Some(vec![peer_of(server)]),
+            ports: plan.ports().map(|p| tcp_ports(&p)),
+        });
+        text.push(format!("  allows {} on {}", server.id, ports_text(plan)));
     }
-    for (client_id, origin) in clients {
-        let client = match by_client.get(&client_id) {
-            Some((w, _)) => *w,
-            None => match facts.workload(&client_id, None) {
-                Ok(w) => w,
-                Err(e) => {
-                    skipped.push(DocumentError::Invalid {
-                        at: origin,
-                        message: format!("client `{client_id}`: {e}; its egress policy is skipped"),
-                    });
-                    continue;
-                }
-            },
-        };
-        let mut rules = vec![NetworkPolicyEgressRule {
-            to: Some(vec![NetworkPolicyPeer {
-                pod_selector: Some(options.dns.selector.clone()),
-                namespace_selector: Some(namespace_selector(&options.dns.namespace)),
-                ip_block: None,
-            }]),
-            ports: Some(dns_ports()),
-        }];
-        let mut text = vec![format!("  allows DNS to {}", options.dns.namespace)];
-        for (server, plan) in by_client
-            .get(&client_id)
-            .map(|(_, v)| v.as_slice())
-            .unwrap_or_default()
-        {
-            rules.push(NetworkPolicyEgressRule {
-                to: Some(vec![peer_of(server)]),
-                ports: plan.ports().map(|p| tcp_ports(&p)),
-            });
-            text.push(format!("  allows {} on {}", server.id, ports_text(plan)));
-        }
-        let api = ibac_model::WorkloadId::parse("kubernetes.default").ok();
-        let calls_api = api
-            .as_ref()
-            .and_then(|a| policy.server(a))
-            .is_some_and(|s| s.client(&client_id).is_some());
-        if calls_api {
-            match api.as_ref().and_then(|a| facts.endpoints().get(a)) {
-                Some(endpoints) if !endpoints.addresses.is_empty() => {
-                    rules.push(NetworkPolicyEgressRule {
-                        to: Some(
-                            endpoints
-                                .addresses
-                                .iter()
-                                .map(|a| NetworkPolicyPeer {
-                                    ip_block: Some(IPBlock {
-                                        cidr: if a.contains(':') { format!("{a}/128") } else { format!("{a}/32") },
-                                        except: None,
-                                    }),
-                                    ..NetworkPolicyPeer::default()
-                                })
-                                .collect(),
-                        ),
-                        ports: Some(tcp_ports(&endpoints.ports.iter().copied().collect::<Vec<_>>())),
-                    });
-                    text.push("  allows the Kubernetes API server (kubernetes.default)".into());
-                }
-                _ => errors.push(DocumentError::Invalid {
-                    at: Location::whole("<cluster facts>".into()),
-                    message: format!(
-                        "`{client_id}` calls kubernetes.default: egress to the API server needs its EndpointSlice in the cluster facts (`kubectl get endpointslices -n default -o yaml`)"
+    let api = ibac_model::WorkloadId::parse("kubernetes.default").ok();
+    let calls_api = api
+        .as_ref()
+        .and_then(|a| policy.server(a))
+        .is_some_and(|s| s.client(client_id).is_some());
+    if calls_api {
+        match api.as_ref().and_then(|a| facts.endpoints().get(a)) {
+            Some(endpoints) if !endpoints.addresses.is_empty() => {
+                rules.push(NetworkPolicyEgressRule {
+                    to: Some(
+                        endpoints
+                            .addresses
+                            .iter()
+                            .map(|a| NetworkPolicyPeer {
+                                ip_block: Some(IPBlock {
+                                    cidr: if a.contains(':') { format!("{a}/128") } else { format!("{a}/32") },
+                                    except: None,
+                                }),
+                                ..NetworkPolicyPeer::default()
+                            })
+                            .collect(),
                     ),
-                }),
+                    ports: Some(tcp_ports(&endpoints.ports.iter().copied().collect::<Vec<_>>())),
+                });
+                text.push("  allows the Kubernetes API server (kubernetes.default)".into());
+            }
+            _ => out.refused.push(DocumentError::Invalid {
+                at: Location::whole("<cluster facts>".into()),
+                message: format!(
+                    "`{client_id}` calls kubernetes.default: egress to the API server needs its EndpointSlice in the cluster facts (`kubectl get endpointslices -n default -o yaml`)"
+                ),
+            }),
+        }
+    }
+    for target in policy.unenforced(client_id) {
+        if let TargetKind::Internet(net) = &target.kind {
+            if !net.ips.is_empty() {
+                rules.push(NetworkPolicyEgressRule {
+                    to: Some(
+                        net.ips
+                            .iter()
+                            .map(|ip| NetworkPolicyPeer {
+                                ip_block: Some(IPBlock {
+                                    cidr: ip.to_string(),
+                                    except: None,
+                                }),
+                                ..NetworkPolicyPeer::default()
+                            })
+                            .collect(),
+                    ),
+                    ports: (!net.ports.is_empty()).then(|| tcp_ports(&net.ports)),
+                });
+                text.push(format!(
+                    "  allows {:?}",
+                    net.ips.iter().map(ToString::to_string).collect::<Vec<_>>()
+                ));
+            }
+            if !net.domains.is_empty() {
+                out.warnings.push(format!(
+                    "{}: `{client_id}` declares domains {:?}; NetworkPolicies cannot match domain names, so egress to them is blocked",
+                    target.at, net.domains
+                ));
             }
         }
-        for target in policy.unenforced(&client_id) {
-            if let TargetKind::Internet(net) = &target.kind {
-                if !net.ips.is_empty() {
-                    rules.push(NetworkPolicyEgressRule {
-                        to: Some(
-                            net.ips
-                                .iter()
-                                .map(|ip| NetworkPolicyPeer {
-                                    ip_block: Some(IPBlock {
-                                        cidr: ip.to_string(),
-                                        except: None,
-                                    }),
-                                    ..NetworkPolicyPeer::default()
-                                })
-                                .collect(),
-                        ),
-                        ports: (!net.ports.is_empty()).then(|| tcp_ports(&net.ports)),
-                    });
-                    text.push(format!(
-                        "  allows {:?}",
-                        net.ips.iter().map(ToString::to_string).collect::<Vec<_>>()
-                    ));
-                }
-                if !net.domains.is_empty() {
-                    warnings.push(format!(
-                        "{}: `{client_id}` declares domains {:?}; NetworkPolicies cannot match domain names, so egress to them is blocked",
-                        target.at, net.domains
-                    ));
-                }
-            }
-        }
-        let name = object_name("ibac-egress", client.id.name());
-        lines.push(format!(
-            "{client_id}: egress NetworkPolicy {name}\n{}",
-            text.join("\n")
-        ));
-        objects.push(policy_object(
-            name,
-            client.id.namespace(),
-            "egress",
-            client.id.name(),
-            NetworkPolicySpec {
-                pod_selector: Some(client.selector.clone()),
-                policy_types: Some(vec!["Egress".into()]),
-                ingress: None,
-                egress: Some(rules),
-            },
-        ));
     }
-    if errors.is_empty() {
-        Ok((objects, lines, warnings, skipped))
-    } else {
-        Err(errors)
-    }
+    let name = object_name("ibac-egress", client.id.name());
+    out.explanation.push(format!(
+        "{client_id}: egress NetworkPolicy {name}\n{}",
+        text.join("\n")
+    ));
+    out.objects.push(policy_object(
+        name,
+        client.id.namespace(),
+        "egress",
+        client.id.name(),
+        NetworkPolicySpec {
+            pod_selector: Some(client.selector.clone()),
+            policy_types: Some(vec!["Egress".into()]),
+            ingress: None,
+            egress: Some(rules),
+        },
+    ));
+    out
 }

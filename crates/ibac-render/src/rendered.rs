@@ -47,6 +47,8 @@ pub struct ServerRendering<T> {
     /// Why nothing can be written for it (its pod selector is unsafe, say):
     /// each names the document or workload it comes from.
     pub refused: Vec<DocumentError>,
+    /// Things the user should know (a domain a NetworkPolicy cannot match…).
+    pub warnings: Vec<String>,
     /// Whether it is protected.
     pub protected: bool,
 }
@@ -58,6 +60,7 @@ impl<T> Default for ServerRendering<T> {
             explanation: Vec::new(),
             skipped: Vec::new(),
             refused: Vec::new(),
+            warnings: Vec::new(),
             protected: false,
         }
     }
@@ -69,6 +72,7 @@ impl<T> Rendered<T> {
         self.objects.extend(server.objects);
         self.explanation.extend(server.explanation);
         self.skipped.extend(server.skipped);
+        self.warnings.extend(server.warnings);
         if server.protected {
             self.protected += 1;
         }

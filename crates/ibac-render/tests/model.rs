@@ -29,6 +29,7 @@ fn workload(n: usize, ns: usize, app: usize, kind: usize) -> Workload {
         pod_labels: Labels::from([("app".to_string(), APPS[app].to_string())]),
         ports: Vec::new(),
         service_account: "default".into(),
+        host_network: false,
         at: Location::whole("t".into()),
     }
 }

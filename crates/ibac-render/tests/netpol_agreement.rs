@@ -167,6 +167,7 @@ fn workload(i: usize, ns: &str, ports: &[u16]) -> Workload {
             })
             .collect(),
         service_account: "default".into(),
+        host_network: false,
         at: at(),
     }
 }

@@ -141,15 +141,27 @@ fn status(kind: &str) -> Schema {
             .describe("Per enforcer: Ready, Enforced, Shadow or Error, with a reason"),
         ),
     ]);
-    if kind == "ClientIntents" {
-        status.property(
+    match kind {
+        "ClientIntents" => status.property(
             "resolvedIPs",
             schema::array(resolved_ips).describe(
                 "The addresses of internet targets' domains, as the network mapper saw them",
             ),
-        )
-    } else {
-        status
+        ),
+        "ProtectedService" => status
+            .property(
+                "protected",
+                schema::boolean().describe("Whether the server is protected"),
+            )
+            .property(
+                "enforcedBy",
+                schema::array(string()).describe("The enforcers whose objects protect the server"),
+            )
+            .property(
+                "allowedClients",
+                schema::integer().describe("How many declared clients the server allows"),
+            ),
+        _ => status,
     }
 }
 

@@ -59,7 +59,33 @@ fn protected_service_columns(with_kind: bool) -> Vec<CustomResourceColumnDefinit
             "The workload's kind",
         ));
     }
-    columns.push(age());
+    columns.extend([
+        column(
+            "Protected",
+            "boolean",
+            ".status.protected",
+            "Whether the server is protected",
+        ),
+        column(
+            "Enforced By",
+            "string",
+            ".status.enforcedBy",
+            "The enforcers whose objects protect the server",
+        ),
+        column(
+            "Clients",
+            "integer",
+            ".status.allowedClients",
+            "How many declared clients the server allows",
+        ),
+        column(
+            "Ready",
+            "string",
+            ".status.conditions[?(@.type==\"Ready\")].status",
+            "Whether every enforcer enforces it",
+        ),
+        age(),
+    ]);
     columns
 }
 

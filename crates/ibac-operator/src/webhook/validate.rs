@@ -11,6 +11,7 @@ use ibac_model::{DocumentError, Location, Namespace, ParseOptions, Parsed, parse
 use serde_json::{Value, json};
 
 /// The object's text and, for every node and key, its 1-based column and path.
+#[derive(Clone, Debug)]
 pub(crate) struct Indexed {
     text: String,
     starts: Vec<(u32, String)>,
@@ -82,12 +83,18 @@ const SOURCE: &str = "object";
 /// Reads `object` (in `namespace`) as ibac-model reads a file; the places in
 /// what it returns turn into field paths with [`placed`].
 pub(crate) fn read(object: &Value, namespace: Option<&str>) -> (Parsed, Indexed) {
+    read_as(object, namespace, SOURCE)
+}
+
+/// [`read`], with the places in what it returns in the source `source`, so
+/// that errors of many objects can be told apart.
+pub(crate) fn read_as(object: &Value, namespace: Option<&str>, source: &str) -> (Parsed, Indexed) {
     let indexed = index(object);
     let mut options = ParseOptions::default();
     if let Some(namespace) = namespace.and_then(|n| Namespace::parse(n).ok()) {
         options.default_namespace = namespace;
     }
-    let parsed = parse_source(&SOURCE.into(), &indexed.text, &options);
+    let parsed = parse_source(&source.into(), &indexed.text, &options);
     (parsed, indexed)
 }
 
@@ -102,7 +109,7 @@ pub fn problems(object: &Value, namespace: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-fn describe(error: &DocumentError, indexed: &Indexed) -> String {
+pub(crate) fn describe(error: &DocumentError, indexed: &Indexed) -> String {
     let text = error.to_string();
     match error.location() {
         Some(at) => placed(at, &text, indexed),

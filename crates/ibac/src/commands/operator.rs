@@ -76,6 +76,14 @@ struct RunArgs {
     /// every namespace), as Otterize's `watchedNamespaces`
     #[arg(long, env = "IBAC_WATCHED_NAMESPACES", value_delimiter = ',')]
     watched_namespaces: Vec<String>,
+    /// The trust domain of the cluster's Istio mesh, in the principals of
+    /// the AuthorizationPolicies ibac writes
+    #[arg(long, env = "IBAC_ISTIO_TRUST_DOMAIN", default_value = "cluster.local")]
+    istio_trust_domain: String,
+    /// This replica's name, in the Events it writes (the chart sets the pod's
+    /// name)
+    #[arg(long, env = "IBAC_POD_NAME")]
+    instance: Option<String>,
 }
 
 /// Runs the command; the operator itself until SIGTERM or Ctrl-C.
@@ -114,6 +122,8 @@ fn operate(args: &RunArgs) -> anyhow::Result<u8> {
         namespace: args.operator_namespace.clone(),
         settings: args.settings.clone(),
         watched_namespaces: args.watched_namespaces.clone(),
+        istio_trust_domain: args.istio_trust_domain.clone(),
+        instance: args.instance.clone(),
     };
     runtime.block_on(ibac_operator::run(config, shutdown_signal()))?;
     Ok(exit::OK)

@@ -1,0 +1,228 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashSet;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::{Value, json};
+
+use super::*;
+
+fn id(s: &str) -> WorkloadId {
+    WorkloadId::parse(s).unwrap()
+}
+
+fn deployment(name: &str, ns: &str, annotations: Value) -> Watched {
+    let d: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}, "annotations": annotations},
+                "spec": {"containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 8080}]}]},
+            },
+        },
+    }))
+    .unwrap();
+    Watched::Deployment(Box::new(d))
+}
+
+fn intents(name: &str, ns: &str, targets: Value) -> Watched {
+    Watched::Document(
+        WatchedDocument::OtterizeClientIntents,
+        Box::new(json!({
+            "apiVersion": "k8s.otterize.com/v2beta1", "kind": "ClientIntents",
+            "metadata": {"name": name, "namespace": ns, "generation": 1, "uid": "u1"},
+            "spec": {"workload": {"name": name}, "targets": targets},
+        })),
+    )
+}
+
+fn protect(server: &str, ns: &str) -> Watched {
+    Watched::Document(
+        WatchedDocument::OtterizeProtectedService,
+        Box::new(json!({
+            "apiVersion": "k8s.otterize.com/v2alpha1", "kind": "ProtectedService",
+            "metadata": {"name": server, "namespace": ns, "generation": 1},
+            "spec": {"name": server},
+        })),
+    )
+}
+
+fn synced() -> Index {
+    let mut index = Index::new();
+    index.settings(None);
+    index.synced();
+    index
+}
+
+#[test]
+fn a_document_touches_the_servers_it_names_and_only_those() {
+    let mut index = synced();
+    for name in ["web", "cart", "ads"] {
+        index.apply(deployment(name, "shop", json!({})));
+    }
+    let touched = index.apply(intents(
+        "web",
+        "shop",
+        json!([{"kubernetes": {"name": "cart"}}]),
+    ));
+    assert!(touched.servers.contains(&id("cart.shop")), "{touched:?}");
+    assert!(!touched.servers.contains(&id("ads.shop")), "{touched:?}");
+    assert!(touched.clients.contains(&id("web.shop")));
+    let touched = index.apply(protect("ads", "shop"));
+    assert_eq!(touched.servers, BTreeSet::from([id("ads.shop")]));
+    let views = index.views(None);
+    assert_eq!(views.len(), 2);
+    assert!(views.iter().any(|v| v.role
+        == DocRole::ClientIntents {
+            client: id("web.shop"),
+            servers: vec![id("cart.shop")],
+        }));
+}
+
+#[test]
+fn a_missing_target_is_left_out_until_it_exists() {
+    let mut index = synced();
+    index.apply(deployment("web", "shop", json!({})));
+    index.apply(deployment("cart", "shop", json!({})));
+    index.apply(intents(
+        "web",
+        "shop",
+        json!([{"kubernetes": {"name": "cart"}}, {"service": {"name": "payments"}}]),
+    ));
+    let view = index.views(None).pop().unwrap();
+    assert!(!view.rejected, "the resolvable part is in force");
+    assert_eq!(view.errors.len(), 1, "{:?}", view.errors);
+    assert!(
+        view.errors[0].starts_with("spec.targets[1]: ") && view.errors[0].contains("payments"),
+        "{:?}",
+        view.errors
+    );
+    assert!(index.policy().server(&id("cart.shop")).is_some());
+
+    // The Service appears, with a backend: the document compiles whole.
+    index.apply(deployment("payments", "shop", json!({})));
+    let service: k8s_openapi::api::core::v1::Service = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "payments", "namespace": "shop"},
+        "spec": {"selector": {"app": "payments"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }))
+    .unwrap();
+    let touched = index.apply(Watched::Service(Box::new(service)));
+    assert!(
+        touched.servers.contains(&id("payments.shop")),
+        "{touched:?}"
+    );
+    let view = index.views(None).pop().unwrap();
+    assert!(view.errors.is_empty(), "{:?}", view.errors);
+}
+
+#[test]
+fn replica_sets_of_deployments_are_not_workloads_and_pods_resolve_to_the_top_owner() {
+    let mut index = synced();
+    index.apply(deployment("web", "shop", json!({})));
+    let rs: ReplicaSet = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "web-5d4", "namespace": "shop",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "d"}]},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}}},
+    }))
+    .unwrap();
+    // The pod comes before its ReplicaSet: it resolves once the link is known.
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web-5d4-x", "namespace": "shop", "labels": {"app": "web"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d4", "uid": "r"}]},
+    }))
+    .unwrap();
+    index.apply(Watched::Pod(Box::new(pod)));
+    index.apply(Watched::ReplicaSet(Box::new(rs)));
+    assert_eq!(index.facts().workload_count(), 1, "only the Deployment");
+    let pod = index.facts().pods().next().unwrap();
+    assert_eq!(pod.owner, Some(id("web.shop")));
+}
+
+#[test]
+fn the_workload_name_annotation_names_the_workload() {
+    let mut index = synced();
+    index.apply(deployment(
+        "web-v2",
+        "shop",
+        json!({"intents.otterize.com/workload-name": "web"}),
+    ));
+    let names: Vec<String> = index
+        .facts()
+        .workloads()
+        .map(|w| w.id.to_string())
+        .collect();
+    assert_eq!(names, vec!["web.shop".to_string()]);
+}
+
+#[test]
+fn a_relist_forgets_what_was_deleted_meanwhile() {
+    let mut index = synced();
+    index.apply(deployment("web", "shop", json!({})));
+    index.apply(deployment("cart", "shop", json!({})));
+    let present: HashSet<ObjectKey> = [ObjectKey {
+        stream: Stream::Deployment,
+        namespace: "shop".into(),
+        name: "web".into(),
+    }]
+    .into();
+    let touched = index.resync(Stream::Deployment, &present);
+    assert!(touched.servers.contains(&id("cart.shop")), "{touched:?}");
+    let names: Vec<String> = index
+        .facts()
+        .workloads()
+        .map(|w| w.id.to_string())
+        .collect();
+    assert_eq!(names, vec!["web.shop".to_string()]);
+}
+
+#[test]
+fn deleting_a_document_takes_it_out_of_the_policy() {
+    let mut index = synced();
+    index.apply(deployment("web", "shop", json!({})));
+    index.apply(deployment("cart", "shop", json!({})));
+    let doc = intents("web", "shop", json!([{"kubernetes": {"name": "cart"}}]));
+    let key = doc.key();
+    index.apply(doc);
+    let touched = index.delete(&key);
+    assert!(touched.servers.contains(&id("cart.shop")), "{touched:?}");
+    assert!(index.policy().server(&id("cart.shop")).is_none());
+    assert!(index.views(None).is_empty());
+}
+
+#[test]
+fn an_invalid_document_is_reported_at_its_field_path() {
+    let mut index = synced();
+    index.apply(intents(
+        "web",
+        "shop",
+        json!([{"kubernetes": {"name": "Bad Name"}}]),
+    ));
+    let view = index.views(None).pop().unwrap();
+    assert!(view.rejected);
+    assert!(
+        view.errors[0].starts_with("spec.targets[0].kubernetes.name: "),
+        "{:?}",
+        view.errors
+    );
+}
+
+#[test]
+fn every_watched_kind_is_read_in_its_storage_version() {
+    let crds = crate::crd::all();
+    for kind in WatchedDocument::ALL {
+        let crd = crds
+            .iter()
+            .find(|c| c.spec.group == kind.group() && c.spec.names.kind == kind.kind())
+            .unwrap_or_else(|| panic!("no CRD for {kind:?}"));
+        assert_eq!(crd.spec.names.plural, kind.plural(), "{kind:?}");
+        let storage = crd.spec.versions.iter().find(|v| v.storage).unwrap();
+        assert_eq!(storage.name, kind.version(), "{kind:?}");
+    }
+}
