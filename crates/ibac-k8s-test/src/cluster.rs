@@ -206,6 +206,23 @@ impl Cluster {
         self.bin.join(name)
     }
 
+    /// Istio's published CRDs (every `*.istio.io` kind, one YAML stream), as
+    /// `scripts/k8s-env` fetched them from the `istio.io/api` Go module.
+    pub fn istio_crds(&self) -> Result<PathBuf, Error> {
+        let path = self
+            .bin
+            .parent()
+            .map(|cache| cache.join("crds/istio.yaml"))
+            .unwrap_or_default();
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(Error::NotBuilt {
+                reason: format!("no Istio CRDs at {}: run scripts/k8s-env", path.display()),
+            })
+        }
+    }
+
     /// `kubectl` with the admin kubeconfig, to add arguments to.
     pub fn kubectl_command(&self) -> Command {
         let mut command = Command::new(self.binary("kubectl"));

@@ -30,6 +30,8 @@ pub struct Options {
     pub render: RenderOptions,
     /// This replica's name in Events.
     pub instance: Option<String>,
+    /// The operator's own namespace, which `defaultActive` leaves alone.
+    pub namespace: String,
 }
 
 /// Runs the loop until the process ends.
@@ -81,7 +83,7 @@ pub async fn run(
         writers.push((enforcer, tx));
     }
 
-    let mut index = Index::new();
+    let mut index = Index::for_namespace(&options.namespace);
     let expected: HashSet<Stream> = streams().into_iter().collect();
     let mut listed: HashSet<Stream> = HashSet::new();
     let mut settings_known = false;

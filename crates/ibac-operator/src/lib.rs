@@ -236,6 +236,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
                 ..reconcile::RenderOptions::default()
             },
             instance: config.instance.clone(),
+            namespace: config.namespace.clone(),
         };
         tokio::spawn(controller::run(
             client.clone(),

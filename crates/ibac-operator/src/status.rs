@@ -484,7 +484,8 @@ impl StatusWriter {
             uid: view.uid.clone(),
             ..ObjectReference::default()
         };
-        let type_ = if c.status == "False" {
+        // An enforcer that is off or absent is a fact, not a warning.
+        let type_ = if c.status == "False" && !matches!(c.reason, "Disabled" | "NotInstalled") {
             EventType::Warning
         } else {
             EventType::Normal

@@ -419,7 +419,11 @@ impl Policy {
                         "EnforcementConfig".into(),
                     )]);
                 }
-                self.settings = Arc::new(Settings::from_config(cfg));
+                let also_excluded = self.settings.also_excluded.clone();
+                self.settings = Arc::new(Settings {
+                    also_excluded,
+                    ..Settings::from_config(cfg)
+                });
                 Arc::make_mut(&mut self.changes).settings = true;
                 self.store(key, doc.clone(), None);
             }
@@ -527,7 +531,10 @@ impl Policy {
                 }
             }
             Document::EnforcementConfig(_) => {
-                self.settings = Arc::new(Settings::default());
+                self.settings = Arc::new(Settings {
+                    also_excluded: self.settings.also_excluded.clone(),
+                    ..Settings::default()
+                });
                 Arc::make_mut(&mut self.changes).settings = true;
             }
             Document::KafkaServerConfig(_) | Document::DatabaseServerConfig(_) => {
@@ -543,6 +550,19 @@ impl Policy {
     /// building touched.
     pub fn changes(&self) -> &Changes {
         &self.changes
+    }
+
+    /// This policy with `namespace` left alone by `defaultActive`, whatever
+    /// the settings (the namespace ibac itself runs in).
+    pub fn excluding(&self, namespace: &str) -> Policy {
+        let mut next = self.clone();
+        next.changes = Arc::default();
+        let mut settings = (*next.settings).clone();
+        if settings.also_excluded.insert(namespace.to_owned()) {
+            Arc::make_mut(&mut next.changes).settings = true;
+        }
+        next.settings = Arc::new(settings);
+        next
     }
 
     /// The settings in force.

@@ -21,6 +21,10 @@ pub struct Settings {
     pub external_traffic: ExternalTraffic,
     /// Where the settings come from; none for the defaults.
     pub origin: Option<Location>,
+    /// Namespaces `defaultActive` also leaves alone: where ibac itself runs,
+    /// when that is not `ibac-system` (a policy that isolated the operator
+    /// would cut the API server off its webhooks).
+    pub also_excluded: BTreeSet<String>,
 }
 
 impl Settings {
@@ -32,11 +36,14 @@ impl Settings {
             enforcers: config.enforcers,
             external_traffic: config.external_traffic,
             origin: Some(config.meta.origin.clone()),
+            also_excluded: BTreeSet::new(),
         }
     }
 
     /// Whether `defaultActive` applies to a namespace.
     pub fn default_active_covers(&self, namespace: &str) -> bool {
-        self.mode == Mode::DefaultActive && !EXCLUDED_NAMESPACES.contains(&namespace)
+        self.mode == Mode::DefaultActive
+            && !EXCLUDED_NAMESPACES.contains(&namespace)
+            && !self.also_excluded.contains(namespace)
     }
 }

@@ -150,6 +150,14 @@ impl Default for Index {
 }
 
 impl Index {
+    /// An empty index for an operator running in `namespace`, which
+    /// `defaultActive` leaves alone.
+    pub fn for_namespace(namespace: &str) -> Self {
+        let mut index = Index::new();
+        index.policy = index.policy.excluding(namespace);
+        index
+    }
+
     /// An empty index with ibac's default settings (shadow mode).
     pub fn new() -> Self {
         Index {

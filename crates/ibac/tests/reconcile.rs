@@ -1,0 +1,683 @@
+//! The Otterize tutorial "protect one service", with kubectl, on the test
+//! control plane: `helm install` ibac in defaultShadow, run the operator with
+//! nothing but the chart's ServiceAccount, `kubectl apply` the demo, its
+//! intents and one ProtectedService, and check what the operator wrote
+//! against two judges it did not write — the `network-config-analyzer`
+//! package from PyPI and the reference evaluator of the render tests — and
+//! what the objects' status says. Then `defaultActive`, a narrowed intent, a
+//! removed intent, an unprotected server, a deleted namespace and Istio
+//! appearing, each against the rule of what is written and when it goes
+//! away (README, "What ibac writes").
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../../ibac-render/tests/support/mod.rs"]
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ibac_k8s_test::{Cluster, free_port, http_get, wait_for};
+use ibac_render::facts::{ClusterFacts, FactsOptions};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use serde_json::Value;
+
+const NS: &str = "otterize-ecom-demo";
+const CATALOG: &str = "productcatalogservice";
+
+fn repo() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+fn demo(file: &str) -> String {
+    repo()
+        .join("examples/ecom-demo")
+        .join(file)
+        .display()
+        .to_string()
+}
+
+/// The operator as a local process with the chart's account, stopped (and
+/// the release uninstalled) when dropped.
+struct Operator<'c> {
+    cluster: &'c Cluster,
+    child: Child,
+    admin: u16,
+    log: PathBuf,
+    release: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Operator<'_> {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = self.cluster.kubectl(&[
+            "delete",
+            "validatingwebhookconfiguration",
+            "ibac",
+            "--ignore-not-found",
+        ]);
+        let _ = self
+            .cluster
+            .helm(&["uninstall", "ibac", "-n", &self.release]);
+    }
+}
+
+impl Operator<'_> {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        let (_, text) = http_get(self.admin, "/metrics").unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Waits for `what`, showing the operator's log when it does not come.
+    fn wait<T>(&self, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+        wait_for(what, Duration::from_secs(90), || Ok(probe()))
+            .unwrap_or_else(|e| panic!("{e}\n--- operator log ---\n{}", self.log()))
+    }
+}
+
+fn start<'c>(cluster: &'c Cluster, release: &str) -> Operator<'c> {
+    let webhook = free_port().unwrap();
+    let url = format!("https://127.0.0.1:{webhook}");
+    let chart = repo().join("charts/ibac").display().to_string();
+    cluster
+        .helm(&[
+            "install",
+            "ibac",
+            &chart,
+            "-n",
+            release,
+            "--set",
+            &format!("webhook.url={url}"),
+        ])
+        .unwrap();
+    let token = cluster
+        .kubectl(&["create", "token", "ibac", "-n", release, "--duration", "2h"])
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, cluster.kubeconfig_for_token(&token).unwrap()).unwrap();
+    let admin = free_port().unwrap();
+    let log = dir.path().join("operator.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_ibac"))
+        .args(["operator", "--log", "info", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .args(["--admin-addr", &format!("127.0.0.1:{admin}")])
+        .args(["--webhook-addr", &format!("127.0.0.1:{webhook}")])
+        .args(["--webhook-url", &url])
+        .args(["--operator-namespace", release])
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let operator = Operator {
+        cluster,
+        child,
+        admin,
+        log,
+        release: release.to_owned(),
+        _dir: dir,
+    };
+    operator.wait("the operator is ready", || {
+        matches!(http_get(admin, "/readyz"), Ok((200, _))).then_some(())
+    });
+    operator
+}
+
+fn json(cluster: &Cluster, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    serde_json::from_str(&cluster.kubectl(&all).unwrap()).unwrap()
+}
+
+fn policies(cluster: &Cluster, ns: &str) -> BTreeMap<String, NetworkPolicy> {
+    let list = json(cluster, &["get", "networkpolicies", "-n", ns]);
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            let policy: NetworkPolicy = serde_json::from_value(item.clone()).unwrap();
+            (policy.metadata.name.clone().unwrap(), policy)
+        })
+        .collect()
+}
+
+fn versions(cluster: &Cluster, ns: &str) -> BTreeMap<String, String> {
+    policies(cluster, ns)
+        .into_iter()
+        .map(|(name, p)| (name, p.metadata.resource_version.unwrap_or_default()))
+        .collect()
+}
+
+/// The condition `type_` of an object: (status, reason, message).
+fn condition(object: &Value, type_: &str) -> Option<(String, String, String)> {
+    object["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or_default().to_owned(),
+                c["reason"].as_str().unwrap_or_default().to_owned(),
+                c["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+}
+
+fn intents(cluster: &Cluster, name: &str) -> Value {
+    json(
+        cluster,
+        &["get", "clientintents.k8s.otterize.com", name, "-n", NS],
+    )
+}
+
+/// Whether the status of ClientIntents `name` describes its latest
+/// generation and its NetworkPolicy condition has `reason`.
+fn settled(cluster: &Cluster, name: &str, reason: &str) -> bool {
+    let object = intents(cluster, name);
+    object["status"]["observedGeneration"] == object["metadata"]["generation"]
+        && condition(&object, "NetworkPolicy").is_some_and(|(_, r, _)| r == reason)
+}
+
+/// Every Deployment and StatefulSet of the demo, as the evaluator's pods.
+fn demo_pods() -> Vec<support::Pod> {
+    let text = std::fs::read_to_string(repo().join("examples/ecom-cluster/cluster.yaml")).unwrap();
+    let facts =
+        ClusterFacts::read(&[("cluster.yaml".into(), text)], &FactsOptions::default()).unwrap();
+    facts
+        .workloads()
+        .map(|w| support::Pod {
+            namespace: w.id.namespace().into(),
+            name: w.id.name().into(),
+            labels: w.pod_labels.clone(),
+            ports: w
+                .ports
+                .iter()
+                .map(|p| {
+                    (
+                        p.name.clone().unwrap_or_default(),
+                        p.port,
+                        p.protocol.clone(),
+                    )
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// Who may reach `server` (on every port it has), by the reference
+/// evaluator; and whether every other pair of the demo is still allowed.
+fn evaluated(cluster: &Cluster, server: &str) -> (BTreeSet<String>, bool) {
+    let objects: Vec<NetworkPolicy> = policies(cluster, NS).into_values().collect();
+    let namespaces = BTreeMap::from([(
+        NS.to_owned(),
+        BTreeMap::from([("kubernetes.io/metadata.name".to_owned(), NS.to_owned())]),
+    )]);
+    let pods = demo_pods();
+    let mut callers = BTreeSet::new();
+    let mut others_open = true;
+    for client in &pods {
+        for target in &pods {
+            if client.name == target.name {
+                continue;
+            }
+            for (_, port, _) in &target.ports {
+                let allowed = support::allowed(&objects, &namespaces, client, target, *port, "TCP");
+                if target.name == server {
+                    if allowed {
+                        callers.insert(client.name.clone());
+                    }
+                } else if !allowed {
+                    others_open = false;
+                }
+            }
+        }
+    }
+    (callers, others_open)
+}
+
+/// The `network-config-analyzer` package from PyPI, in a virtual environment
+/// kept with the other test clients.
+fn nca() -> PathBuf {
+    const VERSION: &str = "2.1.0";
+    let cache = std::env::var_os("IBAC_INTEROP_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("ibac-interop"));
+    let venv = cache.join(format!("nca-{VERSION}"));
+    let nca = venv.join("bin/nca");
+    if !nca.exists() {
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .unwrap();
+        assert!(status.success(), "python3 -m venv failed");
+        let status = Command::new(venv.join("bin/pip"))
+            .args([
+                "install",
+                "-q",
+                &format!("network-config-analyzer=={VERSION}"),
+            ])
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "pip install network-config-analyzer failed"
+        );
+    }
+    nca
+}
+
+/// What NCA says of the NetworkPolicies in the cluster over the demo's
+/// workloads: who reaches `server` (with what), and whether every other
+/// pair of the demo is still allowed all connections.
+fn analysed(cluster: &Cluster, server: &str) -> (BTreeMap<String, String>, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies.json");
+    std::fs::write(
+        &policies,
+        cluster
+            .kubectl(&["get", "networkpolicies", "-n", NS, "-o", "json"])
+            .unwrap(),
+    )
+    .unwrap();
+    let workloads = repo().join("examples/ecom-cluster/cluster.yaml");
+    let out = Command::new(nca())
+        .arg("--connectivity")
+        .arg(&policies)
+        .arg("--pod_list")
+        .arg(&workloads)
+        .arg("--ns_list")
+        .arg(&workloads)
+        .args(["-o", "txt_no_fw_rules"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "nca failed:\n{text}");
+    let name = |endpoint: &str| -> String {
+        endpoint
+            .trim()
+            .strip_prefix(&format!("{NS}/"))
+            .and_then(|rest| rest.split('[').next())
+            .unwrap_or(endpoint.trim())
+            .to_owned()
+    };
+    let mut callers = BTreeMap::new();
+    let mut pairs = BTreeSet::new();
+    for line in text.lines() {
+        let Some((src, rest)) = line.split_once(" => ") else {
+            continue;
+        };
+        let Some((dst, conn)) = rest.split_once(" : ") else {
+            continue;
+        };
+        let (src, dst) = (name(src), name(dst));
+        if dst == server {
+            callers.insert(src, conn.trim().to_owned());
+        } else if conn.trim() == "All connections" {
+            pairs.insert((src, dst));
+        }
+    }
+    let names: Vec<String> = demo_pods().into_iter().map(|p| p.name).collect();
+    let others_open = names.iter().all(|a| {
+        names
+            .iter()
+            .filter(|b| *b != a && b.as_str() != server)
+            .all(|b| pairs.contains(&(a.clone(), b.clone())))
+    });
+    (callers, others_open)
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| (*n).to_owned()).collect()
+}
+
+fn all_connections(names: &[&str]) -> BTreeMap<String, String> {
+    names
+        .iter()
+        .map(|n| ((*n).to_owned(), "All connections".to_owned()))
+        .collect()
+}
+
+fn helm_upgrade(cluster: &Cluster, release: &str, mode: &str) {
+    let chart = repo().join("charts/ibac").display().to_string();
+    cluster
+        .helm(&[
+            "upgrade",
+            "ibac",
+            &chart,
+            "-n",
+            release,
+            "--reuse-values",
+            "--set",
+            &format!("mode={mode}"),
+        ])
+        .unwrap();
+}
+
+#[test]
+fn the_otterize_tutorial_with_kubectl() {
+    let cluster = Cluster::shared().unwrap();
+    let release = cluster.namespace("ibac-tutorial").unwrap();
+    let operator = start(cluster, release.name());
+    operator.wait("the operator follows defaultShadow", || {
+        (operator.metric("ibac_operator_mode{mode=\"defaultShadow\"}") == 1.0).then_some(())
+    });
+
+    // The demo, then every client's intents.
+    cluster
+        .kubectl(&[
+            "apply",
+            "-f",
+            &repo()
+                .join("examples/ecom-cluster/cluster.yaml")
+                .display()
+                .to_string(),
+        ])
+        .unwrap();
+    let clients = [
+        "cartservice",
+        "checkoutservice",
+        "frontend",
+        "loadgenerator",
+        "orderservice",
+        "recommendationservice",
+    ];
+    for client in clients {
+        cluster
+            .kubectl(&["apply", "-f", &demo(&format!("{client}.yaml"))])
+            .unwrap();
+    }
+    // Shadow mode: every ClientIntents says so, and nothing is written.
+    for client in clients {
+        operator.wait(&format!("{client}'s intents say shadow"), || {
+            settled(cluster, client, "Shadow").then_some(())
+        });
+    }
+    let frontend = intents(cluster, "frontend");
+    assert_eq!(frontend["status"]["upToDate"], true, "{frontend:#}");
+    let (status, reason, message) = condition(&frontend, "Istio").unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "NotInstalled"),
+        "{message}"
+    );
+    assert_eq!(
+        condition(&frontend, "Ready").map(|c| c.0),
+        Some("True".to_owned()),
+        "an enforcer that is not installed does not make it unready"
+    );
+    assert!(
+        policies(cluster, NS).is_empty(),
+        "shadow mode writes nothing"
+    );
+
+    // Protect productcatalogservice.
+    cluster
+        .kubectl(&["apply", "-f", &demo("productcatalogservice-protected.yaml")])
+        .unwrap();
+    let protected = operator.wait("the ProtectedService says protected", || {
+        let object = json(
+            cluster,
+            &[
+                "get",
+                "protectedservice.k8s.otterize.com",
+                CATALOG,
+                "-n",
+                NS,
+            ],
+        );
+        (object["status"]["enforcedBy"] == serde_json::json!(["NetworkPolicy"])).then_some(object)
+    });
+    assert_eq!(protected["status"]["protected"], true, "{protected:#}");
+    assert_eq!(protected["status"]["allowedClients"], 3, "{protected:#}");
+    assert_eq!(
+        condition(&protected, "NetworkPolicy").map(|c| c.1),
+        Some("Enforced".to_owned())
+    );
+    assert_eq!(
+        policies(cluster, NS).keys().cloned().collect::<Vec<_>>(),
+        vec![format!("ibac-ingress-{CATALOG}")],
+        "only the protected server has a policy"
+    );
+    let declared = ["checkoutservice", "frontend", "recommendationservice"];
+    assert_eq!(
+        analysed(cluster, CATALOG),
+        (all_connections(&declared), true),
+        "network-config-analyzer: exactly the three declared clients reach it, nothing else changed"
+    );
+    assert_eq!(evaluated(cluster, CATALOG), (set(&declared), true));
+    operator.wait("frontend's intents are partly enforced", || {
+        settled(cluster, "frontend", "PartlyShadow").then_some(())
+    });
+    operator.wait("recommendationservice's intents are enforced", || {
+        settled(cluster, "recommendationservice", "Enforced").then_some(())
+    });
+
+    // What a user sees.
+    let table = cluster
+        .kubectl(&["get", "clientintents.k8s.otterize.com", "-n", NS])
+        .unwrap();
+    assert!(
+        table.contains("UP TO DATE") && table.contains("READY") && table.contains("True"),
+        "{table}"
+    );
+    let described = cluster
+        .kubectl(&[
+            "describe",
+            "protectedservice.k8s.otterize.com",
+            CATALOG,
+            "-n",
+            NS,
+        ])
+        .unwrap();
+    for expected in [
+        "Enforced By",
+        "NetworkPolicy",
+        "Allowed Clients",
+        "Enforced",
+    ] {
+        assert!(
+            described.contains(expected),
+            "no `{expected}` in:\n{described}"
+        );
+    }
+    let events = cluster
+        .kubectl(&["get", "events.events.k8s.io", "-n", NS, "-o", "json"])
+        .unwrap();
+    assert!(
+        events.contains(&format!(
+            "Created NetworkPolicy {NS}/ibac-ingress-{CATALOG}"
+        )),
+        "{events}"
+    );
+
+    // defaultActive: every server of the demo gets its policy; the catalog's,
+    // already right, is not written again.
+    let before = versions(cluster, NS);
+    let written = operator.metric("ibac_operator_objects_written_total");
+    helm_upgrade(cluster, release.name(), "defaultActive");
+    let servers = demo_pods().len();
+    operator.wait("every server of the demo is protected", || {
+        let names = policies(cluster, NS);
+        (names
+            .keys()
+            .filter(|n| n.starts_with("ibac-ingress-"))
+            .count()
+            == servers)
+            .then_some(())
+    });
+    let after = versions(cluster, NS);
+    assert_eq!(
+        after[&format!("ibac-ingress-{CATALOG}")],
+        before[&format!("ibac-ingress-{CATALOG}")],
+        "an unchanged policy is not written again"
+    );
+    operator.wait("the writes are counted", || {
+        let delta = operator.metric("ibac_operator_objects_written_total") - written;
+        #[allow(clippy::cast_precision_loss)]
+        let expected = (after.len() - 1) as f64;
+        (delta == expected).then_some(())
+    });
+    let (redis_callers, _) = evaluated(cluster, "redis-cart");
+    assert_eq!(redis_callers, set(&["cartservice"]));
+
+    // A narrowed intent: recommendationservice no longer calls the catalog.
+    // Exactly one object is written: the catalog's policy.
+    let before = versions(cluster, NS);
+    let written = operator.metric("ibac_operator_objects_written_total");
+    cluster
+        .kubectl_with_input(
+            &["apply", "-f", "-"],
+            &format!(
+                "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {{name: recommendationservice, namespace: {NS}}}\nspec:\n  workload: {{name: recommendationservice, kind: Deployment}}\n  targets:\n  - kubernetes: {{name: cartservice, kind: Deployment}}\n"
+            ),
+        )
+        .unwrap();
+    operator.wait("the catalog's policy allows less", || {
+        (evaluated(cluster, CATALOG).0 == set(&["checkoutservice", "frontend"])).then_some(())
+    });
+    operator.wait("recommendationservice's new intent is enforced", || {
+        settled(cluster, "recommendationservice", "Enforced").then_some(())
+    });
+    let after = versions(cluster, NS);
+    let changed: Vec<&String> = after
+        .iter()
+        .filter(|(name, v)| before.get(*name) != Some(*v))
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(
+        changed,
+        vec![
+            &"ibac-ingress-cartservice".to_owned(),
+            &format!("ibac-ingress-{CATALOG}")
+        ],
+        "only the servers the change touched are written"
+    );
+    let delta = operator.metric("ibac_operator_objects_written_total") - written;
+    assert!((delta - 2.0).abs() < f64::EPSILON, "{delta} writes");
+    assert_eq!(
+        analysed(cluster, CATALOG).0,
+        all_connections(&["checkoutservice", "frontend"])
+    );
+
+    // A removed intent: cartservice's ClientIntents goes; redis-cart keeps
+    // its policy, now a default deny.
+    cluster
+        .kubectl(&["delete", "-f", &demo("cartservice.yaml")])
+        .unwrap();
+    operator.wait("redis-cart allows nobody", || {
+        evaluated(cluster, "redis-cart").0.is_empty().then_some(())
+    });
+    assert!(policies(cluster, NS).contains_key("ibac-ingress-redis-cart"));
+
+    // Back to defaultShadow: only the ProtectedService's server keeps a
+    // policy; then without the ProtectedService, none.
+    helm_upgrade(cluster, release.name(), "defaultShadow");
+    operator.wait("only the protected server keeps its policy", || {
+        (policies(cluster, NS).keys().cloned().collect::<Vec<_>>()
+            == vec![format!("ibac-ingress-{CATALOG}")])
+        .then_some(())
+    });
+    cluster
+        .kubectl(&[
+            "delete",
+            "-f",
+            &demo("productcatalogservice-protected.yaml"),
+        ])
+        .unwrap();
+    operator.wait("an unprotected server has no policy", || {
+        policies(cluster, NS).is_empty().then_some(())
+    });
+
+    // A client in another namespace, then that namespace deleted: the
+    // catalog's policy is rewritten without it, and the namespace goes.
+    cluster
+        .kubectl(&["apply", "-f", &demo("productcatalogservice-protected.yaml")])
+        .unwrap();
+    let other = cluster.namespace("ecom-audit").unwrap();
+    cluster
+        .kubectl_with_input(
+            &["apply", "-n", other.name(), "-f", "-"],
+            &format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: auditor}}\nspec:\n  selector: {{matchLabels: {{app: auditor}}}}\n  template:\n    metadata: {{labels: {{app: auditor}}}}\n    spec: {{containers: [{{name: c, image: auditor}}]}}\n---\napiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {{name: auditor}}\nspec:\n  workload: {{name: auditor}}\n  targets: [{{kubernetes: {{name: {CATALOG}.{NS}}}}}]\n"
+            ),
+        )
+        .unwrap();
+    let other_ns = other.name().to_owned();
+    operator.wait("the catalog allows the auditor", || {
+        let policy = policies(cluster, NS).remove(&format!("ibac-ingress-{CATALOG}"))?;
+        serde_json::to_string(&policy)
+            .unwrap()
+            .contains(&other_ns)
+            .then_some(())
+    });
+    cluster
+        .kubectl(&["delete", "namespace", &other_ns, "--wait=false"])
+        .unwrap();
+    operator.wait("the catalog no longer names the deleted namespace", || {
+        let policy = policies(cluster, NS).remove(&format!("ibac-ingress-{CATALOG}"))?;
+        (!serde_json::to_string(&policy).unwrap().contains(&other_ns)).then_some(())
+    });
+    operator.wait(
+        "the namespace is gone, nothing stuck in Terminating",
+        || {
+            cluster
+                .kubectl(&["get", "namespace", &other_ns])
+                .is_err()
+                .then_some(())
+        },
+    );
+
+    // Istio appears: its reconciler starts writing.
+    cluster
+        .kubectl(&[
+            "apply",
+            "--server-side",
+            "-f",
+            &cluster.istio_crds().unwrap().display().to_string(),
+        ])
+        .unwrap();
+    let authorization = operator.wait("an AuthorizationPolicy protects the catalog", || {
+        let list = json(
+            cluster,
+            &["get", "authorizationpolicies.security.istio.io", "-n", NS],
+        );
+        list["items"].as_array()?.first().cloned()
+    });
+    assert_eq!(authorization["metadata"]["name"], format!("ibac-{CATALOG}"));
+    let principals = authorization["spec"]["rules"].to_string();
+    for client in ["checkoutservice", "frontend"] {
+        assert!(
+            principals.contains(&format!("cluster.local/ns/{NS}/sa/{client}")),
+            "{principals}"
+        );
+    }
+    operator.wait("the ProtectedService is enforced by both", || {
+        let object = json(
+            cluster,
+            &[
+                "get",
+                "protectedservice.k8s.otterize.com",
+                CATALOG,
+                "-n",
+                NS,
+            ],
+        );
+        (object["status"]["enforcedBy"] == serde_json::json!(["NetworkPolicy", "Istio"]))
+            .then_some(())
+    });
+}
