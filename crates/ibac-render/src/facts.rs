@@ -60,6 +60,10 @@ pub struct Workload {
     pub service_account: String,
     /// Its pods share the node's network: no NetworkPolicy applies to them.
     pub host_network: bool,
+    /// The clients its pods declare with Otterize's
+    /// `intents.otterize.com/called-by` annotation (`name.namespace` each);
+    /// or why the annotation cannot be read.
+    pub called_by: Result<Vec<WorkloadId>, String>,
     /// Where it is defined.
     pub at: Location,
 }

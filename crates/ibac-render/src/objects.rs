@@ -21,6 +21,43 @@ use crate::labels::{self, Labels};
 /// The pod annotation that names a pod's workload (Otterize's).
 pub const WORKLOAD_NAME_ANNOTATION: &str = "intents.otterize.com/workload-name";
 
+/// The pod annotation by which a server declares its callers (Otterize's):
+/// a JSON list of `{"name": "client.namespace", "kind": "Deployment"}`.
+pub const CALLED_BY_ANNOTATION: &str = "intents.otterize.com/called-by";
+
+/// The callers a `called-by` annotation lists; any entry that does not read
+/// makes the whole annotation unreadable, as Otterize treats it.
+pub fn called_by(text: &str) -> Result<Vec<WorkloadId>, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Entry {
+        name: String,
+        kind: String,
+    }
+    let entries: Vec<Entry> = serde_json::from_str(text).map_err(|e| {
+        format!("`{CALLED_BY_ANNOTATION}` is not a JSON list of {{name, kind}}: {e}")
+    })?;
+    entries
+        .into_iter()
+        .map(|entry| {
+            if !entry.kind.starts_with(|c: char| c.is_ascii_uppercase()) {
+                return Err(format!(
+                    "`{CALLED_BY_ANNOTATION}`: kind `{}` of `{}` must start with a capital letter",
+                    entry.kind, entry.name
+                ));
+            }
+            if entry.name.matches('.').count() != 1 {
+                return Err(format!(
+                    "`{CALLED_BY_ANNOTATION}`: `{}` must be `workload.namespace`",
+                    entry.name
+                ));
+            }
+            WorkloadId::parse(&entry.name)
+                .map_err(|e| format!("`{CALLED_BY_ANNOTATION}`: `{}`: {e}", entry.name))
+        })
+        .collect()
+}
+
 /// Why an object cannot be a fact.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ObjectError {
@@ -155,6 +192,10 @@ pub fn workload(
         ports: pod_ports(spec),
         service_account: service_account(spec),
         host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
+        called_by: template_meta
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get(CALLED_BY_ANNOTATION))
+            .map_or(Ok(Vec::new()), |text| called_by(text)),
         at,
     })
 }
@@ -350,6 +391,43 @@ mod tests {
         assert_eq!(named.id.to_string(), "web.shop");
         assert!(named.host_network);
         assert!(!plain.host_network);
+    }
+
+    #[test]
+    fn called_by_reads_as_otterize_reads_it() {
+        assert_eq!(
+            called_by(r#"[{"name": "prometheus.infra", "kind": "Deployment"}]"#).unwrap(),
+            vec![WorkloadId::parse("prometheus.infra").unwrap()]
+        );
+        for bad in [
+            r#"[{"name": "prometheus", "kind": "Deployment"}]"#,
+            r#"[{"name": "a.b.c", "kind": "Deployment"}]"#,
+            r#"[{"name": "prometheus.infra", "kind": "deployment"}]"#,
+            r#"[{"name": "prometheus.infra"}]"#,
+            r#"{"name": "prometheus.infra", "kind": "Deployment"}"#,
+        ] {
+            assert!(called_by(bad).is_err(), "{bad}");
+        }
+        let at = Location::whole("t".into());
+        let annotated = workload(
+            "Deployment",
+            &meta("web"),
+            None,
+            Some(&template(
+                &[(
+                    CALLED_BY_ANNOTATION,
+                    r#"[{"name": "probe.infra", "kind": "Deployment"}]"#,
+                )],
+                false,
+            )),
+            "default",
+            at,
+        )
+        .unwrap();
+        assert_eq!(
+            annotated.called_by,
+            Ok(vec![WorkloadId::parse("probe.infra").unwrap()])
+        );
     }
 
     #[test]

@@ -30,6 +30,7 @@ fn workload(n: usize, ns: usize, app: usize, kind: usize) -> Workload {
         ports: Vec::new(),
         service_account: "default".into(),
         host_network: false,
+        called_by: Ok(Vec::new()),
         at: Location::whole("t".into()),
     }
 }

@@ -168,6 +168,7 @@ fn workload(i: usize, ns: &str, ports: &[u16]) -> Workload {
             .collect(),
         service_account: "default".into(),
         host_network: false,
+        called_by: Ok(Vec::new()),
         at: at(),
     }
 }

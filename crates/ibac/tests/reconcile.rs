@@ -680,4 +680,94 @@ fn the_otterize_tutorial_with_kubectl() {
         (object["status"]["enforcedBy"] == serde_json::json!(["NetworkPolicy", "Istio"]))
             .then_some(())
     });
+
+    // Egress policies on: one per client with intents, rewritten when its
+    // intents shrink, deleted with its ClientIntents only.
+    let chart = repo().join("charts/ibac").display().to_string();
+    cluster
+        .helm(&[
+            "upgrade",
+            "ibac",
+            &chart,
+            "-n",
+            release.name(),
+            "--reuse-values",
+            "--set",
+            "enforcers.egressNetworkPolicy=true",
+        ])
+        .unwrap();
+    let egress = |client: &str| policies(cluster, NS).remove(&format!("ibac-egress-{client}"));
+    let text = |policy: &NetworkPolicy| serde_json::to_string(policy).unwrap();
+    let frontend_egress = operator.wait("frontend has an egress policy", || egress("frontend"));
+    assert!(
+        text(&frontend_egress).contains("\"adservice\""),
+        "{}",
+        text(&frontend_egress)
+    );
+    assert!(
+        text(&frontend_egress).contains("kube-dns"),
+        "DNS is allowed"
+    );
+    for client in [
+        "checkoutservice",
+        "loadgenerator",
+        "orderservice",
+        "recommendationservice",
+    ] {
+        assert!(egress(client).is_some(), "{client} has no egress policy");
+    }
+    assert!(egress("cartservice").is_none(), "its ClientIntents is gone");
+    cluster
+        .kubectl_with_input(
+            &["apply", "-f", "-"],
+            &format!(
+                "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {{name: frontend, namespace: {NS}}}\nspec:\n  workload: {{name: frontend, kind: Deployment}}\n  targets:\n  - kubernetes: {{name: {CATALOG}, kind: Deployment}}\n"
+            ),
+        )
+        .unwrap();
+    operator.wait("frontend's egress allows less", || {
+        let policy = egress("frontend")?;
+        (!text(&policy).contains("\"adservice\"")).then_some(())
+    });
+    cluster
+        .kubectl(&["delete", "-f", &demo("frontend.yaml")])
+        .unwrap();
+    operator.wait("frontend's egress goes with its ClientIntents", || {
+        egress("frontend").is_none().then_some(())
+    });
+    assert!(egress("checkoutservice").is_some(), "the others stay");
+
+    // A server declares its caller with Otterize's `called-by` annotation.
+    cluster
+        .kubectl_with_input(
+            &["apply", "-f", "-"],
+            &format!(
+                "apiVersion: k8s.otterize.com/v2beta1\nkind: ProtectedService\nmetadata: {{name: adservice, namespace: {NS}}}\nspec: {{name: adservice}}\n"
+            ),
+        )
+        .unwrap();
+    operator.wait("adservice allows nobody", || {
+        (policies(cluster, NS).contains_key("ibac-ingress-adservice")
+            && evaluated(cluster, "adservice").0.is_empty())
+        .then_some(())
+    });
+    let patch = format!(
+        r#"{{"spec":{{"template":{{"metadata":{{"annotations":{{"intents.otterize.com/called-by":"[{{\"name\":\"loadgenerator.{NS}\",\"kind\":\"Deployment\"}}]"}}}}}}}}}}"#
+    );
+    cluster
+        .kubectl(&[
+            "patch",
+            "deployment",
+            "adservice",
+            "-n",
+            NS,
+            "--type",
+            "merge",
+            "-p",
+            &patch,
+        ])
+        .unwrap();
+    operator.wait("adservice allows the caller it declares", || {
+        (evaluated(cluster, "adservice").0 == set(&["loadgenerator"])).then_some(())
+    });
 }

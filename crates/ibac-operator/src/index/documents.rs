@@ -180,6 +180,52 @@ pub(super) struct Documents {
     by_target: HashMap<WorkloadId, BTreeSet<ObjectKey>>,
     /// Documents by the source name their places carry.
     sources: HashMap<String, ObjectKey>,
+    /// Servers that declare a client as their caller (`called-by`), by client.
+    called_by: HashMap<WorkloadId, BTreeSet<WorkloadId>>,
+}
+
+/// The name of the document that holds a client's `called-by` callers when
+/// it has no ClientIntents of its own (no object can have it: `<` is not
+/// allowed in names).
+const CALLED_BY: &str = "<called-by>";
+
+/// The document standing in for a client's `called-by` declarations.
+fn called_by_key(client: &WorkloadId) -> ObjectKey {
+    ObjectKey {
+        stream: Stream::Document(DocumentKind::ClientIntents),
+        namespace: client.namespace().to_owned(),
+        name: format!("{CALLED_BY}{}", client.name()),
+    }
+}
+
+fn is_called_by(key: &ObjectKey) -> bool {
+    key.name.starts_with(CALLED_BY)
+}
+
+/// `ci` with a workload target for every server that declares its client a
+/// caller and that it does not already name.
+fn with_callers(
+    ci: &ibac_model::ClientIntents,
+    servers: &BTreeSet<WorkloadId>,
+) -> ibac_model::ClientIntents {
+    let mut ci = ci.clone();
+    let named: BTreeSet<WorkloadId> = named(&Document::ClientIntents(ci.clone()))
+        .into_iter()
+        .collect();
+    for server in servers.iter().filter(|s| !named.contains(*s)) {
+        ci.targets.push(ibac_model::Target {
+            at: Location::whole(
+                format!("{server}: {}", ibac_render::objects::CALLED_BY_ANNOTATION).into(),
+            ),
+            kind: TargetKind::Workload(ibac_model::CallTarget {
+                id: server.clone(),
+                kind: None,
+                ports: Vec::new(),
+                http: Vec::new(),
+            }),
+        });
+    }
+    ci
 }
 
 fn source(key: &ObjectKey) -> String {
@@ -209,7 +255,7 @@ fn named(doc: &Document) -> Vec<WorkloadId> {
 
 impl Documents {
     pub(super) fn keys(&self) -> impl Iterator<Item = ObjectKey> + '_ {
-        self.stored.keys().cloned()
+        self.stored.keys().filter(|k| !is_called_by(k)).cloned()
     }
 
     /// The ClientIntents declaring `client`.
@@ -285,12 +331,20 @@ impl Documents {
             return Touched::default();
         }
         stored.document = parsed.documents.into_iter().next();
+        let mut touched = Touched::default();
         if let Some(doc) = &stored.document {
             let doc = doc.clone();
             self.link(key, &doc);
+            // A client's own ClientIntents takes in its `called-by` callers.
+            if let Document::ClientIntents(ci) = &doc {
+                let stand_in = called_by_key(&ci.workload.id);
+                if self.stored.contains_key(&stand_in) {
+                    touched.merge(self.delete(&stand_in, policy, facts, epoch));
+                }
+            }
         }
         self.stored.insert(key.clone(), stored);
-        let mut touched = self.compile(key, policy, facts);
+        touched.merge(self.compile(key, policy, facts));
         // Its subjects are rendered again even when the policy did not
         // change, so that its status describes this version.
         match self.stored.get(key).and_then(|s| s.document.as_ref()) {
@@ -314,6 +368,13 @@ impl Documents {
         };
         let Some(doc) = stored.document.clone() else {
             return touched;
+        };
+        let doc = match doc {
+            Document::ClientIntents(ci) => match self.called_by.get(&ci.workload.id) {
+                Some(servers) => Document::ClientIntents(with_callers(&ci, servers)),
+                None => Document::ClientIntents(ci),
+            },
+            other => other,
         };
         let doc_key = doc.key();
         if let Some(holder) = self.holders.get(&doc_key)
@@ -387,8 +448,8 @@ impl Documents {
         &mut self,
         key: &ObjectKey,
         policy: &mut Policy,
-        _facts: &ClusterFacts,
-        _epoch: u64,
+        facts: &ClusterFacts,
+        epoch: u64,
     ) -> Touched {
         let mut touched = Touched::default();
         self.unlink(key);
@@ -408,6 +469,98 @@ impl Documents {
                 *policy = next;
             }
         }
+        if let Document::ClientIntents(ci) = &doc
+            && !is_called_by(key)
+        {
+            touched.merge(self.stand_in(&ci.workload.id, policy, facts, epoch));
+        }
+        touched
+    }
+
+    /// Sets the servers that declare `client` as a caller, and puts that in
+    /// force: in its ClientIntents, or in a stand-in when it has none.
+    pub(super) fn set_called_by(
+        &mut self,
+        client: &WorkloadId,
+        servers: BTreeSet<WorkloadId>,
+        policy: &mut Policy,
+        facts: &ClusterFacts,
+        epoch: u64,
+    ) -> Touched {
+        if servers.is_empty() {
+            self.called_by.remove(client);
+        } else {
+            self.called_by.insert(client.clone(), servers);
+        }
+        let own: Vec<ObjectKey> = self
+            .declaring(client)
+            .into_iter()
+            .filter(|k| !is_called_by(k))
+            .collect();
+        if own.is_empty() {
+            return self.stand_in(client, policy, facts, epoch);
+        }
+        let mut touched = Touched::default();
+        for key in own {
+            touched.merge(self.compile(&key, policy, facts));
+            touched.clients.insert(client.clone());
+            touched.documents.insert(key);
+        }
+        touched
+    }
+
+    /// The stand-in ClientIntents of a client without one of its own:
+    /// written when servers declare it as a caller, removed when none does.
+    fn stand_in(
+        &mut self,
+        client: &WorkloadId,
+        policy: &mut Policy,
+        facts: &ClusterFacts,
+        epoch: u64,
+    ) -> Touched {
+        let key = called_by_key(client);
+        let servers = self.called_by.get(client).cloned().unwrap_or_default();
+        if servers.is_empty() {
+            return if self.stored.contains_key(&key) {
+                self.delete(&key, policy, facts, epoch)
+            } else {
+                Touched::default()
+            };
+        }
+        let Ok(namespace) = ibac_model::Namespace::parse(client.namespace()) else {
+            return Touched::default();
+        };
+        let ci = ibac_model::ClientIntents {
+            meta: ibac_model::Meta {
+                name: key.name.clone(),
+                namespace,
+                namespace_given: true,
+                origin: Location::whole(ibac_render::objects::CALLED_BY_ANNOTATION.into()),
+                format: ibac_model::Format::IbacV1,
+            },
+            workload: ibac_model::WorkloadRef {
+                id: client.clone(),
+                kind: None,
+            },
+            targets: Vec::new(),
+        };
+        let doc = Document::ClientIntents(ci);
+        self.unlink(&key);
+        self.link(&key, &doc);
+        self.stored.insert(
+            key.clone(),
+            Stored {
+                value: Value::Null,
+                indexed: Indexed::empty(),
+                document: Some(doc),
+                errors: Vec::new(),
+                rejected: false,
+                epoch,
+            },
+        );
+        let mut touched = self.compile(&key, policy, facts);
+        touched.clients.insert(client.clone());
+        touched.servers.extend(servers);
         touched
     }
 
@@ -492,12 +645,19 @@ impl Documents {
                 role,
             }
         };
+        // A stand-in has no object to carry a status.
         match keys {
             Some(keys) => keys
                 .iter()
+                .filter(|k| !is_called_by(k))
                 .filter_map(|k| self.stored.get(k).map(|s| view(k, s)))
                 .collect(),
-            None => self.stored.iter().map(|(k, s)| view(k, s)).collect(),
+            None => self
+                .stored
+                .iter()
+                .filter(|(k, _)| !is_called_by(k))
+                .map(|(k, s)| view(k, s))
+                .collect(),
         }
     }
 }

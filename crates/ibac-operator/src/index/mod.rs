@@ -141,6 +141,8 @@ pub struct Index {
     /// While the watches list what exists: changes of facts are not worked
     /// out one by one, [`Index::synced`] works out everything once.
     listing: bool,
+    /// The callers each server declares (`called-by`), as last put in force.
+    callers: HashMap<WorkloadId, BTreeSet<WorkloadId>>,
 }
 
 impl Default for Index {
@@ -172,6 +174,7 @@ impl Index {
             documents: documents::Documents::default(),
             epoch: 0,
             listing: true,
+            callers: HashMap::new(),
         }
     }
 
@@ -180,6 +183,8 @@ impl Index {
     pub fn synced(&mut self) -> Touched {
         self.epoch += 1;
         self.listing = false;
+        let servers: BTreeSet<WorkloadId> = self.facts.workloads().map(|w| w.id.clone()).collect();
+        let _ = self.update_callers(&servers);
         let _ = self
             .documents
             .retry_failed(&mut self.policy, &self.facts, self.epoch);
@@ -487,6 +492,8 @@ impl Index {
         }
         let mut changed: BTreeSet<WorkloadId> = change.workloads.clone();
         changed.extend(change.services.iter().cloned());
+        // Servers may declare other callers now.
+        touched.merge(self.update_callers(&change.workloads));
         // Documents that failed to compile may compile now.
         touched.merge(
             self.documents
@@ -528,6 +535,47 @@ impl Index {
                     touched.servers.insert(server);
                 }
             }
+        }
+        touched
+    }
+}
+
+impl Index {
+    /// Puts in force what `servers` declare with `called-by` now.
+    fn update_callers(&mut self, servers: &BTreeSet<WorkloadId>) -> Touched {
+        let mut clients: BTreeSet<WorkloadId> = BTreeSet::new();
+        for server in servers {
+            let mut now = BTreeSet::new();
+            for w in self.facts.workloads_named(server) {
+                match &w.called_by {
+                    Ok(callers) => now.extend(callers.iter().cloned()),
+                    Err(e) => tracing::warn!(server = %server, "{e}; the annotation is ignored"),
+                }
+            }
+            let before = if now.is_empty() {
+                self.callers.remove(server).unwrap_or_default()
+            } else {
+                self.callers
+                    .insert(server.clone(), now.clone())
+                    .unwrap_or_default()
+            };
+            clients.extend(before.symmetric_difference(&now).cloned());
+        }
+        let mut touched = Touched::default();
+        for client in clients {
+            let declaring: BTreeSet<WorkloadId> = self
+                .callers
+                .iter()
+                .filter(|(_, callers)| callers.contains(&client))
+                .map(|(server, _)| server.clone())
+                .collect();
+            touched.merge(self.documents.set_called_by(
+                &client,
+                declaring,
+                &mut self.policy,
+                &self.facts,
+                self.epoch,
+            ));
         }
         touched
     }

@@ -29,6 +29,10 @@ fn deployment(name: &str, ns: &str, annotations: Value) -> Watched {
 }
 
 fn intents(name: &str, ns: &str, targets: Value) -> Watched {
+    intents_in(name, ns, targets)
+}
+
+fn intents_in(name: &str, ns: &str, targets: Value) -> Watched {
     Watched::Document(
         WatchedDocument::OtterizeClientIntents,
         Box::new(json!({
@@ -225,4 +229,75 @@ fn every_watched_kind_is_read_in_its_storage_version() {
         let storage = crd.spec.versions.iter().find(|v| v.storage).unwrap();
         assert_eq!(storage.name, kind.version(), "{kind:?}");
     }
+}
+
+#[test]
+fn a_server_declares_its_callers_with_called_by() {
+    let mut index = synced();
+    index.apply(deployment("probe", "infra", json!({})));
+    index.apply(deployment("cart", "shop", json!({})));
+    // The server names a caller that has no ClientIntents.
+    let touched = index.apply(deployment(
+        "web",
+        "shop",
+        json!({"intents.otterize.com/called-by": r#"[{"name": "probe.infra", "kind": "Deployment"}]"#}),
+    ));
+    assert!(touched.servers.contains(&id("web.shop")), "{touched:?}");
+    let web = index.policy().server(&id("web.shop")).unwrap();
+    assert!(web.client(&id("probe.infra")).is_some());
+    assert!(index.views(None).is_empty(), "a stand-in has no status");
+
+    // The caller's own ClientIntents takes the declaration in.
+    index.apply(intents_in(
+        "probe",
+        "infra",
+        json!([{"kubernetes": {"name": "cart.shop"}}]),
+    ));
+    assert_eq!(
+        index.policy().calls(&id("probe.infra")),
+        vec![id("cart.shop"), id("web.shop")]
+    );
+    // The annotation goes: only the ClientIntents is left.
+    let touched = index.apply(deployment("web", "shop", json!({})));
+    assert!(touched.servers.contains(&id("web.shop")), "{touched:?}");
+    assert_eq!(
+        index.policy().calls(&id("probe.infra")),
+        vec![id("cart.shop")]
+    );
+}
+
+#[test]
+fn pods_of_jobs_of_a_cron_job_belong_to_it() {
+    let mut index = synced();
+    let cron: k8s_openapi::api::batch::v1::CronJob = serde_json::from_value(json!({
+        "apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": {"name": "report", "namespace": "shop"},
+        "spec": {"schedule": "@hourly", "jobTemplate": {"spec": {"template": {
+            "metadata": {"labels": {"app": "report"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}], "restartPolicy": "Never"}}}}},
+    }))
+    .unwrap();
+    let job: k8s_openapi::api::batch::v1::Job = serde_json::from_value(json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "report-1", "namespace": "shop",
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": "report", "uid": "c"}]},
+        "spec": {"template": {"metadata": {"labels": {"app": "report"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}], "restartPolicy": "Never"}}},
+    }))
+    .unwrap();
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "report-1-x", "namespace": "shop", "labels": {"app": "report"},
+            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "report-1", "uid": "j"}]},
+    }))
+    .unwrap();
+    index.apply(Watched::CronJob(Box::new(cron)));
+    index.apply(Watched::Job(Box::new(job)));
+    index.apply(Watched::Pod(Box::new(pod)));
+    let kinds: Vec<String> = index.facts().workloads().map(|w| w.kind.clone()).collect();
+    assert_eq!(kinds, vec!["CronJob".to_string()]);
+    assert_eq!(
+        index.facts().pods().next().unwrap().owner,
+        Some(id("report.shop"))
+    );
 }

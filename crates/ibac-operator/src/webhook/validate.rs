@@ -17,6 +17,16 @@ pub(crate) struct Indexed {
     starts: Vec<(u32, String)>,
 }
 
+impl Indexed {
+    /// No object: every place is the whole of it.
+    pub(crate) fn empty() -> Indexed {
+        Indexed {
+            text: String::new(),
+            starts: Vec::new(),
+        }
+    }
+}
+
 fn index(value: &Value) -> Indexed {
     let mut indexed = Indexed {
         text: String::new(),

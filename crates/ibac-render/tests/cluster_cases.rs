@@ -1,0 +1,221 @@
+//! Workloads as pods really are, in rendering: the cluster DNS server as a
+//! target never cuts DNS for others, a hostNetwork server is reported as
+//! beyond NetworkPolicies, CronJobs and their Jobs' pods are one workload, and
+//! Otterize's annotations name workloads and callers.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use ibac_model::{ParseOptions, WorkloadId, parse_source};
+use ibac_policy::Policy;
+use ibac_render::facts::{ClusterFacts, FactsOptions};
+use ibac_render::{NetpolOptions, render_network_policies};
+
+fn facts(yaml: &str) -> ClusterFacts {
+    ClusterFacts::read(
+        &[("cluster.yaml".into(), yaml.to_owned())],
+        &FactsOptions::default(),
+    )
+    .unwrap()
+}
+
+fn policy(yaml: &str, facts: &ClusterFacts) -> Policy {
+    let parsed = parse_source(&"docs.yaml".into(), yaml, &ParseOptions::default());
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    let (policy, errors) = Policy::build(parsed.documents, facts);
+    assert!(errors.is_empty(), "{errors:?}");
+    policy
+}
+
+fn pod(ns: &str, name: &str, app: &str) -> support::Pod {
+    support::Pod {
+        namespace: ns.into(),
+        name: name.into(),
+        labels: BTreeMap::from([("app".to_string(), app.to_string())]),
+        ports: Vec::new(),
+    }
+}
+
+const DNS: &str = r"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: coredns, namespace: kube-system}
+spec:
+  selector: {matchLabels: {k8s-app: kube-dns}}
+  template:
+    metadata: {labels: {k8s-app: kube-dns}}
+    spec: {containers: [{name: c, image: coredns, ports: [{containerPort: 53, protocol: UDP}]}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template: {metadata: {labels: {app: web}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: probe, namespace: shop}
+spec:
+  selector: {matchLabels: {app: probe}}
+  template: {metadata: {labels: {app: probe}}}
+";
+
+#[test]
+fn protecting_the_cluster_dns_never_cuts_dns_for_others() {
+    let facts = facts(DNS);
+    let policy = policy(
+        r"
+apiVersion: k8s.otterize.com/v2beta1
+kind: ProtectedService
+metadata: {name: coredns, namespace: kube-system}
+spec: {name: coredns}
+---
+apiVersion: ibac.dev/v1
+kind: ClientIntents
+metadata: {name: web, namespace: shop}
+spec:
+  workload: {name: web}
+  targets: [{kubernetes: {name: coredns.kube-system, ports: [9153]}}]
+",
+        &facts,
+    );
+    let rendered = render_network_policies(&policy, &facts, &NetpolOptions::default()).unwrap();
+    assert_eq!(rendered.objects.len(), 1);
+    let namespaces = facts.namespaces().clone();
+    let dns = support::Pod {
+        namespace: "kube-system".into(),
+        name: "coredns".into(),
+        labels: BTreeMap::from([("k8s-app".to_string(), "kube-dns".to_string())]),
+        ports: vec![("".into(), 53, "UDP".into())],
+    };
+    for client in [pod("shop", "web", "web"), pod("shop", "probe", "probe")] {
+        for protocol in ["UDP", "TCP"] {
+            assert!(
+                support::allowed(&rendered.objects, &namespaces, &client, &dns, 53, protocol),
+                "{} cannot resolve names over {protocol}",
+                client.name
+            );
+        }
+    }
+    // What is not DNS is what the intents say.
+    let web = pod("shop", "web", "web");
+    let probe = pod("shop", "probe", "probe");
+    assert!(support::allowed(
+        &rendered.objects,
+        &namespaces,
+        &web,
+        &dns,
+        9153,
+        "TCP"
+    ));
+    assert!(!support::allowed(
+        &rendered.objects,
+        &namespaces,
+        &probe,
+        &dns,
+        9153,
+        "TCP"
+    ));
+}
+
+#[test]
+fn a_host_network_server_is_reported_not_written() {
+    let facts = facts(
+        r"
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: infra}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec: {hostNetwork: true, containers: [{name: c, image: agent}]}
+",
+    );
+    let policy = policy(
+        "apiVersion: k8s.otterize.com/v2beta1\nkind: ProtectedService\nmetadata: {name: agent, namespace: infra}\nspec: {name: agent}\n",
+        &facts,
+    );
+    let rendered = render_network_policies(&policy, &facts, &NetpolOptions::default()).unwrap();
+    assert!(rendered.objects.is_empty(), "{:?}", rendered.objects);
+    let skipped: Vec<String> = rendered.skipped.iter().map(ToString::to_string).collect();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert!(skipped[0].contains("hostNetwork"), "{skipped:?}");
+    assert!(skipped[0].contains("cannot protect it"), "{skipped:?}");
+}
+
+#[test]
+fn a_cron_job_and_the_pods_of_its_jobs_are_one_workload() {
+    let facts = facts(
+        r"
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: report, namespace: shop}
+spec:
+  schedule: '@hourly'
+  jobTemplate:
+    spec:
+      template:
+        metadata: {labels: {app: report}}
+        spec: {restartPolicy: Never, containers: [{name: c, image: report}]}
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: report-29000000
+  namespace: shop
+  ownerReferences: [{apiVersion: batch/v1, kind: CronJob, name: report, uid: u}]
+spec:
+  template:
+    metadata: {labels: {app: report}}
+    spec: {restartPolicy: Never, containers: [{name: c, image: report}]}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: report-29000000-abcde
+  namespace: shop
+  labels: {app: report}
+  ownerReferences: [{apiVersion: batch/v1, kind: Job, name: report-29000000, uid: j}]
+spec: {containers: [{name: c, image: report}]}
+",
+    );
+    let workloads: Vec<(String, String)> = facts
+        .workloads()
+        .map(|w| (w.id.to_string(), w.kind.clone()))
+        .collect();
+    assert_eq!(
+        workloads,
+        vec![("report.shop".to_string(), "CronJob".to_string())]
+    );
+    let pod = facts.pods().next().unwrap();
+    assert_eq!(pod.owner, Some(WorkloadId::parse("report.shop").unwrap()));
+}
+
+#[test]
+fn the_workload_name_annotation_and_called_by_are_read() {
+    let facts = facts(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web-v2, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata:
+      labels: {app: web}
+      annotations:
+        intents.otterize.com/workload-name: web
+        intents.otterize.com/called-by: '[{"name": "probe.infra", "kind": "Deployment"}]'
+"#,
+    );
+    let web = facts.workloads().next().unwrap();
+    assert_eq!(web.id.to_string(), "web.shop");
+    assert_eq!(
+        web.called_by,
+        Ok(vec![WorkloadId::parse("probe.infra").unwrap()])
+    );
+}
