@@ -272,8 +272,14 @@ impl Index {
                 touched
             }
             other => {
+                let before = self.ingress_servers(&key);
                 let (contribution, events) = self.contribution(&key, other);
-                self.replace(key, contribution, events)
+                let mut touched = self.replace(key.clone(), contribution, events);
+                if key.stream == Stream::Ingress && !self.listing {
+                    touched.servers.extend(before);
+                    touched.servers.extend(self.ingress_servers(&key));
+                }
+                touched
             }
         }
     }
@@ -289,7 +295,12 @@ impl Index {
             touched.documents.insert(key.clone());
             return touched;
         }
-        self.replace(key.clone(), Contribution::Nothing, Vec::new())
+        let before = self.ingress_servers(key);
+        let mut touched = self.replace(key.clone(), Contribution::Nothing, Vec::new());
+        if !self.listing {
+            touched.servers.extend(before);
+        }
+        touched
     }
 
     /// After a watch restarted and listed `present`: forgets the objects of
@@ -510,12 +521,10 @@ impl Index {
         // A workload's own selector, labels or ports are in its objects, in
         // those of the servers it calls, and in the overlap checks of its
         // namespace's servers.
-        let namespaces: BTreeSet<&str> = change
-            .workloads
-            .iter()
-            .map(WorkloadId::namespace)
-            .chain(change.namespaces.iter().map(String::as_str))
-            .collect();
+        // (Pods, ServiceAccounts and namespace labels are in no rendering;
+        // an Ingress is in its backends' only: see `Index::ingress_servers`.)
+        let namespaces: BTreeSet<&str> =
+            change.workloads.iter().map(WorkloadId::namespace).collect();
         for workload in &change.workloads {
             touched.servers.insert(workload.clone());
             touched.clients.insert(workload.clone());
@@ -529,14 +538,34 @@ impl Index {
                     .extend(self.facts.backends(s).into_iter().map(|w| w.id.clone()));
             }
         }
-        if !namespaces.is_empty() || change.other {
+        if !namespaces.is_empty() {
             for server in self.policy.servers() {
-                if namespaces.contains(server.namespace()) || change.other {
+                if namespaces.contains(server.namespace()) {
                     touched.servers.insert(server);
                 }
             }
         }
         touched
+    }
+
+    /// The servers behind the Services an Ingress routes to: their external
+    /// traffic policies depend on it.
+    fn ingress_servers(&self, key: &ObjectKey) -> BTreeSet<WorkloadId> {
+        let Some(ingress) = self
+            .facts
+            .ingresses()
+            .find(|i| i.namespace == key.namespace && i.name == key.name)
+        else {
+            return BTreeSet::new();
+        };
+        ingress
+            .backends
+            .iter()
+            .filter_map(|b| WorkloadId::parse(&format!("{b}.{}", ingress.namespace)).ok())
+            .filter_map(|id| self.facts.services().get(&id))
+            .flat_map(|s| self.facts.backends(s))
+            .map(|w| w.id.clone())
+            .collect()
     }
 }
 

@@ -301,3 +301,20 @@ fn pods_of_jobs_of_a_cron_job_belong_to_it() {
         Some(id("report.shop"))
     );
 }
+
+#[test]
+fn a_pod_event_touches_no_unrelated_server() {
+    let mut index = synced();
+    for name in ["web", "cart"] {
+        index.apply(deployment(name, "shop", json!({})));
+    }
+    index.apply(protect("cart", "shop"));
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5", "uid": "r"}]},
+    }))
+    .unwrap();
+    let touched = index.apply(Watched::Pod(Box::new(pod)));
+    assert!(touched.servers.is_empty(), "{touched:?}");
+}
