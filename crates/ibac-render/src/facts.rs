@@ -581,14 +581,7 @@ impl Reader<'_> {
             let ns = self.namespace(&pod.metadata);
             let name = pod.metadata.name.clone().unwrap_or_default();
             let labels = pod.metadata.labels.clone().unwrap_or_default();
-            let first_owner = pod
-                .metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .next()
-                .map(|o| (o.kind.clone(), o.name.clone()));
-            let owner = match first_owner {
+            let owner = match objects::first_owner(&pod.metadata) {
                 None => {
                     let default_ns = self.options.default_namespace.to_string();
                     match objects::standalone_pod(&pod, &default_ns, at.clone()) {

@@ -125,6 +125,23 @@ pub fn owner<'m>(meta: &'m ObjectMeta, kinds: &[&str]) -> Option<(&'m str, &'m s
         .map(|o| (o.kind.as_str(), o.name.as_str()))
 }
 
+/// The first owner of `meta`, whatever its kind: (kind, name).
+pub fn first_owner(meta: &ObjectMeta) -> Option<(String, String)> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .next()
+        .map(|o| (o.kind.clone(), o.name.clone()))
+}
+
+/// The workload name a pod's annotation gives, if any.
+pub fn annotated_name(meta: &ObjectMeta) -> Option<String> {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(WORKLOAD_NAME_ANNOTATION))
+        .cloned()
+}
+
 fn pod_ports(spec: Option<&PodSpec>) -> Vec<ContainerPort> {
     let mut ports: Vec<ContainerPort> = spec
         .into_iter()
@@ -223,12 +240,8 @@ pub fn standalone_pod(
 
 /// The name of the workload a pod belongs to, given its owner's name: the
 /// annotation when the pod carries it, else that owner.
-pub fn pod_workload_name<'p>(pod: &'p Pod, owner: &'p str) -> &'p str {
-    pod.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(WORKLOAD_NAME_ANNOTATION))
-        .map_or(owner, String::as_str)
+pub fn pod_workload_name(pod: &Pod, owner: &str) -> String {
+    annotated_name(&pod.metadata).unwrap_or_else(|| owner.to_owned())
 }
 
 /// A Service.

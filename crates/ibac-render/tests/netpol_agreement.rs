@@ -24,7 +24,7 @@ use ibac_render::labels::of_labels;
 use ibac_render::{NetpolOptions, render_network_policies};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use proptest::prelude::*;
-use support::{Labels, Pod, allowed};
+use support::{Labels, allowed};
 
 fn at() -> Location {
     Location::new("t.yaml".into(), 1, 1)
@@ -53,22 +53,7 @@ fn settings(mode: Mode, enforced: &[&str]) -> Document {
 fn agree(policy: &Policy, facts: &ClusterFacts, extra_ports: &[u16]) -> usize {
     let rendered = render_network_policies(policy, facts, &NetpolOptions::default()).unwrap();
     let namespaces: BTreeMap<String, Labels> = facts.namespaces().clone();
-    let pod = |w: &Workload| Pod {
-        namespace: w.id.namespace().into(),
-        name: w.id.name().into(),
-        labels: w.pod_labels.clone(),
-        ports: w
-            .ports
-            .iter()
-            .map(|p| {
-                (
-                    p.name.clone().unwrap_or_default(),
-                    p.port,
-                    p.protocol.clone(),
-                )
-            })
-            .collect(),
-    };
+    let pod = support::pod_of;
     let mut checks = 0;
     for client in facts.workloads() {
         for server in facts.workloads() {

@@ -4,11 +4,14 @@
 //! operator runs as a local process with that account's token).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+#[path = "common/release.rs"]
+mod release;
 
-use ibac_k8s_test::{Cluster, free_port, http_get, wait_for};
+use std::path::PathBuf;
+use std::process::Command;
+
+use ibac_k8s_test::Cluster;
+use release::Release;
 
 fn chart() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../charts/ibac"))
@@ -87,52 +90,16 @@ fn the_chart_lints_and_renders() {
     );
 }
 
-/// Removes what the release and the operator leave cluster-wide.
-struct Cleanup<'a> {
-    cluster: &'a Cluster,
-    namespace: String,
-}
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        let _ = self.cluster.kubectl(&[
-            "delete",
-            "validatingwebhookconfiguration",
-            "ibac",
-            "--ignore-not-found",
-        ]);
-        let _ = self
-            .cluster
-            .helm(&["uninstall", "ibac", "-n", &self.namespace]);
-    }
-}
-
 #[test]
 fn helm_install_and_the_operator_runs_with_the_charts_service_account() {
     let cluster = Cluster::shared().unwrap();
     let ns = cluster.namespace("ibac-release").unwrap();
-    let _cleanup = Cleanup {
+    // Settings by Otterize's value names and ibac's.
+    let mut release = Release::install(
         cluster,
-        namespace: ns.name().to_owned(),
-    };
-    let webhook = free_port().unwrap();
-    let url = format!("https://127.0.0.1:{webhook}");
-    cluster
-        .helm(&[
-            "install",
-            "ibac",
-            &chart_arg(),
-            "-n",
-            ns.name(),
-            "--set",
-            &format!("webhook.url={url}"),
-            // Settings by Otterize's value names and ibac's.
-            "--set",
-            "mode=defaultActive",
-            "--set",
-            "enableIstioPolicyCreation=false",
-        ])
-        .unwrap();
+        ns.name(),
+        &["mode=defaultActive", "enableIstioPolicyCreation=false"],
+    );
     let settings = cluster
         .kubectl(&[
             "get",
@@ -148,7 +115,7 @@ fn helm_install_and_the_operator_runs_with_the_charts_service_account() {
     assert_eq!(settings["spec"]["mode"], "defaultActive");
     assert_eq!(settings["spec"]["enforcers"]["istio"], false);
     // The Deployment makes a Pod, which stays Pending: no kubelet runs it.
-    wait_for("the operator's Pod exists", Duration::from_secs(60), || {
+    release.wait("the operator's Pod exists", || {
         let pods = cluster
             .kubectl(&[
                 "get",
@@ -161,111 +128,57 @@ fn helm_install_and_the_operator_runs_with_the_charts_service_account() {
                 "name",
             ])
             .unwrap();
-        Ok((!pods.trim().is_empty()).then_some(()))
-    })
-    .unwrap();
-
-    // The operator as a local process, with nothing but the chart's account.
-    let token = cluster
-        .kubectl(&["create", "token", "ibac", "-n", ns.name()])
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, cluster.kubeconfig_for_token(&token).unwrap()).unwrap();
-    let admin = free_port().unwrap();
-    let log_path = dir.path().join("operator.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut operator = Command::new(env!("CARGO_BIN_EXE_ibac"))
-        .args(["operator", "--log", "info", "--kubeconfig"])
-        .arg(&kubeconfig)
-        .args(["--admin-addr", &format!("127.0.0.1:{admin}")])
-        .args(["--webhook-addr", &format!("127.0.0.1:{webhook}")])
-        .args(["--webhook-url", &url])
-        .args(["--operator-namespace", ns.name()])
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let ready = wait_for("the operator is ready", Duration::from_secs(120), || {
-        Ok(matches!(http_get(admin, "/readyz"), Ok((200, _))).then_some(()))
-    })
-    .and_then(|()| {
-        // It follows the release's settings...
-        wait_for(
-            "the operator is in the chart's mode",
-            Duration::from_secs(60),
-            || {
-                Ok(http_get(admin, "/metrics")
-                    .is_ok_and(|(_, m)| m.contains("ibac_operator_mode{mode=\"defaultActive\"} 1"))
-                    .then_some(()))
-            },
-        )
-    })
-    .and_then(|()| {
-        // ...and reports a second EnforcementConfig, which it ignores.
-        cluster.kubectl_with_input(
+        (!pods.trim().is_empty()).then_some(())
+    });
+    release.wait_ready();
+    // It follows the release's settings...
+    release.wait("the operator is in the chart's mode", || {
+        (release.metric("ibac_operator_mode{mode=\"defaultActive\"}") == 1.0).then_some(())
+    });
+    // ...and reports a second EnforcementConfig, which it ignores.
+    cluster
+        .kubectl_with_input(
             &["apply", "-n", ns.name(), "-f", "-"],
             "apiVersion: ibac.dev/v1\nkind: EnforcementConfig\nmetadata: {name: other}\nspec: {mode: defaultShadow}\n",
-        )?;
-        wait_for(
-            "the second EnforcementConfig is reported",
-            Duration::from_secs(60),
-            || {
-                Ok(http_get(admin, "/metrics")
-                    .is_ok_and(|(_, m)| {
-                        m.contains("ibac_operator_settings_ignored 1")
-                            && m.contains("ibac_operator_mode{mode=\"defaultActive\"} 1")
-                    })
-                    .then_some(()))
-            },
         )
+        .unwrap();
+    release.wait("the second EnforcementConfig is reported", || {
+        (release.metric("ibac_operator_settings_ignored") == 1.0
+            && release.metric("ibac_operator_mode{mode=\"defaultActive\"}") == 1.0)
+            .then_some(())
     });
     // With that account its webhooks convert and check one ClientIntents per
     // workload (which lists both groups' ClientIntents).
-    let app = ready.is_ok().then(|| cluster.namespace("chart-app"));
-    let webhooks = app.as_ref().and_then(|a| a.as_ref().ok()).map(|app| {
-        let apply = |document: &str| {
-            cluster
-                .kubectl_with_input(&["apply", "-n", app.name(), "-f", "-"], document)
-                .map_err(|e| e.to_string())
-        };
-        let first = apply(
-            "apiVersion: k8s.otterize.com/v1alpha3\nkind: ClientIntents\nmetadata: {name: web}\nspec:\n  service: {name: web}\n  calls: [{name: api, type: http, HTTPResources: [{path: /v1/*, methods: [GET]}]}]\n",
-        );
-        let read = cluster
-            .kubectl(&[
-                "get",
-                "clientintents.v2beta1.k8s.otterize.com/web",
-                "-n",
-                app.name(),
-                "-o",
-                "jsonpath={.spec.targets[0].kubernetes.http[0].path}",
-            ])
-            .map_err(|e| e.to_string());
-        let second = apply(
-            "apiVersion: ibac.dev/v1\nkind: ClientIntents\nmetadata: {name: web}\nspec:\n  workload: {name: web}\n  targets: [{kubernetes: {name: api}}]\n",
-        );
-        (first, read, second)
-    });
-    let readyz = http_get(admin, "/readyz");
-    let _ = operator.kill();
-    let _ = operator.wait();
-    if let Err(e) = ready {
-        panic!(
-            "{e}; /readyz: {readyz:?}\n{}",
-            std::fs::read_to_string(&log_path).unwrap_or_default()
-        );
-    }
-    let (first, read, second) = webhooks.unwrap();
-    first.unwrap();
-    assert_eq!(read.unwrap(), "/v1/*");
-    let error = second.unwrap_err();
+    let app = cluster.namespace("chart-app").unwrap();
+    let apply = |document: &str| {
+        cluster
+            .kubectl_with_input(&["apply", "-n", app.name(), "-f", "-"], document)
+            .map_err(|e| e.to_string())
+    };
+    apply(
+        "apiVersion: k8s.otterize.com/v1alpha3\nkind: ClientIntents\nmetadata: {name: web}\nspec:\n  service: {name: web}\n  calls: [{name: api, type: http, HTTPResources: [{path: /v1/*, methods: [GET]}]}]\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", release.log()));
+    let read = cluster
+        .kubectl(&[
+            "get",
+            "clientintents.v2beta1.k8s.otterize.com/web",
+            "-n",
+            app.name(),
+            "-o",
+            "jsonpath={.spec.targets[0].kubernetes.http[0].path}",
+        ])
+        .unwrap();
+    assert_eq!(read, "/v1/*");
+    let error = apply(
+        "apiVersion: ibac.dev/v1\nkind: ClientIntents\nmetadata: {name: web}\nspec:\n  workload: {name: web}\n  targets: [{kubernetes: {name: api}}]\n",
+    )
+    .unwrap_err();
     assert!(
         error.contains("is already declared at clientintents.k8s.otterize.com/web"),
         "{error}"
     );
+    release.stop();
     // What it did with that account: the CRDs, its CA's Secret, the webhook
     // configuration.
     cluster

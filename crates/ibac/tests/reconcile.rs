@@ -10,17 +10,19 @@
 //! away (README, "What ibac writes").
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/release.rs"]
+mod release;
 #[path = "../../ibac-render/tests/support/mod.rs"]
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use ibac_k8s_test::{Cluster, free_port, http_get, wait_for};
+use ibac_k8s_test::Cluster;
 use ibac_render::facts::{ClusterFacts, FactsOptions};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use release::Release;
 use serde_json::Value;
 
 const NS: &str = "otterize-ecom-demo";
@@ -36,104 +38,6 @@ fn demo(file: &str) -> String {
         .join(file)
         .display()
         .to_string()
-}
-
-/// The operator as a local process with the chart's account, stopped (and
-/// the release uninstalled) when dropped.
-struct Operator<'c> {
-    cluster: &'c Cluster,
-    child: Child,
-    admin: u16,
-    log: PathBuf,
-    release: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Operator<'_> {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = self.cluster.kubectl(&[
-            "delete",
-            "validatingwebhookconfiguration",
-            "ibac",
-            "--ignore-not-found",
-        ]);
-        let _ = self
-            .cluster
-            .helm(&["uninstall", "ibac", "-n", &self.release]);
-    }
-}
-
-impl Operator<'_> {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn metric(&self, name: &str) -> f64 {
-        let (_, text) = http_get(self.admin, "/metrics").unwrap();
-        text.lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-
-    /// Waits for `what`, showing the operator's log when it does not come.
-    fn wait<T>(&self, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-        wait_for(what, Duration::from_secs(90), || Ok(probe()))
-            .unwrap_or_else(|e| panic!("{e}\n--- operator log ---\n{}", self.log()))
-    }
-}
-
-fn start<'c>(cluster: &'c Cluster, release: &str) -> Operator<'c> {
-    let webhook = free_port().unwrap();
-    let url = format!("https://127.0.0.1:{webhook}");
-    let chart = repo().join("charts/ibac").display().to_string();
-    cluster
-        .helm(&[
-            "install",
-            "ibac",
-            &chart,
-            "-n",
-            release,
-            "--set",
-            &format!("webhook.url={url}"),
-        ])
-        .unwrap();
-    let token = cluster
-        .kubectl(&["create", "token", "ibac", "-n", release, "--duration", "2h"])
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, cluster.kubeconfig_for_token(&token).unwrap()).unwrap();
-    let admin = free_port().unwrap();
-    let log = dir.path().join("operator.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_ibac"))
-        .args(["operator", "--log", "info", "--kubeconfig"])
-        .arg(&kubeconfig)
-        .args(["--admin-addr", &format!("127.0.0.1:{admin}")])
-        .args(["--webhook-addr", &format!("127.0.0.1:{webhook}")])
-        .args(["--webhook-url", &url])
-        .args(["--operator-namespace", release])
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap();
-    let operator = Operator {
-        cluster,
-        child,
-        admin,
-        log,
-        release: release.to_owned(),
-        _dir: dir,
-    };
-    operator.wait("the operator is ready", || {
-        matches!(http_get(admin, "/readyz"), Ok((200, _))).then_some(())
-    });
-    operator
 }
 
 fn json(cluster: &Cluster, args: &[&str]) -> Value {
@@ -197,25 +101,7 @@ fn demo_pods() -> Vec<support::Pod> {
     let text = std::fs::read_to_string(repo().join("examples/ecom-cluster/cluster.yaml")).unwrap();
     let facts =
         ClusterFacts::read(&[("cluster.yaml".into(), text)], &FactsOptions::default()).unwrap();
-    facts
-        .workloads()
-        .map(|w| support::Pod {
-            namespace: w.id.namespace().into(),
-            name: w.id.name().into(),
-            labels: w.pod_labels.clone(),
-            ports: w
-                .ports
-                .iter()
-                .map(|p| {
-                    (
-                        p.name.clone().unwrap_or_default(),
-                        p.port,
-                        p.protocol.clone(),
-                    )
-                })
-                .collect(),
-        })
-        .collect()
+    facts.workloads().map(support::pod_of).collect()
 }
 
 /// Who may reach `server` (on every port it has), by the reference
@@ -341,6 +227,13 @@ fn analysed(cluster: &Cluster, server: &str) -> (BTreeMap<String, String>, bool)
     (callers, others_open)
 }
 
+/// `kubectl apply` of a YAML text.
+fn apply(cluster: &Cluster, yaml: &str) {
+    cluster
+        .kubectl_with_input(&["apply", "-f", "-"], yaml)
+        .unwrap();
+}
+
 fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|n| (*n).to_owned()).collect()
 }
@@ -353,7 +246,7 @@ fn all_connections(names: &[&str]) -> BTreeMap<String, String> {
 }
 
 fn helm_upgrade(cluster: &Cluster, release: &str, mode: &str) {
-    let chart = repo().join("charts/ibac").display().to_string();
+    let chart = release::chart();
     cluster
         .helm(&[
             "upgrade",
@@ -372,7 +265,8 @@ fn helm_upgrade(cluster: &Cluster, release: &str, mode: &str) {
 fn the_otterize_tutorial_with_kubectl() {
     let cluster = Cluster::shared().unwrap();
     let release = cluster.namespace("ibac-tutorial").unwrap();
-    let operator = start(cluster, release.name());
+    let operator = Release::install(cluster, release.name(), &[]);
+    operator.wait_ready();
     operator.wait("the operator follows defaultShadow", || {
         (operator.metric("ibac_operator_mode{mode=\"defaultShadow\"}") == 1.0).then_some(())
     });
@@ -539,14 +433,12 @@ fn the_otterize_tutorial_with_kubectl() {
     // Exactly one object is written: the catalog's policy.
     let before = versions(cluster, NS);
     let written = operator.metric("ibac_operator_objects_written_total");
-    cluster
-        .kubectl_with_input(
-            &["apply", "-f", "-"],
-            &format!(
-                "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {{name: recommendationservice, namespace: {NS}}}\nspec:\n  workload: {{name: recommendationservice, kind: Deployment}}\n  targets:\n  - kubernetes: {{name: cartservice, kind: Deployment}}\n"
-            ),
-        )
-        .unwrap();
+    apply(
+        cluster,
+        &format!(
+            "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {{name: recommendationservice, namespace: {NS}}}\nspec:\n  workload: {{name: recommendationservice, kind: Deployment}}\n  targets:\n  - kubernetes: {{name: cartservice, kind: Deployment}}\n"
+        ),
+    );
     operator.wait("the catalog's policy allows less", || {
         (evaluated(cluster, CATALOG).0 == set(&["checkoutservice", "frontend"])).then_some(())
     });
@@ -683,7 +575,7 @@ fn the_otterize_tutorial_with_kubectl() {
 
     // Egress policies on: one per client with intents, rewritten when its
     // intents shrink, deleted with its ClientIntents only.
-    let chart = repo().join("charts/ibac").display().to_string();
+    let chart = release::chart();
     cluster
         .helm(&[
             "upgrade",
@@ -717,14 +609,12 @@ fn the_otterize_tutorial_with_kubectl() {
         assert!(egress(client).is_some(), "{client} has no egress policy");
     }
     assert!(egress("cartservice").is_none(), "its ClientIntents is gone");
-    cluster
-        .kubectl_with_input(
-            &["apply", "-f", "-"],
-            &format!(
-                "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {{name: frontend, namespace: {NS}}}\nspec:\n  workload: {{name: frontend, kind: Deployment}}\n  targets:\n  - kubernetes: {{name: {CATALOG}, kind: Deployment}}\n"
-            ),
-        )
-        .unwrap();
+    apply(
+        cluster,
+        &format!(
+            "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {{name: frontend, namespace: {NS}}}\nspec:\n  workload: {{name: frontend, kind: Deployment}}\n  targets:\n  - kubernetes: {{name: {CATALOG}, kind: Deployment}}\n"
+        ),
+    );
     operator.wait("frontend's egress allows less", || {
         let policy = egress("frontend")?;
         (!text(&policy).contains("\"adservice\"")).then_some(())
@@ -738,14 +628,12 @@ fn the_otterize_tutorial_with_kubectl() {
     assert!(egress("checkoutservice").is_some(), "the others stay");
 
     // A server declares its caller with Otterize's `called-by` annotation.
-    cluster
-        .kubectl_with_input(
-            &["apply", "-f", "-"],
-            &format!(
-                "apiVersion: k8s.otterize.com/v2beta1\nkind: ProtectedService\nmetadata: {{name: adservice, namespace: {NS}}}\nspec: {{name: adservice}}\n"
-            ),
-        )
-        .unwrap();
+    apply(
+        cluster,
+        &format!(
+            "apiVersion: k8s.otterize.com/v2beta1\nkind: ProtectedService\nmetadata: {{name: adservice, namespace: {NS}}}\nspec: {{name: adservice}}\n"
+        ),
+    );
     operator.wait("adservice allows nobody", || {
         (policies(cluster, NS).contains_key("ibac-ingress-adservice")
             && evaluated(cluster, "adservice").0.is_empty())
@@ -769,5 +657,55 @@ fn the_otterize_tutorial_with_kubectl() {
         .unwrap();
     operator.wait("adservice allows the caller it declares", || {
         (evaluated(cluster, "adservice").0 == set(&["loadgenerator"])).then_some(())
+    });
+
+    // A server whose policy cannot be computed keeps what it has: another
+    // Deployment's pods carry its labels, so its selector would reach them.
+    let kept = versions(cluster, NS)["ibac-ingress-adservice"].clone();
+    apply(
+        cluster,
+        &format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: adservice-canary, namespace: {NS}}}\nspec:\n  selector: {{matchLabels: {{app: adservice}}}}\n  template:\n    metadata: {{labels: {{app: adservice}}}}\n    spec: {{containers: [{{name: c, image: canary}}]}}\n"
+        ),
+    );
+    let (_, _, why) = operator.wait("the ProtectedService says why", || {
+        let object = json(
+            cluster,
+            &[
+                "get",
+                "protectedservice.k8s.otterize.com",
+                "adservice",
+                "-n",
+                NS,
+            ],
+        );
+        condition(&object, "NetworkPolicy")
+            .filter(|(status, reason, _)| status == "False" && reason == "Error")
+    });
+    assert!(
+        why.contains("also selects the pods of Deployment `adservice-canary"),
+        "{why}"
+    );
+    assert!(why.contains("stays as it was"), "{why}");
+    assert_eq!(
+        versions(cluster, NS)["ibac-ingress-adservice"],
+        kept,
+        "what was in force stays"
+    );
+    cluster
+        .kubectl(&["delete", "deployment", "adservice-canary", "-n", NS])
+        .unwrap();
+    operator.wait("adservice is enforced again", || {
+        let object = json(
+            cluster,
+            &[
+                "get",
+                "protectedservice.k8s.otterize.com",
+                "adservice",
+                "-n",
+                NS,
+            ],
+        );
+        condition(&object, "NetworkPolicy").filter(|(_, reason, _)| reason == "Enforced")
     });
 }

@@ -610,6 +610,17 @@ impl Index {
     }
 }
 
+/// `(namespace, name)` of an object as JSON.
+pub fn place_of(value: &serde_json::Value) -> (String, String) {
+    let field = |name: &str| {
+        value["metadata"][name]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (field("namespace"), field("name"))
+}
+
 /// Adds one facts change to another.
 fn absorb(into: &mut FactsChange, change: FactsChange) {
     into.workloads.extend(change.workloads);

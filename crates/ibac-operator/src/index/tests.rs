@@ -54,6 +54,14 @@ fn protect(server: &str, ns: &str) -> Watched {
     )
 }
 
+fn workload_names(index: &Index) -> Vec<String> {
+    index
+        .facts()
+        .workloads()
+        .map(|w| w.id.to_string())
+        .collect()
+}
+
 fn synced() -> Index {
     let mut index = Index::new();
     index.settings(None);
@@ -157,12 +165,7 @@ fn the_workload_name_annotation_names_the_workload() {
         "shop",
         json!({"intents.otterize.com/workload-name": "web"}),
     ));
-    let names: Vec<String> = index
-        .facts()
-        .workloads()
-        .map(|w| w.id.to_string())
-        .collect();
-    assert_eq!(names, vec!["web.shop".to_string()]);
+    assert_eq!(workload_names(&index), vec!["web.shop".to_string()]);
 }
 
 #[test]
@@ -178,12 +181,7 @@ fn a_relist_forgets_what_was_deleted_meanwhile() {
     .into();
     let touched = index.resync(Stream::Deployment, &present);
     assert!(touched.servers.contains(&id("cart.shop")), "{touched:?}");
-    let names: Vec<String> = index
-        .facts()
-        .workloads()
-        .map(|w| w.id.to_string())
-        .collect();
-    assert_eq!(names, vec!["web.shop".to_string()]);
+    assert_eq!(workload_names(&index), vec!["web.shop".to_string()]);
 }
 
 #[test]

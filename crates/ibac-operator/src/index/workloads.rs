@@ -70,19 +70,7 @@ impl Watched {
             Watched::EndpointSlice(o) => (Stream::EndpointSlice, names(&o.metadata)),
             Watched::Ingress(o) => (Stream::Ingress, names(&o.metadata)),
             Watched::ServiceAccount(o) => (Stream::ServiceAccount, names(&o.metadata)),
-            Watched::Document(kind, value) => (
-                Stream::Document(*kind),
-                (
-                    value["metadata"]["namespace"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                    value["metadata"]["name"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                ),
-            ),
+            Watched::Document(kind, value) => (Stream::Document(*kind), super::place_of(value)),
         };
         ObjectKey {
             stream,
@@ -105,7 +93,15 @@ impl Index {
         object: Watched,
     ) -> (Contribution, Vec<ClusterObject>) {
         let ns = key.namespace.clone();
-        let workload = |kind: &str, result: Result<ibac_render::facts::Workload, _>| match result {
+        // A workload of `kind` from its metadata, selector and pod template.
+        let workload = |kind: &str, meta, selector, template| match objects::workload(
+            kind,
+            meta,
+            selector,
+            template,
+            &ns,
+            at(kind, key),
+        ) {
             Ok(w) => (
                 Contribution::Workload {
                     id: w.id.clone(),
@@ -131,75 +127,45 @@ impl Index {
             }
             Watched::Deployment(d) => workload(
                 "Deployment",
-                objects::workload(
-                    "Deployment",
-                    &d.metadata,
-                    Some(&d.spec.selector),
-                    Some(&d.spec.template),
-                    &ns,
-                    at("Deployment", key),
-                ),
+                &d.metadata,
+                Some(&d.spec.selector),
+                Some(&d.spec.template),
             ),
             Watched::StatefulSet(d) => workload(
                 "StatefulSet",
-                objects::workload(
-                    "StatefulSet",
-                    &d.metadata,
-                    Some(&d.spec.selector),
-                    Some(&d.spec.template),
-                    &ns,
-                    at("StatefulSet", key),
-                ),
+                &d.metadata,
+                Some(&d.spec.selector),
+                Some(&d.spec.template),
             ),
             Watched::DaemonSet(d) => workload(
                 "DaemonSet",
-                objects::workload(
-                    "DaemonSet",
-                    &d.metadata,
-                    Some(&d.spec.selector),
-                    Some(&d.spec.template),
-                    &ns,
-                    at("DaemonSet", key),
-                ),
+                &d.metadata,
+                Some(&d.spec.selector),
+                Some(&d.spec.template),
             ),
             Watched::ReplicaSet(d) => match objects::owner(&d.metadata, &["Deployment"]) {
                 Some((_, owner)) => self.owned(key, "ReplicaSet", owner),
                 None => workload(
                     "ReplicaSet",
-                    objects::workload(
-                        "ReplicaSet",
-                        &d.metadata,
-                        Some(&d.spec.selector),
-                        d.spec.template.as_ref(),
-                        &ns,
-                        at("ReplicaSet", key),
-                    ),
+                    &d.metadata,
+                    Some(&d.spec.selector),
+                    d.spec.template.as_ref(),
                 ),
             },
             Watched::Job(d) => match objects::owner(&d.metadata, &["CronJob"]) {
                 Some((_, owner)) => self.owned(key, "Job", owner),
                 None => workload(
                     "Job",
-                    objects::workload(
-                        "Job",
-                        &d.metadata,
-                        d.spec.as_ref().and_then(|s| s.selector.as_ref()),
-                        d.spec.as_ref().map(|s| &s.template),
-                        &ns,
-                        at("Job", key),
-                    ),
+                    &d.metadata,
+                    d.spec.as_ref().and_then(|s| s.selector.as_ref()),
+                    d.spec.as_ref().map(|s| &s.template),
                 ),
             },
             Watched::CronJob(d) => workload(
                 "CronJob",
-                objects::workload(
-                    "CronJob",
-                    &d.metadata,
-                    None,
-                    d.spec.job_template.spec.as_ref().map(|j| &j.template),
-                    &ns,
-                    at("CronJob", key),
-                ),
+                &d.metadata,
+                None,
+                d.spec.job_template.spec.as_ref().map(|j| &j.template),
             ),
             Watched::Pod(pod) => self.pod(key, &pod),
             Watched::Service(s) => match objects::service(&s, &ns, at("Service", key)) {
@@ -283,19 +249,8 @@ impl Index {
     /// A pod: a workload of its own when nothing owns it; in any case a fact
     /// that ties EndpointSlices to its workload.
     fn pod(&mut self, key: &ObjectKey, pod: &Pod) -> (Contribution, Vec<ClusterObject>) {
-        let owner = pod
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .next()
-            .map(|o| (o.kind.clone(), o.name.clone()));
-        let annotated = pod
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(objects::WORKLOAD_NAME_ANNOTATION))
-            .cloned();
+        let owner = objects::first_owner(&pod.metadata);
+        let annotated = objects::annotated_name(&pod.metadata);
         let remembered = PodOwner {
             owner: owner.clone(),
             annotated,

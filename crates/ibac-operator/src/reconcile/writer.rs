@@ -104,19 +104,6 @@ fn hash_of(value: &Value) -> String {
         .collect()
 }
 
-fn place(value: &Value) -> (String, String) {
-    (
-        value["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        value["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    )
-}
-
 impl Writer {
     /// A writer for `enforcer`, reporting to `reports`.
     pub fn new(
@@ -339,7 +326,7 @@ impl Writer {
         };
         let mut wanted = BTreeSet::new();
         for object in objects {
-            let key = place(object);
+            let key = crate::index::place_of(object);
             wanted.insert(key.clone());
             let hash = hash_of(object);
             if self

@@ -20,6 +20,26 @@ pub struct Pod {
     pub ports: Vec<(String, u16, String)>,
 }
 
+/// A workload of the cluster facts as a pod of the evaluator.
+pub fn pod_of(w: &ibac_render::facts::Workload) -> Pod {
+    Pod {
+        namespace: w.id.namespace().into(),
+        name: w.id.name().into(),
+        labels: w.pod_labels.clone(),
+        ports: w
+            .ports
+            .iter()
+            .map(|p| {
+                (
+                    p.name.clone().unwrap_or_default(),
+                    p.port,
+                    p.protocol.clone(),
+                )
+            })
+            .collect(),
+    }
+}
+
 /// A label selector per the API docs: every matchLabels pair and every
 /// requirement must hold; an empty selector selects everything.
 fn selects(selector: &LabelSelector, labels: &Labels) -> bool {
