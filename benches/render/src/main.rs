@@ -60,6 +60,8 @@ fn main() -> anyhow::Result<()> {
                 protocol: "TCP".into(),
             }],
             service_account: format!("svc-{i}"),
+            host_network: false,
+            called_by: Ok(Vec::new()),
             at: at.clone(),
         }));
         let service = Service {

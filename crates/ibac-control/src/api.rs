@@ -67,7 +67,7 @@ impl From<ControlError> for ApiError {
                     let at = d.location();
                     PlacedError {
                         message: d.to_string(),
-                        file: Some(d.file().to_string()),
+                        file: d.origin().text().map(ToString::to_string),
                         line: at.map(|l| l.line).filter(|l| *l > 0),
                         column: at.map(|l| l.column).filter(|c| *c > 0),
                     }

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use ibac_model::encode::{Encoded, Flavor, encode};
 use ibac_model::http::{Method, PathPattern};
 use ibac_model::{
-    CallTarget, ClientIntents, Document, Format, HttpRule, Location, Meta, Namespace, Target,
-    TargetKind, WorkloadId, WorkloadRef,
+    CallTarget, ClientIntents, Document, Format, HttpRule, Location, Maker, Meta, Namespace,
+    Target, TargetKind, WorkloadId, WorkloadRef,
 };
 use serde::Serialize;
 
@@ -77,7 +77,7 @@ fn http_rules<'a>(keys: impl Iterator<Item = &'a CallKey>) -> Option<Vec<HttpRul
         .into_iter()
         .map(|(path, methods)| {
             Some(HttpRule {
-                at: Location::whole("network mapper".into()),
+                at: Location::made(Maker::NetworkMapper),
                 path: PathPattern::parse(&path).ok()?,
                 methods: methods.into_iter().collect(),
             })
@@ -127,7 +127,7 @@ pub fn export(calls: &[(CallKey, CallRecord)], options: &ExportOptions) -> Vec<E
             let targets = servers
                 .into_iter()
                 .map(|(server, keys)| Target {
-                    at: Location::whole("network mapper".into()),
+                    at: Location::made(Maker::NetworkMapper),
                     kind: TargetKind::Workload(CallTarget {
                         id: server.clone(),
                         kind: None,
@@ -144,7 +144,7 @@ pub fn export(calls: &[(CallKey, CallRecord)], options: &ExportOptions) -> Vec<E
                 meta: Meta {
                     name: client.name().to_string(),
                     namespace: ns,
-                    origin: Location::whole("network mapper".into()),
+                    origin: Location::made(Maker::NetworkMapper),
                     format: Format::OtterizeV2beta1,
                     namespace_given: true,
                 },

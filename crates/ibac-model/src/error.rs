@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::location::{Location, SourceName};
+use crate::location::{Location, Origin, SourceName};
 
 /// A suggestion appended to an error message, or nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -179,12 +179,13 @@ pub enum DocumentError {
 }
 
 impl DocumentError {
-    /// The source the error is about.
-    pub fn file(&self) -> &SourceName {
+    /// What the error is about: the text, object or held thing its place is
+    /// in.
+    pub fn origin(&self) -> Origin {
         match self {
             DocumentError::TooLarge { file, .. }
             | DocumentError::NotText { file }
-            | DocumentError::Unreadable { file, .. } => file,
+            | DocumentError::Unreadable { file, .. } => Origin::Text(file.clone()),
             DocumentError::Syntax { at, .. }
             | DocumentError::Limit { at, .. }
             | DocumentError::UnknownField { at, .. }
@@ -194,7 +195,27 @@ impl DocumentError {
             | DocumentError::InvalidValue { at, .. }
             | DocumentError::Invalid { at, .. }
             | DocumentError::Duplicate { at, .. }
-            | DocumentError::UnsupportedKind { at, .. } => &at.file,
+            | DocumentError::UnsupportedKind { at, .. } => at.origin.clone(),
+        }
+    }
+
+    /// Every place the error names, to be moved (a reader that knows better
+    /// where a text came from — the operator's field paths — rewrites them).
+    pub fn locations_mut(&mut self) -> Vec<&mut Location> {
+        match self {
+            DocumentError::TooLarge { .. }
+            | DocumentError::NotText { .. }
+            | DocumentError::Unreadable { .. } => Vec::new(),
+            DocumentError::Duplicate { at, first, .. } => vec![at, first],
+            DocumentError::Syntax { at, .. }
+            | DocumentError::Limit { at, .. }
+            | DocumentError::UnknownField { at, .. }
+            | DocumentError::MissingField { at, .. }
+            | DocumentError::EmptyField { at, .. }
+            | DocumentError::WrongType { at, .. }
+            | DocumentError::InvalidValue { at, .. }
+            | DocumentError::Invalid { at, .. }
+            | DocumentError::UnsupportedKind { at, .. } => vec![at],
         }
     }
 
@@ -218,10 +239,10 @@ impl DocumentError {
     }
 
     /// A key that orders errors by file, then line, then column.
-    pub fn sort_key(&self) -> (SourceName, u32, u32) {
+    pub fn sort_key(&self) -> (Origin, u32, u32) {
         match self.location() {
-            Some(at) => (at.file.clone(), at.line, at.column),
-            None => (self.file().clone(), 0, 0),
+            Some(at) => (at.origin.clone(), at.line, at.column),
+            None => (self.origin(), 0, 0),
         }
     }
 }

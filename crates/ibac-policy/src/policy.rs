@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use ibac_model::{
-    ClientIntents, Document, DocumentError, DocumentKey, DocumentKind, Location, Target,
+    ClientIntents, Document, DocumentError, DocumentKey, DocumentKind, Held, Location, Target,
     TargetKind, WorkloadId,
 };
 use imbl::shared_ptr::DefaultSharedPtr;
@@ -272,7 +272,7 @@ impl Policy {
             match next.documents.remove(key) {
                 Some(stored) => next.retract(key, &stored),
                 None => errors.push(DocumentError::Invalid {
-                    at: Location::whole("<store>".into()),
+                    at: Location::held(Held::Store),
                     message: format!("no {key} is stored"),
                 }),
             }
@@ -367,7 +367,7 @@ impl Policy {
                 .documents
                 .get(first)
                 .map(|s| s.latest.meta().origin.clone())
-                .unwrap_or_else(|| Location::whole("<store>".into())),
+                .unwrap_or_else(|| Location::held(Held::Store)),
         }
     }
 

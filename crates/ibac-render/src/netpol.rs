@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use ibac_model::{DocumentError, ExternalTraffic, Location, TargetKind};
+use ibac_model::{DocumentError, ExternalTraffic, Held, Location, TargetKind};
 use ibac_policy::Policy;
 use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
@@ -482,7 +482,7 @@ pub fn render_client_egress(
                 text.push("  allows the Kubernetes API server (kubernetes.default)".into());
             }
             _ => out.refused.push(DocumentError::Invalid {
-                at: Location::whole("<cluster facts>".into()),
+                at: Location::held(Held::ClusterFacts),
                 message: format!(
                     "`{client_id}` calls kubernetes.default: egress to the API server needs its EndpointSlice in the cluster facts (`kubectl get endpointslices -n default -o yaml`)"
                 ),

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use ibac_model::{DocumentError, Location, WorkloadId};
+use ibac_model::{DocumentError, Held, Location, WorkloadId};
 use ibac_policy::{Intent, Policy, Ports};
 
 use crate::facts::{ClusterFacts, Workload};
@@ -125,7 +125,7 @@ pub fn server<'a>(
                         .first()
                         .and_then(|(_, c)| c.intents().first().map(|i| i.at.clone()))
                 })
-                .unwrap_or_else(|| Location::whole("<cluster facts>".into()));
+                .unwrap_or_else(|| Location::held(Held::ClusterFacts));
             skipped.push(error(&at, format!("server `{id}`: {e}; it is skipped")));
             return None;
         }
@@ -142,7 +142,7 @@ pub fn server<'a>(
                     .intents()
                     .first()
                     .map(|i| i.at.clone())
-                    .unwrap_or_else(|| Location::whole("<policy>".into()));
+                    .unwrap_or_else(|| Location::held(Held::Policy));
                 skipped.push(error(
                     &at,
                     format!("client `{client}`: {e}; it is skipped, so it is allowed nothing"),

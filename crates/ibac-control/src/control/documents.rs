@@ -173,7 +173,7 @@ impl Control {
                                 .iter()
                                 .find(|d| key_of(d) == *key)
                                 .map(|d| d.meta().origin.clone())
-                                .unwrap_or_else(|| Location::whole("request".into()));
+                                .unwrap_or_else(|| Location::made(Maker::Request));
                             match e {
                                 DocumentError::Invalid { message, .. } => {
                                     DocumentError::Invalid { at, message }
@@ -252,7 +252,7 @@ impl Control {
             meta: Meta {
                 name: id.name().to_string(),
                 namespace: id.namespace_owned(),
-                origin: Location::whole("ibac protect".into()),
+                origin: Location::made(Maker::Protect),
                 format: Format::IbacV1,
                 namespace_given: true,
             },
@@ -374,7 +374,7 @@ impl Control {
                     name: "default".into(),
                     namespace: Namespace::parse("ibac-system")
                         .map_err(|e| ControlError::Internal(e.to_string()))?,
-                    origin: Location::whole("ibac mode".into()),
+                    origin: Location::made(Maker::Mode),
                     format: Format::IbacV1,
                     namespace_given: true,
                 },

@@ -26,8 +26,8 @@ use ibac_identity::attest::IssuanceService;
 use ibac_mapper::{CallKey, CallRecord, Discovered, Observation, Protocol, Source};
 use ibac_model::encode::{Flavor, encode};
 use ibac_model::{
-    Document, DocumentError, DocumentKey, DocumentKind, EnforcementConfig, Format, Location, Meta,
-    Mode, Namespace, ParseOptions, ProtectedService, SourceName, WorkloadId, WorkloadRef,
+    Document, DocumentError, DocumentKey, DocumentKind, EnforcementConfig, Format, Location, Maker,
+    Meta, Mode, Namespace, ParseOptions, ProtectedService, SourceName, WorkloadId, WorkloadRef,
     parse_source,
 };
 use ibac_policy::{DocumentStatus, NoFacts, Policy, Verdict};

@@ -214,8 +214,11 @@ fn with_callers(
         .collect();
     for server in servers.iter().filter(|s| !named.contains(*s)) {
         ci.targets.push(ibac_model::Target {
-            at: Location::whole(
-                format!("{server}: {}", ibac_render::objects::CALLED_BY_ANNOTATION).into(),
+            at: Location::object(
+                "Workload",
+                server.namespace(),
+                server.name(),
+                Some(ibac_render::objects::CALLED_BY_ANNOTATION),
             ),
             kind: TargetKind::Workload(ibac_model::CallTarget {
                 id: server.clone(),
@@ -535,7 +538,12 @@ impl Documents {
                 name: key.name.clone(),
                 namespace,
                 namespace_given: true,
-                origin: Location::whole(ibac_render::objects::CALLED_BY_ANNOTATION.into()),
+                origin: Location::object(
+                    "Workload",
+                    client.namespace(),
+                    client.name(),
+                    Some(ibac_render::objects::CALLED_BY_ANNOTATION),
+                ),
                 format: ibac_model::Format::IbacV1,
             },
             workload: ibac_model::WorkloadRef {
@@ -593,21 +601,31 @@ impl Documents {
         touched
     }
 
-    /// `error` with the field path of its place when it lies in a document:
-    /// `ClientIntents shop/checkout: spec.targets[1].kubernetes: …`.
-    pub(super) fn describe(&self, error: &DocumentError) -> String {
-        let stored = error
-            .location()
-            .and_then(|at| self.sources.get(at.file.as_ref()))
-            .and_then(|key| self.stored.get(key).map(|s| (key, s)));
-        match stored {
-            Some((key, stored)) => format!(
-                "{}: {}",
-                source(key),
-                validate::describe(error, &stored.indexed)
-            ),
-            None => error.to_string(),
+    /// `error` with its places in documents typed: the object and its field
+    /// path (`ClientIntents shop/checkout: spec.targets[1]`).
+    pub(super) fn placed(&self, error: &DocumentError) -> DocumentError {
+        let mut error = error.clone();
+        for at in error.locations_mut() {
+            let found = at
+                .origin
+                .text()
+                .and_then(|text| self.sources.get(text.as_ref()))
+                .and_then(|key| self.stored.get(key).map(|s| (key, s)));
+            if let Some((key, stored)) = found {
+                let kind = match key.stream {
+                    Stream::Document(kind) => kind.kind(),
+                    _ => "object",
+                };
+                *at = validate::object_location(
+                    kind,
+                    &key.namespace,
+                    &key.name,
+                    &stored.indexed,
+                    at.column,
+                );
+            }
         }
+        error
     }
 
     /// Status views of `keys` (all when `None`).

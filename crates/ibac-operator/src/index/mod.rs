@@ -226,11 +226,17 @@ impl Index {
             name: "settings".into(),
             namespace: ibac_model::Namespace::default_namespace(),
             namespace_given: false,
-            origin: ibac_model::Location::whole("EnforcementConfig".into()),
+            origin: ibac_model::Location::held(ibac_model::Held::Defaults),
             format: ibac_model::Format::IbacV1,
         };
         let config = match config {
-            Some(c) => EnforcementConfig { meta, ..c },
+            Some(c) => EnforcementConfig {
+                meta: ibac_model::Meta {
+                    origin: c.meta.origin.clone(),
+                    ..meta
+                },
+                ..c
+            },
             None => EnforcementConfig {
                 meta,
                 mode: ibac_model::Mode::default(),
@@ -322,7 +328,7 @@ impl Index {
     /// `error` as a user reads it: a place in a document becomes the
     /// document and its field path.
     pub fn describe(&self, error: &ibac_model::DocumentError) -> String {
-        self.documents.describe(error)
+        self.documents.placed(error).to_string()
     }
 
     /// The status views of `keys` (every document when `keys` is `None`).

@@ -82,7 +82,7 @@ impl Watched {
 
 /// Where a watched object is, for messages: `Deployment shop/web`.
 fn at(kind: &str, key: &ObjectKey) -> Location {
-    Location::whole(format!("{kind} {}/{}", key.namespace, key.name).into())
+    Location::object(kind, &key.namespace, &key.name, None)
 }
 
 impl Index {

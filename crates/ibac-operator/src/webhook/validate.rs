@@ -87,6 +87,23 @@ fn path_at(starts: &[(u32, String)], column: u32) -> &str {
         .map_or("", |(_, path)| path.as_str())
 }
 
+/// The place at `column` of an object's indexed text, as a typed location:
+/// the object and the field path there.
+pub(crate) fn object_location(
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    indexed: &Indexed,
+    column: u32,
+) -> Location {
+    Location::object(
+        kind,
+        namespace,
+        name,
+        Some(path_at(&indexed.starts, column)),
+    )
+}
+
 /// The source name the model reports errors against; replaced by field paths.
 const SOURCE: &str = "object";
 

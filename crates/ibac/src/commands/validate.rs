@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use ibac_model::{Document, TargetKind};
+use ibac_model::{Document, DocumentError, TargetKind};
 use ibac_policy::{NoFacts, Policy};
 
 use crate::docs;
@@ -29,7 +29,7 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
     if !errors.is_empty() {
         docs::report(&errors);
         let files: std::collections::BTreeSet<_> =
-            errors.iter().map(|e| e.file().clone()).collect();
+            errors.iter().map(DocumentError::origin).collect();
         eprintln!(
             "error: {} in {} file{}",
             docs::problems(errors.len()),
