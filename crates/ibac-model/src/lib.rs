@@ -42,7 +42,7 @@ pub mod yaml;
 pub use decode::{ParseOptions, Parsed, Skipped, parse_source};
 pub use document::*;
 pub use error::{DocumentError, Hint};
-pub use location::{Held, Location, Maker, Origin, SourceName};
+pub use location::{Held, Location, Maker, ObjectPlace, Origin, SourceName};
 pub use name::{Kind, Name, NameError, Namespace, WorkloadId};
 pub use protocol::Protocol;
 pub use set::check_set;

@@ -19,17 +19,9 @@ pub enum Origin {
     /// and column point into.
     Text(SourceName),
     /// A Kubernetes object, as the operator reads it (it has no files): the
-    /// place inside is a field path (`spec.targets[2].kafka`).
-    Object {
-        /// Its kind.
-        kind: Arc<str>,
-        /// Its namespace ("" when cluster-scoped).
-        namespace: Arc<str>,
-        /// Its name.
-        name: Arc<str>,
-        /// The field path of the place, when it is not the whole object.
-        path: Option<Arc<str>>,
-    },
+    /// place inside is a field path (`spec.targets[2].kafka`). Boxed: errors
+    /// carry locations, and most are in texts.
+    Object(Box<ObjectPlace>),
     /// Something ibac holds rather than reads.
     Held(Held),
     /// A document ibac made itself rather than read.
@@ -47,6 +39,19 @@ pub enum Maker {
     Request,
     /// The network mapper: ClientIntents of the calls it saw.
     NetworkMapper,
+}
+
+/// A place in a Kubernetes object.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectPlace {
+    /// Its kind.
+    pub kind: Arc<str>,
+    /// Its namespace ("" when cluster-scoped).
+    pub namespace: Arc<str>,
+    /// Its name.
+    pub name: Arc<str>,
+    /// The field path of the place, when it is not the whole object.
+    pub path: Option<Arc<str>>,
 }
 
 /// What ibac holds rather than reads.
@@ -76,12 +81,13 @@ impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Origin::Text(name) => write!(f, "{name}"),
-            Origin::Object {
-                kind,
-                namespace,
-                name,
-                path,
-            } => {
+            Origin::Object(place) => {
+                let ObjectPlace {
+                    kind,
+                    namespace,
+                    name,
+                    path,
+                } = place.as_ref();
                 if namespace.is_empty() {
                     write!(f, "{kind} {name}")?;
                 } else {
@@ -153,12 +159,12 @@ impl Location {
     /// A Kubernetes object, or the field at `path` in it.
     pub fn object(kind: &str, namespace: &str, name: &str, path: Option<&str>) -> Self {
         Self {
-            origin: Origin::Object {
+            origin: Origin::Object(Box::new(ObjectPlace {
                 kind: kind.into(),
                 namespace: namespace.into(),
                 name: name.into(),
                 path: path.filter(|p| !p.is_empty()).map(Into::into),
-            },
+            })),
             line: 0,
             column: 0,
         }
