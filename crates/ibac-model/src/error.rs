@@ -178,6 +178,28 @@ pub enum DocumentError {
     },
 }
 
+/// Matches the variants that carry a place (`at`), listed once for `&` and
+/// `&mut` alike.
+macro_rules! placed {
+    ($error:expr, $at:ident => $some:expr, $none:expr) => {
+        match $error {
+            DocumentError::Syntax { at: $at, .. }
+            | DocumentError::Limit { at: $at, .. }
+            | DocumentError::UnknownField { at: $at, .. }
+            | DocumentError::MissingField { at: $at, .. }
+            | DocumentError::EmptyField { at: $at, .. }
+            | DocumentError::WrongType { at: $at, .. }
+            | DocumentError::InvalidValue { at: $at, .. }
+            | DocumentError::Invalid { at: $at, .. }
+            | DocumentError::Duplicate { at: $at, .. }
+            | DocumentError::UnsupportedKind { at: $at, .. } => $some,
+            DocumentError::TooLarge { .. }
+            | DocumentError::NotText { .. }
+            | DocumentError::Unreadable { .. } => $none,
+        }
+    };
+}
+
 impl DocumentError {
     /// What the error is about: the text, object or held thing its place is
     /// in.
@@ -186,16 +208,9 @@ impl DocumentError {
             DocumentError::TooLarge { file, .. }
             | DocumentError::NotText { file }
             | DocumentError::Unreadable { file, .. } => Origin::Text(file.clone()),
-            DocumentError::Syntax { at, .. }
-            | DocumentError::Limit { at, .. }
-            | DocumentError::UnknownField { at, .. }
-            | DocumentError::MissingField { at, .. }
-            | DocumentError::EmptyField { at, .. }
-            | DocumentError::WrongType { at, .. }
-            | DocumentError::InvalidValue { at, .. }
-            | DocumentError::Invalid { at, .. }
-            | DocumentError::Duplicate { at, .. }
-            | DocumentError::UnsupportedKind { at, .. } => at.origin.clone(),
+            _ => self
+                .location()
+                .map_or(Origin::Text(SourceName::from("")), |at| at.origin.clone()),
         }
     }
 
@@ -203,39 +218,19 @@ impl DocumentError {
     /// where a text came from — the operator's field paths — rewrites them).
     pub fn locations_mut(&mut self) -> Vec<&mut Location> {
         match self {
-            DocumentError::TooLarge { .. }
-            | DocumentError::NotText { .. }
-            | DocumentError::Unreadable { .. } => Vec::new(),
             DocumentError::Duplicate { at, first, .. } => vec![at, first],
-            DocumentError::Syntax { at, .. }
-            | DocumentError::Limit { at, .. }
-            | DocumentError::UnknownField { at, .. }
-            | DocumentError::MissingField { at, .. }
-            | DocumentError::EmptyField { at, .. }
-            | DocumentError::WrongType { at, .. }
-            | DocumentError::InvalidValue { at, .. }
-            | DocumentError::Invalid { at, .. }
-            | DocumentError::UnsupportedKind { at, .. } => vec![at],
+            other => other.at_mut().into_iter().collect(),
         }
+    }
+
+    /// The place the error is at, to be moved.
+    fn at_mut(&mut self) -> Option<&mut Location> {
+        placed!(self, at => Some(at), None)
     }
 
     /// The place the error points at, when it points at one.
     pub fn location(&self) -> Option<&Location> {
-        match self {
-            DocumentError::TooLarge { .. }
-            | DocumentError::NotText { .. }
-            | DocumentError::Unreadable { .. } => None,
-            DocumentError::Syntax { at, .. }
-            | DocumentError::Limit { at, .. }
-            | DocumentError::UnknownField { at, .. }
-            | DocumentError::MissingField { at, .. }
-            | DocumentError::EmptyField { at, .. }
-            | DocumentError::WrongType { at, .. }
-            | DocumentError::InvalidValue { at, .. }
-            | DocumentError::Invalid { at, .. }
-            | DocumentError::Duplicate { at, .. }
-            | DocumentError::UnsupportedKind { at, .. } => Some(at),
-        }
+        placed!(self, at => Some(at), None)
     }
 
     /// A key that orders errors by file, then line, then column.
