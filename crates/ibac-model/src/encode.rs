@@ -97,7 +97,6 @@ enum Spec {
     ProtectedService(Workload),
     EnforcementConfig(EnforcementSpec),
     Kafka(KafkaSpec),
-    KafkaV1(KafkaSpecV1),
     Database {
         address: String,
         credentials: CredentialsOut,
@@ -233,10 +232,13 @@ struct EnforcementSpec {
     external_traffic: crate::document::ExternalTraffic,
 }
 
+/// A KafkaServerConfig's spec in either shape: they differ only in what the
+/// broker is called (`service` in v1, `workload` after).
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct KafkaSpec {
-    workload: Workload,
+    #[serde(flatten)]
+    broker: Broker,
     #[serde(skip_serializing_if = "Option::is_none")]
     addr: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -247,19 +249,12 @@ struct KafkaSpec {
     no_auto_create_intents_for_operator: bool,
 }
 
-/// The v1 shape of a KafkaServerConfig: the broker is `service`.
+/// The broker of a KafkaServerConfig, under the name its shape gives it.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct KafkaSpecV1 {
-    service: Workload,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    addr: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tls: Option<TlsOut>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    topics: Vec<TopicConfigOut>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    no_auto_create_intents_for_operator: bool,
+enum Broker {
+    Workload(Workload),
+    Service(Workload),
 }
 
 /// One call of the v1 shape: what it calls is `name` (`svc:` for a Service),
@@ -759,17 +754,13 @@ fn kafka_config(k: &KafkaServerConfig, format: Format) -> Result<Spec, EncodeErr
             intents_required: t.intents_required,
         })
         .collect();
-    if format.is_v1() {
-        return Ok(Spec::KafkaV1(KafkaSpecV1 {
-            service: workload(&k.workload),
-            addr: k.address.clone(),
-            tls,
-            topics,
-            no_auto_create_intents_for_operator: k.no_auto_create_intents_for_operator,
-        }));
-    }
+    let broker = if format.is_v1() {
+        Broker::Service(workload(&k.workload))
+    } else {
+        Broker::Workload(workload(&k.workload))
+    };
     Ok(Spec::Kafka(KafkaSpec {
-        workload: workload(&k.workload),
+        broker,
         addr: k.address.clone(),
         tls,
         topics,
