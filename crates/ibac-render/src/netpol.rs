@@ -161,6 +161,16 @@ fn ingress_rules(
     (rules, lines)
 }
 
+/// The container ports of `server` that `service`'s ports lead to, sorted.
+fn target_ports(service: &crate::facts::Service, server: &Workload) -> Vec<u16> {
+    let ports: BTreeSet<u16> = service
+        .ports
+        .iter()
+        .filter_map(|p| target_port(p, server))
+        .collect();
+    ports.into_iter().collect()
+}
+
 /// The ports of `server` reachable from outside the cluster, and why.
 fn external_sources(
     facts: &ClusterFacts,
@@ -169,12 +179,7 @@ fn external_sources(
 ) -> Vec<(NetworkPolicyIngressRule, String)> {
     let mut out = Vec::new();
     for service in facts.exposing(server) {
-        let ports: BTreeSet<u16> = service
-            .ports
-            .iter()
-            .filter_map(|p| target_port(p, server))
-            .collect();
-        let ports: Vec<u16> = ports.into_iter().collect();
+        let ports = target_ports(service, server);
         out.push((
             NetworkPolicyIngressRule {
                 from: None,
@@ -198,12 +203,7 @@ fn external_sources(
             if !facts.backends(service).iter().any(|b| b.id == server.id) {
                 continue;
             }
-            let ports: BTreeSet<u16> = service
-                .ports
-                .iter()
-                .filter_map(|p| target_port(p, server))
-                .collect();
-            let ports: Vec<u16> = ports.into_iter().collect();
+            let ports = target_ports(service, server);
             let (from, who) = match &options.ingress_controller {
                 Some((ns, selector)) => (
                     Some(vec![NetworkPolicyPeer {
