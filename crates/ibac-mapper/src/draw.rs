@@ -752,27 +752,25 @@ mod tests {
         call(&format!("{c}.shop"), &format!("{s}.shop"), v)
     }
 
+    /// A protected catalog whose proxy enforces the policy, and its callers.
     fn demo() -> GraphView {
-        GraphView {
-            nodes: vec![NodeView {
-                registered: true,
-                in_force: true,
-                server: Some(ServerStatus {
-                    protected: true,
-                    protection: "protected".into(),
-                    blocking: Blocking::Blocking,
-                }),
-                ..NodeView::new(id("catalog.shop"))
-            }],
-            ..calls(vec![
-                edge("load", "front", Verdict::Allowed),
-                edge("front", "catalog", Verdict::Allowed),
-                edge("front", "checkout", Verdict::WouldBeBlocked),
-                edge("checkout", "catalog", Verdict::Blocked),
-                edge("rogue", "catalog", Verdict::Blocked),
-                edge("catalog", "front", Verdict::WouldBeBlocked), // a cycle
-            ])
-        }
+        let mut catalog = NodeView::new(id("catalog.shop"));
+        (catalog.registered, catalog.in_force) = (true, true);
+        catalog.server = Some(ServerStatus {
+            protected: true,
+            protection: String::new(),
+            blocking: Blocking::Blocking,
+        });
+        let mut graph = calls(vec![
+            edge("load", "front", Verdict::Allowed),
+            edge("front", "catalog", Verdict::Allowed),
+            edge("front", "checkout", Verdict::WouldBeBlocked),
+            edge("checkout", "catalog", Verdict::Blocked),
+            edge("rogue", "catalog", Verdict::Blocked),
+            edge("catalog", "front", Verdict::WouldBeBlocked), // a cycle
+        ]);
+        graph.nodes.push(catalog);
+        graph
     }
 
     #[test]

@@ -5,11 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use ibac_api::graph::{EdgeView, GraphView, NodeView};
+use common::{call, demo};
+use ibac_api::graph::{GraphView, NodeView};
 use ibac_mapper::draw::Picture;
-use ibac_model::WorkloadId;
 use ibac_policy::Verdict;
-use ibac_policy::graph::{Blocking, GraphEdge, ServerStatus};
+
+mod common;
 use proptest::prelude::*;
 
 /// How far an arrow head reaches back along its line, and across it (the
@@ -192,86 +193,6 @@ fn picture_reads_as_a_map(graph: &GraphView, picture: &Picture) {
     }
 }
 
-const NS: &str = "otterize-ecom-demo";
-
-fn call(client: &str, server: &str, verdict: Verdict) -> EdgeView {
-    let (client, server) = (
-        WorkloadId::parse(client).unwrap(),
-        WorkloadId::parse(server).unwrap(),
-    );
-    EdgeView::new(GraphEdge {
-        verdict,
-        discovered: true,
-        ..GraphEdge::new(&client, &server)
-    })
-}
-
-/// The demo topology (DESIGN.md) at the tutorial's last step: the catalog
-/// protected, its declared clients allowed, a rogue caller blocked, the
-/// rest in shadow.
-fn demo() -> GraphView {
-    let calls: &[(&str, &[&str])] = &[
-        (
-            "frontend",
-            &[
-                "adservice",
-                "cartservice",
-                "checkoutservice",
-                "currencyservice",
-                "productcatalogservice",
-                "recommendationservice",
-                "shippingservice",
-            ],
-        ),
-        (
-            "checkoutservice",
-            &[
-                "cartservice",
-                "currencyservice",
-                "emailservice",
-                "kafka",
-                "paymentservice",
-                "productcatalogservice",
-                "shippingservice",
-            ],
-        ),
-        ("recommendationservice", &["productcatalogservice"]),
-        ("cartservice", &["redis-cart"]),
-        ("orderservice", &["kafka"]),
-        ("loadgenerator", &["frontend"]),
-        ("rogue", &["productcatalogservice"]),
-    ];
-    let mut edges = Vec::new();
-    for (client, servers) in calls {
-        for server in *servers {
-            let verdict = match (*client, *server) {
-                ("rogue", _) => Verdict::Blocked,
-                (_, "productcatalogservice") => Verdict::Allowed,
-                _ => Verdict::WouldBeBlocked,
-            };
-            edges.push(call(
-                &format!("{client}.{NS}"),
-                &format!("{server}.{NS}"),
-                verdict,
-            ));
-        }
-    }
-    GraphView {
-        revision: 1,
-        nodes: vec![NodeView {
-            registered: true,
-            in_force: true,
-            server: Some(ServerStatus {
-                protected: true,
-                protection: "protected".into(),
-                blocking: Blocking::Blocking,
-            }),
-            ..NodeView::new(WorkloadId::parse(&format!("productcatalogservice.{NS}")).unwrap())
-        }],
-        edges,
-    }
-}
-
 #[test]
 fn the_demo_reads_as_a_map() {
     reads_as_a_map(&demo());
@@ -318,9 +239,7 @@ fn random_graph() -> impl Strategy<Value = GraphView> {
                     .collect();
                 GraphView {
                     revision: 1,
-                    nodes: (0..n)
-                        .map(|v| NodeView::new(WorkloadId::parse(&id(v)).unwrap()))
-                        .collect(),
+                    nodes: (0..n).map(|v| NodeView::new(common::id(&id(v)))).collect(),
                     edges,
                 }
             },

@@ -7,109 +7,26 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use ibac_api::graph::{EdgeSource, EdgeView, GraphView, Mismatch, MismatchKind, NodeView};
+use common::{NS, call, id};
+use ibac_api::graph::{GraphView, Mismatch, MismatchKind, NodeView};
 use ibac_mapper::draw::Picture;
-use ibac_model::WorkloadId;
 use ibac_policy::Verdict;
-use ibac_policy::graph::{Blocking, ClientStatus, GraphEdge, ServerStatus};
+use ibac_policy::graph::ClientStatus;
 
-const NS: &str = "otterize-ecom-demo";
+mod common;
 
-fn id(text: &str) -> WorkloadId {
-    WorkloadId::parse(text).unwrap()
-}
-
-fn node(name: &str, namespace: &str) -> NodeView {
-    let id = id(&format!("{name}.{namespace}"));
-    NodeView {
-        name: id.name().into(),
-        namespace: id.namespace().into(),
-        id,
-        registered: false,
-        server: None,
-        client: None,
-        enforcement: None,
-        in_force: false,
-        enforcement_note: None,
-    }
-}
-
-fn edge(client: &str, server: &str, verdict: Verdict) -> EdgeView {
-    EdgeView {
-        edge: GraphEdge {
-            client: id(client),
-            server: id(server),
-            verdict,
-            discovered: true,
-            declared: verdict == Verdict::Allowed,
-            intents: Vec::new(),
-            calls: Vec::new(),
-        },
-        sources: vec![EdgeSource::Discovered],
-        seen: None,
-        suggestion: None,
-        observed: None,
-        mismatch: None,
-    }
-}
-
-/// The demo topology at the tutorial's last step, with the marks the page
-/// draws for what is not in force.
+/// The demo topology with the marks the page draws for what is not in
+/// force, and calls from another namespace, one of them to a workload the
+/// graph does not list.
 fn demo() -> GraphView {
-    let calls: &[(&str, &[&str])] = &[
-        (
-            "frontend",
-            &[
-                "adservice",
-                "cartservice",
-                "checkoutservice",
-                "currencyservice",
-                "productcatalogservice",
-                "recommendationservice",
-                "shippingservice",
-            ],
-        ),
-        (
-            "checkoutservice",
-            &[
-                "cartservice",
-                "currencyservice",
-                "emailservice",
-                "kafka",
-                "paymentservice",
-                "productcatalogservice",
-                "shippingservice",
-            ],
-        ),
-        ("recommendationservice", &["productcatalogservice"]),
-        ("cartservice", &["redis-cart"]),
-        ("orderservice", &["kafka"]),
-        ("loadgenerator", &["frontend"]),
-        ("rogue", &["productcatalogservice"]),
-    ];
-    let mut edges = Vec::new();
-    for (client, servers) in calls {
-        for server in *servers {
-            let verdict = match (*client, *server) {
-                ("rogue", _) => Verdict::Blocked,
-                (_, "productcatalogservice") => Verdict::Allowed,
-                _ => Verdict::WouldBeBlocked,
-            };
-            edges.push(edge(
-                &format!("{client}.{NS}"),
-                &format!("{server}.{NS}"),
-                verdict,
-            ));
-        }
-    }
-    // Calls from another namespace, one of them to a workload the graph
-    // does not list.
-    edges.push(edge(
+    let mut graph = common::demo();
+    let edges = &mut graph.edges;
+    edges.push(call(
         "reports.batch",
         &format!("orderservice.{NS}"),
         Verdict::Allowed,
     ));
-    edges.push(edge("reports.batch", "warehouse.data", Verdict::Blocked));
+    edges.push(call("reports.batch", "warehouse.data", Verdict::Blocked));
     edges.sort_by(|a, b| (&a.edge.client, &a.edge.server).cmp(&(&b.edge.client, &b.edge.server)));
     if let Some(e) = edges.iter_mut().find(|e| e.edge.client.name() == "rogue") {
         e.mismatch = Some(Mismatch {
@@ -119,56 +36,83 @@ fn demo() -> GraphView {
                 .into(),
         });
     }
-    let mut catalog = node("productcatalogservice", NS);
-    catalog.registered = true;
-    catalog.in_force = true;
-    catalog.server = Some(ServerStatus {
-        protected: true,
-        protection: "protected by a ProtectedService".into(),
-        blocking: Blocking::Blocking,
-    });
-    let mut cart = node("cartservice", NS);
-    cart.registered = true;
-    cart.in_force = false;
-    cart.client = Some(ClientStatus::SomeWouldBeBlocked);
-    cart.enforcement_note = Some("its proxy is silent".into());
-    let mut frontend = node("frontend", NS);
-    frontend.registered = true;
-    frontend.in_force = true;
-    frontend.client = Some(ClientStatus::SomeWouldBeBlocked);
-    let mut rogue = node("rogue", NS);
-    rogue.client = Some(ClientStatus::SomeBlocked);
-    let mut load = node("loadgenerator", NS);
-    load.client = Some(ClientStatus::AllAllowed);
-    let mut lonely = node("a-workload-with-a-very-long-name-indeed", "idle");
-    lonely.registered = true;
-    let mut nodes = vec![catalog, cart, frontend, rogue, load, lonely];
-    nodes.sort_by(|a, b| a.id.cmp(&b.id));
-    GraphView {
-        revision: 22,
-        nodes,
-        edges,
+    let workload =
+        |text: &str, client: Option<ClientStatus>, registered: bool, in_force: bool| NodeView {
+            client,
+            registered,
+            in_force,
+            ..NodeView::new(id(text))
+        };
+    graph.nodes.extend([
+        workload(
+            &format!("cartservice.{NS}"),
+            Some(ClientStatus::SomeWouldBeBlocked),
+            true,
+            false,
+        ),
+        workload(
+            &format!("frontend.{NS}"),
+            Some(ClientStatus::SomeWouldBeBlocked),
+            true,
+            true,
+        ),
+        workload(
+            &format!("rogue.{NS}"),
+            Some(ClientStatus::SomeBlocked),
+            false,
+            false,
+        ),
+        workload(
+            &format!("loadgenerator.{NS}"),
+            Some(ClientStatus::AllAllowed),
+            false,
+            false,
+        ),
+        workload(
+            "a-workload-with-a-very-long-name-indeed.idle",
+            None,
+            true,
+            false,
+        ),
+    ]);
+    graph.nodes.sort_by(|a, b| a.id.cmp(&b.id));
+    graph.revision = 22;
+    graph
+}
+
+/// A linear congruential generator: the same numbers everywhere.
+struct Lcg(u64);
+
+impl Iterator for Lcg {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        Some((self.0 >> 33) as usize)
     }
 }
 
 /// 1,000 workloads in four namespaces and 5,000 calls, with a fixed seed.
 fn large() -> GraphView {
-    let mut x: u64 = 11;
-    let mut next = || {
-        x = x
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (x >> 33) as usize
-    };
+    let mut random = Lcg(11);
     let mut seen = std::collections::HashSet::new();
     let mut edges = Vec::new();
     while edges.len() < 5000 {
-        let (a, b) = (next() % 1000, next() % 1000);
+        let (Some(a), Some(b)) = (
+            random.next().map(|a| a % 1000),
+            random.next().map(|b| b % 1000),
+        ) else {
+            break;
+        };
         if a == b || !seen.insert((a, b)) {
             continue;
         }
-        let verdict = [Verdict::Allowed, Verdict::WouldBeBlocked, Verdict::Blocked][next() % 3];
-        edges.push(edge(
+        let verdicts = [Verdict::Allowed, Verdict::WouldBeBlocked, Verdict::Blocked];
+        let verdict = verdicts[random.next().unwrap_or(0) % 3];
+        edges.push(call(
             &format!("w{a}.ns{}", a % 4),
             &format!("w{b}.ns{}", b % 4),
             verdict,
@@ -176,11 +120,10 @@ fn large() -> GraphView {
     }
     let nodes = (0..1000)
         .step_by(7)
-        .map(|v| {
-            let mut n = node(&format!("w{v}"), &format!("ns{}", v % 4));
-            n.registered = v % 3 == 0;
-            n.in_force = v % 2 == 0;
-            n
+        .map(|v| NodeView {
+            registered: v % 3 == 0,
+            in_force: v % 2 == 0,
+            ..NodeView::new(id(&format!("w{v}.ns{}", v % 4)))
         })
         .collect();
     GraphView {
