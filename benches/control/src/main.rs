@@ -43,8 +43,9 @@ const ROUNDS: usize = 15;
 /// 1,000 workloads in four namespaces and 5,000 distinct calls between
 /// them, drawn with a fixed seed (cycles and calls within a column
 /// included).
-fn layout_graph() -> ibac_mapper::draw::DrawGraph {
-    use ibac_mapper::draw::{DrawEdge, DrawGraph};
+fn layout_graph() -> ibac_api::graph::GraphView {
+    use ibac_api::graph::{EdgeView, GraphView};
+    use ibac_policy::graph::GraphEdge;
     let mut x: u64 = 11;
     let mut next = || {
         x = x
@@ -59,14 +60,18 @@ fn layout_graph() -> ibac_mapper::draw::DrawGraph {
         if a == b || !seen.insert((a, b)) {
             continue;
         }
-        edges.push(DrawEdge {
-            client: format!("w{a}.ns{}", a % 4),
-            server: format!("w{b}.ns{}", b % 4),
-            verdict: ["allowed", "would-be-blocked", "blocked"][next() % 3].into(),
-            mismatch: None,
-        });
+        let id = |v: usize| WorkloadId::parse(&format!("w{v}.ns{}", v % 4));
+        let (Ok(client), Ok(server)) = (id(a), id(b)) else {
+            continue;
+        };
+        edges.push(EdgeView::new(GraphEdge {
+            verdict: [Verdict::Allowed, Verdict::WouldBeBlocked, Verdict::Blocked][next() % 3],
+            discovered: true,
+            ..GraphEdge::new(&client, &server)
+        }));
     }
-    DrawGraph {
+    GraphView {
+        revision: 1,
         nodes: vec![],
         edges,
     }
@@ -91,16 +96,16 @@ fn layout() {
     let graph = layout_graph();
     const RUNS: usize = 7;
     let old = time_it(RUNS, || {
-        std::hint::black_box(old_draw::Picture::layout(graph.clone()));
+        std::hint::black_box(old_draw::Picture::layout(&graph));
     });
     let new = time_it(RUNS, || {
-        std::hint::black_box(ibac_mapper::draw::Picture::layout(graph.clone()));
+        std::hint::black_box(ibac_mapper::draw::Picture::layout(&graph));
     });
     let old_svg = time_it(RUNS, || {
-        std::hint::black_box(old_draw::Picture::layout(graph.clone()).svg());
+        std::hint::black_box(old_draw::Picture::layout(&graph).svg());
     });
     let new_svg = time_it(RUNS, || {
-        std::hint::black_box(ibac_mapper::draw::Picture::layout(graph.clone()).svg());
+        std::hint::black_box(ibac_mapper::draw::Picture::layout(&graph).svg());
     });
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(

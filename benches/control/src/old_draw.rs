@@ -1,14 +1,17 @@
 //! The access graph's layout as it was before calls were routed around
 //! boxes (curves drawn straight from column to column): the baseline that
 //! the layout benchmark measures the routed layout against, in the same
-//! run. Kept as it was; not used anywhere else.
+//! run. Kept as it was but for reading the graph in its one wire shape;
+//! not used anywhere else.
 
 #![allow(dead_code, missing_docs)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
-use ibac_mapper::draw::{DrawGraph, DrawNode};
+use ibac_api::graph::{GraphView, NodeView};
+use ibac_model::WorkloadId;
+use ibac_policy::graph::ClientStatus;
 
 const NODE_W: f64 = 236.0;
 const NODE_H: f64 = 46.0;
@@ -41,10 +44,10 @@ struct Band {
 /// A laid-out graph, ready to write as SVG or PNG.
 #[derive(Clone, Debug)]
 pub struct Picture {
-    graph: DrawGraph,
+    graph: GraphView,
     placed: Vec<Placed>,
     columns: Vec<Vec<usize>>,
-    index: HashMap<String, usize>,
+    index: HashMap<WorkloadId, usize>,
     bands: Vec<Band>,
     height: f64,
 }
@@ -77,25 +80,17 @@ fn fit(text: &str, max: usize) -> String {
 
 impl Picture {
     /// Lays out `graph`. Edges naming unknown nodes add them.
-    pub fn layout(mut graph: DrawGraph) -> Self {
-        let mut index: HashMap<String, usize> = HashMap::new();
+    pub fn layout(graph: &GraphView) -> Self {
+        let mut graph = graph.clone();
+        let mut index: HashMap<WorkloadId, usize> = HashMap::new();
         for (i, n) in graph.nodes.iter().enumerate() {
             index.insert(n.id.clone(), i);
         }
         for e in graph.edges.clone() {
-            for id in [&e.client, &e.server] {
+            for id in [&e.edge.client, &e.edge.server] {
                 if !index.contains_key(id) {
                     index.insert(id.clone(), graph.nodes.len());
-                    let (name, namespace) = id.split_once('.').unwrap_or((id, ""));
-                    graph.nodes.push(DrawNode {
-                        id: id.clone(),
-                        name: name.into(),
-                        namespace: namespace.into(),
-                        server: None,
-                        client: None,
-                        registered: false,
-                        in_force: None,
-                    });
+                    graph.nodes.push(NodeView::new(id.clone()));
                 }
             }
         }
@@ -103,7 +98,7 @@ impl Picture {
         let mut succ: Vec<Vec<usize>> = vec![Vec::new(); n];
         let mut pred: Vec<Vec<usize>> = vec![Vec::new(); n];
         for e in &graph.edges {
-            if let (Some(&a), Some(&b)) = (index.get(&e.client), index.get(&e.server))
+            if let (Some(&a), Some(&b)) = (index.get(&e.edge.client), index.get(&e.edge.server))
                 && a != b
             {
                 succ[a].push(b);
@@ -363,8 +358,10 @@ impl Picture {
         out.push_str("</g>\n");
         out.push_str(r#"<g class="edges">"#);
         for e in &self.graph.edges {
-            let (Some(&a), Some(&b)) = (self.index.get(&e.client), self.index.get(&e.server))
-            else {
+            let (Some(&a), Some(&b)) = (
+                self.index.get(&e.edge.client),
+                self.index.get(&e.edge.server),
+            ) else {
                 continue;
             };
             let (ax, ay) = self.corner(a);
@@ -389,7 +386,7 @@ impl Picture {
                     y1.min(y2) - lift
                 )
             };
-            let (colour, dash, marker) = match e.verdict.as_str() {
+            let (colour, dash, marker) = match e.edge.verdict.as_str() {
                 "allowed" => ("#2e7d32", "", "arrow-allowed"),
                 "blocked" => ("#c62828", r#" stroke-dasharray="2 5""#, "arrow-blocked"),
                 _ => (
@@ -402,8 +399,8 @@ impl Picture {
             let _ = write!(
                 out,
                 r##"<path class="edge-hit" data-client="{client}" data-server="{server}" d="{path}" fill="none" stroke="#000" stroke-opacity="0" stroke-width="12"/>"##,
-                client = escape(&e.client),
-                server = escape(&e.server),
+                client = escape(e.edge.client.as_str()),
+                server = escape(e.edge.server.as_str()),
             );
             if let Some(m) = &e.mismatch {
                 // A wide purple halo under the line: what the enforcers did
@@ -417,9 +414,9 @@ impl Picture {
             let _ = write!(
                 out,
                 r#"<path class="edge {verdict}" data-client="{client}" data-server="{server}" data-verdict="{verdict}" d="{path}" fill="none" stroke="{colour}" stroke-width="2"{dash} marker-end="url(#{marker})"><title>{client} → {server}: {verdict}</title></path>"#,
-                verdict = escape(&e.verdict),
-                client = escape(&e.client),
-                server = escape(&e.server),
+                verdict = e.edge.verdict.as_str(),
+                client = escape(e.edge.client.as_str()),
+                server = escape(e.edge.server.as_str()),
             );
             out.push('\n');
         }
@@ -427,7 +424,7 @@ impl Picture {
         for (v, node) in self.graph.nodes.iter().enumerate() {
             let (x, y) = self.corner(v);
             let protected = node.server.as_ref().is_some_and(|s| s.protected);
-            let client = node.client.as_deref().unwrap_or("");
+            let client = node.client.map_or("", ClientStatus::as_str);
             let stroke = match client {
                 "some-blocked" => "#c62828",
                 "some-would-be-blocked" => "#e65100",
@@ -437,12 +434,12 @@ impl Picture {
                 out,
                 r#"<g class="node{prot}" data-id="{id}" data-namespace="{ns}" data-protected="{protected}" data-client="{client}" transform="translate({x:.1},{y:.1})"><title>{id}{title_prot}</title><rect width="{NODE_W}" height="{NODE_H}" rx="8" fill="{fill}" stroke="{stroke}" stroke-width="2"/>"#,
                 prot = if protected { " protected" } else { "" },
-                id = escape(&node.id),
+                id = escape(node.id.as_str()),
                 ns = escape(&node.namespace),
                 title_prot = if protected { " (protected)" } else { "" },
                 fill = namespace_tint(&node.namespace),
             );
-            if node.registered && node.in_force == Some(false) {
+            if node.registered && !node.in_force {
                 // A dashed purple outer border: its proxy is behind, failing
                 // or silent, so what is drawn for it is not in force.
                 let _ = write!(
@@ -450,7 +447,7 @@ impl Picture {
                     r##"<rect class="not-in-force" x="-4" y="-4" width="{:.0}" height="{:.0}" rx="10" fill="none" stroke="#6a1b9a" stroke-width="2.5" stroke-dasharray="6 4"><title>{} (verdicts not in force)</title></rect>"##,
                     NODE_W + 8.0,
                     NODE_H + 8.0,
-                    escape(&node.id)
+                    escape(node.id.as_str())
                 );
             }
             if protected {
@@ -464,7 +461,7 @@ impl Picture {
                 );
             }
             let marker = match client {
-                _ if (node.registered && node.in_force == Some(false)) => "⚠ ",
+                _ if (node.registered && !node.in_force) => "⚠ ",
                 "some-blocked" => "✕ ",
                 "some-would-be-blocked" => "! ",
                 _ => "",

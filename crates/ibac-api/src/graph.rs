@@ -124,6 +124,25 @@ pub struct NodeView {
     pub enforcement_note: Option<String>,
 }
 
+impl NodeView {
+    /// A workload known by its id alone: unregistered, with no status as a
+    /// server or client and no proxy, so nothing shown for it is in force.
+    /// Whoever knows more says so with struct update syntax.
+    pub fn new(id: WorkloadId) -> Self {
+        NodeView {
+            name: id.name().to_string(),
+            namespace: id.namespace().to_string(),
+            id,
+            registered: false,
+            server: None,
+            client: None,
+            enforcement: None,
+            in_force: false,
+            enforcement_note: None,
+        }
+    }
+}
+
 /// Calls from one client to one server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -146,6 +165,28 @@ pub struct EdgeView {
     /// Where what was observed disagrees with what the policy decides.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mismatch: Option<Mismatch>,
+}
+
+impl EdgeView {
+    /// The policy engine's view of an edge, with its sources read from it
+    /// and nothing known yet of what the mapper saw or the proxies did.
+    pub fn new(edge: GraphEdge) -> Self {
+        let sources = [
+            (edge.discovered, EdgeSource::Discovered),
+            (edge.declared, EdgeSource::Declared),
+        ]
+        .into_iter()
+        .filter_map(|(known, source)| known.then_some(source))
+        .collect();
+        EdgeView {
+            edge,
+            sources,
+            seen: None,
+            suggestion: None,
+            observed: None,
+            mismatch: None,
+        }
+    }
 }
 
 /// How observed verdicts disagree with the policy's.
@@ -187,11 +228,7 @@ pub struct GraphView {
 pub fn totals(graph: &GraphView) -> VerdictCounts {
     let mut t = VerdictCounts::default();
     for e in &graph.edges {
-        match e.edge.verdict {
-            Verdict::Allowed => t.allowed += 1,
-            Verdict::WouldBeBlocked => t.would_be_blocked += 1,
-            Verdict::Blocked => t.blocked += 1,
-        }
+        t.add(Some(e.edge.verdict), 1);
     }
     t
 }

@@ -23,3 +23,18 @@ pub use workloads::{
     AuditRow, ModeRequest, ProtectRequest, Registered, Registration, TokenRequest, TokenResponse,
     WorkloadInfo,
 };
+
+/// The namespaces a comma-separated list names (`-n a,b` on the command
+/// line, `?namespaces=a,b` in the API), blanks dropped; none given, none
+/// named. One reading, so that the CLI and the control plane never disagree
+/// about which namespaces a list means.
+pub fn namespace_list(text: Option<&str>) -> Vec<String> {
+    text.map(|text| {
+        text.split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(String::from)
+            .collect()
+    })
+    .unwrap_or_default()
+}

@@ -12,7 +12,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 pub use ibac_api::{
     ApplyRequest, ErrorBody, ModeRequest, PlacedError, ProtectRequest, Report, RolloutQuery,
     TokenRequest, TokenResponse,
@@ -428,9 +428,22 @@ async fn graph_events(
     Ok(Sse::new(graph_stream(c)).keep_alive(KeepAlive::default()))
 }
 
-/// The graph now, then again after every change of policy, workloads or
-/// discovered calls.
-pub fn graph_stream(c: Arc<Control>) -> impl Stream<Item = Result<Event, Infallible>> {
+/// Where the control plane stood when a change was read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The store revision in force.
+    pub revision: u64,
+    /// The mapper's change counter.
+    pub observed: u64,
+    /// The counter of shifts in the proxies' enforced state.
+    pub enforcement: u64,
+}
+
+/// Once now, then once after every change of policy, workloads, discovered
+/// calls or a proxy's enforced state, gathered for [`DEBOUNCE`]; it ends
+/// when the control plane closes. The API's graph stream and the page's
+/// change stream both follow it, so that they agree on what a change is.
+pub fn changes(c: Arc<Control>) -> impl Stream<Item = (Arc<Control>, Change)> {
     let snapshots = c.subscribe();
     let mapper = c.mapper_changes();
     let shifts = c.enforcement_shifts();
@@ -446,21 +459,31 @@ pub fn graph_stream(c: Arc<Control>) -> impl Stream<Item = Result<Event, Infalli
                 }
                 tokio::time::sleep(DEBOUNCE).await;
             }
-            snapshots.borrow_and_update();
-            mapper.borrow_and_update();
-            shifts.borrow_and_update();
-            let view = graph(&GraphInput::of(&c));
-            let event = Event::default()
-                .event("graph")
-                .json_data(&view)
-                .unwrap_or_else(|_| {
-                    Event::default()
-                        .event("error")
-                        .data("cannot draw the graph")
-                });
-            Some((Ok(event), (c, snapshots, mapper, shifts, false)))
+            let change = Change {
+                revision: snapshots.borrow_and_update().revision,
+                observed: *mapper.borrow_and_update(),
+                enforcement: *shifts.borrow_and_update(),
+            };
+            Some(((c.clone(), change), (c, snapshots, mapper, shifts, false)))
         },
     )
+}
+
+/// The graph now, then again after every change of policy, workloads or
+/// discovered calls.
+pub fn graph_stream(c: Arc<Control>) -> impl Stream<Item = Result<Event, Infallible>> {
+    changes(c).map(|(c, _)| {
+        let view = graph(&GraphInput::of(&c));
+        let event = Event::default()
+            .event("graph")
+            .json_data(&view)
+            .unwrap_or_else(|_| {
+                Event::default()
+                    .event("error")
+                    .data("cannot draw the graph")
+            });
+        Ok(event)
+    })
 }
 
 #[derive(Deserialize)]
@@ -506,20 +529,13 @@ async fn calls(
 ) -> Result<impl IntoResponse, ApiError> {
     users_only(&caller)?;
     let since = q.since.as_deref().map(since).transpose()?;
-    let namespaces: Vec<&str> = q
-        .namespaces
-        .as_deref()
-        .map(|n| {
-            n.split(',')
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
+    let namespaces = ibac_api::namespace_list(q.namespaces.as_deref());
     let out: Vec<CallOut> = c
         .calls(since)
         .into_iter()
-        .filter(|(k, _)| namespaces.is_empty() || namespaces.contains(&k.client.namespace()))
+        .filter(|(k, _)| {
+            namespaces.is_empty() || namespaces.iter().any(|n| n == k.client.namespace())
+        })
         .map(|(key, record)| CallOut { key, record })
         .collect();
     Ok(Json(out))

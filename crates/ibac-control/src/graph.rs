@@ -167,38 +167,31 @@ pub fn graph_view(input: &GraphInput, view: &View) -> GraphView {
             .or_default()
             .push((k.clone(), r.clone()));
     }
+    // A workload as the control plane knows it: registered or not, and what
+    // its proxy enforces.
+    let known = |id: &WorkloadId| {
+        let state = input.enforcement.get(id);
+        NodeView {
+            registered: snapshot.workloads.contains_key(id),
+            enforcement: state.cloned(),
+            in_force: state.is_some_and(Enforcement::in_force),
+            enforcement_note: note(state),
+            ..NodeView::new(id.clone())
+        }
+    };
     let mut node_views: BTreeMap<WorkloadId, NodeView> = nodes
         .into_iter()
         .map(|n| {
             let view = NodeView {
-                name: n.id.name().to_string(),
-                namespace: n.id.namespace().to_string(),
-                registered: snapshot.workloads.contains_key(&n.id),
-                id: n.id.clone(),
                 server: n.server,
                 client: n.client,
-                enforcement: input.enforcement.get(&n.id).cloned(),
-                in_force: input
-                    .enforcement
-                    .get(&n.id)
-                    .is_some_and(Enforcement::in_force),
-                enforcement_note: note(input.enforcement.get(&n.id)),
+                ..known(&n.id)
             };
             (n.id, view)
         })
         .collect();
     for id in snapshot.workloads.keys().filter(|id| keep(id)) {
-        node_views.entry(id.clone()).or_insert_with(|| NodeView {
-            id: id.clone(),
-            name: id.name().to_string(),
-            namespace: id.namespace().to_string(),
-            registered: true,
-            server: None,
-            client: None,
-            enforcement: input.enforcement.get(id).cloned(),
-            in_force: input.enforcement.get(id).is_some_and(Enforcement::in_force),
-            enforcement_note: note(input.enforcement.get(id)),
-        });
+        node_views.entry(id.clone()).or_insert_with(|| known(id));
     }
     let mut observed_by_edge: BTreeMap<
         (&WorkloadId, &WorkloadId),
@@ -216,13 +209,6 @@ pub fn graph_view(input: &GraphInput, view: &View) -> GraphView {
         .into_iter()
         .map(|edge| {
             let key = (edge.client.clone(), edge.server.clone());
-            let mut sources = Vec::new();
-            if edge.discovered {
-                sources.push(EdgeSource::Discovered);
-            }
-            if edge.declared {
-                sources.push(EdgeSource::Declared);
-            }
             let suggestion = (edge.verdict != Verdict::Allowed)
                 .then(|| by_edge.get(&(&edge.client, &edge.server)))
                 .flatten()
@@ -239,11 +225,10 @@ pub fn graph_view(input: &GraphInput, view: &View) -> GraphView {
                 .and_then(|list| mismatch(snapshot, list, input.enforcement.get(&edge.server)));
             EdgeView {
                 seen: summaries.get(&key).cloned(),
-                edge,
-                sources,
                 suggestion,
                 observed: total,
                 mismatch,
+                ..EdgeView::new(edge)
             }
         })
         .collect();

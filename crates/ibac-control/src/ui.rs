@@ -21,10 +21,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
-use futures_util::Stream;
-use ibac_mapper::draw::{DrawGraph, Picture};
+use futures_util::{Stream, StreamExt};
+use ibac_mapper::draw::Picture;
 use serde::Deserialize;
 
+use crate::api::{Change, changes};
 use crate::control::Control;
 use crate::graph::{Enforcer, GraphInput, View, graph_view};
 
@@ -181,17 +182,7 @@ struct ViewQuery {
 impl ViewQuery {
     fn view(&self) -> View {
         View {
-            namespaces: self
-                .namespaces
-                .as_deref()
-                .map(|n| {
-                    n.split(',')
-                        .map(str::trim)
-                        .filter(|n| !n.is_empty())
-                        .map(String::from)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            namespaces: ibac_api::namespace_list(self.namespaces.as_deref()),
             enforcer: match self.enforcer.as_deref() {
                 Some("network-policy") => Enforcer::NetworkPolicy,
                 _ => Enforcer::Proxy,
@@ -208,15 +199,14 @@ async fn graph_json(
     hardened(axum::Json(graph_view(&GraphInput::of(&c), &q.view())).into_response())
 }
 
-fn picture(c: &Control, q: &ViewQuery) -> Result<Picture, String> {
+/// The picture of the graph `q` asks for. A download is laid out as
+/// `ibac network-mapper visualize` lays it out, whatever the page's view, so
+/// that the two are the same file.
+fn picture(c: &Control, q: &ViewQuery) -> Picture {
     let view = graph_view(&GraphInput::of(c), &q.view());
-    let json = serde_json::to_value(&view).map_err(|e| e.to_string())?;
     match q.aspect {
-        Some(aspect) if q.download.is_none() => {
-            let graph: DrawGraph = serde_json::from_value(json).map_err(|e| e.to_string())?;
-            Ok(Picture::layout_for_view(graph, aspect))
-        }
-        _ => Picture::from_graph_json(&json).map_err(|e| e.to_string()),
+        Some(aspect) if q.download.is_none() => Picture::layout_for_view(&view, aspect),
+        _ => Picture::layout(&view),
     }
 }
 
@@ -224,12 +214,22 @@ fn failed(reason: String) -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, reason).into_response()
 }
 
-fn download(response: &mut Response, q: &ViewQuery, name: &'static str) {
+/// A picture as the page shows it, or as a file named `attachment` when
+/// `q` asks for a download.
+fn picture_response(
+    q: &ViewQuery,
+    kind: &'static str,
+    body: impl IntoResponse,
+    attachment: &'static str,
+) -> Response {
+    let mut response = ([(header::CONTENT_TYPE, kind)], body).into_response();
     if q.download.is_some() {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_DISPOSITION, HeaderValue::from_static(name));
+        response.headers_mut().insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static(attachment),
+        );
     }
+    hardened(response)
 }
 
 async fn graph_svg(
@@ -237,17 +237,13 @@ async fn graph_svg(
     _: Viewer,
     Query(q): Query<ViewQuery>,
 ) -> Response {
-    let p = match picture(&c, &q) {
-        Ok(p) => p,
-        Err(e) => return failed(e),
-    };
-    let mut response = ([(header::CONTENT_TYPE, "image/svg+xml")], p.svg()).into_response();
-    download(
-        &mut response,
+    let svg = picture(&c, &q).svg();
+    picture_response(
         &q,
+        "image/svg+xml",
+        svg,
         "attachment; filename=\"ibac-access-graph.svg\"",
-    );
-    hardened(response)
+    )
 }
 
 async fn graph_png(
@@ -255,22 +251,17 @@ async fn graph_png(
     _: Viewer,
     Query(q): Query<ViewQuery>,
 ) -> Response {
-    let p = match picture(&c, &q) {
-        Ok(p) => p,
-        Err(e) => return failed(e),
-    };
-    let png = match tokio::task::spawn_blocking(move || p.png()).await {
-        Ok(Ok(png)) => png,
-        Ok(Err(e)) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    };
-    let mut response = ([(header::CONTENT_TYPE, "image/png")], png).into_response();
-    download(
-        &mut response,
-        &q,
-        "attachment; filename=\"ibac-access-graph.png\"",
-    );
-    hardened(response)
+    let p = picture(&c, &q);
+    match tokio::task::spawn_blocking(move || p.png()).await {
+        Ok(Ok(png)) => picture_response(
+            &q,
+            "image/png",
+            png,
+            "attachment; filename=\"ibac-access-graph.png\"",
+        ),
+        Ok(Err(e)) => failed(e.to_string()),
+        Err(e) => failed(e.to_string()),
+    }
 }
 
 /// `changed` whenever the policy, workloads, discovered calls or a proxy's
@@ -280,29 +271,15 @@ async fn events(
     State(c): State<Arc<Control>>,
     _: Viewer,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let snapshots = c.subscribe();
-    let mapper = c.mapper_changes();
-    let shifts = c.enforcement_shifts();
-    let stream = futures_util::stream::unfold(
-        (c, snapshots, mapper, shifts, true),
-        |(c, mut snapshots, mut mapper, mut shifts, first)| async move {
-            if !first {
-                tokio::select! {
-                    r = snapshots.changed() => r.ok()?,
-                    r = mapper.changed() => r.ok()?,
-                    r = shifts.changed() => r.ok()?,
-                    () = c.closed() => return None,
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-            let revision = snapshots.borrow_and_update().revision;
-            let observed = *mapper.borrow_and_update();
-            let enforcement = *shifts.borrow_and_update();
-            let event = Event::default().event("changed").data(format!(
-                "{{\"revision\":{revision},\"observed\":{observed},\"enforcement\":{enforcement}}}"
-            ));
-            Some((Ok(event), (c, snapshots, mapper, shifts, false)))
-        },
-    );
+    let stream = changes(c).map(|(_, change)| {
+        let Change {
+            revision,
+            observed,
+            enforcement,
+        } = change;
+        Ok(Event::default().event("changed").data(format!(
+            "{{\"revision\":{revision},\"observed\":{observed},\"enforcement\":{enforcement}}}"
+        )))
+    });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }

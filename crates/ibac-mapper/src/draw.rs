@@ -25,89 +25,83 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
-use serde::Deserialize;
+use ibac_api::graph::GraphView;
+use ibac_model::WorkloadId;
+use ibac_policy::Verdict;
+use ibac_policy::graph::ClientStatus;
 
 mod route;
 
-/// A workload to draw.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct DrawNode {
-    /// `name.namespace`.
-    pub id: String,
-    /// The name.
-    #[serde(default)]
-    pub name: String,
-    /// The namespace.
-    #[serde(default)]
-    pub namespace: String,
-    /// Its status as a server.
-    #[serde(default)]
-    pub server: Option<DrawServer>,
-    /// Its status as a client: `all-allowed`, `some-would-be-blocked`, `some-blocked`.
-    #[serde(default)]
-    pub client: Option<String>,
-    /// Whether it is registered with the control plane.
-    #[serde(default)]
-    pub registered: bool,
-    /// Whether its proxy enforces the published policy (absent: unknown,
-    /// as in an offline picture).
-    #[serde(default, rename = "inForce")]
-    pub in_force: Option<bool>,
-}
-
-impl DrawNode {
+/// What a picture keeps of a workload: the few marks it draws, taken from
+/// the graph once, so that a picture owes nothing to the graph it came from
+/// (the page rasterizes it on another thread) and holds none of the
+/// details (intents, calls, suggestions) it never draws.
+#[derive(Clone, Debug)]
+struct Workload {
+    id: WorkloadId,
+    /// Whether it is a protected server: a lock and a double border.
+    protected: bool,
+    /// How its calls fare: the colour of its border and a marker.
+    client: Option<ClientStatus>,
     /// A registered workload whose proxy does not enforce the published
     /// policy: its verdicts as drawn are not in force.
-    fn lagging(&self) -> bool {
-        self.registered && self.in_force == Some(false)
-    }
+    lagging: bool,
 }
 
-/// A server's status.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct DrawServer {
-    /// Whether it is protected.
-    pub protected: bool,
+/// What a picture keeps of a call.
+#[derive(Clone, Debug)]
+struct Call {
+    client: WorkloadId,
+    server: WorkloadId,
+    verdict: Verdict,
+    /// Where observed verdicts disagree with the policy: why, in one sentence.
+    mismatch: Option<String>,
 }
 
-/// A call to draw.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct DrawEdge {
-    /// The caller.
-    pub client: String,
-    /// The server.
-    pub server: String,
-    /// `allowed`, `would-be-blocked` or `blocked`.
-    pub verdict: String,
-    /// Where observed verdicts disagree with the policy.
-    #[serde(default)]
-    pub mismatch: Option<DrawMismatch>,
-}
-
-/// Observed verdicts that disagree with the policy.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct DrawMismatch {
-    /// One sentence.
-    pub message: String,
-}
-
-/// A graph to draw: the control plane's `/v1/graph` answer fits.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-pub struct DrawGraph {
-    /// Workloads.
-    #[serde(default)]
-    pub nodes: Vec<DrawNode>,
-    /// Calls.
-    #[serde(default)]
-    pub edges: Vec<DrawEdge>,
+/// The workloads and calls of `graph` to draw. Calls naming a workload the
+/// graph does not list (a graph written by hand, or cut short) add it, so
+/// that every call has two ends.
+fn marks(graph: &GraphView) -> (Vec<Workload>, Vec<Call>) {
+    let mut workloads: Vec<Workload> = graph
+        .nodes
+        .iter()
+        .map(|n| Workload {
+            id: n.id.clone(),
+            protected: n.server.as_ref().is_some_and(|s| s.protected),
+            client: n.client,
+            lagging: n.registered && !n.in_force,
+        })
+        .collect();
+    let mut known: std::collections::HashSet<WorkloadId> =
+        workloads.iter().map(|w| w.id.clone()).collect();
+    let calls = graph
+        .edges
+        .iter()
+        .map(|e| {
+            for id in [&e.edge.client, &e.edge.server] {
+                if known.insert(id.clone()) {
+                    workloads.push(Workload {
+                        id: id.clone(),
+                        protected: false,
+                        client: None,
+                        lagging: false,
+                    });
+                }
+            }
+            Call {
+                client: e.edge.client.clone(),
+                server: e.edge.server.clone(),
+                verdict: e.edge.verdict,
+                mismatch: e.mismatch.as_ref().map(|m| m.message.clone()),
+            }
+        })
+        .collect();
+    (workloads, calls)
 }
 
 /// Drawing failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DrawError {
-    /// The graph is not in the expected shape.
-    #[error("not an access graph: {0}")]
-    Shape(String),
     /// Rasterizing failed.
     #[error("{0}")]
     Png(String),
@@ -155,7 +149,8 @@ struct Band {
 /// A laid-out graph, ready to write as SVG or PNG.
 #[derive(Clone, Debug)]
 pub struct Picture {
-    graph: DrawGraph,
+    workloads: Vec<Workload>,
+    calls: Vec<Call>,
     placed: Vec<Placed>,
     bands: Vec<Band>,
     height: f64,
@@ -189,16 +184,10 @@ fn fit(text: &str, max: usize) -> String {
 }
 
 impl Picture {
-    /// Lays out the control plane's graph JSON.
-    pub fn from_graph_json(value: &serde_json::Value) -> Result<Self, DrawError> {
-        let graph: DrawGraph =
-            serde_json::from_value(value.clone()).map_err(|e| DrawError::Shape(e.to_string()))?;
-        Ok(Self::layout(graph))
-    }
-
-    /// Lays out `graph`. Edges naming unknown nodes add them.
-    pub fn layout(graph: DrawGraph) -> Self {
-        Self::layout_spaced(graph, ROW_GAP)
+    /// Lays out `graph`.
+    pub fn layout(graph: &GraphView) -> Self {
+        let (workloads, calls) = marks(graph);
+        Self::layout_spaced(workloads, calls, ROW_GAP)
     }
 
     /// Lays out `graph` for a view `aspect` times as wide as it is tall:
@@ -206,8 +195,9 @@ impl Picture {
     /// bands (at most three box heights more), so that once fitted to the
     /// view it fills it instead of leaving white above and below. The page
     /// asks for this; exports and `visualize` use [`Picture::layout`].
-    pub fn layout_for_view(graph: DrawGraph, aspect: f64) -> Self {
-        let first = Self::layout_spaced(graph.clone(), ROW_GAP);
+    pub fn layout_for_view(graph: &GraphView, aspect: f64) -> Self {
+        let (workloads, calls) = marks(graph);
+        let first = Self::layout_spaced(workloads, calls, ROW_GAP);
         let (w, h) = first.size();
         if !(0.2..=20.0).contains(&aspect) || w / h <= aspect {
             return first;
@@ -217,35 +207,19 @@ impl Picture {
             return first;
         }
         let more = ((w / aspect - h) / gaps as f64).min(3.0 * NODE_H);
-        Self::layout_spaced(graph, ROW_GAP + more)
+        Self::layout_spaced(first.workloads, first.calls, ROW_GAP + more)
     }
 
-    fn layout_spaced(mut graph: DrawGraph, row_gap: f64) -> Self {
-        let mut index: HashMap<String, usize> = HashMap::new();
-        for (i, n) in graph.nodes.iter().enumerate() {
-            index.insert(n.id.clone(), i);
-        }
-        for e in graph.edges.clone() {
-            for id in [&e.client, &e.server] {
-                if !index.contains_key(id) {
-                    index.insert(id.clone(), graph.nodes.len());
-                    let (name, namespace) = id.split_once('.').unwrap_or((id, ""));
-                    graph.nodes.push(DrawNode {
-                        id: id.clone(),
-                        name: name.into(),
-                        namespace: namespace.into(),
-                        server: None,
-                        client: None,
-                        registered: false,
-                        in_force: None,
-                    });
-                }
-            }
-        }
-        let n = graph.nodes.len();
+    fn layout_spaced(workloads: Vec<Workload>, calls: Vec<Call>, row_gap: f64) -> Self {
+        let index: HashMap<&WorkloadId, usize> = workloads
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (&w.id, i))
+            .collect();
+        let n = workloads.len();
         let mut succ: Vec<Vec<usize>> = vec![Vec::new(); n];
         let mut pred: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for e in &graph.edges {
+        for e in &calls {
             if let (Some(&a), Some(&b)) = (index.get(&e.client), index.get(&e.server))
                 && a != b
             {
@@ -257,7 +231,7 @@ impl Picture {
         // (from nodes in a stable order) are left out of the layering.
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by(|a, b| {
-            (pred[*a].len(), &graph.nodes[*a].id).cmp(&(pred[*b].len(), &graph.nodes[*b].id))
+            (pred[*a].len(), &workloads[*a].id).cmp(&(pred[*b].len(), &workloads[*b].id))
         });
         let mut state = vec![0u8; n]; // 0 new, 1 on the stack, 2 done
         let mut forward: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -329,8 +303,8 @@ impl Picture {
         // neighbours, sweeping right and left.
         for col in &mut columns {
             col.sort_by(|a, b| {
-                (&graph.nodes[*a].namespace, &graph.nodes[*a].id)
-                    .cmp(&(&graph.nodes[*b].namespace, &graph.nodes[*b].id))
+                (workloads[*a].id.namespace(), &workloads[*a].id)
+                    .cmp(&(workloads[*b].id.namespace(), &workloads[*b].id))
             });
         }
         let mut row = vec![0usize; n];
@@ -351,7 +325,7 @@ impl Picture {
             };
             for c in range {
                 let neighbours = if rightward { &pred } else { &succ };
-                let mut keyed: Vec<(String, f64, usize)> = columns[c]
+                let mut keyed: Vec<(&str, f64, usize)> = columns[c]
                     .iter()
                     .map(|&v| {
                         let near: Vec<f64> = neighbours[v]
@@ -364,13 +338,13 @@ impl Picture {
                         } else {
                             near.iter().sum::<f64>() / near.len() as f64
                         };
-                        (graph.nodes[v].namespace.clone(), bary, v)
+                        (workloads[v].id.namespace(), bary, v)
                     })
                     .collect();
                 keyed.sort_by(|a, b| {
-                    a.0.cmp(&b.0)
+                    a.0.cmp(b.0)
                         .then(a.1.total_cmp(&b.1))
-                        .then(graph.nodes[a.2].id.cmp(&graph.nodes[b.2].id))
+                        .then(workloads[a.2].id.cmp(&workloads[b.2].id))
                 });
                 columns[c] = keyed.into_iter().map(|k| k.2).collect();
                 for (i, &v) in columns[c].iter().enumerate() {
@@ -380,8 +354,8 @@ impl Picture {
         }
         // Boxes grow with their calls, so that ports stay apart.
         let mut degree = vec![(0usize, 0usize); n];
-        let mut ends: Vec<Option<(usize, usize)>> = Vec::with_capacity(graph.edges.len());
-        for e in &graph.edges {
+        let mut ends: Vec<Option<(usize, usize)>> = Vec::with_capacity(calls.len());
+        for e in &calls {
             let pair = index
                 .get(&e.client)
                 .copied()
@@ -402,7 +376,7 @@ impl Picture {
         for col in &columns {
             let mut here: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
             for &v in col {
-                let e = here.entry(graph.nodes[v].namespace.as_str()).or_default();
+                let e = here.entry(workloads[v].id.namespace()).or_default();
                 e.0 += box_h[v] + row_gap;
                 e.1 += 1;
             }
@@ -435,11 +409,11 @@ impl Picture {
         for col in &columns {
             let mut start = 0;
             while start < col.len() {
-                let ns = graph.nodes[col[start]].namespace.as_str();
+                let ns = workloads[col[start]].id.namespace();
                 let end = start
                     + col[start..]
                         .iter()
-                        .take_while(|&&v| graph.nodes[v].namespace == ns)
+                        .take_while(|&&v| workloads[v].id.namespace() == ns)
                         .count();
                 let (rows, first) = band_of.get(ns).copied().unwrap_or((0.0, MARGIN));
                 let group: f64 = col[start..end]
@@ -479,7 +453,8 @@ impl Picture {
             (COL_GAP, MARGIN),
         );
         Picture {
-            graph,
+            workloads,
+            calls,
             placed,
             bands,
             height,
@@ -489,12 +464,12 @@ impl Picture {
 
     /// How many workloads.
     pub fn nodes(&self) -> usize {
-        self.graph.nodes.len()
+        self.workloads.len()
     }
 
     /// How many calls.
     pub fn edges(&self) -> usize {
-        self.graph.edges.len()
+        self.calls.len()
     }
 
     /// Width and height in pixels.
@@ -546,7 +521,7 @@ impl Picture {
         }
         out.push_str("</g>\n");
         out.push_str(r#"<g class="edges">"#);
-        for (i, e) in self.graph.edges.iter().enumerate() {
+        for (i, e) in self.calls.iter().enumerate() {
             let Some(Some(points)) = self.routing.paths.get(i) else {
                 continue;
             };
@@ -554,53 +529,53 @@ impl Picture {
             for (k, (x, y)) in points.iter().enumerate() {
                 let _ = write!(path, "{}{x:.1},{y:.1}", if k == 0 { "M" } else { " L" });
             }
-            let (colour, dash, marker) = verdict_style(&e.verdict);
+            let (colour, dash, marker) = verdict_style(e.verdict);
             // A wide, invisible copy takes the clicks that a 2-pixel line would miss.
             let _ = write!(
                 out,
                 r##"<path class="edge-hit" data-client="{client}" data-server="{server}" d="{path}" fill="none" stroke="#000" stroke-opacity="0" stroke-width="12"/>"##,
-                client = escape(&e.client),
-                server = escape(&e.server),
+                client = escape(e.client.as_str()),
+                server = escape(e.server.as_str()),
             );
-            if let Some(m) = &e.mismatch {
+            if let Some(message) = &e.mismatch {
                 // A wide purple halo under the line: what the enforcers did
                 // is not what the line says.
                 let _ = write!(
                     out,
                     r##"<path class="edge-not-in-force" d="{path}" fill="none" stroke="#6a1b9a" stroke-opacity="0.45" stroke-width="8"><title>{message}</title></path>"##,
-                    message = escape(&m.message),
+                    message = escape(message),
                 );
             }
             let _ = write!(
                 out,
                 r#"<path class="edge {verdict}" data-client="{client}" data-server="{server}" data-verdict="{verdict}" d="{path}" fill="none" stroke="{colour}" stroke-linejoin="round"{dash} marker-end="url(#{marker})"><title>{client} → {server}: {verdict}</title></path>"#,
-                verdict = escape(&e.verdict),
-                client = escape(&e.client),
-                server = escape(&e.server),
+                verdict = e.verdict.as_str(),
+                client = escape(e.client.as_str()),
+                server = escape(e.server.as_str()),
             );
             out.push('\n');
         }
         out.push_str("</g>\n<g class=\"nodes\">");
-        for (v, node) in self.graph.nodes.iter().enumerate() {
+        for (v, node) in self.workloads.iter().enumerate() {
             let (x, y) = self.corner(v);
             let h = self.placed[v].h;
-            let protected = node.server.as_ref().is_some_and(|s| s.protected);
-            let client = node.client.as_deref().unwrap_or("");
-            let stroke = match client {
-                "some-blocked" => "#c62828",
-                "some-would-be-blocked" => "#e65100",
-                _ => "#37474f",
+            let protected = node.protected;
+            let stroke = match node.client {
+                Some(ClientStatus::SomeBlocked) => "#c62828",
+                Some(ClientStatus::SomeWouldBeBlocked) => "#e65100",
+                Some(ClientStatus::AllAllowed) | None => "#37474f",
             };
             let _ = write!(
                 out,
                 r#"<g class="node{prot}" data-id="{id}" data-namespace="{ns}" data-protected="{protected}" data-client="{client}" transform="translate({x:.1},{y:.1})"><title>{id}{title_prot}</title><rect width="{NODE_W}" height="{h}" rx="8" fill="{fill}" stroke="{stroke}" stroke-width="2"/>"#,
                 prot = if protected { " protected" } else { "" },
-                id = escape(&node.id),
-                ns = escape(&node.namespace),
+                client = node.client.map_or("", ClientStatus::as_str),
+                id = escape(node.id.as_str()),
+                ns = escape(node.id.namespace()),
                 title_prot = if protected { " (protected)" } else { "" },
-                fill = namespace_tint(&node.namespace),
+                fill = namespace_tint(node.id.namespace()),
             );
-            if node.lagging() {
+            if node.lagging {
                 // A dashed purple outer border: its proxy is behind, failing
                 // or silent, so what is drawn for it is not in force.
                 let _ = write!(
@@ -608,7 +583,7 @@ impl Picture {
                     r##"<rect class="not-in-force" x="-4" y="-4" width="{:.0}" height="{:.0}" rx="10" fill="none" stroke="#6a1b9a" stroke-width="2.5" stroke-dasharray="6 4"><title>{} (verdicts not in force)</title></rect>"##,
                     NODE_W + 8.0,
                     h + 8.0,
-                    escape(&node.id)
+                    escape(node.id.as_str())
                 );
             }
             if protected {
@@ -621,11 +596,11 @@ impl Picture {
                     NODE_W - 24.0
                 );
             }
-            let marker = match client {
-                _ if node.lagging() => "⚠ ",
-                "some-blocked" => "✕ ",
-                "some-would-be-blocked" => "! ",
-                _ => "",
+            let marker = match node.client {
+                _ if node.lagging => "⚠ ",
+                Some(ClientStatus::SomeBlocked) => "✕ ",
+                Some(ClientStatus::SomeWouldBeBlocked) => "! ",
+                Some(ClientStatus::AllAllowed) | None => "",
             };
             let _ = write!(
                 out,
@@ -633,7 +608,7 @@ impl Picture {
                 // name alone, large enough to read when the picture fits.
                 r##"<text x="12" y="{ty:.1}" font-size="{FONT}" font-weight="bold" fill="#212121">{marker}{name}</text></g>"##,
                 ty = h / 2.0 + FONT * 0.36,
-                name = escape(&fit(&node.name, if protected { 21 } else { 23 })),
+                name = escape(&fit(node.id.name(), if protected { 21 } else { 23 })),
             );
             out.push('\n');
         }
@@ -644,9 +619,9 @@ impl Picture {
     fn legend(&self, out: &mut String, width: f64) {
         let y = MARGIN / 2.0 + 10.0;
         let items = [
-            ("allowed", "allowed"),
-            ("would be blocked", "would-be-blocked"),
-            ("blocked", "blocked"),
+            ("allowed", Verdict::Allowed),
+            ("would be blocked", Verdict::WouldBeBlocked),
+            ("blocked", Verdict::Blocked),
         ]
         .map(|(label, verdict)| {
             let (colour, dash, marker) = verdict_style(verdict);
@@ -707,15 +682,15 @@ impl Picture {
 /// head. Pattern and head tell verdicts apart without colour: allowed is
 /// solid with a filled arrow, would-be-blocked dashed with an open arrow,
 /// blocked heavy round dots with a cross.
-fn verdict_style(verdict: &str) -> (&'static str, &'static str, &'static str) {
+fn verdict_style(verdict: Verdict) -> (&'static str, &'static str, &'static str) {
     match verdict {
-        "allowed" => ("#2e7d32", r#" stroke-width="2.2""#, "arrow-allowed"),
-        "blocked" => (
+        Verdict::Allowed => ("#2e7d32", r#" stroke-width="2.2""#, "arrow-allowed"),
+        Verdict::Blocked => (
             "#c62828",
             r#" stroke-width="3.5" stroke-dasharray="0.1 7" stroke-linecap="round""#,
             "arrow-blocked",
         ),
-        _ => (
+        Verdict::WouldBeBlocked => (
             "#e65100",
             r#" stroke-width="2.2" stroke-dasharray="9 6""#,
             "arrow-would-be-blocked",
@@ -737,11 +712,10 @@ fn namespace_tint(namespace: &str) -> &'static str {
 /// Columns of a picture, for tests: which column each node is in.
 pub fn columns_of(picture: &Picture) -> BTreeMap<String, usize> {
     picture
-        .graph
-        .nodes
+        .workloads
         .iter()
         .zip(&picture.placed)
-        .map(|(n, p)| (n.id.clone(), p.column))
+        .map(|(n, p)| (n.id.to_string(), p.column))
         .collect()
 }
 
@@ -749,42 +723,59 @@ pub fn columns_of(picture: &Picture) -> BTreeMap<String, usize> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+    use ibac_api::graph::{EdgeView, Mismatch, MismatchKind, NodeView};
+    use ibac_policy::graph::{Blocking, GraphEdge, ServerStatus};
+
     use super::*;
 
-    fn edge(c: &str, s: &str, v: &str) -> DrawEdge {
-        DrawEdge {
-            client: format!("{c}.shop"),
-            server: format!("{s}.shop"),
-            verdict: v.into(),
-            mismatch: None,
+    fn id(text: &str) -> WorkloadId {
+        WorkloadId::parse(text).unwrap()
+    }
+
+    fn call(client: &str, server: &str, verdict: Verdict) -> EdgeView {
+        EdgeView::new(GraphEdge {
+            verdict,
+            discovered: true,
+            ..GraphEdge::new(&id(client), &id(server))
+        })
+    }
+
+    fn calls(edges: Vec<EdgeView>) -> GraphView {
+        GraphView {
+            revision: 1,
+            nodes: vec![],
+            edges,
         }
     }
 
-    fn demo() -> DrawGraph {
-        DrawGraph {
-            nodes: vec![DrawNode {
-                id: "catalog.shop".into(),
-                name: "catalog".into(),
-                namespace: "shop".into(),
-                server: Some(DrawServer { protected: true }),
-                client: None,
-                registered: true,
-                in_force: None,
-            }],
-            edges: vec![
-                edge("load", "front", "allowed"),
-                edge("front", "catalog", "allowed"),
-                edge("front", "checkout", "would-be-blocked"),
-                edge("checkout", "catalog", "blocked"),
-                edge("rogue<script>", "catalog", "blocked"),
-                edge("catalog", "front", "would-be-blocked"), // a cycle
-            ],
-        }
+    fn edge(c: &str, s: &str, v: Verdict) -> EdgeView {
+        call(&format!("{c}.shop"), &format!("{s}.shop"), v)
+    }
+
+    /// A protected catalog whose proxy enforces the policy, and its callers.
+    fn demo() -> GraphView {
+        let mut catalog = NodeView::new(id("catalog.shop"));
+        (catalog.registered, catalog.in_force) = (true, true);
+        catalog.server = Some(ServerStatus {
+            protected: true,
+            protection: String::new(),
+            blocking: Blocking::Blocking,
+        });
+        let mut graph = calls(vec![
+            edge("load", "front", Verdict::Allowed),
+            edge("front", "catalog", Verdict::Allowed),
+            edge("front", "checkout", Verdict::WouldBeBlocked),
+            edge("checkout", "catalog", Verdict::Blocked),
+            edge("rogue", "catalog", Verdict::Blocked),
+            edge("catalog", "front", Verdict::WouldBeBlocked), // a cycle
+        ]);
+        graph.nodes.push(catalog);
+        graph
     }
 
     #[test]
     fn callers_stand_left_of_what_they_call_and_cycles_do_not_hang() {
-        let p = Picture::layout(demo());
+        let p = Picture::layout(&demo());
         let cols = columns_of(&p);
         assert!(cols["load.shop"] < cols["front.shop"]);
         assert!(cols["front.shop"] < cols["checkout.shop"]);
@@ -794,7 +785,7 @@ mod tests {
 
     #[test]
     fn boxes_never_overlap() {
-        let p = Picture::layout(demo());
+        let p = Picture::layout(&demo());
         let boxes: Vec<(f64, f64, f64)> = (0..p.nodes())
             .map(|v| {
                 let (x, y) = p.corner(v);
@@ -810,28 +801,55 @@ mod tests {
     }
 
     #[test]
-    fn the_svg_marks_verdicts_and_protection_without_colour_and_escapes_names() {
-        let svg = Picture::layout(demo()).svg();
+    fn the_svg_marks_verdicts_and_protection_without_colour_and_escapes_text() {
+        let mut g = demo();
+        g.edges[0].mismatch = Some(Mismatch {
+            kind: MismatchKind::Blocked,
+            calls: 1,
+            message: "refused <script> & more".into(),
+        });
+        let svg = Picture::layout(&g).svg();
         assert!(svg.contains(r#"data-verdict="blocked""#) && svg.contains("arrow-blocked"));
         assert!(
             svg.contains(r#"stroke-dasharray="9 6""#),
             "would-be-blocked is dashed"
         );
         assert!(svg.contains(r#"class="node protected" data-id="catalog.shop""#));
-        assert!(svg.contains("rogue&lt;script&gt;") && !svg.contains("rogue<script>"));
+        assert!(svg.contains("refused &lt;script&gt; &amp; more") && !svg.contains("<script>"));
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(escape("a<b>&\"'\u{7}c"), "a&lt;b&gt;&amp;&quot;&#39;c");
     }
 
+    /// The picture's `data-client` is the status as the wire writes it:
+    /// the page reads it back.
     #[test]
-    fn the_picture_reads_the_control_planes_graph_json() {
+    fn client_statuses_are_written_as_on_the_wire() {
+        for status in [
+            ClientStatus::AllAllowed,
+            ClientStatus::SomeWouldBeBlocked,
+            ClientStatus::SomeBlocked,
+        ] {
+            let wire = serde_json::to_value(status).unwrap();
+            assert_eq!(wire.as_str(), Some(status.as_str()));
+            let mut g = demo();
+            g.nodes[0].client = Some(status);
+            let svg = Picture::layout(&g).svg();
+            assert!(svg.contains(&format!(r#"data-client="{}""#, status.as_str())));
+        }
+    }
+
+    /// A graph that lists only some of the workloads its calls name (one
+    /// written by hand) is drawn with all of them.
+    #[test]
+    fn calls_naming_unlisted_workloads_add_them() {
         let json = serde_json::json!({
             "revision": 3,
-            "nodes": [{"id": "a.x", "name": "a", "namespace": "x", "registered": true, "client": "all-allowed"}],
+            "nodes": [{"id": "a.x", "name": "a", "namespace": "x", "registered": true, "inForce": true, "client": "all-allowed"}],
             "edges": [{"client": "a.x", "server": "b.x", "verdict": "allowed", "discovered": true, "declared": true, "intents": [], "calls": [], "sources": ["declared"]}],
         });
-        let p = Picture::from_graph_json(&json).unwrap();
+        let graph: GraphView = serde_json::from_value(json).unwrap();
+        let p = Picture::layout(&graph);
         assert_eq!((p.nodes(), p.edges()), (2, 1));
-        assert!(Picture::from_graph_json(&serde_json::json!({"nodes": 3})).is_err());
     }
 
     #[test]
@@ -844,17 +862,15 @@ mod tests {
             (x >> 33) as usize
         };
         let edges = (0..5000)
-            .map(|_| DrawEdge {
-                client: format!("s{}.ns{}", next() % 1000, 0),
-                server: format!("s{}.ns{}", next() % 1000, 0),
-                verdict: "allowed".into(),
-                mismatch: None,
+            .map(|_| {
+                call(
+                    &format!("s{}.ns{}", next() % 1000, 0),
+                    &format!("s{}.ns{}", next() % 1000, 0),
+                    Verdict::Allowed,
+                )
             })
             .collect();
-        let p = Picture::layout(DrawGraph {
-            nodes: vec![],
-            edges,
-        });
+        let p = Picture::layout(&calls(edges));
         assert!(p.nodes() > 900);
         let svg = p.svg();
         assert!(svg.len() > 100_000);
@@ -863,17 +879,15 @@ mod tests {
     #[test]
     fn a_long_chain_is_folded_into_a_picture_of_screen_shape() {
         let edges = (0..400)
-            .map(|i| DrawEdge {
-                client: format!("s{i}.chain"),
-                server: format!("s{}.chain", i + 1),
-                verdict: "allowed".into(),
-                mismatch: None,
+            .map(|i| {
+                call(
+                    &format!("s{i}.chain"),
+                    &format!("s{}.chain", i + 1),
+                    Verdict::Allowed,
+                )
             })
             .collect();
-        let p = Picture::layout(DrawGraph {
-            nodes: vec![],
-            edges,
-        });
+        let p = Picture::layout(&calls(edges));
         let cols = columns_of(&p);
         for i in 0..400 {
             assert!(cols[&format!("s{i}.chain")] <= cols[&format!("s{}.chain", i + 1)]);
@@ -895,27 +909,19 @@ mod tests {
             ("auth.shop", "users.data"),
         ]
         .iter()
-        .map(|(c, s)| DrawEdge {
-            client: (*c).into(),
-            server: (*s).into(),
-            verdict: "allowed".into(),
-            mismatch: None,
-        })
+        .map(|(c, s)| call(c, s, Verdict::Allowed))
         .collect();
-        let p = Picture::layout(DrawGraph {
-            nodes: vec![],
-            edges,
-        });
+        let p = Picture::layout(&calls(edges));
         let names: Vec<&str> = p.bands.iter().map(|b| b.namespace.as_str()).collect();
         assert_eq!(names, ["batch", "data", "shop"]);
         for pair in p.bands.windows(2) {
             assert!(pair[0].top + pair[0].height < pair[1].top, "bands overlap");
         }
-        for (v, node) in p.graph.nodes.iter().enumerate() {
+        for (v, node) in p.workloads.iter().enumerate() {
             let band = p
                 .bands
                 .iter()
-                .find(|b| b.namespace == node.namespace)
+                .find(|b| b.namespace == node.id.namespace())
                 .unwrap();
             let (_, y) = p.corner(v);
             assert!(
@@ -934,7 +940,7 @@ mod tests {
     #[test]
     fn png_output_is_a_png() {
         // The test command installs a font (fonts-dejavu-core).
-        let png = Picture::layout(demo()).png().unwrap();
+        let png = Picture::layout(&demo()).png().unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         assert!(png.len() > 5_000, "labels and lines were drawn");
     }
@@ -944,15 +950,24 @@ mod tests {
     #[test]
     fn what_is_not_in_force_is_marked() {
         let mut g = demo();
-        g.nodes[0].in_force = Some(false);
-        g.edges[0].mismatch = Some(DrawMismatch {
+        g.nodes[0].in_force = false;
+        g.edges[0].mismatch = Some(Mismatch {
+            kind: MismatchKind::NotBlocked,
+            calls: 3,
             message: "3 calls the policy blocks were let through".into(),
         });
-        let svg = Picture::layout(g).svg();
+        let svg = Picture::layout(&g).svg();
         assert!(svg.contains(r#"class="not-in-force""#), "{svg}");
         assert!(svg.contains("catalog.shop (verdicts not in force)"));
         assert!(svg.contains(r#"class="edge-not-in-force""#));
         assert!(svg.contains("3 calls the policy blocks were let through"));
-        assert!(!Picture::layout(demo()).svg().contains("not-in-force"));
+        assert!(!Picture::layout(&demo()).svg().contains("not-in-force"));
+        // Not registered: no proxy of ours to be behind.
+        g.nodes[0].registered = false;
+        assert!(
+            !Picture::layout(&g)
+                .svg()
+                .contains(r#"class="not-in-force""#)
+        );
     }
 }

@@ -5,7 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use ibac_mapper::draw::{DrawEdge, DrawGraph, DrawNode, DrawServer, Picture};
+use common::{call, demo};
+use ibac_api::graph::{GraphView, NodeView};
+use ibac_mapper::draw::Picture;
+use ibac_policy::Verdict;
+
+mod common;
 use proptest::prelude::*;
 
 /// How far an arrow head reaches back along its line, and across it (the
@@ -115,11 +120,11 @@ fn enters(p: (f64, f64), q: (f64, f64), b: &Box_) -> bool {
 }
 
 /// The rule itself, on one picture.
-fn reads_as_a_map(graph: DrawGraph) {
-    picture_reads_as_a_map(&graph, &Picture::layout(graph.clone()));
+fn reads_as_a_map(graph: &GraphView) {
+    picture_reads_as_a_map(graph, &Picture::layout(graph));
 }
 
-fn picture_reads_as_a_map(graph: &DrawGraph, picture: &Picture) {
+fn picture_reads_as_a_map(graph: &GraphView, picture: &Picture) {
     let svg = picture.svg();
     let (boxes, lines) = parse(&svg);
     let by_id = |id: &str| boxes.iter().find(|b| b.id == id).unwrap();
@@ -188,84 +193,17 @@ fn picture_reads_as_a_map(graph: &DrawGraph, picture: &Picture) {
     }
 }
 
-const NS: &str = "otterize-ecom-demo";
-
-/// The demo topology (DESIGN.md) at the tutorial's last step: the catalog
-/// protected, its declared clients allowed, a rogue caller blocked, the
-/// rest in shadow.
-fn demo() -> DrawGraph {
-    let calls: &[(&str, &[&str])] = &[
-        (
-            "frontend",
-            &[
-                "adservice",
-                "cartservice",
-                "checkoutservice",
-                "currencyservice",
-                "productcatalogservice",
-                "recommendationservice",
-                "shippingservice",
-            ],
-        ),
-        (
-            "checkoutservice",
-            &[
-                "cartservice",
-                "currencyservice",
-                "emailservice",
-                "kafka",
-                "paymentservice",
-                "productcatalogservice",
-                "shippingservice",
-            ],
-        ),
-        ("recommendationservice", &["productcatalogservice"]),
-        ("cartservice", &["redis-cart"]),
-        ("orderservice", &["kafka"]),
-        ("loadgenerator", &["frontend"]),
-        ("rogue", &["productcatalogservice"]),
-    ];
-    let mut edges = Vec::new();
-    for (client, servers) in calls {
-        for server in *servers {
-            let verdict = match (*client, *server) {
-                ("rogue", _) => "blocked",
-                (_, "productcatalogservice") => "allowed",
-                _ => "would-be-blocked",
-            };
-            edges.push(DrawEdge {
-                client: format!("{client}.{NS}"),
-                server: format!("{server}.{NS}"),
-                verdict: verdict.into(),
-                mismatch: None,
-            });
-        }
-    }
-    DrawGraph {
-        nodes: vec![DrawNode {
-            id: format!("productcatalogservice.{NS}"),
-            name: "productcatalogservice".into(),
-            namespace: NS.into(),
-            server: Some(DrawServer { protected: true }),
-            client: None,
-            registered: true,
-            in_force: None,
-        }],
-        edges,
-    }
-}
-
 #[test]
 fn the_demo_reads_as_a_map() {
-    reads_as_a_map(demo());
+    reads_as_a_map(&demo());
 }
 
 /// Laid out for the page's view, the demo is taller (nearer the view's
 /// shape) and still reads as a map.
 #[test]
 fn the_demo_laid_out_for_a_view_fills_it_and_reads_as_a_map() {
-    let (w, h) = Picture::layout(demo()).size();
-    let fitted = Picture::layout_for_view(demo(), 1.5);
+    let (w, h) = Picture::layout(&demo()).size();
+    let fitted = Picture::layout_for_view(&demo(), 1.5);
     let (fw, fh) = fitted.size();
     assert!(fh > h && fw / fh < w / h, "{w}×{h} → {fw}×{fh}");
     assert!(
@@ -278,43 +216,30 @@ fn the_demo_laid_out_for_a_view_fills_it_and_reads_as_a_map() {
 #[test]
 fn the_demo_in_shadow_mode_reads_as_a_map() {
     let mut g = demo();
-    g.edges.retain(|e| !e.client.starts_with("rogue"));
+    g.edges.retain(|e| e.edge.client.name() != "rogue");
     for e in &mut g.edges {
-        e.verdict = "would-be-blocked".into();
+        e.edge.verdict = Verdict::WouldBeBlocked;
     }
-    reads_as_a_map(g);
+    reads_as_a_map(&g);
 }
 
 /// Random graphs: up to 200 workloads in up to 4 namespaces, calls drawn at
 /// random (so with cycles, self-calls and calls within a column).
-fn random_graph() -> impl Strategy<Value = DrawGraph> {
+fn random_graph() -> impl Strategy<Value = GraphView> {
     (2usize..=200, 1usize..=4).prop_flat_map(|(n, namespaces)| {
         proptest::collection::vec((0..n, 0..n, 0u8..3), 0..=(2 * n).min(400)).prop_map(
             move |pairs| {
                 let id = |v: usize| format!("w{v}.ns{}", v % namespaces);
+                let verdicts = [Verdict::Allowed, Verdict::WouldBeBlocked, Verdict::Blocked];
                 let mut seen = std::collections::BTreeSet::new();
                 let edges = pairs
                     .into_iter()
                     .filter(|(a, b, _)| seen.insert((*a, *b)))
-                    .map(|(a, b, v)| DrawEdge {
-                        client: id(a),
-                        server: id(b),
-                        verdict: ["allowed", "would-be-blocked", "blocked"][v as usize].into(),
-                        mismatch: None,
-                    })
+                    .map(|(a, b, v)| call(&id(a), &id(b), verdicts[v as usize]))
                     .collect();
-                DrawGraph {
-                    nodes: (0..n)
-                        .map(|v| DrawNode {
-                            id: id(v),
-                            name: format!("w{v}"),
-                            namespace: format!("ns{}", v % namespaces),
-                            server: None,
-                            client: None,
-                            registered: false,
-                            in_force: None,
-                        })
-                        .collect(),
+                GraphView {
+                    revision: 1,
+                    nodes: (0..n).map(|v| NodeView::new(common::id(&id(v)))).collect(),
                     edges,
                 }
             },
@@ -327,6 +252,6 @@ proptest! {
 
     #[test]
     fn random_graphs_read_as_a_map(graph in random_graph()) {
-        reads_as_a_map(graph);
+        reads_as_a_map(&graph);
     }
 }

@@ -48,6 +48,18 @@ pub enum ClientStatus {
     SomeBlocked,
 }
 
+impl ClientStatus {
+    /// `all-allowed`, `some-would-be-blocked` or `some-blocked`, as it is
+    /// written on the wire (the picture's `data-client` carries it too).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientStatus::AllAllowed => "all-allowed",
+            ClientStatus::SomeWouldBeBlocked => "some-would-be-blocked",
+            ClientStatus::SomeBlocked => "some-blocked",
+        }
+    }
+}
+
 /// A workload's status as a server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerStatus {
@@ -102,6 +114,23 @@ pub struct GraphEdge {
     pub calls: Vec<CallStatus>,
 }
 
+impl GraphEdge {
+    /// An edge from `client` to `server` that nothing is known of yet:
+    /// neither discovered nor declared, and allowed until a call says
+    /// otherwise.
+    pub fn new(client: &WorkloadId, server: &WorkloadId) -> Self {
+        GraphEdge {
+            client: client.clone(),
+            server: server.clone(),
+            verdict: Verdict::Allowed,
+            discovered: false,
+            declared: false,
+            intents: Vec::new(),
+            calls: Vec::new(),
+        }
+    }
+}
+
 /// Every workload and call the policy and the mapper know of.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessGraph {
@@ -113,15 +142,6 @@ pub struct AccessGraph {
 
 /// Applies `policy` to declared intents and discovered calls.
 pub fn access_graph(policy: &Policy, discovered: &[DiscoveredCall]) -> AccessGraph {
-    let new_edge = |client: &WorkloadId, server: &WorkloadId| GraphEdge {
-        client: client.clone(),
-        server: server.clone(),
-        verdict: Verdict::Allowed,
-        discovered: false,
-        declared: false,
-        intents: Vec::new(),
-        calls: Vec::new(),
-    };
     let mut graph_edges: BTreeMap<(WorkloadId, WorkloadId), GraphEdge> = BTreeMap::new();
     for server in policy.servers() {
         let Some(sp) = policy.server(&server) else {
@@ -130,7 +150,7 @@ pub fn access_graph(policy: &Policy, discovered: &[DiscoveredCall]) -> AccessGra
         for (client, rules) in sp.clients() {
             let e = graph_edges
                 .entry((client.clone(), server.clone()))
-                .or_insert_with(|| new_edge(client, &server));
+                .or_insert_with(|| GraphEdge::new(client, &server));
             e.declared = true;
             e.intents = rules
                 .intents()
@@ -142,7 +162,7 @@ pub fn access_graph(policy: &Policy, discovered: &[DiscoveredCall]) -> AccessGra
     for call in discovered {
         let e = graph_edges
             .entry((call.client.clone(), call.server.clone()))
-            .or_insert_with(|| new_edge(&call.client, &call.server));
+            .or_insert_with(|| GraphEdge::new(&call.client, &call.server));
         e.discovered = true;
         let verdict = policy
             .decide(Some(&call.client), &call.server, &call.request)

@@ -315,6 +315,76 @@ fn hostile_yaml_is_refused_with_a_clear_error() {
     );
 }
 
+/// `visualize -f` draws a saved graph with no control plane, from a file or
+/// stdin, and refuses a file that is not a graph, saying so.
+#[test]
+fn visualize_draws_a_saved_graph_and_refuses_what_is_not_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = serde_json::json!({
+        "revision": 3,
+        "nodes": [{"id": "a.x", "name": "a", "namespace": "x", "registered": true, "inForce": true, "client": "some-blocked"}],
+        "edges": [{"client": "a.x", "server": "b.x", "verdict": "blocked", "discovered": true, "declared": false, "intents": [], "calls": [], "sources": ["discovered"]}],
+    });
+    std::fs::write(dir.path().join("graph.json"), graph.to_string()).unwrap();
+    let run = ibac_in(
+        dir.path(),
+        &[
+            "network-mapper",
+            "visualize",
+            "-f",
+            "graph.json",
+            "-o",
+            "graph.svg",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("drew 2 workloads and 1 calls"),
+        "{}",
+        run.stderr
+    );
+    let svg = std::fs::read_to_string(dir.path().join("graph.svg")).unwrap();
+    assert!(
+        svg.contains(r#"data-verdict="blocked""#) && svg.contains(r#"data-client="some-blocked""#)
+    );
+    let run = ibac_in(
+        dir.path(),
+        &["network-mapper", "visualize", "-f", "-", "-o", "stdin.svg"],
+        Some(&graph.to_string()),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("stdin.svg")).unwrap(),
+        svg
+    );
+
+    let mut wrong = graph.clone();
+    wrong["edges"][0]["verdict"] = "maybe".into();
+    std::fs::write(dir.path().join("wrong.json"), wrong.to_string()).unwrap();
+    let run = ibac_in(
+        dir.path(),
+        &[
+            "network-mapper",
+            "visualize",
+            "-f",
+            "wrong.json",
+            "-o",
+            "wrong.svg",
+        ],
+        None,
+    );
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr
+            .contains("wrong.json is not an access graph as `ibac get graph -o json` writes it")
+            && run.stderr.contains("maybe"),
+        "{}",
+        run.stderr
+    );
+    assert!(!dir.path().join("wrong.svg").exists());
+}
+
 #[test]
 fn completions_and_help() {
     let run = ibac(&["completions", "bash"]);

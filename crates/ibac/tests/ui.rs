@@ -410,6 +410,22 @@ async fn the_access_graph_follows_the_tutorial_live() {
         picture[2].as_str() == Some(cli_svg.as_str()),
         "the page exports what `ibac network-mapper visualize` draws"
     );
+    // A graph saved with `ibac get graph -o json` draws the same picture.
+    let saved = tmp.path().join("graph.json");
+    std::fs::write(&saved, demo.ok(&["get", "graph", "-o", "json"])).unwrap();
+    let from_file = tmp.path().join("saved.svg");
+    demo.ok(&[
+        "network-mapper",
+        "visualize",
+        "-f",
+        saved.to_str().unwrap(),
+        "-o",
+        from_file.to_str().unwrap(),
+    ]);
+    assert!(
+        std::fs::read_to_string(&from_file).unwrap() == cli_svg,
+        "a saved graph draws as the control plane's"
+    );
 
     browser
         .find(Locator::Css("input[value='network-policy']"))

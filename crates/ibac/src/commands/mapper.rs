@@ -125,6 +125,31 @@ pub struct VisualizeArgs {
     /// Picture format (default: from the file name, else png)
     #[arg(env = "IBAC_VISUALIZE_FORMAT", long, value_enum)]
     format: Option<PictureFormat>,
+    /// Draw a saved graph (`ibac get graph -o json`, `-` for stdin) instead
+    /// of the control plane's graph now
+    #[arg(env = "IBAC_VISUALIZE_FILENAME", short = 'f', long = "filename")]
+    filename: Option<PathBuf>,
+}
+
+/// The graph to draw: a saved one, or the control plane's now.
+fn graph_to_draw(args: &VisualizeArgs, connect: &Connect) -> anyhow::Result<GraphView> {
+    let Some(path) = &args.filename else {
+        let client = connect.client()?;
+        return block_on(async { Ok(client.get("/v1/graph").await?) });
+    };
+    let (text, name) = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("cannot read the graph from stdin")?;
+        (text, "stdin".to_string())
+    } else {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        (text, path.display().to_string())
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        anyhow!("{name} is not an access graph as `ibac get graph -o json` writes it: {e}")
+    })
 }
 
 fn fetch(connect: &Connect, filter: &Filter) -> anyhow::Result<Vec<(CallKey, CallRecord)>> {
@@ -162,15 +187,7 @@ fn urlencode(text: &str) -> String {
 /// Runs `ibac network-mapper …`.
 pub fn run(args: &MapperArgs, namespaces: Option<&str>) -> anyhow::Result<u8> {
     let connect = &args.connect;
-    let namespaces: Vec<String> = namespaces
-        .map(|n| {
-            n.split(',')
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default();
+    let namespaces = ibac_api::namespace_list(namespaces);
     match &args.command {
         MapperCommand::List(args) => {
             let filter = Filter {
@@ -185,10 +202,7 @@ pub fn run(args: &MapperArgs, namespaces: Option<&str>) -> anyhow::Result<u8> {
         }
         MapperCommand::Export(args) => return export_cmd(args, connect, namespaces),
         MapperCommand::Visualize(args) => {
-            let client = connect.client()?;
-            let graph: serde_json::Value = block_on(async { Ok(client.get("/v1/graph").await?) })?;
-            let picture = ibac_mapper::draw::Picture::from_graph_json(&graph)
-                .map_err(|e| anyhow!("cannot draw: {e}"))?;
+            let picture = ibac_mapper::draw::Picture::layout(&graph_to_draw(args, connect)?);
             let format =
                 args.format
                     .unwrap_or(match args.output.extension().and_then(|e| e.to_str()) {

@@ -519,19 +519,30 @@ pub struct ProtectArgs {
 
 /// `ibac protect name.namespace`
 pub fn protect(args: &ProtectArgs) -> anyhow::Result<u8> {
-    let client = args.connect.client()?;
-    let body = ProtectRequest {
-        workload: args.workload.clone(),
-        dry_run: false,
-    };
-    change(
-        &client,
-        Method::POST,
+    protection(
+        &args.connect,
         "/v1/protect",
-        &body,
+        &args.workload,
         false,
         &args.wait,
     )
+}
+
+/// Asks `path` (protect or unprotect) to change `workload`'s protection:
+/// the two differ in the route alone, so that they report and wait alike.
+fn protection(
+    connect: &Connect,
+    path: &str,
+    workload: &str,
+    dry_run: bool,
+    wait: &WaitArgs,
+) -> anyhow::Result<u8> {
+    let client = connect.client()?;
+    let body = ProtectRequest {
+        workload: workload.to_string(),
+        dry_run,
+    };
+    change(&client, Method::POST, path, &body, dry_run, wait)
 }
 
 /// Arguments of `ibac unprotect`.
@@ -550,16 +561,10 @@ pub struct UnprotectArgs {
 
 /// `ibac unprotect name.namespace`
 pub fn unprotect(args: &UnprotectArgs) -> anyhow::Result<u8> {
-    let client = args.connect.client()?;
-    let body = ProtectRequest {
-        workload: args.workload.clone(),
-        dry_run: args.dry_run,
-    };
-    change(
-        &client,
-        Method::POST,
+    protection(
+        &args.connect,
         "/v1/unprotect",
-        &body,
+        &args.workload,
         args.dry_run,
         &args.wait,
     )
