@@ -258,6 +258,32 @@ fn note_shadow(protected: usize, explain: bool, what: &str) {
     }
 }
 
+/// Writes what a Kubernetes renderer gave (or reports why it gave nothing)
+/// and the exit status: what the policy and the renderer left out is
+/// reported either way.
+fn conclude<T: Serialize>(
+    rendered: Result<Rendered<T>, Vec<DocumentError>>,
+    mut skipped: Vec<DocumentError>,
+    explain: bool,
+    format: Format,
+    what: &str,
+) -> anyhow::Result<u8> {
+    match rendered {
+        Ok(rendered) => {
+            emit_objects(&rendered, explain, format)?;
+            note_shadow(rendered.protected, explain, what);
+            skipped.extend(rendered.skipped);
+            Ok(finish(skipped))
+        }
+        Err(mut errors) => {
+            errors.append(&mut skipped);
+            errors.sort_by_key(DocumentError::sort_key);
+            docs::report(&errors);
+            Ok(fail(errors.len()))
+        }
+    }
+}
+
 fn fail(n: usize) -> u8 {
     eprintln!("error: {}; nothing rendered", docs::problems(n));
     exit::INPUT
@@ -306,21 +332,8 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
                     selector: dns.1.clone(),
                 },
             };
-            match render_network_policies(&loaded.policy, &facts, &options) {
-                Ok(rendered) => {
-                    emit_objects(&rendered, common.explain, *format)?;
-                    note_shadow(rendered.protected, common.explain, "NetworkPolicy");
-                    let mut skipped = loaded.skipped;
-                    skipped.extend(rendered.skipped);
-                    Ok(finish(skipped))
-                }
-                Err(mut errors) => {
-                    errors.extend(loaded.skipped);
-                    errors.sort_by_key(DocumentError::sort_key);
-                    docs::report(&errors);
-                    Ok(fail(errors.len()))
-                }
-            }
+            let rendered = render_network_policies(&loaded.policy, &facts, &options);
+            conclude(rendered, loaded.skipped, common.explain, *format, "NetworkPolicy")
         }
         What::Istio {
             common,
@@ -335,21 +348,8 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
             let options = IstioOptions {
                 trust_domain: trust_domain.clone(),
             };
-            match render_istio(&loaded.policy, &facts, &options) {
-                Ok(rendered) => {
-                    emit_objects(&rendered, common.explain, *format)?;
-                    note_shadow(rendered.protected, common.explain, "AuthorizationPolicy");
-                    let mut skipped = loaded.skipped;
-                    skipped.extend(rendered.skipped);
-                    Ok(finish(skipped))
-                }
-                Err(mut errors) => {
-                    errors.extend(loaded.skipped);
-                    errors.sort_by_key(DocumentError::sort_key);
-                    docs::report(&errors);
-                    Ok(fail(errors.len()))
-                }
-            }
+            let rendered = render_istio(&loaded.policy, &facts, &options);
+            conclude(rendered, loaded.skipped, common.explain, *format, "AuthorizationPolicy")
         }
         What::Kafka {
             common,
