@@ -14,7 +14,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 };
 
 use super::schema::{Schema, array, object, one_of_strings, port, string};
-use super::{IBAC_GROUP, Kind, OTTERIZE_GROUP, OTTERIZE_VERSIONS, Version, age, build, column};
+use super::{
+    IBAC_GROUP, Kind, OTTERIZE_GROUP, OTTERIZE_VERSIONS, Version, age, build, column, ready,
+};
 
 fn methods() -> Schema {
     let names: Vec<&str> = Method::ALL.iter().map(|m| m.as_str()).collect();
@@ -269,12 +271,7 @@ fn columns(v1: bool) -> Vec<CustomResourceColumnDefinition> {
             ".status.upToDate",
             "Whether the operator has applied the latest spec",
         ),
-        column(
-            "Ready",
-            "string",
-            ".status.conditions[?(@.type==\"Ready\")].status",
-            "Whether every enforcer enforces it",
-        ),
+        ready(),
         age(),
     ]
 }

@@ -108,6 +108,16 @@ pub(crate) fn age() -> CustomResourceColumnDefinition {
     )
 }
 
+/// The `Ready` condition's status, a column of the kinds that have it.
+pub(crate) fn ready() -> CustomResourceColumnDefinition {
+    column(
+        "Ready",
+        "string",
+        ".status.conditions[?(@.type==\"Ready\")].status",
+        "Whether every enforcer enforces it",
+    )
+}
+
 /// The status of every ibac kind: fields Otterize's operator writes, and
 /// ibac's conditions. Written only by ibac, through the status subresource,
 /// and as structural as the spec: a field ibac adds is added here.

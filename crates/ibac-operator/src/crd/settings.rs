@@ -10,6 +10,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use super::schema::{Schema, array, boolean, object, one_of_strings, string};
 use super::{
     IBAC_GROUP, Kind, NAME_PATTERN, OTTERIZE_GROUP, OTTERIZE_VERSIONS, Version, age, build, column,
+    ready,
 };
 
 /// A workload's name as a server names it.
@@ -78,12 +79,7 @@ fn protected_service_columns(with_kind: bool) -> Vec<CustomResourceColumnDefinit
             ".status.allowedClients",
             "How many declared clients the server allows",
         ),
-        column(
-            "Ready",
-            "string",
-            ".status.conditions[?(@.type==\"Ready\")].status",
-            "Whether every enforcer enforces it",
-        ),
+        ready(),
         age(),
     ]);
     columns

@@ -333,7 +333,13 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
                 },
             };
             let rendered = render_network_policies(&loaded.policy, &facts, &options);
-            conclude(rendered, loaded.skipped, common.explain, *format, "NetworkPolicy")
+            conclude(
+                rendered,
+                loaded.skipped,
+                common.explain,
+                *format,
+                "NetworkPolicy",
+            )
         }
         What::Istio {
             common,
@@ -349,7 +355,13 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
                 trust_domain: trust_domain.clone(),
             };
             let rendered = render_istio(&loaded.policy, &facts, &options);
-            conclude(rendered, loaded.skipped, common.explain, *format, "AuthorizationPolicy")
+            conclude(
+                rendered,
+                loaded.skipped,
+                common.explain,
+                *format,
+                "AuthorizationPolicy",
+            )
         }
         What::Kafka {
             common,
