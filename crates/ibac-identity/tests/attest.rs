@@ -28,6 +28,12 @@ struct Issuer {
 }
 
 async fn start(per_minute: Option<u32>) -> Issuer {
+    start_issuing_for(Duration::hours(1), per_minute).await
+}
+
+/// An issuer on 127.0.0.1 whose SVIDs live `svid_ttl`, serving until the
+/// returned [`Issuer`] is dropped.
+async fn start_issuing_for(svid_ttl: Duration, per_minute: Option<u32>) -> Issuer {
     let now = OffsetDateTime::now_utc();
     let ca = Arc::new(Ca::generate_root(TrustDomain::default(), now, Duration::days(1)).unwrap());
     let bundle = Arc::new(ArcSwap::from_pointee(ca.bundle()));
@@ -38,7 +44,7 @@ async fn start(per_minute: Option<u32>) -> Issuer {
         bundle,
         tokens.clone(),
         audit.clone(),
-        Duration::hours(1),
+        svid_ttl,
         per_minute.and_then(NonZeroU32::new),
     );
     let own = service.component_svid("issuer").unwrap();
@@ -302,41 +308,16 @@ async fn a_workload_keeps_its_identity_across_restarts_and_renews() {
 
 #[tokio::test]
 async fn renewal_happens_by_itself_at_half_life() {
-    let now = OffsetDateTime::now_utc();
-    let ca = Arc::new(Ca::generate_root(TrustDomain::default(), now, Duration::days(1)).unwrap());
-    let service = IssuanceService::new(
-        ca.clone(),
-        Arc::new(ArcSwap::from_pointee(ca.bundle())),
-        Arc::new(LocalTokenStore::in_memory()),
-        Arc::new(MemoryAudit::default()),
-        Duration::seconds(4),
-        None,
-    );
-    let own = service.component_svid("issuer").unwrap();
-    let tls = Arc::new(
-        service
-            .tls_config(ibac_identity::tls::SvidResolver::new(&own).unwrap())
-            .unwrap(),
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "https://127.0.0.1:{}",
-        listener.local_addr().unwrap().port()
-    );
-    tokio::spawn(https::serve(
-        listener,
-        tls,
-        service.router(),
-        std::future::pending(),
-    ));
+    let issuer = start_issuing_for(Duration::seconds(4), None).await;
     let dir = tempfile::tempdir().unwrap();
-    let token = service
+    let token = issuer
+        .service
         .create_token(&web(), Duration::minutes(1), "test")
         .unwrap();
-    let identity =
-        WorkloadIdentity::obtain(dir.path(), IssuerClient::new(&url).unwrap(), Some(&token))
-            .await
-            .unwrap();
+    let client = IssuerClient::new(&issuer.url).unwrap();
+    let identity = WorkloadIdentity::obtain(dir.path(), client, Some(&token))
+        .await
+        .unwrap();
     let first = identity.svid().issued().serial.clone();
     let mut updates = identity.watch();
     tokio::spawn(identity.clone().run_renewals());

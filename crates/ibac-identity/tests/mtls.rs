@@ -18,6 +18,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+/// A fresh root CA of the default trust domain, good for a day.
+fn root() -> Ca {
+    Ca::generate_root(
+        TrustDomain::default(),
+        OffsetDateTime::now_utc(),
+        time::Duration::days(1),
+    )
+    .unwrap()
+}
+
 fn id(ca: &Ca, w: &str) -> SpiffeId {
     SpiffeId::for_workload(ca.trust_domain(), &WorkloadId::parse(w).unwrap())
 }
@@ -95,12 +105,7 @@ async fn call(
 
 #[tokio::test]
 async fn both_sides_see_each_others_spiffe_ids() {
-    let ca = Ca::generate_root(
-        TrustDomain::default(),
-        OffsetDateTime::now_utc(),
-        time::Duration::days(1),
-    )
-    .unwrap();
+    let ca = root();
     let (port, _) = server(&ca, &issue(&ca, "api.shop"), true).await;
     let web = issue(&ca, "web.shop");
     let got = call(
@@ -116,12 +121,7 @@ async fn both_sides_see_each_others_spiffe_ids() {
 
 #[tokio::test]
 async fn a_client_refuses_a_server_that_is_not_the_intended_target() {
-    let ca = Ca::generate_root(
-        TrustDomain::default(),
-        OffsetDateTime::now_utc(),
-        time::Duration::days(1),
-    )
-    .unwrap();
+    let ca = root();
     let (port, _) = server(&ca, &issue(&ca, "impostor.shop"), true).await;
     let err = call(
         port,
@@ -139,24 +139,14 @@ async fn a_client_refuses_a_server_that_is_not_the_intended_target() {
 
 #[tokio::test]
 async fn clients_without_an_svid_or_from_another_ca_are_refused() {
-    let ca = Ca::generate_root(
-        TrustDomain::default(),
-        OffsetDateTime::now_utc(),
-        time::Duration::days(1),
-    )
-    .unwrap();
+    let ca = root();
     let (port, _) = server(&ca, &issue(&ca, "api.shop"), true).await;
     assert!(
         call(port, &ca, None, ExpectedServer::AnyInTrustDomain)
             .await
             .is_err()
     );
-    let other = Ca::generate_root(
-        TrustDomain::default(),
-        OffsetDateTime::now_utc(),
-        time::Duration::days(1),
-    )
-    .unwrap();
+    let other = root();
     assert!(
         call(
             port,
@@ -179,12 +169,7 @@ async fn clients_without_an_svid_or_from_another_ca_are_refused() {
 
 #[tokio::test]
 async fn a_renewed_svid_reaches_new_handshakes() {
-    let ca = Ca::generate_root(
-        TrustDomain::default(),
-        OffsetDateTime::now_utc(),
-        time::Duration::days(1),
-    )
-    .unwrap();
+    let ca = root();
     let (port, resolver) = server(&ca, &issue(&ca, "api.shop"), true).await;
     let web = issue(&ca, "web.shop");
     assert!(

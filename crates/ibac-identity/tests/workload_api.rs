@@ -4,7 +4,7 @@
 //! socket path or nothing as `:authority`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +53,38 @@ fn uid() -> u32 {
     probe.as_file().metadata().unwrap().uid()
 }
 
+/// A fresh root CA of the default trust domain, good for a day.
+fn root() -> Ca {
+    Ca::generate_root(
+        TrustDomain::default(),
+        OffsetDateTime::now_utc(),
+        time::Duration::days(1),
+    )
+    .unwrap()
+}
+
+/// Serves `api` on `socket` in the background, returning once the socket
+/// exists (or after about five seconds, for the test to fail on).
+async fn serve_on(socket: &Path, api: WorkloadApi) {
+    let path = socket.to_path_buf();
+    tokio::spawn(async move {
+        serve(&path, api, std::future::pending()).await.unwrap();
+    });
+    for _ in 0..200 {
+        if socket.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The spiffe crate's own client, as an independent workload would use it.
+async fn spiffe_client(socket: &Path) -> spiffe::WorkloadApiClient {
+    spiffe::WorkloadApiClient::connect_to(format!("unix:{}", socket.display()))
+        .await
+        .unwrap()
+}
+
 struct Api {
     socket: PathBuf,
     ca: Arc<Ca>,
@@ -65,14 +97,7 @@ struct Api {
 async fn start() -> Api {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("agent.sock");
-    let ca = Arc::new(
-        Ca::generate_root(
-            TrustDomain::default(),
-            OffsetDateTime::now_utc(),
-            time::Duration::days(1),
-        )
-        .unwrap(),
-    );
+    let ca = Arc::new(root());
     let bundle = Arc::new(ArcSwap::from_pointee(ca.bundle()));
     let (web, web_rx) = watch::channel(Arc::new(issue(&ca, "web.shop")));
     let (_db, db_rx) = watch::channel(Arc::new(issue(&ca, "db.shop")));
@@ -101,16 +126,7 @@ async fn start() -> Api {
             },
         },
     ]);
-    let path = socket.clone();
-    tokio::spawn(async move {
-        serve(&path, api, std::future::pending()).await.unwrap();
-    });
-    for _ in 0..200 {
-        if socket.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    serve_on(&socket, api).await;
     Api {
         socket,
         ca,
@@ -122,9 +138,7 @@ async fn start() -> Api {
 #[tokio::test]
 async fn an_independent_spiffe_client_gets_its_svid_and_bundle() {
     let api = start().await;
-    let client = spiffe::WorkloadApiClient::connect_to(format!("unix:{}", api.socket.display()))
-        .await
-        .unwrap();
+    let client = spiffe_client(&api.socket).await;
     let svid = client.fetch_x509_svid().await.unwrap();
     assert_eq!(
         svid.spiffe_id().to_string(),
@@ -140,9 +154,7 @@ async fn an_independent_spiffe_client_gets_its_svid_and_bundle() {
 #[tokio::test]
 async fn the_svid_stream_follows_rotations() {
     let api = start().await;
-    let client = spiffe::WorkloadApiClient::connect_to(format!("unix:{}", api.socket.display()))
-        .await
-        .unwrap();
+    let client = spiffe_client(&api.socket).await;
     let mut stream = client.stream_x509_contexts().await.unwrap();
     let first = next(&mut stream).await.unwrap();
     let first_leaf = first.default_svid().unwrap().leaf().as_ref().to_vec();
@@ -198,12 +210,7 @@ async fn calls_without_the_security_header_are_refused() {
 async fn callers_get_only_their_registered_identity() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("agent.sock");
-    let ca = Ca::generate_root(
-        TrustDomain::default(),
-        OffsetDateTime::now_utc(),
-        time::Duration::days(1),
-    )
-    .unwrap();
+    let ca = root();
     let (_tx, rx) = watch::channel(Arc::new(issue(&ca, "db.shop")));
     let api = WorkloadApi::new(vec![Registration {
         selector: Selector {
@@ -216,17 +223,8 @@ async fn callers_get_only_their_registered_identity() {
             jwt: None,
         },
     }]);
-    let path = socket.clone();
-    tokio::spawn(async move { serve(&path, api, std::future::pending()).await.unwrap() });
-    for _ in 0..200 {
-        if socket.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let client = spiffe::WorkloadApiClient::connect_to(format!("unix:{}", socket.display()))
-        .await
-        .unwrap();
+    serve_on(&socket, api).await;
+    let client = spiffe_client(&socket).await;
     let err = client.fetch_x509_svid().await.unwrap_err();
     assert!(
         matches!(err, spiffe::WorkloadApiError::PermissionDenied(_)),
@@ -236,11 +234,7 @@ async fn callers_get_only_their_registered_identity() {
 
 /// One gRPC call in raw HTTP/2 frames, with the `:authority` the client
 /// chooses; returns the response's header fields (headers, then trailers).
-async fn raw_call(
-    socket: &std::path::Path,
-    authority: &[u8],
-    header: bool,
-) -> Vec<(String, String)> {
+async fn raw_call(socket: &Path, authority: &[u8], header: bool) -> Vec<(String, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
         let len = payload.len();
