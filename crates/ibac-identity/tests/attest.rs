@@ -72,6 +72,15 @@ async fn start_issuing_for(svid_ttl: Duration, per_minute: Option<u32>) -> Issue
     }
 }
 
+impl Issuer {
+    /// A join token for web.shop, good for ten minutes.
+    fn web_token(&self) -> String {
+        self.service
+            .create_token(&web(), Duration::minutes(10), "test")
+            .unwrap()
+    }
+}
+
 fn web() -> WorkloadId {
     WorkloadId::parse("web.shop").unwrap()
 }
@@ -79,10 +88,7 @@ fn web() -> WorkloadId {
 #[tokio::test]
 async fn join_once_then_renew_over_mtls() {
     let issuer = start(None).await;
-    let token = issuer
-        .service
-        .create_token(&web(), Duration::minutes(10), "test")
-        .unwrap();
+    let token = issuer.web_token();
     let client = IssuerClient::new(&issuer.url).unwrap();
     let (svid, bundle) = client.join(&token).await.unwrap();
     assert_eq!(
@@ -127,10 +133,7 @@ async fn join_once_then_renew_over_mtls() {
 #[tokio::test]
 async fn a_token_for_another_ca_is_never_sent() {
     let issuer = start(None).await;
-    let token = issuer
-        .service
-        .create_token(&web(), Duration::minutes(10), "test")
-        .unwrap();
+    let token = issuer.web_token();
     let other_fp = "0".repeat(64);
     let forged = format!("{other_fp}{}", &token[64..]);
     let err = IssuerClient::new(&issuer.url)
@@ -201,10 +204,7 @@ async fn expired_tokens_and_expired_svids_must_attest_again() {
             .contains("has expired: attest again with a new join token"),
         "{err}"
     );
-    let token = issuer
-        .service
-        .create_token(&web(), Duration::minutes(10), "test")
-        .unwrap();
+    let token = issuer.web_token();
     let identity = WorkloadIdentity::obtain(dir.path(), client, Some(&token))
         .await
         .unwrap();
@@ -219,15 +219,9 @@ async fn expired_tokens_and_expired_svids_must_attest_again() {
 async fn revoked_workloads_cannot_renew_or_join() {
     let issuer = start(None).await;
     let client = IssuerClient::new(&issuer.url).unwrap();
-    let token = issuer
-        .service
-        .create_token(&web(), Duration::minutes(10), "test")
-        .unwrap();
+    let token = issuer.web_token();
     let (svid, bundle) = client.join(&token).await.unwrap();
-    let pending = issuer
-        .service
-        .create_token(&web(), Duration::minutes(10), "test")
-        .unwrap();
+    let pending = issuer.web_token();
     issuer.service.revoke(&web(), "test").unwrap();
     let err = client.renew(&svid, &bundle).await.unwrap_err();
     assert!(
@@ -244,10 +238,7 @@ async fn callers_are_rate_limited() {
     let client = IssuerClient::new(&issuer.url).unwrap();
     let mut outcomes = Vec::new();
     for _ in 0..3 {
-        let token = issuer
-            .service
-            .create_token(&web(), Duration::minutes(10), "test")
-            .unwrap();
+        let token = issuer.web_token();
         outcomes.push(
             client
                 .join(&token)
@@ -271,10 +262,7 @@ async fn a_workload_keeps_its_identity_across_restarts_and_renews() {
     let issuer = start(None).await;
     let dir = tempfile::tempdir().unwrap();
     let client = IssuerClient::new(&issuer.url).unwrap();
-    let token = issuer
-        .service
-        .create_token(&web(), Duration::minutes(10), "test")
-        .unwrap();
+    let token = issuer.web_token();
     let first = WorkloadIdentity::obtain(dir.path(), client.clone(), Some(&token))
         .await
         .unwrap();
@@ -336,10 +324,7 @@ async fn jwt_svids_are_signed_for_the_callers_own_identity_only() {
 
     let issuer = start(None).await;
     let client = IssuerClient::new(&issuer.url).unwrap();
-    let token = issuer
-        .service
-        .create_token(&web(), Duration::minutes(10), "test")
-        .unwrap();
+    let token = issuer.web_token();
     let (svid, bundle) = client.join(&token).await.unwrap();
     let unavailable = client.jwt_svid(&svid, &bundle, &["api".into()]).await;
     assert!(

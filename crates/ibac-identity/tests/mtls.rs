@@ -2,48 +2,21 @@
 //! sides: who may connect, to whom, and renewals that reach new handshakes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use ibac_identity::ca::new_key_and_csr;
 use ibac_identity::tls::{
     ExpectedServer, SharedBundle, SpiffeClientVerifier, SpiffeServerVerifier, SvidResolver,
     client_config, peer_id, server_config,
 };
-use ibac_identity::{Ca, SpiffeId, Svid, TrustDomain};
-use ibac_model::WorkloadId;
+use ibac_identity::{Ca, Svid};
 use rustls_pki_types::ServerName;
-use time::OffsetDateTime;
+use support::{id, issue, root};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
-
-/// A fresh root CA of the default trust domain, good for a day.
-fn root() -> Ca {
-    Ca::generate_root(
-        TrustDomain::default(),
-        OffsetDateTime::now_utc(),
-        time::Duration::days(1),
-    )
-    .unwrap()
-}
-
-fn id(ca: &Ca, w: &str) -> SpiffeId {
-    SpiffeId::for_workload(ca.trust_domain(), &WorkloadId::parse(w).unwrap())
-}
-
-fn issue(ca: &Ca, w: &str) -> Svid {
-    let (key, csr) = new_key_and_csr().unwrap();
-    let issued = ca
-        .issue(
-            &csr,
-            &id(ca, w),
-            time::Duration::hours(1),
-            OffsetDateTime::now_utc(),
-        )
-        .unwrap();
-    Svid::new(issued, key.serialize_der().into())
-}
 
 fn bundle(ca: &Ca) -> SharedBundle {
     Arc::new(ArcSwap::from_pointee(ca.bundle()))

@@ -4,20 +4,20 @@
 //! socket path or nothing as `:authority`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use futures_like::next;
-use ibac_identity::ca::new_key_and_csr;
 use ibac_identity::workload_api::{
     IdentitySource, Registration, Selector, SpiffeWorkloadApiClient, WorkloadApi, X509svidRequest,
     serve,
 };
-use ibac_identity::{Ca, SpiffeId, Svid, TrustDomain};
-use ibac_model::WorkloadId;
-use time::OffsetDateTime;
+use ibac_identity::{Ca, Svid};
+use support::{issue, root};
 use tokio::sync::watch;
 
 mod futures_like {
@@ -32,35 +32,11 @@ mod futures_like {
     }
 }
 
-fn issue(ca: &Ca, workload: &str) -> Svid {
-    let id = SpiffeId::for_workload(ca.trust_domain(), &WorkloadId::parse(workload).unwrap());
-    let (key, csr) = new_key_and_csr().unwrap();
-    let issued = ca
-        .issue(
-            &csr,
-            &id,
-            time::Duration::hours(1),
-            OffsetDateTime::now_utc(),
-        )
-        .unwrap();
-    Svid::new(issued, key.serialize_der().into())
-}
-
 fn uid() -> u32 {
     // The test runs as some user; read it from a file we create.
     use std::os::unix::fs::MetadataExt;
     let probe = tempfile::NamedTempFile::new().unwrap();
     probe.as_file().metadata().unwrap().uid()
-}
-
-/// A fresh root CA of the default trust domain, good for a day.
-fn root() -> Ca {
-    Ca::generate_root(
-        TrustDomain::default(),
-        OffsetDateTime::now_utc(),
-        time::Duration::days(1),
-    )
-    .unwrap()
 }
 
 /// Serves `api` on `socket` in the background, returning once the socket
