@@ -436,17 +436,18 @@ fn render_in_shadow_mode_says_nothing_is_protected() {
     .unwrap();
     let cluster = workspace().join("examples/ecom-cluster");
     for what in ["networkpolicy", "istio"] {
-        let run = ibac_in(
-            dir.path(),
-            &[
+        let render = |more: &[&str]| {
+            let mut args = vec![
                 "render",
                 what,
                 "--cluster",
                 cluster.to_str().unwrap(),
                 "web.yaml",
-            ],
-            None,
-        );
+            ];
+            args.extend_from_slice(more);
+            ibac_in(dir.path(), &args, None)
+        };
+        let run = render(&[]);
         assert_eq!(run.code, 0, "{}", run.stderr);
         assert!(
             run.stderr
@@ -457,18 +458,7 @@ fn render_in_shadow_mode_says_nothing_is_protected() {
             "{what}: {}",
             run.stderr
         );
-        let explained = ibac_in(
-            dir.path(),
-            &[
-                "render",
-                what,
-                "--cluster",
-                cluster.to_str().unwrap(),
-                "web.yaml",
-                "--explain",
-            ],
-            None,
-        );
+        let explained = render(&["--explain"]);
         assert!(explained.stderr.is_empty(), "{}", explained.stderr);
         assert_contains(&explained.stdout, "productcatalogservice");
     }
