@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod support;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,57 +15,12 @@ use ibac_api::{Direction, DocumentChange, Report};
 use ibac_control::client::{ApiClient, ClientError};
 use ibac_control::control::{Outcome, Registered};
 use ibac_control::server::files;
-use ibac_control::{Options, Running, Settings, start};
 use ibac_identity::attest::{IssuerClient, WorkloadIdentity};
 use ibac_model::{Namespace, WorkloadId};
 use ibac_policy::{Request, Verdict};
 use ibac_proxy::{ControlPlane, ControlReports, ControlSource, PolicySource, ReportSink};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
-
-struct Plane {
-    running: Option<Running>,
-    stop: Option<oneshot::Sender<()>>,
-    url: String,
-}
-
-async fn plane(dir: &Path) -> Plane {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = start(
-        Options {
-            data_dir: dir.to_path_buf(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            trust_domain: None,
-            settings: Settings::default(),
-            scan_every: None,
-            ui: None,
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    )
-    .await
-    .unwrap();
-    let url = running.url.clone();
-    Plane {
-        running: Some(running),
-        stop: Some(stop),
-        url,
-    }
-}
-
-impl Plane {
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.running.take().unwrap().wait().await;
-    }
-}
-
-fn client(dir: &Path, url: &str, token: Option<&str>) -> ApiClient {
-    let admin = std::fs::read_to_string(dir.join(files::ADMIN_TOKEN)).unwrap();
-    let bundle = std::fs::read_to_string(dir.join(files::BUNDLE)).unwrap();
-    ApiClient::new(url, token.unwrap_or(&admin), &bundle, "ibac.local").unwrap()
-}
+use support::{client, credentials, plane, plane_scanning};
 
 const INTENTS: &str = "
 apiVersion: k8s.otterize.com/v2beta1
@@ -448,8 +405,7 @@ async fn the_change_stream_sends_the_graph_again_after_a_change() {
     let p = plane(dir.path()).await;
     let c = client(dir.path(), &p.url, None);
     // Read the stream through the same TLS set-up as the client, by hand.
-    let admin = std::fs::read_to_string(dir.path().join(files::ADMIN_TOKEN)).unwrap();
-    let bundle = std::fs::read_to_string(dir.path().join(files::BUNDLE)).unwrap();
+    let (admin, bundle) = credentials(dir.path());
     let td = ibac_identity::spiffe_id::TrustDomain::parse("ibac.local").unwrap();
     let tb = ibac_identity::bundle::TrustBundle::from_pem(td.clone(), bundle.as_bytes()).unwrap();
     let verifier = Arc::new(ibac_identity::tls::SpiffeServerVerifier::new(
@@ -508,23 +464,8 @@ async fn the_change_stream_sends_the_graph_again_after_a_change() {
 #[tokio::test]
 async fn the_socket_scanner_finds_calls_that_bypass_the_proxies() {
     let dir = tempfile::tempdir().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = start(
-        Options {
-            data_dir: dir.path().to_path_buf(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            trust_domain: None,
-            settings: Settings::default(),
-            scan_every: Some(Duration::from_millis(100)),
-            ui: None,
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    )
-    .await
-    .unwrap();
-    let c = client(dir.path(), &running.url, None);
+    let p = plane_scanning(dir.path(), Some(Duration::from_millis(100))).await;
+    let c = client(dir.path(), &p.url, None);
     // The "app" of db.shop listens here; this test process is web.shop, and
     // connects to it directly, with no proxy in between.
     let app = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -537,7 +478,7 @@ async fn the_socket_scanner_finds_calls_that_bypass_the_proxies() {
         )
         .await
         .unwrap();
-    running
+    p.running()
         .control
         .set_pids([(std::process::id(), WorkloadId::parse("web.shop").unwrap())].into());
     let _conn = tokio::net::TcpStream::connect(("127.0.0.1", app_port))
@@ -566,6 +507,5 @@ async fn the_socket_scanner_finds_calls_that_bypass_the_proxies() {
         "{metrics}"
     );
     assert_eq!(calls[0]["verdicts"]["unchecked"], 1);
-    let _ = stop.send(());
-    running.wait().await;
+    p.stop().await;
 }

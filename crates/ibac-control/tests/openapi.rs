@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod support;
+
 use std::collections::BTreeSet;
 
 use ibac_api::graph::{EdgeSource, MismatchKind, ObservedCounts};
@@ -14,6 +16,7 @@ use ibac_api::{
 };
 use serde::Serialize;
 use serde_json::Value;
+use support::{client, plane};
 
 fn spec() -> Value {
     serde_saphyr::from_str(ibac_control::api::OPENAPI).unwrap()
@@ -194,27 +197,8 @@ fn schemas_list_exactly_the_fields_the_types_write() {
 #[tokio::test]
 async fn every_described_path_is_served() {
     let dir = tempfile::tempdir().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = ibac_control::start(
-        ibac_control::Options {
-            data_dir: dir.path().to_path_buf(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            trust_domain: None,
-            settings: ibac_control::Settings::default(),
-            scan_every: None,
-            ui: None,
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    )
-    .await
-    .unwrap();
-    let admin = std::fs::read_to_string(dir.path().join("admin.token")).unwrap();
-    let bundle = std::fs::read_to_string(dir.path().join("bundle.pem")).unwrap();
-    let client =
-        ibac_control::client::ApiClient::new(&running.url, admin.trim(), &bundle, "ibac.local")
-            .unwrap();
+    let p = plane(dir.path()).await;
+    let client = client(dir.path(), &p.url, None);
     let spec = spec();
     let mut checked = 0;
     for (path, methods) in spec["paths"].as_object().unwrap() {
@@ -242,6 +226,5 @@ async fn every_described_path_is_served() {
         }
     }
     assert!(checked > 20, "only {checked} paths checked");
-    let _ = stop.send(());
-    running.wait().await;
+    p.stop().await;
 }

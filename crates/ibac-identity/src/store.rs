@@ -19,6 +19,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
 
 use crate::bundle::TrustBundle;
@@ -87,6 +88,15 @@ const JWT_RETIRED: &str = "jwt-retired";
 #[derive(Clone, Debug)]
 pub struct CaStore {
     dir: PathBuf,
+}
+
+/// Writes `cert` to `path` as PEM, readable by all: certificates are public.
+fn write_certificate(path: &Path, cert: &CertificateDer<'static>) -> Result<(), StoreError> {
+    write_public(
+        path,
+        pem::encode_certificates(std::slice::from_ref(cert)).as_bytes(),
+    )
+    .map_err(io(path))
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -228,18 +238,8 @@ impl CaStore {
     fn write_ca(&self, dir: &Path, ca: &Ca) -> Result<(), StoreError> {
         let key = dir.join("ca-key.pem");
         write_private(&key, ca.key_pem().as_bytes()).map_err(io(&key))?;
-        let cert = dir.join("ca.pem");
-        write_public(
-            &cert,
-            pem::encode_certificates(std::slice::from_ref(ca.certificate())).as_bytes(),
-        )
-        .map_err(io(&cert))?;
-        let root = dir.join("root.pem");
-        write_public(
-            &root,
-            pem::encode_certificates(std::slice::from_ref(ca.root())).as_bytes(),
-        )
-        .map_err(io(&root))?;
+        write_certificate(&dir.join("ca.pem"), ca.certificate())?;
+        write_certificate(&dir.join("root.pem"), ca.root())?;
         Ok(())
     }
 
@@ -328,18 +328,8 @@ impl CaStore {
         let until = (now + self.svid_ttl()?)
             .min(old.not_after())
             .unix_timestamp();
-        let path = retired.join("root.pem");
-        write_public(
-            &path,
-            pem::encode_certificates(std::slice::from_ref(old.root())).as_bytes(),
-        )
-        .map_err(io(&path))?;
-        let path = retired.join("ca.pem");
-        write_public(
-            &path,
-            pem::encode_certificates(std::slice::from_ref(old.certificate())).as_bytes(),
-        )
-        .map_err(io(&path))?;
+        write_certificate(&retired.join("root.pem"), old.root())?;
+        write_certificate(&retired.join("ca.pem"), old.certificate())?;
         let path = retired.join("retire-after");
         write_public(&path, until.to_string().as_bytes()).map_err(io(&path))?;
         self.write_ca(&self.dir, next)

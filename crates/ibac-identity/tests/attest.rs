@@ -28,6 +28,12 @@ struct Issuer {
 }
 
 async fn start(per_minute: Option<u32>) -> Issuer {
+    start_issuing_for(Duration::hours(1), per_minute).await
+}
+
+/// An issuer on 127.0.0.1 whose SVIDs live `svid_ttl`, serving until the
+/// returned [`Issuer`] is dropped.
+async fn start_issuing_for(svid_ttl: Duration, per_minute: Option<u32>) -> Issuer {
     let now = OffsetDateTime::now_utc();
     let ca = Arc::new(Ca::generate_root(TrustDomain::default(), now, Duration::days(1)).unwrap());
     let bundle = Arc::new(ArcSwap::from_pointee(ca.bundle()));
@@ -38,7 +44,7 @@ async fn start(per_minute: Option<u32>) -> Issuer {
         bundle,
         tokens.clone(),
         audit.clone(),
-        Duration::hours(1),
+        svid_ttl,
         per_minute.and_then(NonZeroU32::new),
     );
     let own = service.component_svid("issuer").unwrap();
@@ -66,6 +72,15 @@ async fn start(per_minute: Option<u32>) -> Issuer {
     }
 }
 
+impl Issuer {
+    /// A join token for web.shop, good for ten minutes.
+    fn web_token(&self) -> String {
+        self.service
+            .create_token(&web(), Duration::minutes(10), "test")
+            .unwrap()
+    }
+}
+
 fn web() -> WorkloadId {
     WorkloadId::parse("web.shop").unwrap()
 }
@@ -73,10 +88,7 @@ fn web() -> WorkloadId {
 #[tokio::test]
 async fn join_once_then_renew_over_mtls() {
     let issuer = start(None).await;
-    let token = issuer
-        .service
-        .create_token(&web(), Duration::minutes(10), "test")
-        .unwrap();
+    let token = issuer.web_token();
     let client = IssuerClient::new(&issuer.url).unwrap();
     let (svid, bundle) = client.join(&token).await.unwrap();
     assert_eq!(
@@ -121,10 +133,7 @@ async fn join_once_then_renew_over_mtls() {
 #[tokio::test]
 async fn a_token_for_another_ca_is_never_sent() {
     let issuer = start(None).await;
-    let token = issuer
-        .service
-        .create_token(&web(), Duration::minutes(10), "test")
-        .unwrap();
+    let token = issuer.web_token();
     let other_fp = "0".repeat(64);
     let forged = format!("{other_fp}{}", &token[64..]);
     let err = IssuerClient::new(&issuer.url)
@@ -195,10 +204,7 @@ async fn expired_tokens_and_expired_svids_must_attest_again() {
             .contains("has expired: attest again with a new join token"),
         "{err}"
     );
-    let token = issuer
-        .service
-        .create_token(&web(), Duration::minutes(10), "test")
-        .unwrap();
+    let token = issuer.web_token();
     let identity = WorkloadIdentity::obtain(dir.path(), client, Some(&token))
         .await
         .unwrap();
@@ -213,15 +219,9 @@ async fn expired_tokens_and_expired_svids_must_attest_again() {
 async fn revoked_workloads_cannot_renew_or_join() {
     let issuer = start(None).await;
     let client = IssuerClient::new(&issuer.url).unwrap();
-    let token = issuer
-        .service
-        .create_token(&web(), Duration::minutes(10), "test")
-        .unwrap();
+    let token = issuer.web_token();
     let (svid, bundle) = client.join(&token).await.unwrap();
-    let pending = issuer
-        .service
-        .create_token(&web(), Duration::minutes(10), "test")
-        .unwrap();
+    let pending = issuer.web_token();
     issuer.service.revoke(&web(), "test").unwrap();
     let err = client.renew(&svid, &bundle).await.unwrap_err();
     assert!(
@@ -238,10 +238,7 @@ async fn callers_are_rate_limited() {
     let client = IssuerClient::new(&issuer.url).unwrap();
     let mut outcomes = Vec::new();
     for _ in 0..3 {
-        let token = issuer
-            .service
-            .create_token(&web(), Duration::minutes(10), "test")
-            .unwrap();
+        let token = issuer.web_token();
         outcomes.push(
             client
                 .join(&token)
@@ -265,10 +262,7 @@ async fn a_workload_keeps_its_identity_across_restarts_and_renews() {
     let issuer = start(None).await;
     let dir = tempfile::tempdir().unwrap();
     let client = IssuerClient::new(&issuer.url).unwrap();
-    let token = issuer
-        .service
-        .create_token(&web(), Duration::minutes(10), "test")
-        .unwrap();
+    let token = issuer.web_token();
     let first = WorkloadIdentity::obtain(dir.path(), client.clone(), Some(&token))
         .await
         .unwrap();
@@ -302,41 +296,16 @@ async fn a_workload_keeps_its_identity_across_restarts_and_renews() {
 
 #[tokio::test]
 async fn renewal_happens_by_itself_at_half_life() {
-    let now = OffsetDateTime::now_utc();
-    let ca = Arc::new(Ca::generate_root(TrustDomain::default(), now, Duration::days(1)).unwrap());
-    let service = IssuanceService::new(
-        ca.clone(),
-        Arc::new(ArcSwap::from_pointee(ca.bundle())),
-        Arc::new(LocalTokenStore::in_memory()),
-        Arc::new(MemoryAudit::default()),
-        Duration::seconds(4),
-        None,
-    );
-    let own = service.component_svid("issuer").unwrap();
-    let tls = Arc::new(
-        service
-            .tls_config(ibac_identity::tls::SvidResolver::new(&own).unwrap())
-            .unwrap(),
-    );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!(
-        "https://127.0.0.1:{}",
-        listener.local_addr().unwrap().port()
-    );
-    tokio::spawn(https::serve(
-        listener,
-        tls,
-        service.router(),
-        std::future::pending(),
-    ));
+    let issuer = start_issuing_for(Duration::seconds(4), None).await;
     let dir = tempfile::tempdir().unwrap();
-    let token = service
+    let token = issuer
+        .service
         .create_token(&web(), Duration::minutes(1), "test")
         .unwrap();
-    let identity =
-        WorkloadIdentity::obtain(dir.path(), IssuerClient::new(&url).unwrap(), Some(&token))
-            .await
-            .unwrap();
+    let client = IssuerClient::new(&issuer.url).unwrap();
+    let identity = WorkloadIdentity::obtain(dir.path(), client, Some(&token))
+        .await
+        .unwrap();
     let first = identity.svid().issued().serial.clone();
     let mut updates = identity.watch();
     tokio::spawn(identity.clone().run_renewals());
@@ -355,10 +324,7 @@ async fn jwt_svids_are_signed_for_the_callers_own_identity_only() {
 
     let issuer = start(None).await;
     let client = IssuerClient::new(&issuer.url).unwrap();
-    let token = issuer
-        .service
-        .create_token(&web(), Duration::minutes(10), "test")
-        .unwrap();
+    let token = issuer.web_token();
     let (svid, bundle) = client.join(&token).await.unwrap();
     let unavailable = client.jwt_svid(&svid, &bundle, &["api".into()]).await;
     assert!(

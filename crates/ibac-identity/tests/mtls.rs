@@ -2,38 +2,21 @@
 //! sides: who may connect, to whom, and renewals that reach new handshakes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use ibac_identity::ca::new_key_and_csr;
 use ibac_identity::tls::{
     ExpectedServer, SharedBundle, SpiffeClientVerifier, SpiffeServerVerifier, SvidResolver,
     client_config, peer_id, server_config,
 };
-use ibac_identity::{Ca, SpiffeId, Svid, TrustDomain};
-use ibac_model::WorkloadId;
+use ibac_identity::{Ca, Svid};
 use rustls_pki_types::ServerName;
-use time::OffsetDateTime;
+use support::{id, issue, root};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
-
-fn id(ca: &Ca, w: &str) -> SpiffeId {
-    SpiffeId::for_workload(ca.trust_domain(), &WorkloadId::parse(w).unwrap())
-}
-
-fn issue(ca: &Ca, w: &str) -> Svid {
-    let (key, csr) = new_key_and_csr().unwrap();
-    let issued = ca
-        .issue(
-            &csr,
-            &id(ca, w),
-            time::Duration::hours(1),
-            OffsetDateTime::now_utc(),
-        )
-        .unwrap();
-    Svid::new(issued, key.serialize_der().into())
-}
 
 fn bundle(ca: &Ca) -> SharedBundle {
     Arc::new(ArcSwap::from_pointee(ca.bundle()))
@@ -95,12 +78,7 @@ async fn call(
 
 #[tokio::test]
 async fn both_sides_see_each_others_spiffe_ids() {
-    let ca = Ca::generate_root(
-        TrustDomain::default(),
-        OffsetDateTime::now_utc(),
-        time::Duration::days(1),
-    )
-    .unwrap();
+    let ca = root();
     let (port, _) = server(&ca, &issue(&ca, "api.shop"), true).await;
     let web = issue(&ca, "web.shop");
     let got = call(
@@ -116,12 +94,7 @@ async fn both_sides_see_each_others_spiffe_ids() {
 
 #[tokio::test]
 async fn a_client_refuses_a_server_that_is_not_the_intended_target() {
-    let ca = Ca::generate_root(
-        TrustDomain::default(),
-        OffsetDateTime::now_utc(),
-        time::Duration::days(1),
-    )
-    .unwrap();
+    let ca = root();
     let (port, _) = server(&ca, &issue(&ca, "impostor.shop"), true).await;
     let err = call(
         port,
@@ -139,24 +112,14 @@ async fn a_client_refuses_a_server_that_is_not_the_intended_target() {
 
 #[tokio::test]
 async fn clients_without_an_svid_or_from_another_ca_are_refused() {
-    let ca = Ca::generate_root(
-        TrustDomain::default(),
-        OffsetDateTime::now_utc(),
-        time::Duration::days(1),
-    )
-    .unwrap();
+    let ca = root();
     let (port, _) = server(&ca, &issue(&ca, "api.shop"), true).await;
     assert!(
         call(port, &ca, None, ExpectedServer::AnyInTrustDomain)
             .await
             .is_err()
     );
-    let other = Ca::generate_root(
-        TrustDomain::default(),
-        OffsetDateTime::now_utc(),
-        time::Duration::days(1),
-    )
-    .unwrap();
+    let other = root();
     assert!(
         call(
             port,
@@ -179,12 +142,7 @@ async fn clients_without_an_svid_or_from_another_ca_are_refused() {
 
 #[tokio::test]
 async fn a_renewed_svid_reaches_new_handshakes() {
-    let ca = Ca::generate_root(
-        TrustDomain::default(),
-        OffsetDateTime::now_utc(),
-        time::Duration::days(1),
-    )
-    .unwrap();
+    let ca = root();
     let (port, resolver) = server(&ca, &issue(&ca, "api.shop"), true).await;
     let web = issue(&ca, "web.shop");
     assert!(

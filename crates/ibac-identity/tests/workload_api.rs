@@ -4,20 +4,20 @@
 //! socket path or nothing as `:authority`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod support;
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use futures_like::next;
-use ibac_identity::ca::new_key_and_csr;
 use ibac_identity::workload_api::{
     IdentitySource, Registration, Selector, SpiffeWorkloadApiClient, WorkloadApi, X509svidRequest,
     serve,
 };
-use ibac_identity::{Ca, SpiffeId, Svid, TrustDomain};
-use ibac_model::WorkloadId;
-use time::OffsetDateTime;
+use ibac_identity::{Ca, Svid};
+use support::{issue, root};
 use tokio::sync::watch;
 
 mod futures_like {
@@ -32,25 +32,33 @@ mod futures_like {
     }
 }
 
-fn issue(ca: &Ca, workload: &str) -> Svid {
-    let id = SpiffeId::for_workload(ca.trust_domain(), &WorkloadId::parse(workload).unwrap());
-    let (key, csr) = new_key_and_csr().unwrap();
-    let issued = ca
-        .issue(
-            &csr,
-            &id,
-            time::Duration::hours(1),
-            OffsetDateTime::now_utc(),
-        )
-        .unwrap();
-    Svid::new(issued, key.serialize_der().into())
-}
-
 fn uid() -> u32 {
     // The test runs as some user; read it from a file we create.
     use std::os::unix::fs::MetadataExt;
     let probe = tempfile::NamedTempFile::new().unwrap();
     probe.as_file().metadata().unwrap().uid()
+}
+
+/// Serves `api` on `socket` in the background, returning once the socket
+/// exists (or after about five seconds, for the test to fail on).
+async fn serve_on(socket: &Path, api: WorkloadApi) {
+    let path = socket.to_path_buf();
+    tokio::spawn(async move {
+        serve(&path, api, std::future::pending()).await.unwrap();
+    });
+    for _ in 0..200 {
+        if socket.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The spiffe crate's own client, as an independent workload would use it.
+async fn spiffe_client(socket: &Path) -> spiffe::WorkloadApiClient {
+    spiffe::WorkloadApiClient::connect_to(format!("unix:{}", socket.display()))
+        .await
+        .unwrap()
 }
 
 struct Api {
@@ -65,14 +73,7 @@ struct Api {
 async fn start() -> Api {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("agent.sock");
-    let ca = Arc::new(
-        Ca::generate_root(
-            TrustDomain::default(),
-            OffsetDateTime::now_utc(),
-            time::Duration::days(1),
-        )
-        .unwrap(),
-    );
+    let ca = Arc::new(root());
     let bundle = Arc::new(ArcSwap::from_pointee(ca.bundle()));
     let (web, web_rx) = watch::channel(Arc::new(issue(&ca, "web.shop")));
     let (_db, db_rx) = watch::channel(Arc::new(issue(&ca, "db.shop")));
@@ -101,16 +102,7 @@ async fn start() -> Api {
             },
         },
     ]);
-    let path = socket.clone();
-    tokio::spawn(async move {
-        serve(&path, api, std::future::pending()).await.unwrap();
-    });
-    for _ in 0..200 {
-        if socket.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    serve_on(&socket, api).await;
     Api {
         socket,
         ca,
@@ -122,9 +114,7 @@ async fn start() -> Api {
 #[tokio::test]
 async fn an_independent_spiffe_client_gets_its_svid_and_bundle() {
     let api = start().await;
-    let client = spiffe::WorkloadApiClient::connect_to(format!("unix:{}", api.socket.display()))
-        .await
-        .unwrap();
+    let client = spiffe_client(&api.socket).await;
     let svid = client.fetch_x509_svid().await.unwrap();
     assert_eq!(
         svid.spiffe_id().to_string(),
@@ -140,9 +130,7 @@ async fn an_independent_spiffe_client_gets_its_svid_and_bundle() {
 #[tokio::test]
 async fn the_svid_stream_follows_rotations() {
     let api = start().await;
-    let client = spiffe::WorkloadApiClient::connect_to(format!("unix:{}", api.socket.display()))
-        .await
-        .unwrap();
+    let client = spiffe_client(&api.socket).await;
     let mut stream = client.stream_x509_contexts().await.unwrap();
     let first = next(&mut stream).await.unwrap();
     let first_leaf = first.default_svid().unwrap().leaf().as_ref().to_vec();
@@ -198,12 +186,7 @@ async fn calls_without_the_security_header_are_refused() {
 async fn callers_get_only_their_registered_identity() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("agent.sock");
-    let ca = Ca::generate_root(
-        TrustDomain::default(),
-        OffsetDateTime::now_utc(),
-        time::Duration::days(1),
-    )
-    .unwrap();
+    let ca = root();
     let (_tx, rx) = watch::channel(Arc::new(issue(&ca, "db.shop")));
     let api = WorkloadApi::new(vec![Registration {
         selector: Selector {
@@ -216,17 +199,8 @@ async fn callers_get_only_their_registered_identity() {
             jwt: None,
         },
     }]);
-    let path = socket.clone();
-    tokio::spawn(async move { serve(&path, api, std::future::pending()).await.unwrap() });
-    for _ in 0..200 {
-        if socket.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let client = spiffe::WorkloadApiClient::connect_to(format!("unix:{}", socket.display()))
-        .await
-        .unwrap();
+    serve_on(&socket, api).await;
+    let client = spiffe_client(&socket).await;
     let err = client.fetch_x509_svid().await.unwrap_err();
     assert!(
         matches!(err, spiffe::WorkloadApiError::PermissionDenied(_)),
@@ -236,11 +210,7 @@ async fn callers_get_only_their_registered_identity() {
 
 /// One gRPC call in raw HTTP/2 frames, with the `:authority` the client
 /// chooses; returns the response's header fields (headers, then trailers).
-async fn raw_call(
-    socket: &std::path::Path,
-    authority: &[u8],
-    header: bool,
-) -> Vec<(String, String)> {
+async fn raw_call(socket: &Path, authority: &[u8], header: bool) -> Vec<(String, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
         let len = payload.len();

@@ -270,27 +270,11 @@ impl Cluster {
             .lines()
             .find_map(|l| l.trim().strip_prefix("certificate-authority-data: "))
             .unwrap_or_default();
-        Ok(format!(
-            "apiVersion: v1
-kind: Config
-clusters:
-- name: ibac-test
-  cluster:
-    server: {server}
-    certificate-authority-data: {ca}
-users:
-- name: token
-  user:
-    token: {token}
-contexts:
-- name: ibac-test
-  context:
-    cluster: ibac-test
-    user: token
-current-context: ibac-test
-",
-            server = self.server,
-            token = token.trim(),
+        Ok(pki::kubeconfig_as(
+            &self.server,
+            ca,
+            "token",
+            &format!("    token: {}", token.trim()),
         ))
     }
 

@@ -110,6 +110,22 @@ pub(crate) fn write(dir: &Path) -> Result<Files, Error> {
 /// A kubeconfig for `server` that authenticates as the admin.
 pub(crate) fn kubeconfig(files: &Files, server: &str) -> String {
     let b64 = |s: &str| STANDARD.encode(s);
+    kubeconfig_as(
+        server,
+        &b64(&files.ca_cert_pem),
+        "ibac-test-admin",
+        &format!(
+            "    client-certificate-data: {cert}\n    client-key-data: {key}",
+            cert = b64(&files.admin_cert_pem),
+            key = b64(&files.admin_key_pem),
+        ),
+    )
+}
+
+/// A kubeconfig for `server` whose CA is `ca` (base64 PEM, as kubeconfigs
+/// carry it), acting as `user` with `credentials`: the fields of its `user`
+/// map, as YAML lines indented by four.
+pub(crate) fn kubeconfig_as(server: &str, ca: &str, user: &str, credentials: &str) -> String {
     format!(
         "apiVersion: v1
 kind: Config
@@ -119,19 +135,15 @@ clusters:
     server: {server}
     certificate-authority-data: {ca}
 users:
-- name: ibac-test-admin
+- name: {user}
   user:
-    client-certificate-data: {cert}
-    client-key-data: {key}
+{credentials}
 contexts:
 - name: ibac-test
   context:
     cluster: ibac-test
-    user: ibac-test-admin
+    user: {user}
 current-context: ibac-test
-",
-        ca = b64(&files.ca_cert_pem),
-        cert = b64(&files.admin_cert_pem),
-        key = b64(&files.admin_key_pem),
+"
     )
 }

@@ -219,14 +219,7 @@ impl ControlSource {
             match load(&state, &namespace) {
                 Ok(p) => {
                     tracing::info!(revision = state.revision, "policy loaded from the cache");
-                    publish.send_replace(Some(Arc::new(Enforced {
-                        policy: p,
-                        revision: Some(state.revision),
-                    })));
-                    status_tx.send_replace(EnforcedStatus {
-                        enforced: Some(state.revision),
-                        failed: None,
-                    });
+                    put_in_force(&publish, &status_tx, p, state.revision);
                     table.store(Arc::new(state.workloads.clone()));
                     current = Some(state.revision);
                     revision_tx.send_replace(current);
@@ -260,15 +253,7 @@ impl ControlSource {
                                     "policy from the control plane"
                                 );
                                 crate::metrics::global().policy_reloads(true);
-                                publish.send_replace(Some(Arc::new(Enforced {
-                                    policy: p,
-                                    revision: Some(state.revision),
-                                })));
-                                // Told only now that decisions use it.
-                                status_tx.send_replace(EnforcedStatus {
-                                    enforced: Some(state.revision),
-                                    failed: None,
-                                });
+                                put_in_force(&publish, &status_tx, p, state.revision);
                             }
                             Err(e) => {
                                 crate::metrics::global().policy_reloads(false);
@@ -307,6 +292,25 @@ impl ControlSource {
     pub fn revision(&self) -> watch::Receiver<Option<u64>> {
         self.revision.clone()
     }
+}
+
+/// Hands `policy` to the decision path and only then tells the control plane
+/// that `revision` is enforced, so that the status never runs ahead of the
+/// decisions.
+fn put_in_force(
+    publish: &watch::Sender<Option<Arc<Enforced>>>,
+    status: &watch::Sender<EnforcedStatus>,
+    policy: Policy,
+    revision: u64,
+) {
+    publish.send_replace(Some(Arc::new(Enforced {
+        policy,
+        revision: Some(revision),
+    })));
+    status.send_replace(EnforcedStatus {
+        enforced: Some(revision),
+        failed: None,
+    });
 }
 
 /// Sends the enforced status whenever it changes and every heartbeat, until

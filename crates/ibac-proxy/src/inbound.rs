@@ -117,6 +117,31 @@ impl Shared {
         }
     }
 
+    /// Decides a call as it arrives and leaves its trace: counted under
+    /// `protocol` and written to the reports, so that no inbound call is
+    /// decided without being seen. The verdict and the reason when it is not
+    /// allowed.
+    fn decide_recorded(
+        &self,
+        peer: &Peer,
+        call: &Call,
+        protocol: &str,
+        http: Option<(&str, &str)>,
+    ) -> (Verdict, Option<String>) {
+        let (verdict, reason, revision) = self.decide(peer.workload.as_ref(), call);
+        self.metrics.decided("inbound", protocol, verdict);
+        self.reporter.record(reports::Call {
+            direction: reports::Direction::Inbound,
+            client: peer.workload.as_ref(),
+            server: &self.server,
+            port: self.port,
+            http,
+            verdict,
+            revision,
+        });
+        (verdict, reason)
+    }
+
     /// The verdict, the reason when it is not allowed, and the revision of
     /// the policy that decided. With no policy ever loaded, everything is
     /// blocked.
@@ -150,9 +175,13 @@ pub(crate) struct Peer {
     pub(crate) spiffe_id: Option<String>,
 }
 
-type Body = BoxBody<Bytes, hyper::Error>;
+/// The body of every response the proxy answers itself or relays, inbound and
+/// outbound alike.
+pub(crate) type Body = BoxBody<Bytes, hyper::Error>;
 
-fn text(status: StatusCode, message: String) -> Response<Body> {
+/// A plain-text answer from the proxy itself (a refusal, an error), with the
+/// trailing newline that keeps it readable in a terminal.
+pub(crate) fn text(status: StatusCode, message: String) -> Response<Body> {
     let mut response = Response::new(
         Full::new(Bytes::from(message + "\n"))
             .map_err(|never| match never {})
@@ -251,17 +280,12 @@ async fn handle(req: Request<Incoming>, peer: &Peer, shared: &Shared) -> Respons
         );
     };
     let call = Call::http(Some(shared.port), method, path.clone());
-    let (verdict, reason, revision) = shared.decide(peer.workload.as_ref(), &call);
-    shared.metrics.decided("inbound", "http", verdict);
-    shared.reporter.record(reports::Call {
-        direction: reports::Direction::Inbound,
-        client: peer.workload.as_ref(),
-        server: &shared.server,
-        port: shared.port,
-        http: Some((req.method().as_str(), path.as_str())),
-        verdict,
-        revision,
-    });
+    let (verdict, reason) = shared.decide_recorded(
+        peer,
+        &call,
+        "http",
+        Some((req.method().as_str(), path.as_str())),
+    );
     if verdict == Verdict::Blocked {
         let reason = reason.unwrap_or_default();
         tracing::debug!(client = ?peer.workload, method = %req.method(), path = %path, %reason, "blocked");
@@ -363,17 +387,7 @@ pub(crate) async fn relay_tcp<S>(
 {
     let call = Call::l4(shared.port);
     let decide = |shared: &Shared| shared.decide(peer.workload.as_ref(), &call);
-    let (verdict, reason, revision) = decide(&shared);
-    shared.metrics.decided("inbound", "tcp", verdict);
-    shared.reporter.record(reports::Call {
-        direction: reports::Direction::Inbound,
-        client: peer.workload.as_ref(),
-        server: &shared.server,
-        port: shared.port,
-        http: None,
-        verdict,
-        revision,
-    });
+    let (verdict, reason) = shared.decide_recorded(&peer, &call, "tcp", None);
     if verdict == Verdict::Blocked {
         tracing::debug!(client = ?peer.workload, reason = reason.unwrap_or_default(), "connection blocked");
         return;

@@ -258,18 +258,13 @@ impl Proxy {
                 verifier,
                 alpn,
             )?));
-            let mut stop = stop_rx.clone();
             let graceful = graceful.clone();
             let force = force_rx.clone();
             let relays = relays.clone();
-            tasks.push(tokio::spawn(async move {
-                loop {
-                    let accepted = tokio::select! {
-                        a = listener.accept() => a,
-                        _ = stop.wait_for(|s| *s) => break,
-                    };
-                    let Ok((tcp, _)) = accepted else { continue };
-                    let _ = tcp.set_nodelay(true);
+            tasks.push(tokio::spawn(accept_until_stopped(
+                listener,
+                stop_rx.clone(),
+                move |tcp, _| {
                     let held = relays.clone();
                     let conn = accept_inbound(
                         tcp,
@@ -283,8 +278,8 @@ impl Proxy {
                         conn.await;
                         drop(held);
                     });
-                }
-            }));
+                },
+            )));
         }
 
         let dialer = outbound::Dialer::new(identity.clone(), discovery.clone());
@@ -294,39 +289,29 @@ impl Proxy {
                 config.limits.clone(),
                 config.identity_header.clone(),
             ));
-            let mut stop = stop_rx.clone();
             let graceful = graceful.clone();
-            tasks.push(tokio::spawn(async move {
-                loop {
-                    let accepted = tokio::select! {
-                        a = listener.accept() => a,
-                        _ = stop.wait_for(|s| *s) => break,
-                    };
-                    let Ok((tcp, _)) = accepted else { continue };
-                    let _ = tcp.set_nodelay(true);
+            tasks.push(tokio::spawn(accept_until_stopped(
+                listener,
+                stop_rx.clone(),
+                move |tcp, _| {
                     tokio::spawn(proxy.clone().serve(tcp, graceful.watcher()));
-                }
-            }));
+                },
+            )));
         }
         for (target, listener) in outbound_tcp {
             let dialer = dialer.clone();
-            let mut stop = stop_rx.clone();
-            tasks.push(tokio::spawn(async move {
-                loop {
-                    let accepted = tokio::select! {
-                        a = listener.accept() => a,
-                        _ = stop.wait_for(|s| *s) => break,
-                    };
-                    let Ok((tcp, peer)) = accepted else { continue };
-                    let _ = tcp.set_nodelay(true);
+            tasks.push(tokio::spawn(accept_until_stopped(
+                listener,
+                stop_rx.clone(),
+                move |tcp, peer| {
                     tokio::spawn(outbound::relay_to(
                         dialer.clone(),
                         target.clone(),
                         tcp,
                         peer,
                     ));
-                }
-            }));
+                },
+            )));
         }
 
         shutdown.await;
@@ -346,6 +331,26 @@ impl Proxy {
         flusher.abort();
         reporter.flush(sink.as_ref());
         Ok(())
+    }
+}
+
+/// Accepts connections on `listener` until `stop` turns true and hands each
+/// to `handle`, with Nagle off: what the proxy relays is mostly small heads
+/// that should not wait. A failed accept drops that connection, not the
+/// listener.
+async fn accept_until_stopped(
+    listener: TcpListener,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut handle: impl FnMut(TcpStream, SocketAddr),
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let Ok((tcp, peer)) = accepted else { continue };
+        let _ = tcp.set_nodelay(true);
+        handle(tcp, peer);
     }
 }
 

@@ -6,7 +6,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Decided {
@@ -30,40 +30,40 @@ pub struct Metrics {
     refused: Family<Outcome, Counter>,
 }
 
+/// A new metric registered under `name`: the registry keeps one handle to
+/// encode it, [`Metrics`] the other to update it.
+fn registered<M: Default + Clone + Metric>(registry: &mut Registry, name: &str, help: &str) -> M {
+    let metric = M::default();
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 /// The process's metrics.
 pub fn global() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(|| {
         let mut registry = Registry::with_prefix("ibac_proxy");
-        let decisions = Family::<Decided, Counter>::default();
-        registry.register(
+        let decisions: Family<Decided, Counter> = registered(
+            &mut registry,
             "decisions",
             "Calls decided, by direction, kind (http or tcp) and verdict",
-            decisions.clone(),
         );
-        let tls_failures = Counter::default();
-        registry.register(
+        let tls_failures: Counter = registered(
+            &mut registry,
             "tls_handshake_failures",
             "TLS handshakes that failed, peer verification included",
-            tls_failures.clone(),
         );
-        let reloads = Family::<Outcome, Counter>::default();
-        registry.register(
+        let reloads: Family<Outcome, Counter> = registered(
+            &mut registry,
             "policy_reloads",
             "Policy loads, by result (ok or failed)",
-            reloads.clone(),
         );
-        let open_connections = Gauge::default();
-        registry.register(
-            "open_connections",
-            "Connections open now",
-            open_connections.clone(),
-        );
-        let refused = Family::<Outcome, Counter>::default();
-        registry.register(
+        let open_connections: Gauge =
+            registered(&mut registry, "open_connections", "Connections open now");
+        let refused: Family<Outcome, Counter> = registered(
+            &mut registry,
             "refused_requests",
             "Requests refused before any decision, by reason",
-            refused.clone(),
         );
         Metrics {
             registry,

@@ -18,7 +18,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
-use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -35,7 +34,7 @@ use tokio_rustls::TlsConnector;
 use crate::discovery::Discovery;
 use crate::headers::strip_hop_by_hop;
 use crate::identity::ProxyIdentity;
-use crate::inbound::Limits;
+use crate::inbound::{Body, Limits, text};
 use crate::io::{IdleTimeout, MtlsStream};
 
 /// Opens mTLS connections to other proxies, verifying who answers.
@@ -118,22 +117,6 @@ impl tower::Service<Uri> for Connector {
             dialer.dial(&target, &[b"http/1.1"]).await.map(TokioIo::new)
         })
     }
-}
-
-type Body = BoxBody<Bytes, hyper::Error>;
-
-fn text(status: StatusCode, message: String) -> Response<Body> {
-    let mut response = Response::new(
-        Full::new(Bytes::from(message + "\n"))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }
 
 /// The HTTP proxy the app sends requests through.

@@ -75,6 +75,21 @@ async fn echo_once(tcp: &mut TcpStream, text: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// web.shop allowed to call db.shop on any port, and one connection through
+/// the outbound listener that has already relayed `first`.
+async fn open_connection(first: &[u8]) -> (L4, TcpStream) {
+    let t = l4(policy(vec![
+        intents("web.shop").calls("db.shop").build(),
+        protected("db.shop"),
+    ]))
+    .await;
+    let mut tcp = TcpStream::connect(t.client.addresses.outbound_tcp[0].1)
+        .await
+        .unwrap();
+    assert!(echo_once(&mut tcp, first).await.is_some());
+    (t, tcp)
+}
+
 #[tokio::test]
 async fn allowed_connections_relay_bytes_and_blocked_ones_close() {
     let t = l4(policy(vec![
@@ -103,15 +118,7 @@ async fn allowed_connections_relay_bytes_and_blocked_ones_close() {
 
 #[tokio::test]
 async fn a_policy_change_closes_open_connections_it_now_blocks() {
-    let t = l4(policy(vec![
-        intents("web.shop").calls("db.shop").build(),
-        protected("db.shop"),
-    ]))
-    .await;
-    let mut tcp = TcpStream::connect(t.client.addresses.outbound_tcp[0].1)
-        .await
-        .unwrap();
-    assert!(echo_once(&mut tcp, b"one").await.is_some());
+    let (t, mut tcp) = open_connection(b"one").await;
     t.policy.set(policy(vec![protected("db.shop")]));
     let mut closed = false;
     for _ in 0..200 {
@@ -126,15 +133,7 @@ async fn a_policy_change_closes_open_connections_it_now_blocks() {
 
 #[tokio::test]
 async fn a_policy_change_that_still_allows_keeps_connections() {
-    let t = l4(policy(vec![
-        intents("web.shop").calls("db.shop").build(),
-        protected("db.shop"),
-    ]))
-    .await;
-    let mut tcp = TcpStream::connect(t.client.addresses.outbound_tcp[0].1)
-        .await
-        .unwrap();
-    assert!(echo_once(&mut tcp, b"one").await.is_some());
+    let (t, mut tcp) = open_connection(b"one").await;
     t.policy.set(policy(vec![
         intents("web.shop").calls("db.shop").port(5432).build(),
         protected("db.shop"),
@@ -145,15 +144,7 @@ async fn a_policy_change_that_still_allows_keeps_connections() {
 
 #[tokio::test]
 async fn a_renewed_svid_does_not_drop_open_connections() {
-    let t = l4(policy(vec![
-        intents("web.shop").calls("db.shop").build(),
-        protected("db.shop"),
-    ]))
-    .await;
-    let mut tcp = TcpStream::connect(t.client.addresses.outbound_tcp[0].1)
-        .await
-        .unwrap();
-    assert!(echo_once(&mut tcp, b"before").await.is_some());
+    let (t, mut tcp) = open_connection(b"before").await;
     // The proxy's resolver is swapped as renewal does.
     let identity = t.pki.identity("db.shop");
     identity.resolver().replace(&t.pki.svid("db.shop")).unwrap();

@@ -6,6 +6,24 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// A ClientIntents of web.shop (v2beta1) whose `targets:` are followed by
+/// `$rest`, so the lines of every such file stand where the messages about
+/// them say.
+macro_rules! web_intents {
+    ($rest:literal) => {
+        concat!(
+            "apiVersion: k8s.otterize.com/v2beta1
+kind: ClientIntents
+metadata: {name: web, namespace: shop}
+spec:
+  workload: {name: web}
+  targets:
+",
+            $rest
+        )
+    };
+}
+
 struct Run {
     code: i32,
     stdout: String,
@@ -44,6 +62,12 @@ fn ibac_in(dir: &Path, args: &[&str], stdin: Option<&str>) -> Run {
     }
 }
 
+/// Fails the test, showing all of `text`, unless it contains `part`.
+#[track_caller]
+fn assert_contains(text: &str, part: &str) {
+    assert!(text.contains(part), "{text}");
+}
+
 fn ibac(args: &[&str]) -> Run {
     ibac_in(&workspace(), args, None)
 }
@@ -67,16 +91,12 @@ fn validate_reports_every_error_with_its_place() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("web.yaml"),
-        "apiVersion: k8s.otterize.com/v2beta1
-kind: ClientIntents
-metadata: {name: web, namespace: shop}
-spec:
-  workload: {name: web}
-  targets:
-  - kafka: {name: kafka, topics: [{name: orders, operations: [read]}]}
+        web_intents!(
+            "  - kafka: {name: kafka, topics: [{name: orders, operations: [read]}]}
   - service: {name: api, http: [{path: /api*, methods: [get]}]}
   - kubernetes: {name: db, unknown: 1}
-",
+"
+        ),
     )
     .unwrap();
     std::fs::write(
@@ -102,42 +122,30 @@ spec:
     insta::assert_snapshot!(run.stderr);
 }
 
+/// `ibac decide` of a call from `from` to `to`, described by `call`, against
+/// the demo's intents.
+fn decide(from: &str, to: &str, call: &[&str]) -> Run {
+    let mut args = vec!["decide", "--from", from, "--to", to];
+    args.extend_from_slice(call);
+    args.push(DEMO);
+    ibac(&args)
+}
+
 #[test]
 fn decide_tells_the_three_verdicts_apart_by_exit_status() {
-    let allowed = ibac(&[
-        "decide",
-        "--from",
+    let allowed = decide(
         FRONTEND,
-        "--to",
         CATALOG,
-        "--method",
-        "GET",
-        "--path",
-        "/products/1",
-        DEMO,
-    ]);
+        &["--method", "GET", "--path", "/products/1"],
+    );
     assert_eq!(allowed.code, 0);
-    let would = ibac(&[
-        "decide",
-        "--from",
+    let would = decide(
         FRONTEND,
-        "--to",
         "emailservice.otterize-ecom-demo",
-        "--port",
-        "8080",
-        DEMO,
-    ]);
+        &["--port", "8080"],
+    );
     assert_eq!(would.code, 3);
-    let blocked = ibac(&[
-        "decide",
-        "--from",
-        "adservice.otterize-ecom-demo",
-        "--to",
-        CATALOG,
-        "--port",
-        "3550",
-        DEMO,
-    ]);
+    let blocked = decide("adservice.otterize-ecom-demo", CATALOG, &["--port", "3550"]);
     assert_eq!(blocked.code, 4);
     let unauth = ibac(&["decide", "--unauthenticated", "--to", CATALOG, DEMO]);
     assert_eq!(unauth.code, 4);
@@ -151,14 +159,8 @@ fn decide_tells_the_three_verdicts_apart_by_exit_status() {
 fn decide_refuses_bad_input_with_its_own_status() {
     let usage = ibac(&["decide", "--from", "nodot", "--to", CATALOG, DEMO]);
     assert_eq!(usage.code, 2);
-    assert!(
-        usage.stderr.contains("write it as `name.namespace`"),
-        "{}",
-        usage.stderr
-    );
-    let path = ibac(&[
-        "decide", "--from", FRONTEND, "--to", CATALOG, "--method", "GET", "--path", "/a%2Fb", DEMO,
-    ]);
+    assert_contains(&usage.stderr, "write it as `name.namespace`");
+    let path = decide(FRONTEND, CATALOG, &["--method", "GET", "--path", "/a%2Fb"]);
     assert_eq!(path.code, 1);
     assert_eq!(
         path.stderr,
@@ -177,9 +179,7 @@ fn decide_refuses_bad_input_with_its_own_status() {
 
 #[test]
 fn decide_speaks_json() {
-    let run = ibac(&[
-        "decide", "--from", FRONTEND, "--to", CATALOG, "--port", "3550", "-o", "json", DEMO,
-    ]);
+    let run = decide(FRONTEND, CATALOG, &["--port", "3550", "-o", "json"]);
     let value: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(value["verdict"], "allowed");
     assert_eq!(value["protected"], true);
@@ -191,11 +191,7 @@ fn policy_shows_each_server_and_its_clients() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     insta::assert_snapshot!(run.stdout);
     let yaml = ibac(&["policy", DEMO, "-o", "yaml"]);
-    assert!(
-        yaml.stdout.contains("mode: defaultShadow"),
-        "{}",
-        yaml.stdout
-    );
+    assert_contains(&yaml.stdout, "mode: defaultShadow");
     let json = ibac(&["policy", DEMO, "-o", "json"]);
     let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(value["servers"].as_array().unwrap().len(), 12);
@@ -258,8 +254,8 @@ spec:
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(!run.stdout.contains("namespace"), "{}", run.stdout);
-    assert!(run.stdout.contains("path: /client-path"), "{}", run.stdout);
-    assert!(run.stdout.contains("- name: mytopic"), "{}", run.stdout);
+    assert_contains(&run.stdout, "path: /client-path");
+    assert_contains(&run.stdout, "- name: mytopic");
     let named = ibac_in(
         &workspace(),
         &["convert", "-"],
@@ -269,11 +265,7 @@ spec:
         )),
     );
     assert_eq!(named.code, 0, "{}", named.stderr);
-    assert!(
-        named.stdout.contains("  namespace: default\n"),
-        "{}",
-        named.stdout
-    );
+    assert_contains(&named.stdout, "  namespace: default\n");
 }
 
 #[test]
@@ -304,7 +296,7 @@ fn hostile_yaml_is_refused_with_a_clear_error() {
     let run = ibac_in(&workspace(), &["validate", "-"], Some(&laughs));
     assert_eq!(run.code, 1);
     assert!(run.stderr.starts_with("error: <stdin>:"), "{}", run.stderr);
-    assert!(run.stderr.contains("refused: "), "{}", run.stderr);
+    assert_contains(&run.stderr, "refused: ");
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     let run = ibac_in(&workspace(), &["validate", "-"], Some(&deep));
     assert_eq!(run.code, 1);
@@ -435,12 +427,9 @@ fn render_writes_manifests_that_are_identical_run_after_run() {
         DEMO,
         "--explain",
     ]);
-    assert!(
-        explain.stdout.contains(
-            "cartservice.otterize-ecom-demo: in shadow mode; no NetworkPolicy selects its pods"
-        ),
-        "{}",
-        explain.stdout
+    assert_contains(
+        &explain.stdout,
+        "cartservice.otterize-ecom-demo: in shadow mode; no NetworkPolicy selects its pods",
     );
     let istio = ibac(&[
         "render",
@@ -449,12 +438,9 @@ fn render_writes_manifests_that_are_identical_run_after_run() {
         "examples/ecom-cluster",
         DEMO,
     ]);
-    assert!(
-        istio
-            .stdout
-            .contains("- cluster.local/ns/otterize-ecom-demo/sa/frontend"),
-        "{}",
-        istio.stdout
+    assert_contains(
+        &istio.stdout,
+        "- cluster.local/ns/otterize-ecom-demo/sa/frontend",
     );
     let kafka = ibac(&[
         "render",
@@ -463,19 +449,17 @@ fn render_writes_manifests_that_are_identical_run_after_run() {
         "examples/ecom-cluster",
         DEMO,
     ]);
-    assert!(kafka.stdout.contains("--allow-principal User:CN=checkoutservice.otterize-ecom-demo --operation Write --topic orders"), "{}", kafka.stdout);
+    assert_contains(
+        &kafka.stdout,
+        "--allow-principal User:CN=checkoutservice.otterize-ecom-demo --operation Write --topic orders",
+    );
 }
 
 #[test]
 fn render_refuses_without_cluster_facts_and_skips_bad_references() {
     let none = ibac(&["render", "networkpolicy", DEMO]);
     assert_eq!(none.code, 1);
-    assert!(
-        none.stderr
-            .contains("give the cluster facts with --cluster"),
-        "{}",
-        none.stderr
-    );
+    assert_contains(&none.stderr, "give the cluster facts with --cluster");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("web.yaml"),
@@ -522,17 +506,18 @@ fn render_in_shadow_mode_says_nothing_is_protected() {
     .unwrap();
     let cluster = workspace().join("examples/ecom-cluster");
     for what in ["networkpolicy", "istio"] {
-        let run = ibac_in(
-            dir.path(),
-            &[
+        let render = |more: &[&str]| {
+            let mut args = vec![
                 "render",
                 what,
                 "--cluster",
                 cluster.to_str().unwrap(),
                 "web.yaml",
-            ],
-            None,
-        );
+            ];
+            args.extend_from_slice(more);
+            ibac_in(dir.path(), &args, None)
+        };
+        let run = render(&[]);
         assert_eq!(run.code, 0, "{}", run.stderr);
         assert!(
             run.stderr
@@ -543,24 +528,9 @@ fn render_in_shadow_mode_says_nothing_is_protected() {
             "{what}: {}",
             run.stderr
         );
-        let explained = ibac_in(
-            dir.path(),
-            &[
-                "render",
-                what,
-                "--cluster",
-                cluster.to_str().unwrap(),
-                "web.yaml",
-                "--explain",
-            ],
-            None,
-        );
+        let explained = render(&["--explain"]);
         assert!(explained.stderr.is_empty(), "{}", explained.stderr);
-        assert!(
-            explained.stdout.contains("productcatalogservice"),
-            "{}",
-            explained.stdout
-        );
+        assert_contains(&explained.stdout, "productcatalogservice");
     }
 }
 
@@ -569,13 +539,8 @@ fn render_sql_finds_server_configs_in_any_namespace_and_validate_warns_on_empty_
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("db.yaml"),
-        "apiVersion: k8s.otterize.com/v2beta1
-kind: ClientIntents
-metadata: {name: web, namespace: shop}
-spec:
-  workload: {name: web}
-  targets:
-  - sql:
+        web_intents!(
+            "  - sql:
       name: orders-db
       privileges:
       - {databaseName: shop, table: orders, operations: [SELECT]}
@@ -585,7 +550,8 @@ apiVersion: k8s.otterize.com/v2beta1
 kind: PostgreSQLServerConfig
 metadata: {name: orders-db, namespace: databases}
 spec: {address: 'orders-db.databases:5432', credentials: {secretRef: {name: admin}}}
-",
+"
+        ),
     )
     .unwrap();
     let validate = ibac_in(dir.path(), &["validate", "db.yaml"], None);
@@ -596,19 +562,13 @@ spec: {address: 'orders-db.databases:5432', credentials: {secretRef: {name: admi
     );
     let render = ibac_in(dir.path(), &["render", "sql", "db.yaml"], None);
     assert_eq!(render.code, 7, "{}", render.stderr);
-    assert!(
-        render.stdout.contains(
-            "-- ibac: grants on postgresql server orders-db.databases (orders-db.databases:5432)"
-        ),
-        "{}",
-        render.stdout
+    assert_contains(
+        &render.stdout,
+        "-- ibac: grants on postgresql server orders-db.databases (orders-db.databases:5432)",
     );
-    assert!(
-        render
-            .stdout
-            .contains("GRANT SELECT ON TABLE \"orders\" TO \"web_shop\";"),
-        "{}",
-        render.stdout
+    assert_contains(
+        &render.stdout,
+        "GRANT SELECT ON TABLE \"orders\" TO \"web_shop\";",
     );
     assert!(!render.stdout.contains("audit"), "{}", render.stdout);
     assert!(

@@ -14,21 +14,24 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{Demo, Processes, free_ports, ibac, wait_until};
+use common::{Demo, Processes, find_workload, free_ports, ibac, wait_until};
 
 /// The control plane of this test, reached as the CLI reaches it.
 type Plane = Demo;
 
 impl Demo {
     fn state(&self, workload: &str) -> String {
-        let workloads = self.json(&["get", "workloads", "-o", "json"]);
-        workloads
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|w| w["id"] == workload)
+        find_workload(&self.workloads(), workload)
             .map(|w| w["enforcement"]["state"].as_str().unwrap_or("").to_string())
             .unwrap_or_default()
+    }
+
+    /// Runs `ibac args`, which must succeed, and returns what it said on
+    /// stderr, where the commands report whether proxies caught up.
+    fn ok_saying(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
     }
 
     fn metrics(&self) -> String {
@@ -189,13 +192,8 @@ fn changes_wait_for_every_proxy_and_name_those_that_do_not_follow() {
     });
 
     // A change every proxy can load: the command waits and says so.
-    let out = plane.cli(&["protect", "b.shop"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("all 2 proxies enforce revision"),
-        "{}",
-        stderr(&out)
-    );
+    let said = plane.ok_saying(&["protect", "b.shop"]);
+    assert!(said.contains("all 2 proxies enforce revision"), "{said}");
     // It is in force: an undeclared call is refused at once.
     assert_eq!(call_b(a_out), "403");
 
@@ -231,12 +229,10 @@ fn changes_wait_for_every_proxy_and_name_those_that_do_not_follow() {
     assert_eq!(call_b(a_out), "403", "still protected after the dry runs");
 
     // Protecting a name nothing knows protects at once, with a warning.
-    let out = plane.cli(&["protect", "ghost.shop"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let said = plane.ok_saying(&["protect", "ghost.shop"]);
     assert!(
-        stderr(&out).contains("warning: nothing named `ghost.shop` is known yet"),
-        "{}",
-        stderr(&out)
+        said.contains("warning: nothing named `ghost.shop` is known yet"),
+        "{said}"
     );
     assert_eq!(
         protected(&plane),
@@ -250,9 +246,8 @@ fn changes_wait_for_every_proxy_and_name_those_that_do_not_follow() {
         "{}",
         stderr(&out)
     );
-    let out = plane.cli(&["unprotect", "b.shop"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("all 2 proxies enforce revision"));
+    let said = plane.ok_saying(&["unprotect", "b.shop"]);
+    assert!(said.contains("all 2 proxies enforce revision"), "{said}");
     wait_until("b lets the undeclared call through again", long, || {
         call_b(a_out) == "200"
     });
@@ -364,7 +359,6 @@ fn changes_wait_for_every_proxy_and_name_those_that_do_not_follow() {
     }
 
     // --no-wait returns at once and says it did not wait.
-    let out = plane.cli(&["protect", "a.shop", "--no-wait"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("not waiting for proxies"));
+    let said = plane.ok_saying(&["protect", "a.shop", "--no-wait"]);
+    assert!(said.contains("not waiting for proxies"), "{said}");
 }

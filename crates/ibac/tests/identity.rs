@@ -3,46 +3,16 @@
 //! the SPIFFE Workload API with an independent client library.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{first_line, ibac_at, ok_in, spawn_piped};
+
 fn ibac(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ibac"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("IBAC_CA_DIR")
-        .output()
-        .unwrap()
-}
-
-/// A child process that is killed when the test ends, however it ends.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(dir: &Path, args: &[&str]) -> (Guard, BufReader<std::process::ChildStdout>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ibac"))
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let out = BufReader::new(child.stdout.take().unwrap());
-    (Guard(child), out)
-}
-
-fn first_line(out: &mut BufReader<std::process::ChildStdout>) -> String {
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    line
+    ibac_at(dir).args(args).output().unwrap()
 }
 
 fn uid() -> u32 {
@@ -81,8 +51,8 @@ async fn fetch_eventually(socket: &Path) -> String {
 async fn ca_issuer_agent_and_an_independent_workload_api_client() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    assert!(ibac(root, &["ca", "init"]).status.success());
-    let (_issuer, mut out) = spawn(root, &["ca", "serve", "--listen", "127.0.0.1:0"]);
+    ok_in(root, &["ca", "init"]);
+    let (_issuer, mut out) = spawn_piped(root, &["ca", "serve", "--listen", "127.0.0.1:0"]);
     let banner = first_line(&mut out);
     let url = banner.split_whitespace().last().unwrap().to_string();
     assert!(url.starts_with("https://127.0.0.1:"), "{banner}");
@@ -110,7 +80,7 @@ async fn ca_issuer_agent_and_an_independent_workload_api_client() {
     {
         let args = agent_args(Some(&token));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let (_agent, _out) = spawn(root, &args);
+        let (_agent, _out) = spawn_piped(root, &args);
         assert_eq!(
             fetch_eventually(&socket).await,
             "spiffe://ibac.local/ns/shop/workload/web"
@@ -119,7 +89,7 @@ async fn ca_issuer_agent_and_an_independent_workload_api_client() {
     // Restart without a token: the SVID kept on disk is enough.
     let args = agent_args(None);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (_agent, _out) = spawn(root, &args);
+    let (_agent, _out) = spawn_piped(root, &args);
     assert_eq!(
         fetch_eventually(&socket).await,
         "spiffe://ibac.local/ns/shop/workload/web"
@@ -160,16 +130,8 @@ async fn ca_issuer_agent_and_an_independent_workload_api_client() {
 fn inspect_explains_refusals() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    assert!(
-        ibac(root, &["ca", "init", "--trust-domain", "example.org"])
-            .status
-            .success()
-    );
-    assert!(
-        ibac(root, &["ca", "issue", "web.shop", "--out", "web"])
-            .status
-            .success()
-    );
+    ok_in(root, &["ca", "init", "--trust-domain", "example.org"]);
+    ok_in(root, &["ca", "issue", "web.shop", "--out", "web"]);
     let good = ibac(root, &["ca", "inspect", "web/svid.pem"]);
     assert!(good.status.success());
     let text = String::from_utf8(good.stdout).unwrap();
@@ -204,11 +166,7 @@ fn inspect_refuses_a_spiffe_id_without_a_path() {
     // it breaks is the bare trust domain as its SPIFFE ID (X509-SVID §5.2).
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    assert!(
-        ibac(root, &["ca", "init", "--trust-domain", "example.org"])
-            .status
-            .success()
-    );
+    ok_in(root, &["ca", "init", "--trust-domain", "example.org"]);
     std::fs::write(
         root.join("leaf.cnf"),
         "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nO = test\n\

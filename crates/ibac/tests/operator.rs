@@ -4,10 +4,13 @@
 //! validate and convert what kubectl writes and reads.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Child, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use common::{ibac, stdout_of};
 use ibac_k8s_test::{Cluster, free_port, http_get, wait_for};
 use ibac_model::encode::{Flavor, encode};
 use ibac_model::{ParseOptions, parse_source};
@@ -38,7 +41,7 @@ impl Operator {
         let port = free_port().unwrap();
         let log = cluster.dir().join(format!("{name}.log"));
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ibac"))
+        let child = ibac()
             .args(["operator", "--log", "info", "--kubeconfig"])
             .arg(cluster.kubeconfig())
             .arg("--admin-addr")
@@ -175,7 +178,7 @@ fn operator_without_a_reachable_api_server_is_not_ready_and_says_why() {
     std::fs::write(&kubeconfig, text).unwrap();
 
     let port = free_port().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ibac"))
+    let mut child = ibac()
         .args(["operator", "--kubeconfig"])
         .arg(&kubeconfig)
         .arg("--admin-addr")
@@ -637,17 +640,7 @@ fn one_clientintents_per_workload_across_both_groups() {
 
 /// The names of the CRDs the operator installs, as the API server knows them.
 fn ibac_operator_crd_names() -> Vec<String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_ibac"))
-        .args(["operator", "crds", "--names"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
+    stdout_of(ibac().args(["operator", "crds", "--names"]))
         .lines()
         .map(str::to_owned)
         .collect()

@@ -2,88 +2,14 @@
 //! real app, and curl as the client, through HTTP_PROXY.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn ibac(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_ibac"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Starts a long-running ibac command and returns it with its first line.
-fn spawn(dir: &Path, args: &[&str]) -> (Guard, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ibac"))
-        .args(args)
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (Guard(child), line)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A minimal app: answers every request with 200 and the path.
-fn app() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                use std::io::{Read, Write};
-                let mut buf = [0u8; 4096];
-                let n = stream.read(&mut buf).unwrap_or(0);
-                let head = String::from_utf8_lossy(&buf[..n]);
-                let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-                let peer = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("x-ibac-peer-id: "))
-                    .unwrap_or("none")
-                    .to_string();
-                let body = format!("{path} {peer}");
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            });
-        }
-    });
-    port
-}
+use common::{
+    app, free_port, ok_in, spawn_in, start_api_proxy, start_issuer, write_web_gets_orders,
+};
 
 fn curl(proxy: u16, method: &str, url: &str) -> (String, String) {
     let out = Command::new("curl")
@@ -118,27 +44,8 @@ fn eventually(mut check: impl FnMut() -> bool) {
 fn two_proxies_enforce_intents_between_real_processes() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    ibac(root, &["ca", "init"]);
-    let (_issuer, banner) = spawn(root, &["ca", "serve", "--listen", "127.0.0.1:0"]);
-    let issuer = banner.split_whitespace().last().unwrap().to_string();
-    std::fs::create_dir(root.join("policy")).unwrap();
-    std::fs::write(
-        root.join("policy/intents.yaml"),
-        "apiVersion: k8s.otterize.com/v2beta1
-kind: ClientIntents
-metadata: {name: web, namespace: shop}
-spec:
-  workload: {name: web}
-  targets:
-  - kubernetes: {name: api, http: [{path: /orders/*, methods: [GET]}]}
----
-apiVersion: k8s.otterize.com/v2beta1
-kind: ProtectedService
-metadata: {name: api, namespace: shop}
-spec: {name: api}
-",
-    )
-    .unwrap();
+    let (_issuer, issuer) = start_issuer(root, &[]);
+    write_web_gets_orders(root);
     let app = app();
     let inbound = free_port();
     std::fs::write(
@@ -146,32 +53,16 @@ spec: {name: api}
         format!("workloads:\n  api.shop: 127.0.0.1:{inbound}\n"),
     )
     .unwrap();
-    let api_token = ibac(root, &["ca", "token", "api.shop"]);
-    let web_token = ibac(root, &["ca", "token", "web.shop"]);
-    let (_api, _) = spawn(
+    let _api = start_api_proxy(
         root,
-        &[
-            "proxy",
-            "--issuer",
-            &issuer,
-            "--identity-dir",
-            "api-id",
-            "--token",
-            api_token.trim(),
-            "--listen",
-            &format!("127.0.0.1:{inbound}"),
-            "--app",
-            &format!("127.0.0.1:{app}"),
-            "--policy",
-            "policy",
-            "--reports",
-            "reports.jsonl",
-            "--report-interval",
-            "100ms",
-        ],
+        &issuer,
+        inbound,
+        app,
+        &["--reports", "reports.jsonl", "--report-interval", "100ms"],
     );
+    let web_token = ok_in(root, &["ca", "token", "web.shop"]);
     let outbound = free_port();
-    let (_web, _) = spawn(
+    let (_web, _) = spawn_in(
         root,
         &[
             "proxy",

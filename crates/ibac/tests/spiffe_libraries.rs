@@ -12,27 +12,21 @@
 //! that later runs only check them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{
+    Guard, app, free_port, ok_in, spawn_in, start_api_proxy, start_issuer, write_web_gets_orders,
+};
 
 const PY_SPIFFE: &str = "0.3.2";
 const WEB: &str = "spiffe://ibac.local/ns/shop/workload/web";
 const API: &str = "spiffe://ibac.local/ns/shop/workload/api";
 /// The audience the clients ask a JWT-SVID for.
 const AUDIENCE: &str = "spiffe://ibac.local/ns/shop/workload/api";
-
-/// A child process that is killed when the test ends, however it ends.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn interop_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
@@ -145,75 +139,9 @@ fn java_client() -> Command {
     command
 }
 
-fn ibac(dir: &Path, args: &[&str]) -> String {
-    let out = run(
-        &format!("ibac {}", args.join(" ")),
-        Command::new(env!("CARGO_BIN_EXE_ibac"))
-            .args(args)
-            .current_dir(dir)
-            .env_remove("IBAC_CA_DIR"),
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Starts a long-running ibac command and returns it with its first line.
-fn spawn(dir: &Path, args: &[&str]) -> (Guard, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ibac"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("IBAC_CA_DIR")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    (Guard(child), line)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(env!("CARGO_MANIFEST_DIR")).unwrap().uid()
-}
-
-/// A minimal app: answers every request with 200, the path and the caller.
-fn app() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                use std::io::{Read, Write};
-                let mut buf = [0u8; 4096];
-                let n = stream.read(&mut buf).unwrap_or(0);
-                let head = String::from_utf8_lossy(&buf[..n]);
-                let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-                let peer = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("x-ibac-peer-id: "))
-                    .unwrap_or("none")
-                    .to_string();
-                let body = format!("{path} {peer}");
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            });
-        }
-    });
-    port
 }
 
 /// An issuer with short-lived SVIDs (so that a renewal comes within
@@ -229,51 +157,14 @@ struct World {
 fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    ibac(root, &["ca", "init", "--svid-ttl", "16s"]);
-    let (issuer, banner) = spawn(root, &["ca", "serve", "--listen", "127.0.0.1:0"]);
-    let url = banner.split_whitespace().last().unwrap().to_string();
-    std::fs::create_dir(root.join("policy")).unwrap();
-    std::fs::write(
-        root.join("policy/intents.yaml"),
-        "apiVersion: k8s.otterize.com/v2beta1
-kind: ClientIntents
-metadata: {name: web, namespace: shop}
-spec:
-  workload: {name: web}
-  targets:
-  - kubernetes: {name: api, http: [{path: /orders/*, methods: [GET]}]}
----
-apiVersion: k8s.otterize.com/v2beta1
-kind: ProtectedService
-metadata: {name: api, namespace: shop}
-spec: {name: api}
-",
-    )
-    .unwrap();
+    let (issuer, url) = start_issuer(root, &["--svid-ttl", "16s"]);
+    write_web_gets_orders(root);
     let app = app();
     let inbound = free_port();
-    let api_token = ibac(root, &["ca", "token", "api.shop"]);
-    let (proxy, _) = spawn(
-        root,
-        &[
-            "proxy",
-            "--issuer",
-            &url,
-            "--identity-dir",
-            "api-id",
-            "--token",
-            api_token.trim(),
-            "--listen",
-            &format!("127.0.0.1:{inbound}"),
-            "--app",
-            &format!("127.0.0.1:{app}"),
-            "--policy",
-            "policy",
-        ],
-    );
-    let web_token = ibac(root, &["ca", "token", "web.shop"]);
+    let proxy = start_api_proxy(root, &url, inbound, app, &[]);
+    let web_token = ok_in(root, &["ca", "token", "web.shop"]);
     let socket = root.join("agent.sock");
-    let (agent, _) = spawn(
+    let (agent, _) = spawn_in(
         root,
         &[
             "agent",

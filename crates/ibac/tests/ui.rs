@@ -127,6 +127,11 @@ async fn wait_page(
     panic!("timed out waiting until {what}");
 }
 
+/// The text of the element `locator` finds.
+async fn text_of(browser: &Client, locator: Locator<'_>) -> String {
+    browser.find(locator).await.unwrap().text().await.unwrap()
+}
+
 /// Clicks the element `css` finds; the picture is replaced when the
 /// control plane reports a change, so a click that finds the element gone
 /// finds it again.
@@ -204,13 +209,7 @@ async fn the_access_graph_follows_the_tutorial_live() {
         .goto(&format!("http://127.0.0.1:{ui}/"))
         .await
         .unwrap();
-    let text = browser
-        .find(Locator::Css("body"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = text_of(&browser, Locator::Css("body")).await;
     assert!(text.contains("Open the link"), "{text}");
 
     // With the link `ibac up` printed: the page, and the token leaves the address bar.
@@ -317,8 +316,7 @@ async fn the_access_graph_follows_the_tutorial_live() {
     // 4. Details: click the rogue, then its call; the panel explains and
     //    offers the ClientIntents that would declare it.
     click(&browser, &format!("g.node[data-id='rogue.{NS}']")).await;
-    let panel = browser.find(Locator::Id("details")).await.unwrap();
-    let text = panel.text().await.unwrap();
+    let text = text_of(&browser, Locator::Id("details")).await;
     assert!(text.contains("some calls are blocked now"), "{text}");
     browser
         .find(Locator::Css("#details button.link"))
@@ -327,13 +325,7 @@ async fn the_access_graph_follows_the_tutorial_live() {
         .click()
         .await
         .unwrap();
-    let text = browser
-        .find(Locator::Id("details"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = text_of(&browser, Locator::Id("details")).await;
     assert!(text.contains(&format!("rogue.{NS} → {CATALOG}")), "{text}");
     assert!(
         text.contains("blocked") && text.contains("discovered"),
@@ -343,13 +335,7 @@ async fn the_access_graph_follows_the_tutorial_live() {
         text.contains("Intents that allow it") && text.contains("none"),
         "{text}"
     );
-    let suggestion = browser
-        .find(Locator::Css("pre.suggestion"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let suggestion = text_of(&browser, Locator::Css("pre.suggestion")).await;
     assert!(
         suggestion.contains("kind: ClientIntents") && suggestion.contains("name: rogue"),
         "{suggestion}"

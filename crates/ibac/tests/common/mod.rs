@@ -1,5 +1,5 @@
 //! What the end-to-end tests share: the `ibac` binary, processes that are
-//! stopped however a test ends, the demo's CLI, and polling.
+//! stopped however a test ends, the demo's CLI, a minimal app, and polling.
 
 #![allow(
     clippy::unwrap_used,
@@ -9,8 +9,9 @@
     dead_code
 )]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -20,6 +21,159 @@ pub const CATALOG: &str = "productcatalogservice.otterize-ecom-demo";
 
 pub fn ibac() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ibac"))
+}
+
+/// `ibac` run in `dir`, away from any CA the environment names: the CA of a
+/// test is the one `ibac ca init` makes there.
+pub fn ibac_at(dir: &Path) -> Command {
+    let mut command = ibac();
+    command.current_dir(dir).env_remove("IBAC_CA_DIR");
+    command
+}
+
+/// Runs `ibac args` in `dir` and returns what it printed; the test fails,
+/// with both outputs, if it does.
+pub fn ok_in(dir: &Path, args: &[&str]) -> String {
+    stdout_of(ibac_at(dir).args(args))
+}
+
+/// Runs `command` and returns what it printed; the test fails, with both
+/// outputs, if it does.
+pub fn stdout_of(command: &mut Command) -> String {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A child process that is killed when the test ends, however it ends.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a long-running `ibac` in `dir` with its output to be read line by
+/// line; keep the reader while the process should be able to print.
+pub fn spawn_piped(dir: &Path, args: &[&str]) -> (Guard, BufReader<ChildStdout>) {
+    let mut child = ibac_at(dir)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    (Guard(child), out)
+}
+
+pub fn first_line(out: &mut BufReader<ChildStdout>) -> String {
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    line
+}
+
+/// Starts a long-running `ibac` in `dir` and returns it with the first line
+/// it printed (where it serves, for the servers).
+pub fn spawn_in(dir: &Path, args: &[&str]) -> (Guard, String) {
+    let (guard, mut out) = spawn_piped(dir, args);
+    let line = first_line(&mut out);
+    (guard, line)
+}
+
+/// `ibac ca init` in `root`, with `init` as further arguments, and the
+/// issuer `ibac ca serve` then runs: the process and its URL.
+pub fn start_issuer(root: &Path, init: &[&str]) -> (Guard, String) {
+    let mut args = vec!["ca", "init"];
+    args.extend_from_slice(init);
+    ok_in(root, &args);
+    let (issuer, banner) = spawn_in(root, &["ca", "serve", "--listen", "127.0.0.1:0"]);
+    let url = banner.split_whitespace().last().unwrap().to_string();
+    (issuer, url)
+}
+
+/// The proxy of api.shop, joined through the issuer at `issuer`: it listens
+/// on `inbound` in front of the app on `app` and enforces `policy/` of
+/// `root`, with `extra` as further arguments.
+pub fn start_api_proxy(root: &Path, issuer: &str, inbound: u16, app: u16, extra: &[&str]) -> Guard {
+    let token = ok_in(root, &["ca", "token", "api.shop"]);
+    let listen = format!("127.0.0.1:{inbound}");
+    let app = format!("127.0.0.1:{app}");
+    let mut args = vec![
+        "proxy",
+        "--issuer",
+        issuer,
+        "--identity-dir",
+        "api-id",
+        "--token",
+        token.trim(),
+        "--listen",
+        &listen,
+        "--app",
+        &app,
+        "--policy",
+        "policy",
+    ];
+    args.extend_from_slice(extra);
+    spawn_in(root, &args).0
+}
+
+/// web.shop may GET /orders/* of api.shop, which is protected.
+pub const WEB_GETS_ORDERS: &str = "apiVersion: k8s.otterize.com/v2beta1
+kind: ClientIntents
+metadata: {name: web, namespace: shop}
+spec:
+  workload: {name: web}
+  targets:
+  - kubernetes: {name: api, http: [{path: /orders/*, methods: [GET]}]}
+---
+apiVersion: k8s.otterize.com/v2beta1
+kind: ProtectedService
+metadata: {name: api, namespace: shop}
+spec: {name: api}
+";
+
+/// Writes [`WEB_GETS_ORDERS`] as `policy/intents.yaml` in `root`.
+pub fn write_web_gets_orders(root: &Path) {
+    std::fs::create_dir(root.join("policy")).unwrap();
+    std::fs::write(root.join("policy/intents.yaml"), WEB_GETS_ORDERS).unwrap();
+}
+
+/// A minimal app: answers every request with 200, the path and the caller's
+/// SPIFFE ID as the proxy in front of it passed it on (`none` without one).
+pub fn app() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 4096];
+                let n = stream.read(&mut buf).unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]);
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let peer = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("x-ibac-peer-id: "))
+                    .unwrap_or("none")
+                    .to_string();
+                let body = format!("{path} {peer}");
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    port
 }
 
 pub fn free_port() -> u16 {
@@ -65,24 +219,22 @@ pub struct Demo {
 }
 
 impl Demo {
-    pub fn cli(&self, args: &[&str]) -> Output {
-        ibac()
+    /// `ibac args` pointed at this demo's data and control plane.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = ibac();
+        command
             .args(args)
             .env("IBAC_DATA_DIR", &self.dir)
-            .env("IBAC_CONTROL", &self.url)
-            .output()
-            .unwrap()
+            .env("IBAC_CONTROL", &self.url);
+        command
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "ibac {args:?}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        stdout_of(&mut self.command(args))
     }
 
     pub fn json(&self, args: &[&str]) -> Value {
@@ -93,16 +245,22 @@ impl Demo {
         self.json(&["get", "graph", "-o", "json"])
     }
 
+    /// Every workload as `ibac get workloads` lists it.
+    pub fn workloads(&self) -> Value {
+        self.json(&["get", "workloads", "-o", "json"])
+    }
+
     pub fn app_port(&self, workload: &str) -> u16 {
-        let workloads = self.json(&["get", "workloads", "-o", "json"]);
-        workloads
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|w| w["id"] == workload)
+        let workloads = self.workloads();
+        find_workload(&workloads, workload)
             .and_then(|w| w["appPort"].as_u64())
             .unwrap_or_else(|| panic!("{workload} has no app port: {workloads}")) as u16
     }
+}
+
+/// The workload `id` in a list of [`Demo::workloads`].
+pub fn find_workload<'a>(workloads: &'a Value, id: &str) -> Option<&'a Value> {
+    workloads.as_array().unwrap().iter().find(|w| w["id"] == id)
 }
 
 pub fn stats(port: u16) -> Value {
