@@ -73,6 +73,8 @@ pub struct Metrics {
     pub write_errors: Family<EnforcerLabel, Counter>,
     /// Servers and clients rendered, per enforcer.
     pub subjects_rendered: Family<EnforcerLabel, Counter>,
+    /// Objects ibac wrote that someone else deleted or changed, written again.
+    pub drift_corrections: Family<EnforcerLabel, Counter>,
     /// Servers and clients waiting to be written, per enforcer.
     pub queue_depth: Family<EnforcerLabel, Gauge>,
     /// Batches of watch events the index has worked through.
@@ -132,6 +134,7 @@ impl Metrics {
         let writes_skipped = Family::<EnforcerLabel, Counter>::default();
         let write_errors = Family::<EnforcerLabel, Counter>::default();
         let subjects_rendered = Family::<EnforcerLabel, Counter>::default();
+        let drift_corrections = Family::<EnforcerLabel, Counter>::default();
         let queue_depth = Family::<EnforcerLabel, Gauge>::default();
         let index_batches = Counter::default();
         let status_writes = Counter::default();
@@ -160,6 +163,11 @@ impl Metrics {
             "subjects_rendered",
             "Servers and clients rendered",
             subjects_rendered.clone(),
+        );
+        registry.register(
+            "drift_corrections",
+            "Objects ibac wrote that someone else deleted or changed, written again",
+            drift_corrections.clone(),
         );
         registry.register(
             "queue_depth",
@@ -193,6 +201,7 @@ impl Metrics {
             writes_skipped,
             write_errors,
             subjects_rendered,
+            drift_corrections,
             queue_depth,
             index_batches,
             status_writes,

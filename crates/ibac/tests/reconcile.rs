@@ -399,6 +399,33 @@ fn the_otterize_tutorial_with_kubectl() {
         "{events}"
     );
 
+    // Drift: a policy deleted or opened by hand is written again at once.
+    let name = format!("ibac-ingress-{CATALOG}");
+    cluster
+        .kubectl(&["delete", "networkpolicy", &name, "-n", NS])
+        .unwrap();
+    operator.wait("the deleted policy is back", || {
+        (evaluated(cluster, CATALOG).0 == set(&declared)).then_some(())
+    });
+    cluster
+        .kubectl(&[
+            "patch",
+            "networkpolicy",
+            &name,
+            "-n",
+            NS,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"ingress":[{}]}}"#,
+        ])
+        .unwrap();
+    operator.wait("the opened policy is closed again", || {
+        let callers = evaluated(cluster, CATALOG).0;
+        (callers == set(&declared)).then_some(())
+    });
+    assert!(operator.metric("ibac_operator_drift_corrections_total") >= 2.0);
+
     // defaultActive: every server of the demo gets its policy; the catalog's,
     // already right, is not written again.
     let before = versions(cluster, NS);

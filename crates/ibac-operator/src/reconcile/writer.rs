@@ -8,16 +8,19 @@
 //! What it wrote is recognised by two annotations: `ibac.dev/subject` (whose
 //! objects they are) and `ibac.dev/hash` (a digest of what was written), so a
 //! restarted operator skips writes that would change nothing and prunes what
-//! an earlier run left behind.
+//! an earlier run left behind. It also watches those objects: one deleted or
+//! changed by someone else is written again at once (drift).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::{WatchStreamExt as _, watcher};
 use ring::digest::{SHA256, digest};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -70,6 +73,10 @@ pub struct Report {
 struct Existing {
     subject: Option<Subject>,
     hash: String,
+    /// Its spec as the API server returned it after ibac's write (or as
+    /// listed at start); a spec seen later that differs was changed by
+    /// someone else.
+    written: Option<Value>,
 }
 
 /// The writer of one enforcer.
@@ -138,8 +145,23 @@ impl Writer {
         self.check_installed().await;
         let mut retry = tokio::time::interval(Duration::from_secs(5));
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut own = None;
         loop {
+            if own.is_none() && self.installed {
+                own = Some(self.watch_own());
+            }
+            let next_own = async {
+                match own.as_mut() {
+                    Some(events) => events.next().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                event = next_own => {
+                    if let Some(event) = event {
+                        self.drift(event);
+                    }
+                }
                 batch = batches.recv() => {
                     let Some(batch) = batch else { return };
                     self.take(batch);
@@ -161,6 +183,67 @@ impl Writer {
                 }
             }
             self.turn().await;
+        }
+    }
+
+    /// The objects ibac wrote, as the API server changes them.
+    fn watch_own(&self) -> futures_util::stream::BoxStream<'static, watcher::Event<DynamicObject>> {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &self.resource);
+        let config = watcher::Config::default().labels(&format!(
+            "{}={}",
+            crate::crd::MANAGED_BY.0,
+            crate::crd::MANAGED_BY.1
+        ));
+        watcher(api, config)
+            .default_backoff()
+            .filter_map(|event| async move { event.ok() })
+            .boxed()
+    }
+
+    /// An object ibac wrote was deleted, or its spec changed, by someone
+    /// else: its subject is written again.
+    fn drift(&mut self, event: watcher::Event<DynamicObject>) {
+        let (object, deleted) = match event {
+            watcher::Event::Apply(o) | watcher::Event::InitApply(o) => (o, false),
+            watcher::Event::Delete(o) => (o, true),
+            watcher::Event::Init | watcher::Event::InitDone => return,
+        };
+        let key = (
+            object.metadata.namespace.clone().unwrap_or_default(),
+            object.metadata.name.clone().unwrap_or_default(),
+        );
+        let Some(existing) = self.existing.get_mut(&key) else {
+            return;
+        };
+        let changed = deleted
+            || existing
+                .written
+                .as_ref()
+                .is_some_and(|spec| object.data.get("spec") != Some(spec));
+        if !changed {
+            return;
+        }
+        let Some(subject) = existing.subject.clone() else {
+            return;
+        };
+        tracing::warn!(
+            enforcer = self.enforcer.name(),
+            object = %format!("{}/{}", key.0, key.1),
+            "{} by someone else; ibac writes it again",
+            if deleted { "deleted" } else { "changed" }
+        );
+        if deleted {
+            self.existing.remove(&key);
+        } else {
+            // Never skipped as unchanged: the hash no longer says what is there.
+            existing.hash.clear();
+        }
+        self.metrics
+            .drift_corrections
+            .get_or_create(&self.label())
+            .inc();
+        if self.desired.contains_key(&subject) {
+            self.dirty.insert(subject);
         }
     }
 
@@ -202,6 +285,8 @@ impl Writer {
                                 .get(HASH_ANNOTATION)
                                 .cloned()
                                 .unwrap_or_default(),
+                            // Taken as ibac's: a later change is someone else's.
+                            written: object.data.get("spec").cloned(),
                         },
                     );
                 }
@@ -371,6 +456,7 @@ impl Writer {
                         Existing {
                             subject: Some(subject.clone()),
                             hash,
+                            written: written.data.get("spec").cloned(),
                         },
                     );
                     let reason = if created { "Created" } else { "Updated" };
