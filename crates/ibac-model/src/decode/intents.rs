@@ -32,11 +32,64 @@ pub(super) fn read(
     spec: &Node,
     cx: &DocContext,
 ) -> Option<(WorkloadRef, Vec<Target>)> {
-    if cx.format.is_v1() {
-        read_v1(reader, spec, cx)
-    } else {
-        read_v2(reader, spec, cx)
-    }
+    let shape = if cx.format.is_v1() { &V1 } else { &V2 };
+    read_shape(reader, spec, cx, shape)
+}
+
+/// Where one shape of ClientIntents keeps its client and what it calls.
+struct Shape {
+    /// The client's field (`workload`, v1: `service`).
+    client: &'static str,
+    /// The list of what it calls (`targets`, v1: `calls`).
+    calls: &'static str,
+    /// Both, the spec's only fields.
+    keys: &'static [&'static str],
+    /// That list, as its errors name it.
+    list: &'static str,
+    /// A hint for the other shape's fields.
+    hint: fn(&str) -> Option<String>,
+    /// Reads one item of the list.
+    item: fn(&mut Reader<'_>, &Node, &DocContext) -> Option<Target>,
+}
+
+const V2: Shape = Shape {
+    client: "workload",
+    calls: "targets",
+    keys: &["workload", "targets"],
+    list: "a list of targets",
+    hint: v1_hint,
+    item: read_target,
+};
+
+const V1: Shape = Shape {
+    client: "service",
+    calls: "calls",
+    keys: &["service", "calls"],
+    list: "a list of calls",
+    hint: v2_hint,
+    item: read_call_v1,
+};
+
+fn read_shape(
+    reader: &mut Reader<'_>,
+    spec: &Node,
+    cx: &DocContext,
+    shape: &Shape,
+) -> Option<(WorkloadRef, Vec<Target>)> {
+    let fields = reader.map_with(spec, "ClientIntents spec", shape.keys, shape.hint)?;
+    let workload = fields
+        .required(reader, shape.client)
+        .and_then(|node| read_workload(reader, node, cx, shape.client));
+    let targets = fields.required(reader, shape.calls).and_then(|node| {
+        let items = reader.list(node, shape.list)?;
+        let before = reader.error_count();
+        let targets: Vec<Target> = items
+            .iter()
+            .filter_map(|t| (shape.item)(reader, t, cx))
+            .collect();
+        (reader.error_count() == before).then_some(targets)
+    });
+    Some((workload?, targets?))
 }
 
 fn v1_hint(field: &str) -> Option<String> {
@@ -46,32 +99,6 @@ fn v1_hint(field: &str) -> Option<String> {
         )),
         _ => None,
     }
-}
-
-fn read_v2(
-    reader: &mut Reader<'_>,
-    spec: &Node,
-    cx: &DocContext,
-) -> Option<(WorkloadRef, Vec<Target>)> {
-    let fields = reader.map_with(
-        spec,
-        "ClientIntents spec",
-        &["workload", "targets"],
-        v1_hint,
-    )?;
-    let workload = fields
-        .required(reader, "workload")
-        .and_then(|node| read_workload(reader, node, cx, "workload"));
-    let targets = fields.required(reader, "targets").and_then(|node| {
-        let items = reader.list(node, "a list of targets")?;
-        let before = reader.error_count();
-        let targets: Vec<Target> = items
-            .iter()
-            .filter_map(|t| read_target(reader, t, cx))
-            .collect();
-        (reader.error_count() == before).then_some(targets)
-    });
-    Some((workload?, targets?))
 }
 
 /// `workload: {name, kind}` (v2) or `service: {name, kind}` (v1) of the client.
@@ -672,27 +699,6 @@ fn v2_hint(field: &str) -> Option<String> {
         )),
         _ => None,
     }
-}
-
-fn read_v1(
-    reader: &mut Reader<'_>,
-    spec: &Node,
-    cx: &DocContext,
-) -> Option<(WorkloadRef, Vec<Target>)> {
-    let fields = reader.map_with(spec, "ClientIntents spec", &["service", "calls"], v2_hint)?;
-    let workload = fields
-        .required(reader, "service")
-        .and_then(|node| read_workload(reader, node, cx, "service"));
-    let targets = fields.required(reader, "calls").and_then(|node| {
-        let items = reader.list(node, "a list of calls")?;
-        let before = reader.error_count();
-        let targets: Vec<Target> = items
-            .iter()
-            .filter_map(|c| read_call_v1(reader, c, cx))
-            .collect();
-        (reader.error_count() == before).then_some(targets)
-    });
-    Some((workload?, targets?))
 }
 
 /// Which fields each v1 call type may carry besides name, kind and type.
