@@ -358,6 +358,26 @@ impl Reader<'_> {
         }
     }
 
+    /// A Deployment, StatefulSet or DaemonSet.
+    fn add_templated<T: objects::Templated>(
+        &mut self,
+        value: Value,
+        place: &Place<'_>,
+        at: &Location,
+    ) {
+        if let Some(object) = self.parse::<T>(value, place, T::KIND) {
+            let ns = self.options.default_namespace.to_string();
+            match objects::templated(&object, &ns, at.clone()) {
+                Ok(w) => {
+                    self.facts
+                        .workloads
+                        .insert((w.id.clone(), T::KIND.to_string()), w);
+                }
+                Err(e) => self.report(&e, at),
+            }
+        }
+    }
+
     /// Reads `value` as a Kubernetes object; a field that does not fit is
     /// reported where it was written.
     fn parse<T: serde::de::DeserializeOwned>(
@@ -428,42 +448,9 @@ impl Reader<'_> {
                     self.facts.namespaces.insert(name, labels);
                 }
             }
-            ("apps/v1", "Deployment") => {
-                if let Some(d) = self.parse::<Deployment>(value, place, &kind) {
-                    let spec = Some(&d.spec);
-                    self.add_workload(
-                        "Deployment",
-                        &d.metadata,
-                        spec.map(|s| &s.selector),
-                        spec.map(|s| &s.template),
-                        at,
-                    );
-                }
-            }
-            ("apps/v1", "StatefulSet") => {
-                if let Some(d) = self.parse::<StatefulSet>(value, place, &kind) {
-                    let spec = Some(&d.spec);
-                    self.add_workload(
-                        "StatefulSet",
-                        &d.metadata,
-                        spec.map(|s| &s.selector),
-                        spec.map(|s| &s.template),
-                        at,
-                    );
-                }
-            }
-            ("apps/v1", "DaemonSet") => {
-                if let Some(d) = self.parse::<DaemonSet>(value, place, &kind) {
-                    let spec = Some(&d.spec);
-                    self.add_workload(
-                        "DaemonSet",
-                        &d.metadata,
-                        spec.map(|s| &s.selector),
-                        spec.map(|s| &s.template),
-                        at,
-                    );
-                }
-            }
+            ("apps/v1", "Deployment") => self.add_templated::<Deployment>(value, place, at),
+            ("apps/v1", "StatefulSet") => self.add_templated::<StatefulSet>(value, place, at),
+            ("apps/v1", "DaemonSet") => self.add_templated::<DaemonSet>(value, place, at),
             ("apps/v1", "ReplicaSet") => {
                 if let Some(d) = self.parse::<ReplicaSet>(value, place, &kind) {
                     let ns = self.namespace(&d.metadata);

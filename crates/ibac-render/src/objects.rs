@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 
 use ibac_model::{Location, Name, Namespace, WorkloadId};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, PodSpec, PodTemplateSpec, Service as K8sService};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -215,6 +216,45 @@ pub fn workload(
             .map_or(Ok(Vec::new()), |text| called_by(text)),
         at,
     })
+}
+
+/// The workload kinds whose pods come from a template under the object's own
+/// selector, and never from an owner: each is a workload.
+pub trait Templated: serde::de::DeserializeOwned {
+    /// The kind.
+    const KIND: &'static str;
+    /// Its metadata, selector and pod template.
+    fn parts(&self) -> (&ObjectMeta, &LabelSelector, &PodTemplateSpec);
+}
+
+macro_rules! templated {
+    ($($kind:ident),*) => {
+        $(impl Templated for $kind {
+            const KIND: &'static str = stringify!($kind);
+            fn parts(&self) -> (&ObjectMeta, &LabelSelector, &PodTemplateSpec) {
+                (&self.metadata, &self.spec.selector, &self.spec.template)
+            }
+        })*
+    };
+}
+
+templated!(Deployment, StatefulSet, DaemonSet);
+
+/// A Deployment, StatefulSet or DaemonSet as a workload.
+pub fn templated<T: Templated>(
+    object: &T,
+    default_namespace: &str,
+    at: Location,
+) -> Result<Workload, ObjectError> {
+    let (meta, selector, template) = object.parts();
+    workload(
+        T::KIND,
+        meta,
+        Some(selector),
+        Some(template),
+        default_namespace,
+        at,
+    )
 }
 
 /// A pod without an owner is a workload of its own, selected by its labels.

@@ -5,7 +5,7 @@
 
 use ibac_model::Location;
 use ibac_render::facts::ClusterObject;
-use ibac_render::objects;
+use ibac_render::objects::{self, Templated as _};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
@@ -125,24 +125,18 @@ impl Index {
                     }],
                 )
             }
-            Watched::Deployment(d) => workload(
-                "Deployment",
-                &d.metadata,
-                Some(&d.spec.selector),
-                Some(&d.spec.template),
-            ),
-            Watched::StatefulSet(d) => workload(
-                "StatefulSet",
-                &d.metadata,
-                Some(&d.spec.selector),
-                Some(&d.spec.template),
-            ),
-            Watched::DaemonSet(d) => workload(
-                "DaemonSet",
-                &d.metadata,
-                Some(&d.spec.selector),
-                Some(&d.spec.template),
-            ),
+            Watched::Deployment(d) => {
+                let (meta, selector, template) = d.parts();
+                workload(Deployment::KIND, meta, Some(selector), Some(template))
+            }
+            Watched::StatefulSet(d) => {
+                let (meta, selector, template) = d.parts();
+                workload(StatefulSet::KIND, meta, Some(selector), Some(template))
+            }
+            Watched::DaemonSet(d) => {
+                let (meta, selector, template) = d.parts();
+                workload(DaemonSet::KIND, meta, Some(selector), Some(template))
+            }
             Watched::ReplicaSet(d) => match objects::owner(&d.metadata, &["Deployment"]) {
                 Some((_, owner)) => self.owned(key, "ReplicaSet", owner),
                 None => workload(
