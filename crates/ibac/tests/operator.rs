@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "common/release.rs"]
+mod release;
 
 use std::process::{Child, Stdio};
 use std::sync::Mutex;
@@ -40,19 +42,7 @@ impl Operator {
     fn start_with(cluster: &Cluster, name: &str, args: &[String]) -> Operator {
         let port = free_port().unwrap();
         let log = cluster.dir().join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).unwrap();
-        let child = ibac()
-            .args(["operator", "--log", "info", "--kubeconfig"])
-            .arg(cluster.kubeconfig())
-            .arg("--admin-addr")
-            .arg(format!("127.0.0.1:{port}"))
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
+        let child = release::spawn_operator(cluster.kubeconfig(), port, args, &log);
         Operator { child, port, log }
     }
 

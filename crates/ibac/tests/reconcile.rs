@@ -81,6 +81,13 @@ fn condition(object: &Value, type_: &str) -> Option<(String, String, String)> {
         })
 }
 
+fn protected_service(cluster: &Cluster, name: &str) -> Value {
+    json(
+        cluster,
+        &["get", "protectedservice.k8s.otterize.com", name, "-n", NS],
+    )
+}
+
 fn intents(cluster: &Cluster, name: &str) -> Value {
     json(
         cluster,
@@ -324,16 +331,7 @@ fn the_otterize_tutorial_with_kubectl() {
         .kubectl(&["apply", "-f", &demo("productcatalogservice-protected.yaml")])
         .unwrap();
     let protected = operator.wait("the ProtectedService says protected", || {
-        let object = json(
-            cluster,
-            &[
-                "get",
-                "protectedservice.k8s.otterize.com",
-                CATALOG,
-                "-n",
-                NS,
-            ],
-        );
+        let object = protected_service(cluster, CATALOG);
         (object["status"]["enforcedBy"] == serde_json::json!(["NetworkPolicy"])).then_some(object)
     });
     assert_eq!(protected["status"]["protected"], true, "{protected:#}");
@@ -586,16 +584,7 @@ fn the_otterize_tutorial_with_kubectl() {
         );
     }
     operator.wait("the ProtectedService is enforced by both", || {
-        let object = json(
-            cluster,
-            &[
-                "get",
-                "protectedservice.k8s.otterize.com",
-                CATALOG,
-                "-n",
-                NS,
-            ],
-        );
+        let object = protected_service(cluster, CATALOG);
         (object["status"]["enforcedBy"] == serde_json::json!(["NetworkPolicy", "Istio"]))
             .then_some(())
     });
@@ -696,16 +685,7 @@ fn the_otterize_tutorial_with_kubectl() {
         ),
     );
     let (_, _, why) = operator.wait("the ProtectedService says why", || {
-        let object = json(
-            cluster,
-            &[
-                "get",
-                "protectedservice.k8s.otterize.com",
-                "adservice",
-                "-n",
-                NS,
-            ],
-        );
+        let object = protected_service(cluster, "adservice");
         condition(&object, "NetworkPolicy")
             .filter(|(status, reason, _)| status == "False" && reason == "Error")
     });
@@ -723,16 +703,7 @@ fn the_otterize_tutorial_with_kubectl() {
         .kubectl(&["delete", "deployment", "adservice-canary", "-n", NS])
         .unwrap();
     operator.wait("adservice is enforced again", || {
-        let object = json(
-            cluster,
-            &[
-                "get",
-                "protectedservice.k8s.otterize.com",
-                "adservice",
-                "-n",
-                NS,
-            ],
-        );
+        let object = protected_service(cluster, "adservice");
         condition(&object, "NetworkPolicy").filter(|(_, reason, _)| reason == "Enforced")
     });
 }

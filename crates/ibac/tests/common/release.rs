@@ -17,6 +17,28 @@ pub fn chart() -> String {
         .to_string()
 }
 
+/// `ibac operator` with `kubeconfig`, its admin port on `admin`, more
+/// `args`, its output in `log`.
+pub fn spawn_operator(
+    kubeconfig: &std::path::Path,
+    admin: u16,
+    args: &[String],
+    log: &std::path::Path,
+) -> Child {
+    let out = std::fs::File::create(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_ibac"))
+        .args(["operator", "--log", "info", "--kubeconfig"])
+        .arg(kubeconfig)
+        .args(["--admin-addr", &format!("127.0.0.1:{admin}")])
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap()
+}
+
 /// A release and its operator.
 pub struct Release<'c> {
     cluster: &'c Cluster,
@@ -58,20 +80,19 @@ impl<'c> Release<'c> {
         std::fs::write(&kubeconfig, cluster.kubeconfig_for_token(&token).unwrap()).unwrap();
         let admin = free_port().unwrap();
         let log = dir.path().join("operator.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ibac"))
-            .args(["operator", "--log", "info", "--kubeconfig"])
-            .arg(&kubeconfig)
-            .args(["--admin-addr", &format!("127.0.0.1:{admin}")])
-            .args(["--webhook-addr", &format!("127.0.0.1:{webhook}")])
-            .args(["--webhook-url", &url])
-            .args(["--operator-namespace", namespace])
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
+        let child = spawn_operator(
+            &kubeconfig,
+            admin,
+            &[
+                "--webhook-addr".to_owned(),
+                format!("127.0.0.1:{webhook}"),
+                "--webhook-url".to_owned(),
+                url,
+                "--operator-namespace".to_owned(),
+                namespace.to_owned(),
+            ],
+            &log,
+        );
         Release {
             cluster,
             namespace: namespace.to_owned(),
