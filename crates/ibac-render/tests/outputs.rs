@@ -57,6 +57,15 @@ fn demo_docs(extra: &[&str]) -> Vec<Document> {
     docs
 }
 
+/// An Otterize ClientIntents document of `name` in namespace `shop`, its
+/// `targets:` list continued by `targets` (which starts on a new line): the
+/// tests differ only in the targets.
+fn client_intents(name: &str, targets: &str) -> String {
+    format!(
+        "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {{name: {name}, namespace: shop}}\nspec:\n  workload: {{name: {name}}}\n  targets:{targets}"
+    )
+}
+
 /// Cluster facts read from the given manifests, as one file.
 fn cluster_facts(manifests: &[String]) -> ClusterFacts {
     ClusterFacts::read(
@@ -244,13 +253,9 @@ fn demo_kafka_acls() {
 
 #[test]
 fn sql_grants_in_both_dialects() {
-    let docs = docs_from(&["
-apiVersion: k8s.otterize.com/v2beta1
-kind: ClientIntents
-metadata: {name: checkoutservice, namespace: shop}
-spec:
-  workload: {name: checkoutservice}
-  targets:
+    let client = client_intents(
+        "checkoutservice",
+        "
   - sql:
       name: orders-db
       privileges:
@@ -259,8 +264,11 @@ spec:
   - sql:
       name: legacy
       privileges:
-      - {databaseName: crm, table: customers, operations: [SELECT]}
----
+      - {databaseName: crm, table: customers, operations: [SELECT]}",
+    );
+    let docs = docs_from(&[
+        &client,
+        "
 apiVersion: k8s.otterize.com/v2beta1
 kind: PostgreSQLServerConfig
 metadata: {name: orders-db, namespace: shop}
@@ -270,7 +278,8 @@ apiVersion: k8s.otterize.com/v2beta1
 kind: MySQLServerConfig
 metadata: {name: legacy, namespace: shop}
 spec: {address: 'legacy.shop:3306', credentials: {username: admin, password: secret}}
-"]);
+",
+    ]);
     let (policy, errors) = Policy::build(docs, &ibac_policy::NoFacts);
     assert!(errors.is_empty());
     let rendered = render_sql(&policy);
@@ -285,25 +294,25 @@ spec: {address: 'legacy.shop:3306', credentials: {username: admin, password: sec
 
 #[test]
 fn empty_sql_operations_are_refused_never_granted_as_all() {
-    let docs = docs_from(&["
-apiVersion: k8s.otterize.com/v2beta1
-kind: ClientIntents
-metadata: {name: web, namespace: shop}
-spec:
-  workload: {name: web}
-  targets:
-  - sql: {name: db, privileges: [{databaseName: shop, table: orders}, {databaseName: shop, table: items, operations: [SELECT]}]}
----
+    let client = client_intents(
+        "web",
+        "
+  - sql: {name: db, privileges: [{databaseName: shop, table: orders}, {databaseName: shop, table: items, operations: [SELECT]}]}",
+    );
+    let docs = docs_from(&[
+        &client,
+        "
 apiVersion: k8s.otterize.com/v2beta1
 kind: PostgreSQLServerConfig
 metadata: {name: db, namespace: shop}
 spec: {address: 'db:5432', credentials: {secretRef: {name: s}}}
-"]);
+",
+    ]);
     let (policy, _) = Policy::build(docs, &ibac_policy::NoFacts);
     let rendered = render_sql(&policy);
     assert_eq!(
         rendered.skipped[0].to_string(),
-        "doc0.yaml:8:34: operations are empty; ibac never grants ALL unless written: list the operations, or ALL (skipped)"
+        "doc0.yaml:7:34: operations are empty; ibac never grants ALL unless written: list the operations, or ALL (skipped)"
     );
     let statements = rendered.objects[0].statements.join("\n");
     assert!(statements.contains("\"items\""), "{statements}");
@@ -319,8 +328,11 @@ fn sql_targets_find_their_server_config_by_name_in_any_namespace() {
         )
     };
     let client = |target: &str| {
-        format!(
-            "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {{name: web, namespace: shop}}\nspec:\n  workload: {{name: web}}\n  targets:\n  - sql: {{name: {target}, privileges: [{{databaseName: shop, operations: [SELECT]}}]}}\n"
+        client_intents(
+            "web",
+            &format!(
+                "\n  - sql: {{name: {target}, privileges: [{{databaseName: shop, operations: [SELECT]}}]}}\n"
+            ),
         )
     };
     let render = |texts: &[String]| {
@@ -415,16 +427,13 @@ fn unknown_and_ambiguous_references_are_reported() {
             Some(CONTAINER),
         ),
     ]);
-    let docs = docs_from(&["
-apiVersion: k8s.otterize.com/v2beta1
-kind: ClientIntents
-metadata: {name: web, namespace: shop}
-spec:
-  workload: {name: web}
-  targets:
+    let docs = docs_from(&[&client_intents(
+        "web",
+        "
   - kubernetes: {name: api}
   - service: {name: nowhere}
-"]);
+",
+    )]);
     let (_, errors) = Policy::build(docs, &facts);
     let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
     assert!(

@@ -167,7 +167,7 @@ fn peers_match(
 
 /// Whether the policies of one direction (`kind`, Ingress or Egress) that
 /// select `pod` let the connection through: some rule of one of them, as the
-/// `(peers, ports)` pairs `rules` gives for a spec, matches `peer` and the
+/// `(peers, ports)` pairs of [`rules_of`], matches `peer` and the
 /// destination port. A pod no policy of that direction selects is not
 /// isolated in it. Ingress and egress differ only in which pod is selected and
 /// which one the peers must match, so one walk serves both.
@@ -177,7 +177,6 @@ fn direction_allows(
     (pod, peer): (&Pod, &Pod),
     namespaces: &BTreeMap<String, Labels>,
     (dest, port, protocol): (&Pod, u16, &str),
-    rules: impl Fn(&NetworkPolicySpec) -> Rules<'_>,
 ) -> bool {
     let selecting: Vec<&NetworkPolicy> = policies
         .iter()
@@ -186,7 +185,7 @@ fn direction_allows(
     selecting.is_empty()
         || selecting.iter().any(|p| {
             let ns = p.metadata.namespace.as_deref().unwrap();
-            rules(p.spec.as_ref().unwrap())
+            rules_of(p.spec.as_ref().unwrap(), kind)
                 .into_iter()
                 .any(|(peers, ports)| {
                     peers_match(peers, ns, peer, namespaces)
@@ -201,6 +200,18 @@ type Rules<'a> = Vec<(
     Option<&'a Vec<NetworkPolicyPort>>,
 )>;
 
+/// The rules of the `kind` direction of a spec: ingress rules name their
+/// peers `from`, egress rules `to`.
+fn rules_of<'a>(spec: &'a NetworkPolicySpec, kind: &str) -> Rules<'a> {
+    if kind == "Ingress" {
+        let rules = spec.ingress.iter().flatten();
+        rules.map(|r| (r.from.as_ref(), r.ports.as_ref())).collect()
+    } else {
+        let rules = spec.egress.iter().flatten();
+        rules.map(|r| (r.to.as_ref(), r.ports.as_ref())).collect()
+    }
+}
+
 /// Whether traffic from `from` to `to` on `port`/`protocol` is allowed: the
 /// destination's ingress and the source's egress must both allow it, each
 /// allowing everything unless some policy of that type selects the pod.
@@ -213,21 +224,8 @@ pub fn allowed(
     protocol: &str,
 ) -> bool {
     let dest = (to, port, protocol);
-    let ingress_ok = direction_allows(policies, "Ingress", (to, from), namespaces, dest, |s| {
-        s.ingress
-            .iter()
-            .flatten()
-            .map(|r| (r.from.as_ref(), r.ports.as_ref()))
-            .collect()
-    });
-    let egress_ok = direction_allows(policies, "Egress", (from, to), namespaces, dest, |s| {
-        s.egress
-            .iter()
-            .flatten()
-            .map(|r| (r.to.as_ref(), r.ports.as_ref()))
-            .collect()
-    });
-    ingress_ok && egress_ok
+    direction_allows(policies, "Ingress", (to, from), namespaces, dest)
+        && direction_allows(policies, "Egress", (from, to), namespaces, dest)
 }
 
 /// The container the fixtures' pods run when nothing about it matters.
