@@ -1,7 +1,7 @@
 //! The rules of DESIGN.md "Semantics", one behaviour per test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use ibac_model::fixtures::{id, intents, protected, settings};
+use ibac_model::fixtures::{IntentsBuilder, id, intents, protected, settings};
 use ibac_model::http::{Method, RequestMethod, normalize};
 use ibac_model::kafka::KafkaOperation;
 use ibac_model::{Document, Kind, Mode, WorkloadId};
@@ -36,6 +36,40 @@ fn verdict(p: &Policy, client: &str, server: &str, request: &Request) -> Verdict
     p.decide(Some(&id(client)), &id(server), request).verdict
 }
 
+/// Asserts the verdict of each (client, server, request): most rules are
+/// told by a list of calls and what each gets, read best as a table of one
+/// call a line.
+fn assert_verdicts(p: &Policy, calls: &[(&str, &str, Request, Verdict)]) {
+    for (client, server, request, expected) in calls {
+        assert_eq!(
+            verdict(p, client, server, request),
+            *expected,
+            "{client} → {server}: {request:?}"
+        );
+    }
+}
+
+/// The policy of `web.shop` calling a protected `api.shop` under the rules
+/// `call` adds: the setting most HTTP and port rules are shown in.
+fn web_to_protected_api(call: impl FnOnce(IntentsBuilder) -> IntentsBuilder) -> Policy {
+    policy(vec![
+        call(intents("web.shop").calls("api.shop")).build(),
+        protected("api.shop"),
+    ])
+}
+
+/// Asserts the verdict of each HTTP (method, path) from `web.shop` to
+/// `api.shop`, the pair the HTTP matching tests are about.
+fn assert_web_to_api(p: &Policy, requests: &[(&str, &str, Verdict)]) {
+    for (method, path, expected) in requests {
+        assert_eq!(
+            verdict(p, "web.shop", "api.shop", &http(method, path)),
+            *expected,
+            "{method} {path}"
+        );
+    }
+}
+
 #[test]
 fn shadow_mode_reports_without_blocking() {
     let p = policy(vec![
@@ -44,62 +78,38 @@ fn shadow_mode_reports_without_blocking() {
             .get("/orders/*")
             .build(),
     ]);
-    assert_eq!(
-        verdict(&p, "web.shop", "api.shop", &http("GET", "/orders/1")),
-        Verdict::Allowed
-    );
-    assert_eq!(
-        verdict(&p, "web.shop", "api.shop", &http("POST", "/orders/1")),
-        Verdict::WouldBeBlocked
-    );
-    assert_eq!(
-        verdict(&p, "other.shop", "api.shop", &http("GET", "/orders/1")),
-        Verdict::WouldBeBlocked
-    );
-    assert_eq!(
-        verdict(&p, "web.shop", "nobody.shop", &Request::l4(80)),
-        Verdict::WouldBeBlocked
-    );
+    #[rustfmt::skip]
+    let calls = [
+        ("web.shop", "api.shop", http("GET", "/orders/1"), Verdict::Allowed),
+        ("web.shop", "api.shop", http("POST", "/orders/1"), Verdict::WouldBeBlocked),
+        ("other.shop", "api.shop", http("GET", "/orders/1"), Verdict::WouldBeBlocked),
+        ("web.shop", "nobody.shop", Request::l4(80), Verdict::WouldBeBlocked),
+    ];
+    assert_verdicts(&p, &calls);
 }
 
 #[test]
 fn a_protected_service_blocks_what_is_not_declared() {
-    let p = policy(vec![
-        intents("web.shop")
-            .calls("api.shop")
-            .get("/orders/*")
-            .build(),
-        protected("api.shop"),
-    ]);
-    assert_eq!(
-        verdict(&p, "web.shop", "api.shop", &http("GET", "/orders/1")),
-        Verdict::Allowed
-    );
-    assert_eq!(
-        verdict(&p, "web.shop", "api.shop", &http("DELETE", "/orders/1")),
-        Verdict::Blocked
-    );
-    assert_eq!(
-        verdict(&p, "intruder.shop", "api.shop", &http("GET", "/orders/1")),
-        Verdict::Blocked
-    );
-    assert_eq!(
-        verdict(&p, "web.shop", "other.shop", &http("GET", "/")),
-        Verdict::WouldBeBlocked
-    );
+    let p = web_to_protected_api(|c| c.get("/orders/*"));
+    #[rustfmt::skip]
+    let calls = [
+        ("web.shop", "api.shop", http("GET", "/orders/1"), Verdict::Allowed),
+        ("web.shop", "api.shop", http("DELETE", "/orders/1"), Verdict::Blocked),
+        ("intruder.shop", "api.shop", http("GET", "/orders/1"), Verdict::Blocked),
+        ("web.shop", "other.shop", http("GET", "/"), Verdict::WouldBeBlocked),
+    ];
+    assert_verdicts(&p, &calls);
 }
 
 #[test]
 fn protection_comes_from_settings_and_protected_services_only() {
     let p = policy(vec![settings(Mode::DefaultShadow, &["payments"])]);
-    assert_eq!(
-        verdict(&p, "a.shop", "b.payments", &Request::l4(80)),
-        Verdict::Blocked
-    );
-    assert_eq!(
-        verdict(&p, "a.shop", "b.shop", &Request::l4(80)),
-        Verdict::WouldBeBlocked
-    );
+    #[rustfmt::skip]
+    let calls = [
+        ("a.shop", "b.payments", Request::l4(80), Verdict::Blocked),
+        ("a.shop", "b.shop", Request::l4(80), Verdict::WouldBeBlocked),
+    ];
+    assert_verdicts(&p, &calls);
 
     let p = policy(vec![settings(Mode::DefaultActive, &[])]);
     assert_eq!(
@@ -107,14 +117,12 @@ fn protection_comes_from_settings_and_protected_services_only() {
         Verdict::Blocked,
         "every server, even one no intent names"
     );
-    assert_eq!(
-        verdict(&p, "a.shop", "dns.kube-system", &Request::l4(53)),
-        Verdict::WouldBeBlocked
-    );
-    assert_eq!(
-        verdict(&p, "a.shop", "x.ibac-system", &Request::l4(53)),
-        Verdict::WouldBeBlocked
-    );
+    #[rustfmt::skip]
+    let calls = [
+        ("a.shop", "dns.kube-system", Request::l4(53), Verdict::WouldBeBlocked),
+        ("a.shop", "x.ibac-system", Request::l4(53), Verdict::WouldBeBlocked),
+    ];
+    assert_verdicts(&p, &calls);
     assert_eq!(
         verdict(&p, "a.shop", "kubernetes.default", &Request::l4(443)),
         Verdict::WouldBeBlocked,
@@ -143,70 +151,50 @@ fn unauthenticated_callers_are_never_allowed() {
 
 #[test]
 fn paths_match_like_istio_after_normalization() {
-    let p = policy(vec![
-        intents("web.shop")
-            .calls("api.shop")
-            .get("/api/*")
-            .http(&[Method::Post], "/login")
-            .build(),
-        protected("api.shop"),
-    ]);
-    let v = |m, path| verdict(&p, "web.shop", "api.shop", &http(m, path));
-    assert_eq!(v("GET", "/api/"), Verdict::Allowed);
-    assert_eq!(v("GET", "/api/x/y"), Verdict::Allowed);
-    assert_eq!(v("GET", "/api"), Verdict::Blocked);
-    assert_eq!(v("GET", "/apix"), Verdict::Blocked);
-    assert_eq!(v("GET", "/api/../admin"), Verdict::Blocked);
-    assert_eq!(v("GET", "/x/../api/%61"), Verdict::Allowed);
-    assert_eq!(v("GET", "//api//x"), Verdict::Allowed);
-    assert_eq!(v("POST", "/login"), Verdict::Allowed);
-    assert_eq!(v("POST", "/login/"), Verdict::Blocked);
-    assert_eq!(v("GET", "/login"), Verdict::Blocked);
+    let p = web_to_protected_api(|c| c.get("/api/*").http(&[Method::Post], "/login"));
+    #[rustfmt::skip]
+    let requests = [
+        ("GET", "/api/", Verdict::Allowed),
+        ("GET", "/api/x/y", Verdict::Allowed),
+        ("GET", "/api", Verdict::Blocked),
+        ("GET", "/apix", Verdict::Blocked),
+        ("GET", "/api/../admin", Verdict::Blocked),
+        ("GET", "/x/../api/%61", Verdict::Allowed),
+        ("GET", "//api//x", Verdict::Allowed),
+        ("POST", "/login", Verdict::Allowed),
+        ("POST", "/login/", Verdict::Blocked),
+        ("GET", "/login", Verdict::Blocked),
+    ];
+    assert_web_to_api(&p, &requests);
 }
 
 #[test]
 fn head_is_allowed_wherever_get_is_and_missing_methods_mean_all() {
-    let p = policy(vec![
-        intents("web.shop")
-            .calls("api.shop")
-            .get("/a")
-            .http(&[], "/b")
-            .build(),
-        protected("api.shop"),
-    ]);
-    let v = |m, path| verdict(&p, "web.shop", "api.shop", &http(m, path));
-    assert_eq!(v("HEAD", "/a"), Verdict::Allowed);
-    assert_eq!(v("PROPFIND", "/a"), Verdict::Blocked);
-    assert_eq!(v("PROPFIND", "/b"), Verdict::Allowed);
-    assert_eq!(v("DELETE", "/b"), Verdict::Allowed);
+    let p = web_to_protected_api(|c| c.get("/a").http(&[], "/b"));
+    #[rustfmt::skip]
+    let requests = [
+        ("HEAD", "/a", Verdict::Allowed),
+        ("PROPFIND", "/a", Verdict::Blocked),
+        ("PROPFIND", "/b", Verdict::Allowed),
+        ("DELETE", "/b", Verdict::Allowed),
+    ];
+    assert_web_to_api(&p, &requests);
 }
 
 #[test]
 fn ports_narrow_and_http_intents_widen_to_their_port_at_l4() {
-    let p = policy(vec![
-        intents("web.shop")
-            .calls("api.shop")
-            .port(8080)
-            .get("/health")
-            .build(),
-        protected("api.shop"),
-    ]);
+    let p = web_to_protected_api(|c| c.port(8080).get("/health"));
     let d = p.decide(Some(&id("web.shop")), &id("api.shop"), &Request::l4(8080));
     assert_eq!(d.verdict, Verdict::Allowed);
     assert!(d.widened());
     assert!(d.to_string().contains("widened to its port"), "{d}");
-    assert_eq!(
-        verdict(&p, "web.shop", "api.shop", &Request::l4(9090)),
-        Verdict::Blocked
-    );
-    assert_eq!(
-        verdict(&p, "web.shop", "api.shop", &http_on(8080, "GET", "/health")),
-        Verdict::Allowed
-    );
-    assert_eq!(
-        verdict(&p, "web.shop", "api.shop", &http_on(9090, "GET", "/health")),
-        Verdict::Blocked
-    );
+    #[rustfmt::skip]
+    let calls = [
+        ("web.shop", "api.shop", Request::l4(9090), Verdict::Blocked),
+        ("web.shop", "api.shop", http_on(8080, "GET", "/health"), Verdict::Allowed),
+        ("web.shop", "api.shop", http_on(9090, "GET", "/health"), Verdict::Blocked),
+    ];
+    assert_verdicts(&p, &calls);
     let d = p.decide(
         Some(&id("web.shop")),
         &id("api.shop"),
@@ -228,14 +216,12 @@ fn a_kafka_target_opens_the_kafka_workload_at_l4_only() {
             .build(),
         protected("kafka.kafka"),
     ]);
-    assert_eq!(
-        verdict(&p, "orders.shop", "kafka.kafka", &Request::l4(9092)),
-        Verdict::Allowed
-    );
-    assert_eq!(
-        verdict(&p, "orders.shop", "kafka.kafka", &http("GET", "/")),
-        Verdict::Blocked
-    );
+    #[rustfmt::skip]
+    let calls = [
+        ("orders.shop", "kafka.kafka", Request::l4(9092), Verdict::Allowed),
+        ("orders.shop", "kafka.kafka", http("GET", "/"), Verdict::Blocked),
+    ];
+    assert_verdicts(&p, &calls);
 }
 
 #[test]
@@ -502,13 +488,7 @@ fn the_access_graph_tells_allowed_would_be_blocked_and_blocked_apart() {
 
 #[test]
 fn reasons_say_which_intent_decided() {
-    let p = policy(vec![
-        intents("web.shop")
-            .calls("api.shop")
-            .get("/orders/*")
-            .build(),
-        protected("api.shop"),
-    ]);
+    let p = web_to_protected_api(|c| c.get("/orders/*"));
     let d = p.decide(
         Some(&id("web.shop")),
         &id("api.shop"),
@@ -563,18 +543,13 @@ fn renderers_skip_only_the_target_that_does_not_resolve() {
             .all(|e| e.contains("no Service `gone.shop` is known")),
         "{text:?}"
     );
-    assert_eq!(
-        verdict(&p, "web.shop", "cart.shop", &Request::l4(1)),
-        Verdict::Allowed
-    );
-    assert_eq!(
-        verdict(&p, "web.shop", "api-v1.shop", &Request::l4(8080)),
-        Verdict::Allowed
-    );
-    assert_eq!(
-        verdict(&p, "admin.shop", "gone.shop", &Request::l4(1)),
-        Verdict::WouldBeBlocked
-    );
+    #[rustfmt::skip]
+    let calls = [
+        ("web.shop", "cart.shop", Request::l4(1), Verdict::Allowed),
+        ("web.shop", "api-v1.shop", Request::l4(8080), Verdict::Allowed),
+        ("admin.shop", "gone.shop", Request::l4(1), Verdict::WouldBeBlocked),
+    ];
+    assert_verdicts(&p, &calls);
 }
 
 /// What a server looks like to an enforcer: its protection and, per client,

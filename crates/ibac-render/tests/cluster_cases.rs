@@ -38,34 +38,32 @@ fn pod(ns: &str, name: &str, app: &str) -> support::Pod {
     }
 }
 
-const DNS: &str = r"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: coredns, namespace: kube-system}
-spec:
-  selector: {matchLabels: {k8s-app: kube-dns}}
-  template:
-    metadata: {labels: {k8s-app: kube-dns}}
-    spec: {containers: [{name: c, image: coredns, ports: [{containerPort: 53, protocol: UDP}]}]}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: shop}
-spec:
-  selector: {matchLabels: {app: web}}
-  template: {metadata: {labels: {app: web}}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: probe, namespace: shop}
-spec:
-  selector: {matchLabels: {app: probe}}
-  template: {metadata: {labels: {app: probe}}}
-";
+/// The cluster DNS server and two clients whose pods have only labels.
+fn dns() -> String {
+    let client = |name: &str| {
+        support::workload(
+            "Deployment",
+            name,
+            "shop",
+            (&format!("app: {name}"), &format!("app: {name}")),
+            None,
+        )
+    };
+    support::stream(&[
+        support::deployment(
+            "coredns",
+            "kube-system",
+            "k8s-app: kube-dns",
+            "{containers: [{name: c, image: coredns, ports: [{containerPort: 53, protocol: UDP}]}]}",
+        ),
+        client("web"),
+        client("probe"),
+    ])
+}
 
 #[test]
 fn protecting_the_cluster_dns_never_cuts_dns_for_others() {
-    let facts = facts(DNS);
+    let facts = facts(&dns());
     let policy = policy(
         r"
 apiVersion: k8s.otterize.com/v2beta1
@@ -103,22 +101,11 @@ spec:
     // What is not DNS is what the intents say.
     let web = pod("shop", "web", "web");
     let probe = pod("shop", "probe", "probe");
-    assert!(support::allowed(
-        &rendered.objects,
-        &namespaces,
-        &web,
-        &dns,
-        9153,
-        "TCP"
-    ));
-    assert!(!support::allowed(
-        &rendered.objects,
-        &namespaces,
-        &probe,
-        &dns,
-        9153,
-        "TCP"
-    ));
+    let reaches = |client: &support::Pod| {
+        support::allowed(&rendered.objects, &namespaces, client, &dns, 9153, "TCP")
+    };
+    assert!(reaches(&web));
+    assert!(!reaches(&probe));
 }
 
 #[test]

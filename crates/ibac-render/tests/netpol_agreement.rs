@@ -30,15 +30,21 @@ fn at() -> Location {
     Location::new("t.yaml".into(), 1, 1)
 }
 
+/// The metadata of a document named and namespaced as `id`, written in
+/// ibac's own format: every generated document has the same apart from that.
+fn meta_of(id: &WorkloadId) -> Meta {
+    Meta {
+        name: id.name().into(),
+        namespace: id.namespace_owned(),
+        origin: at(),
+        format: Format::IbacV1,
+        namespace_given: true,
+    }
+}
+
 fn settings(mode: Mode, enforced: &[&str]) -> Document {
     Document::EnforcementConfig(EnforcementConfig {
-        meta: Meta {
-            name: "default".into(),
-            namespace: Namespace::parse("ibac-system").unwrap(),
-            origin: at(),
-            format: Format::IbacV1,
-            namespace_given: true,
-        },
+        meta: meta_of(&WorkloadId::parse("default.ibac-system").unwrap()),
         mode,
         enforced_namespaces: enforced
             .iter()
@@ -283,13 +289,7 @@ fn build(t: &Topology) -> (ClusterFacts, Vec<Document>) {
             })
             .collect();
         docs.push(Document::ClientIntents(ClientIntents {
-            meta: Meta {
-                name: client_id.name().into(),
-                namespace: client_id.namespace_owned(),
-                origin: at(),
-                format: Format::IbacV1,
-                namespace_given: true,
-            },
+            meta: meta_of(&client_id),
             workload: WorkloadRef {
                 id: client_id,
                 kind: None,
@@ -302,13 +302,7 @@ fn build(t: &Topology) -> (ClusterFacts, Vec<Document>) {
         if protected.insert(*p) {
             let server = id(*p);
             docs.push(Document::ProtectedService(ProtectedService {
-                meta: Meta {
-                    name: server.name().into(),
-                    namespace: server.namespace_owned(),
-                    origin: at(),
-                    format: Format::IbacV1,
-                    namespace_given: true,
-                },
+                meta: meta_of(&server),
                 workload: WorkloadRef {
                     id: server,
                     kind: None,

@@ -110,37 +110,185 @@ fn probe(policies: &[NetworkPolicy], port: u16, protocol: &str) -> BTreeSet<(Str
     blocked
 }
 
-#[test]
-fn default_deny_ingress() {
-    let p = policy(
-        "x",
-        json!({"podSelector": {}, "policyTypes": ["Ingress"], "ingress": []}),
-    );
-    assert_eq!(probe(&[p], 80, "TCP"), expected(&[("*", "x/*")], &[]));
+/// The spec of a policy letting namespace `y` reach `x/a` on one TCP port.
+fn ns_y_on(port: Value) -> Value {
+    json!({"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{
+        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "y"}}}],
+        "ports": [{"port": port, "protocol": "TCP"}]
+    }]})
+}
+
+/// One probe of a case: (port, protocol, blocked, except), the pairs found
+/// blocked being those `blocked` matches and `except` does not.
+type Probe = (u16, &'static str, Pairs, Pairs);
+type Pairs = &'static [(&'static str, &'static str)];
+
+/// The cases of one policy in namespace `x`, each named after the upstream
+/// case it ports: they differ only in the spec and what the probes find, so
+/// they are rows of one table rather than tests spelled out alike.
+fn one_policy_cases() -> Vec<(&'static str, Value, Vec<Probe>)> {
+    let a = json!({"matchLabels": {"pod": "a"}});
+    let not_in_x = json!({"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["x"]}]});
+    vec![
+        (
+            "default_deny_ingress",
+            json!({"podSelector": {}, "policyTypes": ["Ingress"], "ingress": []}),
+            vec![(80, "TCP", &[("*", "x/*")], &[])],
+        ),
+        (
+            "default_deny_all",
+            json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+            vec![(80, "TCP", &[("*", "x/*"), ("x/*", "*")], &[])],
+        ),
+        (
+            "allow_from_a_pod_selector",
+            json!({"podSelector": a, "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}]}]}),
+            vec![(80, "TCP", &[("*", "x/a")], &[("x/b", "x/a")])],
+        ),
+        (
+            "an_empty_namespace_selector_is_every_namespace",
+            json!({"podSelector": a, "ingress": [{"from": [{"namespaceSelector": {}}]}]}),
+            vec![(80, "TCP", &[], &[])],
+        ),
+        (
+            "namespace_selector_alone",
+            json!({"podSelector": a, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "y"}}}]}]}),
+            vec![(80, "TCP", &[("x/*", "x/a"), ("z/*", "x/a")], &[])],
+        ),
+        (
+            "peers_are_ored",
+            json!({"podSelector": a, "ingress": [{"from": [
+                {"namespaceSelector": not_in_x},
+                {"podSelector": {"matchLabels": {"pod": "b"}}}
+            ]}]}),
+            vec![(80, "TCP", &[("x/c", "x/a")], &[])],
+        ),
+        (
+            "selectors_in_one_peer_are_anded",
+            json!({"podSelector": a, "ingress": [{"from": [
+                {"namespaceSelector": not_in_x, "podSelector": {"matchLabels": {"pod": "b"}}}
+            ]}]}),
+            vec![(
+                80,
+                "TCP",
+                &[("*", "x/a")],
+                &[("y/b", "x/a"), ("z/b", "x/a")],
+            )],
+        ),
+        (
+            "and_with_match_expressions",
+            json!({"podSelector": a, "ingress": [{"from": [
+                {"namespaceSelector": not_in_x,
+                 "podSelector": {"matchExpressions": [{"key": "pod", "operator": "In", "values": ["b", "c"]}]}}
+            ]}]}),
+            vec![(
+                80,
+                "TCP",
+                &[("*", "x/a")],
+                &[
+                    ("y/b", "x/a"),
+                    ("y/c", "x/a"),
+                    ("z/b", "x/a"),
+                    ("z/c", "x/a"),
+                ],
+            )],
+        ),
+        (
+            "namespace_and_pod_exactly",
+            json!({"podSelector": a, "ingress": [{"from": [
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "y"}}, "podSelector": a}
+            ]}]}),
+            vec![(80, "TCP", &[("*", "x/a")], &[("y/a", "x/a")])],
+        ),
+        (
+            "an_empty_rule_allows_everything",
+            json!({"podSelector": {}, "ingress": [{}]}),
+            vec![(80, "TCP", &[], &[]), (81, "TCP", &[], &[])],
+        ),
+        (
+            "named_ports_on_ingress",
+            json!({"podSelector": {}, "ingress": [{"ports": [{"port": "serve-81-tcp"}]}]}),
+            vec![(81, "TCP", &[], &[]), (80, "TCP", &[("*", "x/*")], &[])],
+        ),
+        (
+            "named_ports_on_ingress, from namespace y",
+            ns_y_on(json!("serve-80-tcp")),
+            vec![
+                (80, "TCP", &[("x/*", "x/a"), ("z/*", "x/a")], &[]),
+                (81, "TCP", &[("*", "x/a")], &[]),
+            ],
+        ),
+        (
+            "named_ports_on_egress",
+            json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"ports": [{"port": "serve-80-tcp"}]}]}),
+            vec![(80, "TCP", &[], &[]), (81, "TCP", &[("x/*", "*")], &[])],
+        ),
+        (
+            "deny_all_egress_of_one_pod",
+            json!({"podSelector": a, "policyTypes": ["Egress"], "egress": []}),
+            vec![(80, "TCP", &[("x/a", "*")], &[])],
+        ),
+        (
+            "ingress_and_egress_together",
+            json!({
+                "podSelector": a,
+                "policyTypes": ["Egress", "Ingress"],
+                "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}]}],
+                "egress": [{"ports": [{"port": 80}]}]
+            }),
+            vec![
+                (80, "TCP", &[("*", "x/a")], &[("x/b", "x/a")]),
+                (81, "TCP", &[("*", "x/a"), ("x/a", "*")], &[("x/b", "x/a")]),
+            ],
+        ),
+        (
+            "a_protocol_only_port_matches_every_port_of_that_protocol",
+            json!({"podSelector": a, "ingress": [{"ports": [{"protocol": "TCP"}]}]}),
+            vec![(80, "TCP", &[], &[]), (80, "UDP", &[("*", "x/a")], &[])],
+        ),
+        (
+            "a_rule_for_another_protocol_isolates_tcp",
+            json!({"podSelector": a, "ingress": [{"ports": [{"port": 80, "protocol": "SCTP"}]}]}),
+            vec![(81, "TCP", &[("*", "x/a")], &[])],
+        ),
+        (
+            "a_pod_selector_alone_means_the_policys_namespace",
+            json!({"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]}),
+            vec![(80, "TCP", &[("y/*", "x/*"), ("z/*", "x/*")], &[])],
+        ),
+        (
+            "egress_to_namespaces_not_in_a_set",
+            json!({"podSelector": a, "policyTypes": ["Egress"], "egress": [{"to": [
+                {"namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["y"]}]}}
+            ]}]}),
+            vec![(80, "TCP", &[("x/a", "y/*")], &[])],
+        ),
+        // Without policyTypes, Ingress is always a type: no ingress rules isolate too.
+        (
+            "egress_rules_without_types_infer_egress",
+            json!({"podSelector": a, "egress": [{"ports": [{"port": 81}]}]}),
+            vec![(80, "TCP", &[("x/a", "*"), ("*", "x/a")], &[])],
+        ),
+        (
+            "but_an_empty_egress_list_does_not",
+            json!({"podSelector": a, "ingress": [{}], "egress": []}),
+            vec![(80, "TCP", &[], &[])],
+        ),
+    ]
 }
 
 #[test]
-fn default_deny_all() {
-    let p = policy(
-        "x",
-        json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
-    );
-    assert_eq!(
-        probe(&[p], 80, "TCP"),
-        expected(&[("*", "x/*"), ("x/*", "*")], &[])
-    );
-}
-
-#[test]
-fn allow_from_a_pod_selector() {
-    let p = policy(
-        "x",
-        json!({"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}]}]}),
-    );
-    assert_eq!(
-        probe(&[p], 80, "TCP"),
-        expected(&[("*", "x/a")], &[("x/b", "x/a")])
-    );
+fn one_policy_in_a_namespace() {
+    for (name, spec, probes) in one_policy_cases() {
+        let p = policy("x", spec);
+        for (port, protocol, blocked, except) in probes {
+            assert_eq!(
+                probe(std::slice::from_ref(&p), port, protocol),
+                expected(blocked, except),
+                "{name}, {port}/{protocol}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -157,103 +305,8 @@ fn deny_namespace_then_allow_all_to_one_pod() {
 }
 
 #[test]
-fn an_empty_namespace_selector_is_every_namespace() {
-    let p = policy(
-        "x",
-        json!({"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{"from": [{"namespaceSelector": {}}]}]}),
-    );
-    assert_eq!(probe(&[p], 80, "TCP"), expected(&[], &[]));
-}
-
-#[test]
-fn namespace_selector_alone() {
-    let p = policy(
-        "x",
-        json!({"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "y"}}}]}]}),
-    );
-    assert_eq!(
-        probe(&[p], 80, "TCP"),
-        expected(&[("x/*", "x/a"), ("z/*", "x/a")], &[])
-    );
-}
-
-#[test]
-fn peers_are_ored() {
-    let p = policy(
-        "x",
-        json!({"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{"from": [
-            {"namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["x"]}]}},
-            {"podSelector": {"matchLabels": {"pod": "b"}}}
-        ]}]}),
-    );
-    assert_eq!(probe(&[p], 80, "TCP"), expected(&[("x/c", "x/a")], &[]));
-}
-
-#[test]
-fn selectors_in_one_peer_are_anded() {
-    let p = policy(
-        "x",
-        json!({"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{"from": [
-            {"namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["x"]}]},
-             "podSelector": {"matchLabels": {"pod": "b"}}}
-        ]}]}),
-    );
-    assert_eq!(
-        probe(&[p], 80, "TCP"),
-        expected(&[("*", "x/a")], &[("y/b", "x/a"), ("z/b", "x/a")])
-    );
-}
-
-#[test]
-fn and_with_match_expressions() {
-    let p = policy(
-        "x",
-        json!({"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{"from": [
-            {"namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["x"]}]},
-             "podSelector": {"matchExpressions": [{"key": "pod", "operator": "In", "values": ["b", "c"]}]}}
-        ]}]}),
-    );
-    assert_eq!(
-        probe(&[p], 80, "TCP"),
-        expected(
-            &[("*", "x/a")],
-            &[
-                ("y/b", "x/a"),
-                ("y/c", "x/a"),
-                ("z/b", "x/a"),
-                ("z/c", "x/a")
-            ]
-        )
-    );
-}
-
-#[test]
-fn namespace_and_pod_exactly() {
-    let p = policy(
-        "x",
-        json!({"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{"from": [
-            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "y"}}, "podSelector": {"matchLabels": {"pod": "a"}}}
-        ]}]}),
-    );
-    assert_eq!(
-        probe(&[p], 80, "TCP"),
-        expected(&[("*", "x/a")], &[("y/a", "x/a")])
-    );
-}
-
-fn ns_y_on(port: Value) -> NetworkPolicy {
-    policy(
-        "x",
-        json!({"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{
-            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "y"}}}],
-            "ports": [{"port": port, "protocol": "TCP"}]
-        }]}),
-    )
-}
-
-#[test]
 fn numeric_ports_and_stacked_policies() {
-    let p81 = ns_y_on(json!(81));
+    let p81 = policy("x", ns_y_on(json!(81)));
     assert_eq!(
         probe(std::slice::from_ref(&p81), 81, "TCP"),
         expected(&[("x/*", "x/a"), ("z/*", "x/a")], &[])
@@ -262,82 +315,10 @@ fn numeric_ports_and_stacked_policies() {
         probe(std::slice::from_ref(&p81), 80, "TCP"),
         expected(&[("*", "x/a")], &[])
     );
-    let p80 = ns_y_on(json!(80));
+    let p80 = policy("x", ns_y_on(json!(80)));
     assert_eq!(
         probe(&[p81, p80], 80, "TCP"),
         expected(&[("x/*", "x/a"), ("z/*", "x/a")], &[])
-    );
-}
-
-#[test]
-fn an_empty_rule_allows_everything() {
-    let p = policy("x", json!({"podSelector": {}, "ingress": [{}]}));
-    assert_eq!(
-        probe(std::slice::from_ref(&p), 80, "TCP"),
-        expected(&[], &[])
-    );
-    assert_eq!(probe(&[p], 81, "TCP"), expected(&[], &[]));
-}
-
-#[test]
-fn named_ports_on_ingress() {
-    let p = policy(
-        "x",
-        json!({"podSelector": {}, "ingress": [{"ports": [{"port": "serve-81-tcp"}]}]}),
-    );
-    assert_eq!(
-        probe(std::slice::from_ref(&p), 81, "TCP"),
-        expected(&[], &[])
-    );
-    assert_eq!(probe(&[p], 80, "TCP"), expected(&[("*", "x/*")], &[]));
-    let q = ns_y_on(json!("serve-80-tcp"));
-    assert_eq!(
-        probe(std::slice::from_ref(&q), 80, "TCP"),
-        expected(&[("x/*", "x/a"), ("z/*", "x/a")], &[])
-    );
-    assert_eq!(probe(&[q], 81, "TCP"), expected(&[("*", "x/a")], &[]));
-}
-
-#[test]
-fn named_ports_on_egress() {
-    let p = policy(
-        "x",
-        json!({"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"ports": [{"port": "serve-80-tcp"}]}]}),
-    );
-    assert_eq!(
-        probe(std::slice::from_ref(&p), 80, "TCP"),
-        expected(&[], &[])
-    );
-    assert_eq!(probe(&[p], 81, "TCP"), expected(&[("x/*", "*")], &[]));
-}
-
-#[test]
-fn deny_all_egress_of_one_pod() {
-    let p = policy(
-        "x",
-        json!({"podSelector": {"matchLabels": {"pod": "a"}}, "policyTypes": ["Egress"], "egress": []}),
-    );
-    assert_eq!(probe(&[p], 80, "TCP"), expected(&[("x/a", "*")], &[]));
-}
-
-#[test]
-fn ingress_and_egress_together() {
-    let p = policy(
-        "x",
-        json!({
-            "podSelector": {"matchLabels": {"pod": "a"}},
-            "policyTypes": ["Egress", "Ingress"],
-            "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}]}],
-            "egress": [{"ports": [{"port": 80}]}]
-        }),
-    );
-    assert_eq!(
-        probe(std::slice::from_ref(&p), 80, "TCP"),
-        expected(&[("*", "x/a")], &[("x/b", "x/a")])
-    );
-    assert_eq!(
-        probe(&[p], 81, "TCP"),
-        expected(&[("*", "x/a"), ("x/a", "*")], &[("x/b", "x/a")])
     );
 }
 
@@ -369,40 +350,6 @@ fn egress_of_the_client_and_ingress_of_the_server_must_both_allow() {
 }
 
 #[test]
-fn a_protocol_only_port_matches_every_port_of_that_protocol() {
-    let p = policy(
-        "x",
-        json!({"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{"ports": [{"protocol": "TCP"}]}]}),
-    );
-    assert_eq!(
-        probe(std::slice::from_ref(&p), 80, "TCP"),
-        expected(&[], &[])
-    );
-    assert_eq!(probe(&[p], 80, "UDP"), expected(&[("*", "x/a")], &[]));
-}
-
-#[test]
-fn a_rule_for_another_protocol_isolates_tcp() {
-    let p = policy(
-        "x",
-        json!({"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{"ports": [{"port": 80, "protocol": "SCTP"}]}]}),
-    );
-    assert_eq!(probe(&[p], 81, "TCP"), expected(&[("*", "x/a")], &[]));
-}
-
-#[test]
-fn a_pod_selector_alone_means_the_policys_namespace() {
-    let p = policy(
-        "x",
-        json!({"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]}),
-    );
-    assert_eq!(
-        probe(&[p], 80, "TCP"),
-        expected(&[("y/*", "x/*"), ("z/*", "x/*")], &[])
-    );
-}
-
-#[test]
 fn policies_add_up() {
     let only80 = policy(
         "x",
@@ -415,33 +362,4 @@ fn policies_add_up() {
     let mut all = policy("x", json!({"podSelector": {}, "ingress": [{}]}));
     all.metadata.name = Some("q".into());
     assert_eq!(probe(&[only80, all], 81, "TCP"), expected(&[], &[]));
-}
-
-#[test]
-fn egress_to_namespaces_not_in_a_set() {
-    let p = policy(
-        "x",
-        json!({"podSelector": {"matchLabels": {"pod": "a"}}, "policyTypes": ["Egress"], "egress": [{"to": [
-            {"namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["y"]}]}}
-        ]}]}),
-    );
-    assert_eq!(probe(&[p], 80, "TCP"), expected(&[("x/a", "y/*")], &[]));
-}
-
-#[test]
-fn egress_rules_without_types_infer_egress_but_an_empty_list_does_not() {
-    // Without policyTypes, Ingress is always a type: no ingress rules isolate too.
-    let inferred = policy(
-        "x",
-        json!({"podSelector": {"matchLabels": {"pod": "a"}}, "egress": [{"ports": [{"port": 81}]}]}),
-    );
-    assert_eq!(
-        probe(&[inferred], 80, "TCP"),
-        expected(&[("x/a", "*"), ("*", "x/a")], &[])
-    );
-    let empty = policy(
-        "x",
-        json!({"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{}], "egress": []}),
-    );
-    assert_eq!(probe(&[empty], 80, "TCP"), expected(&[], &[]));
 }

@@ -3,6 +3,8 @@
 //! errors that stop a render.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::path::Path;
 
 use ibac_model::yaml::to_yaml_stream;
@@ -16,6 +18,7 @@ use ibac_render::{
     render_network_policies, render_sql,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+use support::{CONTAINER, deployment, stream, workload};
 
 fn docs_from(texts: &[&str]) -> Vec<Document> {
     let mut docs = Vec::new();
@@ -52,6 +55,33 @@ fn demo_docs(extra: &[&str]) -> Vec<Document> {
     let (docs, errors) = check_set(docs);
     assert!(errors.is_empty(), "{errors:?}");
     docs
+}
+
+/// An Otterize ClientIntents document of `name` in namespace `shop`, its
+/// `targets:` list continued by `targets` (which starts on a new line): the
+/// tests differ only in the targets.
+fn client_intents(name: &str, targets: &str) -> String {
+    format!(
+        "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {{name: {name}, namespace: shop}}\nspec:\n  workload: {{name: {name}}}\n  targets:{targets}"
+    )
+}
+
+/// Cluster facts read from the given manifests, as one file.
+fn cluster_facts(manifests: &[String]) -> ClusterFacts {
+    ClusterFacts::read(
+        &[("c.yaml".into(), stream(manifests))],
+        &FactsOptions::default(),
+    )
+    .unwrap()
+}
+
+/// The demo's facts and its policy built with `extra` documents added: most
+/// tests start from it and it must build without errors.
+fn demo_policy(extra: &[&str]) -> (ClusterFacts, Policy) {
+    let facts = demo_facts();
+    let (policy, errors) = Policy::build(demo_docs(extra), &facts);
+    assert!(errors.is_empty());
+    (facts, policy)
 }
 
 fn demo_facts() -> ClusterFacts {
@@ -100,9 +130,7 @@ fn check_schema(objects: &[NetworkPolicy]) {
 
 #[test]
 fn demo_network_policies() {
-    let facts = demo_facts();
-    let (policy, errors) = Policy::build(demo_docs(&[]), &facts);
-    assert!(errors.is_empty());
+    let (facts, policy) = demo_policy(&[]);
     let rendered = render_network_policies(&policy, &facts, &NetpolOptions::default()).unwrap();
     assert_eq!(
         rendered.objects.len(),
@@ -116,9 +144,7 @@ fn demo_network_policies() {
 
 #[test]
 fn enforced_namespace_with_egress_and_external_traffic() {
-    let facts = demo_facts();
-    let (policy, errors) = Policy::build(demo_docs(&[EVERYTHING]), &facts);
-    assert!(errors.is_empty());
+    let (facts, policy) = demo_policy(&[EVERYTHING]);
     let options = NetpolOptions {
         ingress_controller: Some((
             "ingress-nginx".into(),
@@ -153,9 +179,7 @@ fn enforced_namespace_with_egress_and_external_traffic() {
 
 #[test]
 fn demo_istio() {
-    let facts = demo_facts();
-    let (policy, errors) = Policy::build(demo_docs(&[EVERYTHING]), &facts);
-    assert!(errors.is_empty());
+    let (facts, policy) = demo_policy(&[EVERYTHING]);
     let rendered = render_istio(&policy, &facts, &IstioOptions::default()).unwrap();
     let yaml = to_yaml_stream(&rendered.objects).unwrap();
     for object in &rendered.objects {
@@ -169,39 +193,16 @@ fn demo_istio() {
 
 #[test]
 fn istio_rules_narrow_http_and_warn_about_shared_service_accounts() {
-    let cluster = "
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, namespace: shop}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: c, image: i}]}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: batch, namespace: shop}
-spec:
-  selector: {matchLabels: {app: batch}}
-  template:
-    metadata: {labels: {app: batch}}
-    spec: {containers: [{name: c, image: i}]}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: api, namespace: shop}
-spec:
-  selector: {matchLabels: {app: api}}
-  template:
-    metadata: {labels: {app: api}}
-    spec: {serviceAccountName: api, containers: [{name: c, image: i, ports: [{containerPort: 8080}]}]}
-";
-    let facts = ClusterFacts::read(
-        &[("c.yaml".into(), cluster.into())],
-        &FactsOptions::default(),
-    )
-    .unwrap();
+    let facts = cluster_facts(&[
+        deployment("web", "shop", "app: web", CONTAINER),
+        deployment("batch", "shop", "app: batch", CONTAINER),
+        deployment(
+            "api",
+            "shop",
+            "app: api",
+            "{serviceAccountName: api, containers: [{name: c, image: i, ports: [{containerPort: 8080}]}]}",
+        ),
+    ]);
     let docs = docs_from(&["
 apiVersion: ibac.dev/v1
 kind: ClientIntents
@@ -230,9 +231,7 @@ spec: {name: api}
 
 #[test]
 fn demo_kafka_acls() {
-    let facts = demo_facts();
-    let (policy, errors) = Policy::build(demo_docs(&[]), &facts);
-    assert!(errors.is_empty());
+    let (facts, policy) = demo_policy(&[]);
     let rendered = render_kafka_acls(&policy, &facts, &KafkaOptions::default());
     assert!(rendered.skipped.is_empty(), "{:?}", rendered.skipped);
     let servers = rendered.objects;
@@ -254,13 +253,9 @@ fn demo_kafka_acls() {
 
 #[test]
 fn sql_grants_in_both_dialects() {
-    let docs = docs_from(&["
-apiVersion: k8s.otterize.com/v2beta1
-kind: ClientIntents
-metadata: {name: checkoutservice, namespace: shop}
-spec:
-  workload: {name: checkoutservice}
-  targets:
+    let client = client_intents(
+        "checkoutservice",
+        "
   - sql:
       name: orders-db
       privileges:
@@ -269,8 +264,11 @@ spec:
   - sql:
       name: legacy
       privileges:
-      - {databaseName: crm, table: customers, operations: [SELECT]}
----
+      - {databaseName: crm, table: customers, operations: [SELECT]}",
+    );
+    let docs = docs_from(&[
+        &client,
+        "
 apiVersion: k8s.otterize.com/v2beta1
 kind: PostgreSQLServerConfig
 metadata: {name: orders-db, namespace: shop}
@@ -280,7 +278,8 @@ apiVersion: k8s.otterize.com/v2beta1
 kind: MySQLServerConfig
 metadata: {name: legacy, namespace: shop}
 spec: {address: 'legacy.shop:3306', credentials: {username: admin, password: secret}}
-"]);
+",
+    ]);
     let (policy, errors) = Policy::build(docs, &ibac_policy::NoFacts);
     assert!(errors.is_empty());
     let rendered = render_sql(&policy);
@@ -295,25 +294,25 @@ spec: {address: 'legacy.shop:3306', credentials: {username: admin, password: sec
 
 #[test]
 fn empty_sql_operations_are_refused_never_granted_as_all() {
-    let docs = docs_from(&["
-apiVersion: k8s.otterize.com/v2beta1
-kind: ClientIntents
-metadata: {name: web, namespace: shop}
-spec:
-  workload: {name: web}
-  targets:
-  - sql: {name: db, privileges: [{databaseName: shop, table: orders}, {databaseName: shop, table: items, operations: [SELECT]}]}
----
+    let client = client_intents(
+        "web",
+        "
+  - sql: {name: db, privileges: [{databaseName: shop, table: orders}, {databaseName: shop, table: items, operations: [SELECT]}]}",
+    );
+    let docs = docs_from(&[
+        &client,
+        "
 apiVersion: k8s.otterize.com/v2beta1
 kind: PostgreSQLServerConfig
 metadata: {name: db, namespace: shop}
 spec: {address: 'db:5432', credentials: {secretRef: {name: s}}}
-"]);
+",
+    ]);
     let (policy, _) = Policy::build(docs, &ibac_policy::NoFacts);
     let rendered = render_sql(&policy);
     assert_eq!(
         rendered.skipped[0].to_string(),
-        "doc0.yaml:8:34: operations are empty; ibac never grants ALL unless written: list the operations, or ALL (skipped)"
+        "doc0.yaml:7:34: operations are empty; ibac never grants ALL unless written: list the operations, or ALL (skipped)"
     );
     let statements = rendered.objects[0].statements.join("\n");
     assert!(statements.contains("\"items\""), "{statements}");
@@ -329,8 +328,11 @@ fn sql_targets_find_their_server_config_by_name_in_any_namespace() {
         )
     };
     let client = |target: &str| {
-        format!(
-            "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {{name: web, namespace: shop}}\nspec:\n  workload: {{name: web}}\n  targets:\n  - sql: {{name: {target}, privileges: [{{databaseName: shop, operations: [SELECT]}}]}}\n"
+        client_intents(
+            "web",
+            &format!(
+                "\n  - sql: {{name: {target}, privileges: [{{databaseName: shop, operations: [SELECT]}}]}}\n"
+            ),
         )
     };
     let render = |texts: &[String]| {
@@ -385,30 +387,22 @@ fn sql_targets_find_their_server_config_by_name_in_any_namespace() {
 
 #[test]
 fn selectors_that_reach_other_workloads_stop_the_render() {
-    let cluster = "
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: api, namespace: shop}
-spec:
-  selector: {matchLabels: {tier: backend}}
-  template:
-    metadata: {labels: {tier: backend, app: api}}
-    spec: {containers: [{name: c, image: i}]}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: worker, namespace: shop}
-spec:
-  selector: {matchLabels: {app: worker}}
-  template:
-    metadata: {labels: {tier: backend, app: worker}}
-    spec: {containers: [{name: c, image: i}]}
-";
-    let facts = ClusterFacts::read(
-        &[("c.yaml".into(), cluster.into())],
-        &FactsOptions::default(),
-    )
-    .unwrap();
+    let facts = cluster_facts(&[
+        workload(
+            "Deployment",
+            "api",
+            "shop",
+            ("tier: backend", "tier: backend, app: api"),
+            Some(CONTAINER),
+        ),
+        workload(
+            "Deployment",
+            "worker",
+            "shop",
+            ("app: worker", "tier: backend, app: worker"),
+            Some(CONTAINER),
+        ),
+    ]);
     let docs = docs_from(&[
         "apiVersion: k8s.otterize.com/v2beta1\nkind: ProtectedService\nmetadata: {name: api, namespace: shop}\nspec: {name: api}\n",
     ]);
@@ -423,40 +417,23 @@ spec:
 
 #[test]
 fn unknown_and_ambiguous_references_are_reported() {
-    let cluster = "
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: api, namespace: shop}
-spec:
-  selector: {matchLabels: {app: api}}
-  template:
-    metadata: {labels: {app: api}}
-    spec: {containers: [{name: c, image: i}]}
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: api, namespace: shop}
-spec:
-  selector: {matchLabels: {app: api-db}}
-  template:
-    metadata: {labels: {app: api-db}}
-    spec: {containers: [{name: c, image: i}]}
-";
-    let facts = ClusterFacts::read(
-        &[("c.yaml".into(), cluster.into())],
-        &FactsOptions::default(),
-    )
-    .unwrap();
-    let docs = docs_from(&["
-apiVersion: k8s.otterize.com/v2beta1
-kind: ClientIntents
-metadata: {name: web, namespace: shop}
-spec:
-  workload: {name: web}
-  targets:
+    let facts = cluster_facts(&[
+        deployment("api", "shop", "app: api", CONTAINER),
+        workload(
+            "StatefulSet",
+            "api",
+            "shop",
+            ("app: api-db", "app: api-db"),
+            Some(CONTAINER),
+        ),
+    ]);
+    let docs = docs_from(&[&client_intents(
+        "web",
+        "
   - kubernetes: {name: api}
   - service: {name: nowhere}
-"]);
+",
+    )]);
     let (_, errors) = Policy::build(docs, &facts);
     let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
     assert!(
@@ -539,9 +516,7 @@ spec:
 fn rendering_per_server_adds_up_to_the_whole_cluster() {
     use ibac_render::plan::{SelectorChecks, server_ids};
     use ibac_render::{Principals, render_server_istio, render_server_network_policies};
-    let facts = demo_facts();
-    let (policy, errors) = Policy::build(demo_docs(&[EVERYTHING]), &facts);
-    assert!(errors.is_empty());
+    let (facts, policy) = demo_policy(&[EVERYTHING]);
     let options = NetpolOptions::default();
     let whole = render_network_policies(&policy, &facts, &options).unwrap();
     let mut checks = SelectorChecks::default();

@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -163,6 +165,53 @@ fn peers_match(
     }
 }
 
+/// Whether the policies of one direction (`kind`, Ingress or Egress) that
+/// select `pod` let the connection through: some rule of one of them, as the
+/// `(peers, ports)` pairs of [`rules_of`], matches `peer` and the
+/// destination port. A pod no policy of that direction selects is not
+/// isolated in it. Ingress and egress differ only in which pod is selected and
+/// which one the peers must match, so one walk serves both.
+fn direction_allows(
+    policies: &[NetworkPolicy],
+    kind: &str,
+    (pod, peer): (&Pod, &Pod),
+    namespaces: &BTreeMap<String, Labels>,
+    (dest, port, protocol): (&Pod, u16, &str),
+) -> bool {
+    let selecting: Vec<&NetworkPolicy> = policies
+        .iter()
+        .filter(|p| has_type(p, kind) && selects_pod(p, pod))
+        .collect();
+    selecting.is_empty()
+        || selecting.iter().any(|p| {
+            let ns = p.metadata.namespace.as_deref().unwrap();
+            rules_of(p.spec.as_ref().unwrap(), kind)
+                .into_iter()
+                .any(|(peers, ports)| {
+                    peers_match(peers, ns, peer, namespaces)
+                        && ports_match(ports, dest, port, protocol)
+                })
+        })
+}
+
+/// The rules of one direction of a spec, as (peers, ports).
+type Rules<'a> = Vec<(
+    Option<&'a Vec<NetworkPolicyPeer>>,
+    Option<&'a Vec<NetworkPolicyPort>>,
+)>;
+
+/// The rules of the `kind` direction of a spec: ingress rules name their
+/// peers `from`, egress rules `to`.
+fn rules_of<'a>(spec: &'a NetworkPolicySpec, kind: &str) -> Rules<'a> {
+    if kind == "Ingress" {
+        let rules = spec.ingress.iter().flatten();
+        rules.map(|r| (r.from.as_ref(), r.ports.as_ref())).collect()
+    } else {
+        let rules = spec.egress.iter().flatten();
+        rules.map(|r| (r.to.as_ref(), r.ports.as_ref())).collect()
+    }
+}
+
 /// Whether traffic from `from` to `to` on `port`/`protocol` is allowed: the
 /// destination's ingress and the source's egress must both allow it, each
 /// allowing everything unless some policy of that type selects the pod.
@@ -174,41 +223,53 @@ pub fn allowed(
     port: u16,
     protocol: &str,
 ) -> bool {
-    let ingress: Vec<&NetworkPolicy> = policies
-        .iter()
-        .filter(|p| has_type(p, "Ingress") && selects_pod(p, to))
-        .collect();
-    let ingress_ok = ingress.is_empty()
-        || ingress.iter().any(|p| {
-            let ns = p.metadata.namespace.as_deref().unwrap();
-            p.spec
-                .as_ref()
-                .unwrap()
-                .ingress
-                .iter()
-                .flatten()
-                .any(|rule| {
-                    peers_match(rule.from.as_ref(), ns, from, namespaces)
-                        && ports_match(rule.ports.as_ref(), to, port, protocol)
-                })
-        });
-    let egress: Vec<&NetworkPolicy> = policies
-        .iter()
-        .filter(|p| has_type(p, "Egress") && selects_pod(p, from))
-        .collect();
-    let egress_ok = egress.is_empty()
-        || egress.iter().any(|p| {
-            let ns = p.metadata.namespace.as_deref().unwrap();
-            p.spec
-                .as_ref()
-                .unwrap()
-                .egress
-                .iter()
-                .flatten()
-                .any(|rule| {
-                    peers_match(rule.to.as_ref(), ns, to, namespaces)
-                        && ports_match(rule.ports.as_ref(), to, port, protocol)
-                })
-        });
-    ingress_ok && egress_ok
+    let dest = (to, port, protocol);
+    direction_allows(policies, "Ingress", (to, from), namespaces, dest)
+        && direction_allows(policies, "Egress", (from, to), namespaces, dest)
+}
+
+/// The container the fixtures' pods run when nothing about it matters.
+pub const CONTAINER: &str = "{containers: [{name: c, image: i}]}";
+
+/// A Deployment manifest whose selector and pod template carry the same
+/// `labels` (flow-map entries such as `app: web`). Most cluster fixtures are
+/// Deployments differing only in these, so they are written from them rather
+/// than spelled out again each time.
+pub fn deployment(name: &str, namespace: &str, labels: &str, pod_spec: &str) -> String {
+    workload(
+        "Deployment",
+        name,
+        namespace,
+        (labels, labels),
+        Some(pod_spec),
+    )
+}
+
+/// A workload manifest of `kind` with its own `(selector, pod labels)`, which
+/// may differ (a selector that reaches other pods is a case to test), and a
+/// pod spec, or none for a template that has only its labels.
+pub fn workload(
+    kind: &str,
+    name: &str,
+    namespace: &str,
+    (selector, labels): (&str, &str),
+    pod_spec: Option<&str>,
+) -> String {
+    let mut yaml = format!(
+        "apiVersion: apps/v1\nkind: {kind}\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec:\n  selector: {{matchLabels: {{{selector}}}}}\n"
+    );
+    match pod_spec {
+        Some(spec) => yaml.push_str(&format!(
+            "  template:\n    metadata: {{labels: {{{labels}}}}}\n    spec: {spec}\n"
+        )),
+        None => yaml.push_str(&format!(
+            "  template: {{metadata: {{labels: {{{labels}}}}}}}\n"
+        )),
+    }
+    yaml
+}
+
+/// Manifests as one multi-document stream, as a cluster dump is read.
+pub fn stream(manifests: &[String]) -> String {
+    manifests.join("---\n")
 }
