@@ -77,6 +77,9 @@ struct Existing {
     /// listed at start); a spec seen later that differs was changed by
     /// someone else.
     written: Option<Value>,
+    /// The resource version of that spec: an event about an older one is a
+    /// late echo of an earlier write, not drift.
+    version: Option<u64>,
 }
 
 /// The writer of one enforcer.
@@ -99,6 +102,12 @@ pub struct Writer {
     /// Whether a batch with every subject came: what an earlier run wrote
     /// for subjects that no longer exist may then be pruned.
     complete_seen: bool,
+}
+
+/// An object's resource version as a number, when it is one (the API
+/// server's are; they only order writes of one object here).
+fn version_of(object: &DynamicObject) -> Option<u64> {
+    object.metadata.resource_version.as_deref()?.parse().ok()
 }
 
 fn hash_of(value: &Value) -> String {
@@ -215,11 +224,16 @@ impl Writer {
         let Some(existing) = self.existing.get_mut(&key) else {
             return;
         };
+        let late = matches!(
+            (version_of(&object), existing.version),
+            (Some(seen), Some(written)) if seen < written
+        );
         let changed = deleted
-            || existing
-                .written
-                .as_ref()
-                .is_some_and(|spec| object.data.get("spec") != Some(spec));
+            || (!late
+                && existing
+                    .written
+                    .as_ref()
+                    .is_some_and(|spec| object.data.get("spec") != Some(spec)));
         if !changed {
             return;
         }
@@ -287,6 +301,7 @@ impl Writer {
                                 .unwrap_or_default(),
                             // Taken as ibac's: a later change is someone else's.
                             written: object.data.get("spec").cloned(),
+                            version: version_of(&object),
                         },
                     );
                 }
@@ -457,6 +472,7 @@ impl Writer {
                             subject: Some(subject.clone()),
                             hash,
                             written: written.data.get("spec").cloned(),
+                            version: version_of(&written),
                         },
                     );
                     let reason = if created { "Created" } else { "Updated" };
