@@ -143,6 +143,9 @@ struct Index {
     backends: HashMap<WorkloadId, Vec<WorkloadKey>>,
     /// Workload → the exposed Services in front of it.
     exposed: HashMap<WorkloadId, BTreeSet<WorkloadId>>,
+    /// Namespace → its Services: a change of a workload looks only at the
+    /// Services of its namespace (never a scan of every Service).
+    services_in: HashMap<String, BTreeSet<WorkloadId>>,
 }
 
 /// Everything known of the cluster, as a model that takes one object at a
@@ -674,6 +677,11 @@ impl ClusterFacts {
         }
         let services: Vec<WorkloadId> = self.services.keys().cloned().collect();
         for id in services {
+            self.index
+                .services_in
+                .entry(id.namespace().to_string())
+                .or_default()
+                .insert(id.clone());
             self.refresh_service(&id);
         }
     }
@@ -744,16 +752,19 @@ impl ClusterFacts {
     /// have changed, so no selection is run for them.
     fn refresh_namespace(&mut self, namespace: &str, labels: &[&Labels], change: &mut FactsChange) {
         let ids: Vec<WorkloadId> = self
-            .services
-            .iter()
-            .filter(|(id, _)| id.namespace() == namespace)
-            .filter(|(_, s)| match &s.selector {
-                None => true,
-                Some(selector) => labels
+            .index
+            .services_in
+            .get(namespace)
+            .into_iter()
+            .flatten()
+            .filter(|id| match self.services.get(*id).map(|s| &s.selector) {
+                None => false,
+                Some(None) => true,
+                Some(Some(selector)) => labels
                     .iter()
                     .any(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v))),
             })
-            .map(|(id, _)| id.clone())
+            .cloned()
             .collect();
         for id in ids {
             if self.refresh_service(&id) {
@@ -796,6 +807,11 @@ impl ClusterFacts {
                     return change;
                 }
                 self.services.insert(id.clone(), service);
+                self.index
+                    .services_in
+                    .entry(id.namespace().to_string())
+                    .or_default()
+                    .insert(id.clone());
                 self.refresh_service(&id);
                 change.services.insert(id);
             }
@@ -843,6 +859,9 @@ impl ClusterFacts {
             }
             ClusterRef::Service(id) => {
                 if self.services.remove(id).is_some() {
+                    if let Some(set) = self.index.services_in.get_mut(id.namespace()) {
+                        set.remove(id);
+                    }
                     self.refresh_service(id);
                     change.services.insert(id.clone());
                 }
