@@ -143,9 +143,12 @@ struct Index {
     backends: HashMap<WorkloadId, Vec<WorkloadKey>>,
     /// Workload → the exposed Services in front of it.
     exposed: HashMap<WorkloadId, BTreeSet<WorkloadId>>,
-    /// Namespace → its Services: a change of a workload looks only at the
-    /// Services of its namespace (never a scan of every Service).
-    services_in: HashMap<String, BTreeSet<WorkloadId>>,
+    /// (namespace, label, value) → the Services whose selector asks for it,
+    /// and namespace → its Services without a selector: a change of a
+    /// workload's labels looks only at the Services that may select it
+    /// (never a scan of every Service).
+    services_by_label: HashMap<(String, String, String), BTreeSet<WorkloadId>>,
+    selectorless: HashMap<String, BTreeSet<WorkloadId>>,
 }
 
 /// Everything known of the cluster, as a model that takes one object at a
@@ -677,12 +680,34 @@ impl ClusterFacts {
         }
         let services: Vec<WorkloadId> = self.services.keys().cloned().collect();
         for id in services {
-            self.index
-                .services_in
-                .entry(id.namespace().to_string())
-                .or_default()
-                .insert(id.clone());
+            self.index_service(&id, true);
             self.refresh_service(&id);
+        }
+    }
+
+    /// Adds `id`'s Service to (or takes it out of) the Service indexes.
+    fn index_service(&mut self, id: &WorkloadId, add: bool) {
+        let Some(service) = self.services.get(id) else {
+            return;
+        };
+        let ns = id.namespace().to_string();
+        let keys: Vec<Option<(String, String, String)>> = match &service.selector {
+            None => vec![None],
+            Some(selector) => selector
+                .iter()
+                .map(|(k, v)| Some((ns.clone(), k.clone(), v.clone())))
+                .collect(),
+        };
+        for key in keys {
+            let set = match key {
+                None => self.index.selectorless.entry(ns.clone()).or_default(),
+                Some(key) => self.index.services_by_label.entry(key).or_default(),
+            };
+            if add {
+                set.insert(id.clone());
+            } else {
+                set.remove(id);
+            }
         }
     }
 
@@ -751,20 +776,29 @@ impl ClusterFacts {
     /// matches its labels before or after (`labels`). The others cannot
     /// have changed, so no selection is run for them.
     fn refresh_namespace(&mut self, namespace: &str, labels: &[&Labels], change: &mut FactsChange) {
-        let ids: Vec<WorkloadId> = self
+        let mut candidates: BTreeSet<WorkloadId> = self
             .index
-            .services_in
+            .selectorless
             .get(namespace)
+            .cloned()
+            .unwrap_or_default();
+        for l in labels {
+            for (k, v) in l.iter() {
+                let key = (namespace.to_string(), k.clone(), v.clone());
+                if let Some(set) = self.index.services_by_label.get(&key) {
+                    candidates.extend(set.iter().cloned());
+                }
+            }
+        }
+        let ids: Vec<WorkloadId> = candidates
             .into_iter()
-            .flatten()
-            .filter(|id| match self.services.get(*id).map(|s| &s.selector) {
+            .filter(|id| match self.services.get(id).map(|s| &s.selector) {
                 None => false,
                 Some(None) => true,
                 Some(Some(selector)) => labels
                     .iter()
                     .any(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v))),
             })
-            .cloned()
             .collect();
         for id in ids {
             if self.refresh_service(&id) {
@@ -806,12 +840,9 @@ impl ClusterFacts {
                 if self.services.get(&id) == Some(&service) {
                     return change;
                 }
+                self.index_service(&id, false);
                 self.services.insert(id.clone(), service);
-                self.index
-                    .services_in
-                    .entry(id.namespace().to_string())
-                    .or_default()
-                    .insert(id.clone());
+                self.index_service(&id, true);
                 self.refresh_service(&id);
                 change.services.insert(id);
             }
@@ -858,10 +889,8 @@ impl ClusterFacts {
                 }
             }
             ClusterRef::Service(id) => {
+                self.index_service(id, false);
                 if self.services.remove(id).is_some() {
-                    if let Some(set) = self.index.services_in.get_mut(id.namespace()) {
-                        set.remove(id);
-                    }
                     self.refresh_service(id);
                     change.services.insert(id.clone());
                 }
