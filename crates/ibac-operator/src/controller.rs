@@ -113,7 +113,7 @@ pub async fn run(
             }
             tracing::info!(
                 workloads = index.facts().workload_count(),
-                documents = index.views(None).len(),
+                documents = index.document_count(),
                 "every watch has listed the cluster; reconciling"
             );
             touched = index.synced();

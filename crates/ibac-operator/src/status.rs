@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -81,10 +81,7 @@ fn subjects(view: &DocView) -> Vec<Subject> {
 
 fn resource(key: &ObjectKey) -> Option<ApiResource> {
     match key.stream {
-        Stream::Document(kind) => Some(ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk(kind.group(), kind.version(), kind.kind()),
-            kind.plural(),
-        )),
+        Stream::Document(kind) => Some(kind.resource()),
         _ => None,
     }
 }
@@ -380,7 +377,12 @@ impl StatusWriter {
         if let Some(generation) = view.generation {
             status["observedGeneration"] = json!(generation);
         }
-        if let DocRole::ProtectedService { server, clients } = &view.role {
+        if let DocRole::ProtectedService {
+            server,
+            protected,
+            clients,
+        } = &view.role
+        {
             let enforced_by: Vec<&str> = Enforcer::ALL
                 .iter()
                 .filter(|e| {
@@ -391,7 +393,7 @@ impl StatusWriter {
                 })
                 .map(|e| e.name())
                 .collect();
-            status["protected"] = json!(!view.rejected);
+            status["protected"] = json!(*protected && !view.rejected);
             status["enforcedBy"] = json!(enforced_by);
             status["allowedClients"] = json!(clients);
         }

@@ -13,7 +13,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{Api, DynamicObject};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
@@ -143,11 +143,7 @@ pub fn spawn_all(client: &kube::Client, scope: &Scope, updates: &mpsc::Unbounded
     });
     for kind in WatchedDocument::ALL {
         let kind = *kind;
-        let resource = ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk(kind.group(), kind.version(), kind.kind()),
-            kind.plural(),
-        );
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource());
         tokio::spawn(follow(
             api,
             Stream::Document(kind),

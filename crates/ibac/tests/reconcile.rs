@@ -272,7 +272,7 @@ fn helm_upgrade(cluster: &Cluster, release: &str, mode: &str) {
 fn the_otterize_tutorial_with_kubectl() {
     let cluster = Cluster::shared().unwrap();
     let release = cluster.namespace("ibac-tutorial").unwrap();
-    let operator = Release::install(cluster, release.name(), &[]);
+    let mut operator = Release::install(cluster, release.name(), &[]);
     operator.wait_ready();
     operator.wait("the operator follows defaultShadow", || {
         (operator.metric("ibac_operator_mode{mode=\"defaultShadow\"}") == 1.0).then_some(())
@@ -706,4 +706,22 @@ fn the_otterize_tutorial_with_kubectl() {
         let object = protected_service(cluster, "adservice");
         condition(&object, "NetworkPolicy").filter(|(_, reason, _)| reason == "Enforced")
     });
+
+    // A restarted operator finds everything as it must be and writes
+    // nothing: every object it wrote is skipped by its hash annotation.
+    let before = versions(cluster, NS);
+    operator.restart();
+    let authorization = json(
+        cluster,
+        &["get", "authorizationpolicies.security.istio.io", "-n", NS],
+    )["items"]
+        .as_array()
+        .map_or(0, Vec::len);
+    #[allow(clippy::cast_precision_loss)]
+    let objects = (before.len() + authorization) as f64;
+    operator.wait("the restarted operator has seen every object", || {
+        (operator.metric("ibac_operator_writes_skipped_total") >= objects).then_some(())
+    });
+    assert_eq!(operator.metric("ibac_operator_objects_written_total"), 0.0);
+    assert_eq!(versions(cluster, NS), before, "nothing was written again");
 }

@@ -110,6 +110,14 @@ impl DocumentKind {
         }
     }
 
+    /// The resource as the API server serves it, in the version read.
+    pub fn resource(self) -> kube::api::ApiResource {
+        kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk(self.group(), self.version(), self.kind()),
+            self.plural(),
+        )
+    }
+
     /// `group/version`.
     pub fn api_version(self) -> String {
         format!("{}/{}", self.group(), self.version())
@@ -130,6 +138,8 @@ pub enum DocRole {
     ProtectedService {
         /// The server it protects.
         server: WorkloadId,
+        /// Whether the policy in force protects it.
+        protected: bool,
         /// How many clients have intents towards it.
         clients: usize,
     },
@@ -301,14 +311,12 @@ impl Documents {
     /// Takes a new version of a document.
     pub(super) fn apply(
         &mut self,
-        kind: DocumentKind,
         key: &ObjectKey,
         value: Box<Value>,
         policy: &mut Policy,
         facts: &ClusterFacts,
         epoch: u64,
     ) -> Touched {
-        let _ = kind;
         let namespace = (!key.namespace.is_empty()).then_some(key.namespace.as_str());
         let name = source(key);
         let (parsed, indexed) = validate::read_as(&value, namespace, &name);
@@ -647,6 +655,7 @@ impl Documents {
                 },
                 Some(Document::ProtectedService(ps)) => DocRole::ProtectedService {
                     server: ps.workload.id.clone(),
+                    protected: policy.protection(&ps.workload.id).is_protected(),
                     clients: policy
                         .server(&ps.workload.id)
                         .map_or(0, |s| s.clients().len()),

@@ -264,15 +264,10 @@ impl Index {
         self.epoch += 1;
         let key = object.key();
         match object {
-            Watched::Document(kind, value) => {
-                let mut touched = self.documents.apply(
-                    kind,
-                    &key,
-                    value,
-                    &mut self.policy,
-                    &self.facts,
-                    self.epoch,
-                );
+            Watched::Document(_, value) => {
+                let mut touched =
+                    self.documents
+                        .apply(&key, value, &mut self.policy, &self.facts, self.epoch);
                 touched.documents.insert(key.clone());
                 self.contributions.insert(key, Contribution::Document);
                 touched
@@ -329,6 +324,11 @@ impl Index {
     /// document and its field path.
     pub fn describe(&self, error: &ibac_model::DocumentError) -> String {
         self.documents.placed(error).to_string()
+    }
+
+    /// How many documents there are.
+    pub fn document_count(&self) -> usize {
+        self.documents.keys().count()
     }
 
     /// The status views of `keys` (every document when `keys` is `None`).

@@ -261,3 +261,25 @@ pub fn render(
         desired,
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_subject_annotation_reads_back_as_written() {
+        for subject in [
+            Subject::Server(WorkloadId::parse("cart.shop").unwrap()),
+            Subject::Client(WorkloadId::parse("web.shop").unwrap()),
+        ] {
+            assert_eq!(
+                Subject::from_annotation(&subject.to_annotation()),
+                Some(subject.clone())
+            );
+        }
+        for bad in ["", "server", "server:Cart", "peer:cart.shop"] {
+            assert_eq!(Subject::from_annotation(bad), None, "{bad}");
+        }
+    }
+}

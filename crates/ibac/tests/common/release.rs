@@ -47,6 +47,8 @@ pub struct Release<'c> {
     /// The operator's admin port.
     pub admin: u16,
     log: PathBuf,
+    kubeconfig: PathBuf,
+    args: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -80,25 +82,23 @@ impl<'c> Release<'c> {
         std::fs::write(&kubeconfig, cluster.kubeconfig_for_token(&token).unwrap()).unwrap();
         let admin = free_port().unwrap();
         let log = dir.path().join("operator.log");
-        let child = spawn_operator(
-            &kubeconfig,
-            admin,
-            &[
-                "--webhook-addr".to_owned(),
-                format!("127.0.0.1:{webhook}"),
-                "--webhook-url".to_owned(),
-                url,
-                "--operator-namespace".to_owned(),
-                namespace.to_owned(),
-            ],
-            &log,
-        );
+        let args = vec![
+            "--webhook-addr".to_owned(),
+            format!("127.0.0.1:{webhook}"),
+            "--webhook-url".to_owned(),
+            url,
+            "--operator-namespace".to_owned(),
+            namespace.to_owned(),
+        ];
+        let child = spawn_operator(&kubeconfig, admin, &args, &log);
         Release {
             cluster,
             namespace: namespace.to_owned(),
             child,
             admin,
             log,
+            kubeconfig,
+            args,
             _dir: dir,
         }
     }
@@ -130,6 +130,14 @@ impl<'c> Release<'c> {
         self.wait("the operator is ready", || {
             matches!(http_get(admin, "/readyz"), Ok((200, _))).then_some(())
         });
+    }
+
+    /// Stops the operator and starts it again, as a new process with the
+    /// same account and arguments.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = spawn_operator(&self.kubeconfig, self.admin, &self.args, &self.log);
+        self.wait_ready();
     }
 
     /// Stops the operator (the release stays until dropped).
