@@ -32,6 +32,7 @@
 //! ```
 
 mod compile;
+mod configs;
 mod decide;
 pub mod graph;
 mod intent;

@@ -8,13 +8,15 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use ibac_model::{
-    ClientIntents, Document, DocumentError, DocumentKey, DocumentKind, Held, Location, Target,
-    TargetKind, WorkloadId,
+    ClientIntents, DatabaseServerConfig, Document, DocumentError, DocumentKey, DocumentKind, Held,
+    KafkaServerConfig, Location, Target, TargetKind, WorkloadId,
 };
 use imbl::shared_ptr::DefaultSharedPtr;
 
 use crate::compile::{Contribution, compile};
+use crate::configs::ConfigIndex;
 use crate::decide::{Decision, ProtectedBy, Protection, Reason};
+use crate::intent::Via;
 use crate::pairs::PairIndex;
 use crate::request::Request;
 use crate::resolve::Resolver;
@@ -57,6 +59,10 @@ pub struct Changes {
     pub servers: BTreeSet<WorkloadId>,
     /// Clients whose intents changed.
     pub clients: BTreeSet<WorkloadId>,
+    /// Database servers (by their config's `name.namespace`) whose grants to
+    /// render again: they are not workloads, so they are kept apart from
+    /// `servers`.
+    pub databases: BTreeSet<WorkloadId>,
     /// Whether the EnforcementConfig changed.
     pub settings: bool,
 }
@@ -64,7 +70,10 @@ pub struct Changes {
 impl Changes {
     /// Whether nothing was touched.
     pub fn is_empty(&self) -> bool {
-        self.servers.is_empty() && self.clients.is_empty() && !self.settings
+        self.servers.is_empty()
+            && self.clients.is_empty()
+            && self.databases.is_empty()
+            && !self.settings
     }
 }
 
@@ -109,6 +118,8 @@ pub struct Policy {
     pairs: PairIndex,
     /// Which ClientIntents declares each client.
     clients: Map<WorkloadId, DocumentKey>,
+    /// Kafka and database server configs, and SQL clients, by server.
+    configs: ConfigIndex,
     documents: imbl::OrdMap<DocumentKey, Arc<Stored>>,
     /// What the operation that made this snapshot touched.
     changes: Arc<Changes>,
@@ -140,6 +151,7 @@ impl Policy {
             servers: new_map(),
             pairs: PairIndex::new(),
             clients: new_map(),
+            configs: ConfigIndex::default(),
             documents: imbl::OrdMap::new(),
             changes: Arc::default(),
         }
@@ -427,9 +439,22 @@ impl Policy {
                 Arc::make_mut(&mut self.changes).settings = true;
                 self.store(key, doc.clone(), None);
             }
-            Document::KafkaServerConfig(_) | Document::DatabaseServerConfig(_) => {
-                if let Some(server) = config_server(&doc) {
-                    Arc::make_mut(&mut self.changes).servers.insert(server);
+            Document::KafkaServerConfig(cfg) => {
+                if let Some(old) = self.documents.get(&key).cloned() {
+                    self.retract(&key, &old);
+                }
+                let server = cfg.workload.id.clone();
+                self.configs.insert_kafka(server.clone(), key.clone());
+                Arc::make_mut(&mut self.changes).servers.insert(server);
+                self.store(key, doc.clone(), None);
+            }
+            Document::DatabaseServerConfig(cfg) => {
+                if let Some(old) = self.documents.get(&key).cloned() {
+                    self.retract(&key, &old);
+                }
+                if let Some(server) = cfg.id() {
+                    let touched = self.configs.insert_database(server, key.clone());
+                    Arc::make_mut(&mut self.changes).databases.extend(touched);
                 }
                 self.store(key, doc.clone(), None);
             }
@@ -456,14 +481,21 @@ impl Policy {
         contribution: Arc<Contribution>,
         doc: Document,
     ) {
-        let old = self
-            .documents
-            .get(key)
-            .and_then(|s| s.in_force.as_ref().and_then(|(_, c)| c.clone()));
-        if let Some(old) = &old {
-            self.withdraw(old);
+        let old = self.documents.get(key).and_then(|s| s.in_force.clone());
+        if let Some((old_doc, old)) = &old {
+            if let Some(old) = old {
+                self.withdraw(old);
+            }
+            if let Document::ClientIntents(old_ci) = old_doc {
+                let touched = self
+                    .configs
+                    .set_sql_client(&old_ci.workload.id, Some(old_ci), None);
+                Arc::make_mut(&mut self.changes).databases.extend(touched);
+            }
         }
+        let touched = self.configs.set_sql_client(&ci.workload.id, None, Some(ci));
         let changes = Arc::make_mut(&mut self.changes);
+        changes.databases.extend(touched);
         changes.clients.insert(contribution.client.clone());
         changes.servers.extend(contribution.rules.keys().cloned());
         for (server, rules) in &contribution.rules {
@@ -510,10 +542,12 @@ impl Policy {
             return;
         };
         match doc {
-            Document::ClientIntents(_) => {
+            Document::ClientIntents(ci) => {
                 if let Some(c) = contribution {
                     self.withdraw(c);
                 }
+                let touched = self.configs.set_sql_client(&ci.workload.id, Some(ci), None);
+                Arc::make_mut(&mut self.changes).databases.extend(touched);
             }
             Document::ProtectedService(ps) => {
                 Arc::make_mut(&mut self.changes)
@@ -537,9 +571,16 @@ impl Policy {
                 });
                 Arc::make_mut(&mut self.changes).settings = true;
             }
-            Document::KafkaServerConfig(_) | Document::DatabaseServerConfig(_) => {
-                if let Some(server) = config_server(doc) {
-                    Arc::make_mut(&mut self.changes).servers.insert(server);
+            Document::KafkaServerConfig(cfg) => {
+                self.configs.remove_kafka(&cfg.workload.id, key);
+                Arc::make_mut(&mut self.changes)
+                    .servers
+                    .insert(cfg.workload.id.clone());
+            }
+            Document::DatabaseServerConfig(cfg) => {
+                if let Some(server) = cfg.id() {
+                    let touched = self.configs.remove_database(&server, key);
+                    Arc::make_mut(&mut self.changes).databases.extend(touched);
                 }
             }
         }
@@ -697,13 +738,67 @@ impl Policy {
             .filter_map(|s| s.in_force.as_ref().map(|(d, _)| d))
             .collect()
     }
-}
 
-/// The server a Kafka or SQL server config configures.
-fn config_server(doc: &Document) -> Option<WorkloadId> {
-    match doc {
-        Document::KafkaServerConfig(k) => Some(k.workload.id.clone()),
-        Document::DatabaseServerConfig(d) => d.id(),
-        _ => None,
+    /// The document in force under `key`.
+    fn in_force(&self, key: &DocumentKey) -> Option<&Document> {
+        self.documents
+            .get(key)
+            .and_then(|s| s.in_force.as_ref())
+            .map(|(d, _)| d)
+    }
+
+    /// The KafkaServerConfigs in force for `server`, in key order.
+    pub fn kafka_configs(&self, server: &WorkloadId) -> Vec<&KafkaServerConfig> {
+        self.configs
+            .kafka(server)
+            .filter_map(|k| match self.in_force(k) {
+                Some(Document::KafkaServerConfig(c)) => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every Kafka server some intent or KafkaServerConfig names, sorted.
+    pub fn kafka_servers(&self) -> Vec<WorkloadId> {
+        let mut out: BTreeSet<WorkloadId> = self.configs.kafka_servers().cloned().collect();
+        for (server, rules) in self.servers.iter() {
+            if rules
+                .clients
+                .values()
+                .any(|r| r.intents().iter().any(|i| i.via == Via::Kafka))
+            {
+                out.insert(server.clone());
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// The database server configs in force whose name is `name`, by server
+    /// (`name.namespace`), sorted: what a SQL target of that name may mean.
+    pub fn database_configs(&self, name: &str) -> Vec<(&WorkloadId, &DatabaseServerConfig)> {
+        self.configs
+            .databases(name)
+            .filter_map(|(id, k)| match self.in_force(k) {
+                Some(Document::DatabaseServerConfig(c)) => Some((id, c)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every database server with a config in force, sorted.
+    pub fn database_servers(&self) -> Vec<WorkloadId> {
+        let out: BTreeSet<WorkloadId> = self.configs.database_servers().cloned().collect();
+        out.into_iter().collect()
+    }
+
+    /// Every server name SQL targets in force use, sorted.
+    pub fn sql_names(&self) -> Vec<&str> {
+        self.configs.sql_names().collect()
+    }
+
+    /// The clients whose intents in force have a SQL target named `name`
+    /// (with any namespace or none), sorted.
+    pub fn sql_clients(&self, name: &str) -> Vec<&WorkloadId> {
+        self.configs.sql_clients(name).collect()
     }
 }

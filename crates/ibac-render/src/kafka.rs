@@ -6,13 +6,13 @@
 //! Output: AclBindings as JSON, and `kafka-acls` commands; given the current
 //! bindings, only the additions and removals that reach the desired state.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use ibac_model::kafka::{KafkaOperation, TopicPattern};
-use ibac_model::{Document, DocumentError, TargetKind, WorkloadId};
-use ibac_policy::{Policy, Resolver};
+use ibac_model::{Location, TargetKind, WorkloadId};
+use ibac_policy::{Policy, Via};
 
-use crate::Rendered;
+use crate::{Rendered, ServerRendering};
 use serde::{Deserialize, Serialize};
 
 /// A resource pattern.
@@ -157,45 +157,48 @@ fn bindings_for(
     }
 }
 
-/// Renders the ACLs every Kafka server needs. A Kafka server the facts do
-/// not know is skipped, with its place, and the rest rendered.
-pub fn render_kafka_acls(
+/// Renders the ACLs one Kafka server needs: its clients' topic grants (the
+/// Kafka intents compiled into its rules lead to the targets that wrote them)
+/// and the topic settings of its KafkaServerConfigs. A server neither named
+/// by intents nor configured gets no object.
+pub fn render_server_kafka_acls(
     policy: &Policy,
-    resolver: &dyn Resolver,
+    server: &WorkloadId,
     options: &KafkaOptions,
-) -> Rendered<KafkaServerAcls> {
-    let mut out = Rendered::default();
+) -> ServerRendering<KafkaServerAcls> {
+    let mut out = ServerRendering::default();
     if !policy.settings().enforcers.kafka_acl {
         return out;
     }
-    let mut servers: BTreeMap<WorkloadId, BTreeSet<AclBinding>> = BTreeMap::new();
-    let mut errors = Vec::new();
-    for doc in policy.documents_in_force() {
-        let Document::ClientIntents(ci) = doc else {
+    out.protected = policy.protection(server).is_protected();
+    let configs = policy.kafka_configs(server);
+    let mut named = !configs.is_empty();
+    let mut acls: BTreeSet<AclBinding> = BTreeSet::new();
+    for (client, rules) in policy
+        .server(server)
+        .map(|s| s.clients())
+        .unwrap_or_default()
+    {
+        let places: BTreeSet<&Location> = rules
+            .intents()
+            .iter()
+            .filter(|i| i.via == Via::Kafka)
+            .map(|i| &i.at)
+            .collect();
+        let Some(ci) = policy.intents_of(client).filter(|_| !places.is_empty()) else {
             continue;
         };
-        let client = &ci.workload.id;
+        named = true;
         let principal = substitute(&options.principal_template, client);
         let group = substitute(&options.group, client);
         let group = match group.strip_suffix('*') {
             Some(prefix) if !prefix.is_empty() => (prefix.to_string(), true),
             _ => (group, false),
         };
-        for target in &ci.targets {
+        for target in ci.targets.iter().filter(|t| places.contains(&t.at)) {
             let TargetKind::Kafka(kafka) = &target.kind else {
                 continue;
             };
-            let server = match resolver.workload(&kafka.server, None) {
-                Ok(s) => s,
-                Err(e) => {
-                    errors.push(DocumentError::Invalid {
-                        at: target.at.clone(),
-                        message: format!("Kafka server `{}`: {e}; it is skipped", kafka.server),
-                    });
-                    continue;
-                }
-            };
-            let acls = servers.entry(server).or_default();
             for t in &kafka.topics {
                 let (name, prefixed) = topic(&t.topic);
                 for op in &t.operations {
@@ -210,40 +213,50 @@ pub fn render_kafka_acls(
             }
         }
     }
-    let mut configs: BTreeMap<WorkloadId, &ibac_model::KafkaServerConfig> = BTreeMap::new();
-    for doc in policy.documents_in_force() {
-        if let Document::KafkaServerConfig(cfg) = doc {
-            configs.insert(cfg.workload.id.clone(), cfg);
-            let acls = servers.entry(cfg.workload.id.clone()).or_default();
-            for t in &cfg.topics {
-                if t.client_identity_required {
-                    acls.insert(binding(
-                        "TOPIC",
-                        &t.topic,
-                        t.prefix,
-                        "User:ANONYMOUS",
-                        "ALL",
-                        false,
-                    ));
-                }
-                if !t.intents_required {
-                    acls.insert(binding("TOPIC", &t.topic, t.prefix, "User:*", "ALL", true));
-                }
+    if !named {
+        return out;
+    }
+    for cfg in &configs {
+        for t in &cfg.topics {
+            if t.client_identity_required {
+                acls.insert(binding(
+                    "TOPIC",
+                    &t.topic,
+                    t.prefix,
+                    "User:ANONYMOUS",
+                    "ALL",
+                    false,
+                ));
+            }
+            if !t.intents_required {
+                acls.insert(binding("TOPIC", &t.topic, t.prefix, "User:*", "ALL", true));
             }
         }
     }
-    out.skipped = errors;
-    out.objects = servers
-        .into_iter()
-        .map(|(server, bindings)| KafkaServerAcls {
-            bootstrap: configs
-                .get(&server)
-                .and_then(|c| c.address.clone())
-                .unwrap_or_else(|| format!("{}.{}:9092", server.name(), server.namespace())),
-            server,
-            bindings: bindings.into_iter().collect(),
-        })
-        .collect();
+    let bootstrap = configs
+        .last()
+        .and_then(|c| c.address.clone())
+        .unwrap_or_else(|| format!("{}.{}:9092", server.name(), server.namespace()));
+    out.objects.push(KafkaServerAcls {
+        server: server.clone(),
+        bootstrap,
+        bindings: acls.into_iter().collect(),
+    });
+    out
+}
+
+/// Renders the ACLs every Kafka server needs: a fold over
+/// [`render_server_kafka_acls`].
+pub fn render_kafka_acls(policy: &Policy, options: &KafkaOptions) -> Rendered<KafkaServerAcls> {
+    let mut out = Rendered::default();
+    let mut refused = Vec::new();
+    for server in policy.kafka_servers() {
+        out.fold(
+            render_server_kafka_acls(policy, &server, options),
+            &mut refused,
+        );
+    }
+    out.skipped.extend(refused);
     out
 }
 

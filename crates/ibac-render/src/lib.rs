@@ -19,10 +19,10 @@ pub mod sql;
 
 pub use facts::{ClusterFacts, FactsOptions};
 pub use istio::{IstioOptions, Principals, render_istio, render_server_istio};
-pub use kafka::{KafkaOptions, render_kafka_acls};
+pub use kafka::{KafkaOptions, render_kafka_acls, render_server_kafka_acls};
 pub use netpol::{
     Dns, NetpolOptions, render_client_egress, render_network_policies,
     render_server_network_policies,
 };
 pub use rendered::{Rendered, ServerRendering};
-pub use sql::render_sql;
+pub use sql::{render_server_sql, render_sql};

@@ -13,11 +13,11 @@ use std::collections::BTreeMap;
 use ibac_model::SqlTarget;
 use ibac_model::sql::SqlOperation;
 use ibac_model::{
-    DatabaseServerConfig, Document, DocumentError, SqlDialect, SqlPrivilege, TargetKind, WorkloadId,
+    DatabaseServerConfig, DocumentError, Location, SqlDialect, SqlPrivilege, TargetKind, WorkloadId,
 };
 use ibac_policy::Policy;
 
-use crate::Rendered;
+use crate::{Rendered, ServerRendering};
 use ring::digest::{SHA256, digest};
 use serde::Serialize;
 
@@ -199,92 +199,144 @@ fn server_config<'a>(
     }
 }
 
-/// Renders one script per SQL server named by intents.
-pub fn render_sql(policy: &Policy) -> Rendered<SqlScript> {
-    let mut out = Rendered::default();
-    if !policy.settings().enforcers.database {
-        return out;
-    }
-    let docs = policy.documents_in_force();
-    let configs: BTreeMap<WorkloadId, &DatabaseServerConfig> = docs
-        .iter()
-        .filter_map(|d| match d {
-            Document::DatabaseServerConfig(c) => c.id().map(|id| (id, c)),
-            _ => None,
-        })
-        .collect();
-    // server → client → privileges
-    let mut wanted: BTreeMap<WorkloadId, BTreeMap<WorkloadId, Vec<&SqlPrivilege>>> =
-        BTreeMap::new();
-    let mut errors = Vec::new();
-    for doc in &docs {
-        let Document::ClientIntents(ci) = doc else {
+/// Every SQL target in force whose server is named `name`, with its client
+/// and what it resolves to among the configs of that name.
+fn targets_named<'p>(
+    policy: &'p Policy,
+    name: &str,
+    configs: &BTreeMap<WorkloadId, &'p DatabaseServerConfig>,
+) -> Vec<(
+    &'p WorkloadId,
+    &'p SqlTarget,
+    &'p Location,
+    Result<WorkloadId, String>,
+)> {
+    let mut out = Vec::new();
+    for client in policy.sql_clients(name) {
+        let Some(ci) = policy.intents_of(client) else {
             continue;
         };
         for target in &ci.targets {
             let TargetKind::Sql(sql) = &target.kind else {
                 continue;
             };
-            let server = match server_config(&configs, sql) {
-                Ok((id, _)) => id,
-                Err(message) => {
-                    errors.push(DocumentError::Invalid {
-                        at: target.at.clone(),
-                        message: format!("{message}; the target is skipped"),
-                    });
-                    continue;
-                }
-            };
-            let mut granted = Vec::new();
-            for p in &sql.privileges {
-                if p.operations.is_empty() {
-                    errors.push(DocumentError::Invalid {
-                        at: p.at.clone(),
-                        message: "operations are empty; ibac never grants ALL unless written: list the operations, or ALL (skipped)".into(),
-                    });
-                } else {
-                    granted.push(p);
-                }
+            if sql.server.name() == name {
+                let resolved = server_config(configs, sql).map(|(id, _)| id);
+                out.push((client, sql, &target.at, resolved));
             }
-            wanted
-                .entry(server)
-                .or_default()
-                .entry(ci.workload.id.clone())
-                .or_default()
-                .extend(granted);
         }
     }
-    let mut scripts = Vec::new();
-    for (server, clients) in wanted {
-        let Some(config) = configs.get(&server) else {
-            continue;
-        };
-        let mut statements = Vec::new();
-        for (client, privs) in clients {
-            let user = user_name(&client, config.dialect);
-            statements.push(format!("-- {client}"));
-            let grants: Vec<(&WorkloadId, &SqlPrivilege)> =
-                privs.into_iter().map(|p| (&client, p)).collect();
-            match config.dialect {
-                SqlDialect::PostgreSql => statements.extend(postgres(&user, &grants)),
-                SqlDialect::MySql => match mysql(&user, &grants) {
-                    Ok(s) => statements.extend(s),
-                    Err(e) => errors.push(e),
-                },
+    out
+}
+
+fn skipped_target(at: &Location, message: &str) -> DocumentError {
+    DocumentError::Invalid {
+        at: at.clone(),
+        message: format!("{message}; the target is skipped"),
+    }
+}
+
+/// Renders the script of one database server: the grants of every client
+/// whose SQL target resolves to its config. A target of its name that
+/// resolves to no config, or to several, is reported with each server of
+/// that name, since any of them may be the one meant.
+pub fn render_server_sql(policy: &Policy, server: &WorkloadId) -> ServerRendering<SqlScript> {
+    let mut out = ServerRendering::default();
+    if !policy.settings().enforcers.database {
+        return out;
+    }
+    let configs: BTreeMap<WorkloadId, &DatabaseServerConfig> = policy
+        .database_configs(server.name())
+        .into_iter()
+        .map(|(id, c)| (id.clone(), c))
+        .collect();
+    let Some(config) = configs.get(server) else {
+        return out;
+    };
+    out.protected = policy.protection(server).is_protected();
+    // client → privileges, in client order
+    let mut wanted: BTreeMap<&WorkloadId, Vec<&SqlPrivilege>> = BTreeMap::new();
+    for (client, sql, at, resolved) in targets_named(policy, server.name(), &configs) {
+        match resolved {
+            Ok(id) if &id == server => {}
+            Ok(_) => continue,
+            Err(message) => {
+                out.skipped.push(skipped_target(at, &message));
+                continue;
             }
         }
-        scripts.push(SqlScript {
-            server,
-            dialect: match config.dialect {
-                SqlDialect::PostgreSql => "postgresql",
-                SqlDialect::MySql => "mysql",
+        let granted = wanted.entry(client).or_default();
+        for p in &sql.privileges {
+            if p.operations.is_empty() {
+                out.skipped.push(DocumentError::Invalid {
+                    at: p.at.clone(),
+                    message: "operations are empty; ibac never grants ALL unless written: list the operations, or ALL (skipped)".into(),
+                });
+            } else {
+                granted.push(p);
+            }
+        }
+    }
+    if wanted.is_empty() {
+        return out;
+    }
+    let mut statements = Vec::new();
+    for (client, privs) in wanted {
+        let user = user_name(client, config.dialect);
+        statements.push(format!("-- {client}"));
+        let grants: Vec<(&WorkloadId, &SqlPrivilege)> =
+            privs.into_iter().map(|p| (client, p)).collect();
+        match config.dialect {
+            SqlDialect::PostgreSql => statements.extend(postgres(&user, &grants)),
+            SqlDialect::MySql => match mysql(&user, &grants) {
+                Ok(s) => statements.extend(s),
+                Err(e) => out.skipped.push(e),
             },
-            address: config.address.clone(),
-            statements,
-        });
+        }
     }
-    out.objects = scripts;
-    out.skipped = errors;
+    out.objects.push(SqlScript {
+        server: server.clone(),
+        dialect: match config.dialect {
+            SqlDialect::PostgreSql => "postgresql",
+            SqlDialect::MySql => "mysql",
+        },
+        address: config.address.clone(),
+        statements,
+    });
+    out
+}
+
+/// Renders one script per SQL server named by intents: a fold over
+/// [`render_server_sql`], plus the targets of names no config has (they
+/// belong to no server).
+pub fn render_sql(policy: &Policy) -> Rendered<SqlScript> {
+    let mut out = Rendered::default();
+    if !policy.settings().enforcers.database {
+        return out;
+    }
+    let mut refused = Vec::new();
+    for server in policy.database_servers() {
+        out.fold(render_server_sql(policy, &server), &mut refused);
+    }
+    for name in policy.sql_names() {
+        if policy.database_configs(name).is_empty() {
+            for (_, _, at, resolved) in targets_named(policy, name, &BTreeMap::new()) {
+                if let Err(message) = resolved {
+                    out.skipped.push(skipped_target(at, &message));
+                }
+            }
+        }
+    }
+    out.skipped.extend(refused);
+    // A target several servers may mean was reported by each of them.
+    let mut seen = Vec::new();
+    out.skipped.retain(|e| {
+        let new = !seen.contains(e);
+        if new {
+            seen.push(e.clone());
+        }
+        new
+    });
     out
 }
 

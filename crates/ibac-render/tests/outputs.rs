@@ -15,7 +15,7 @@ use ibac_render::kafka::command;
 use ibac_render::labels::of_labels;
 use ibac_render::{
     IstioOptions, KafkaOptions, NetpolOptions, render_istio, render_kafka_acls,
-    render_network_policies, render_sql,
+    render_network_policies, render_server_kafka_acls, render_server_sql, render_sql,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use support::{CONTAINER, deployment, stream, workload};
@@ -231,8 +231,8 @@ spec: {name: api}
 
 #[test]
 fn demo_kafka_acls() {
-    let (facts, policy) = demo_policy(&[]);
-    let rendered = render_kafka_acls(&policy, &facts, &KafkaOptions::default());
+    let (_, policy) = demo_policy(&[]);
+    let rendered = render_kafka_acls(&policy, &KafkaOptions::default());
     assert!(rendered.skipped.is_empty(), "{:?}", rendered.skipped);
     let servers = rendered.objects;
     assert_eq!(servers.len(), 1);
@@ -249,6 +249,120 @@ fn demo_kafka_acls() {
             commands.join("\n")
         )
     );
+}
+
+#[test]
+fn kafka_acls_render_one_server_at_a_time_and_changes_name_the_server() {
+    let (facts, policy) = demo_policy(&[]);
+    let options = KafkaOptions::default();
+    let whole = render_kafka_acls(&policy, &options);
+    let servers = policy.kafka_servers();
+    assert!(!servers.is_empty());
+    let folded: Vec<_> = servers
+        .iter()
+        .flat_map(|s| render_server_kafka_acls(&policy, s, &options).objects)
+        .collect();
+    assert_eq!(folded, whole.objects);
+    // A server no Kafka intent or config names gets nothing.
+    let none = ibac_model::WorkloadId::parse("nobody.shop").unwrap();
+    assert!(
+        render_server_kafka_acls(&policy, &none, &options)
+            .objects
+            .is_empty()
+    );
+    // A KafkaServerConfig's change touches its server, and its topic
+    // settings reach that server's ACLs.
+    let server = &servers[0];
+    let config = format!(
+        "apiVersion: k8s.otterize.com/v2beta1\nkind: KafkaServerConfig\nmetadata: {{name: kafka-config, namespace: {ns}}}\nspec:\n  workload: {{name: {name}}}\n  addr: 'kafka.example:9093'\n  topics:\n  - {{topic: public, pattern: literal, clientIdentityRequired: false, intentsRequired: false}}\n",
+        ns = server.namespace(),
+        name = server.name()
+    );
+    let next = policy.apply(docs_from(&[&config]), &facts).unwrap();
+    assert!(
+        next.changes().servers.contains(server),
+        "{:?}",
+        next.changes()
+    );
+    let acls = render_server_kafka_acls(&next, server, &options);
+    assert_eq!(acls.objects[0].bootstrap, "kafka.example:9093");
+    assert!(
+        acls.objects[0]
+            .bindings
+            .iter()
+            .any(|b| b.pattern.name == "public" && b.entry.principal == "User:*"),
+        "{:?}",
+        acls.objects[0].bindings
+    );
+    let key = next
+        .documents()
+        .into_iter()
+        .find(|(k, _, _)| k.kind == ibac_model::DocumentKind::KafkaServerConfig)
+        .map(|(k, _, _)| k.clone())
+        .unwrap();
+    let back = next.remove(&[key]).unwrap();
+    assert!(back.changes().servers.contains(server));
+    assert_eq!(
+        render_server_kafka_acls(&back, server, &options).objects,
+        render_server_kafka_acls(&policy, server, &options).objects
+    );
+}
+
+#[test]
+fn sql_grants_render_one_server_at_a_time_and_changes_name_the_database() {
+    let config = |name: &str, ns: &str| {
+        format!(
+            "apiVersion: k8s.otterize.com/v2beta1\nkind: PostgreSQLServerConfig\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{address: '{name}.{ns}:5432', credentials: {{secretRef: {{name: s}}}}}}\n"
+        )
+    };
+    let web = client_intents(
+        "web",
+        "\n  - sql: {name: orders, privileges: [{databaseName: shop, operations: [SELECT]}]}\n  - sql: {name: stock.stores, privileges: [{databaseName: stock, operations: [SELECT]}]}\n",
+    );
+    let (policy, errors) = Policy::build(
+        docs_from(&[&web, &config("orders", "shop"), &config("stock", "stores")]),
+        &ibac_policy::NoFacts,
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    let whole = render_sql(&policy);
+    assert_eq!(whole.objects.len(), 2);
+    let folded: Vec<_> = policy
+        .database_servers()
+        .iter()
+        .flat_map(|s| render_server_sql(&policy, s).objects)
+        .collect();
+    assert_eq!(folded, whole.objects);
+    // A new client of `orders` touches that database only.
+    let api = client_intents(
+        "api",
+        "\n  - sql: {name: orders, privileges: [{databaseName: shop, operations: [INSERT]}]}\n",
+    );
+    let next = policy
+        .apply(docs_from(&[&api]), &ibac_policy::NoFacts)
+        .unwrap();
+    let orders = ibac_model::WorkloadId::parse("orders.shop").unwrap();
+    assert_eq!(
+        next.changes().databases,
+        std::collections::BTreeSet::from([orders.clone()])
+    );
+    let script = render_server_sql(&next, &orders).objects[0]
+        .statements
+        .join("\n");
+    assert!(script.contains("-- api.shop"), "{script}");
+    // A second config of the same name makes the bare name ambiguous: both
+    // servers of that name are touched, and each reports the target.
+    let next = next
+        .apply(
+            docs_from(&[&config("orders", "other")]),
+            &ibac_policy::NoFacts,
+        )
+        .unwrap();
+    let other = ibac_model::WorkloadId::parse("orders.other").unwrap();
+    assert!(next.changes().databases.contains(&orders));
+    assert!(next.changes().databases.contains(&other));
+    // The one in the clients' namespace still wins.
+    assert!(render_server_sql(&next, &orders).skipped.is_empty());
+    assert!(render_server_sql(&next, &other).objects.is_empty());
 }
 
 #[test]
@@ -364,6 +478,8 @@ fn sql_targets_find_their_server_config_by_name_in_any_namespace() {
         config("orders-db", "b", "MySQLServerConfig"),
     ]);
     assert!(several.objects.is_empty());
+    // Reported with each server it may mean, once in the whole render.
+    assert_eq!(several.skipped.len(), 1, "{:?}", several.skipped);
     assert_eq!(
         several.skipped[0].to_string(),
         "doc0.yaml:7:5: `orders-db` is ambiguous: PostgreSQLServerConfig `orders-db.a`, MySQLServerConfig `orders-db.b`; write `name.namespace` (`orders-db.a`) to pick one; the target is skipped"

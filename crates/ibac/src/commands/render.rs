@@ -374,15 +374,11 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
                 Ok(l) => l,
                 Err(n) => return Ok(fail(n)),
             };
-            let resolver: &dyn Resolver = match &loaded.facts {
-                Some(f) => f,
-                None => &NoFacts,
-            };
             let options = KafkaOptions {
                 principal_template: principal_template.clone(),
                 group: group.clone(),
             };
-            let rendered = render_kafka_acls(&loaded.policy, resolver, &options);
+            let rendered = render_kafka_acls(&loaded.policy, &options);
             let servers = &rendered.objects;
             let mut skipped = loaded.skipped;
             skipped.extend(rendered.skipped.iter().cloned());
