@@ -134,6 +134,17 @@ pub struct Endpoints {
 /// A workload's key: its id and its kind.
 type WorkloadKey = (WorkloadId, String);
 
+/// The entries of `table` an index entry lists (none when it has none).
+fn looked_up<'a, K: Ord + 'a, V>(
+    keys: Option<impl IntoIterator<Item = &'a K>>,
+    table: &'a BTreeMap<K, V>,
+) -> Vec<&'a V> {
+    keys.into_iter()
+        .flatten()
+        .filter_map(|k| table.get(k))
+        .collect()
+}
+
 /// Lookups over the facts, kept up to date by every change.
 #[derive(Clone, Debug, Default)]
 struct Index {
@@ -345,6 +356,28 @@ impl Reader<'_> {
         objects::owner(meta, &[kind]).map(|(_, name)| name.to_owned())
     }
 
+    /// A ReplicaSet or Job: owned by a Deployment or CronJob, it is remembered
+    /// so that its pods resolve to that owner; standing alone, it is a
+    /// workload of its own.
+    fn add_owned(
+        &mut self,
+        kind: &str,
+        owner_kind: &str,
+        meta: &ObjectMeta,
+        selector: Option<&LabelSelector>,
+        template: Option<&PodTemplateSpec>,
+        at: &Location,
+    ) {
+        match Self::owner(meta, owner_kind) {
+            Some(owner) => {
+                let ns = self.namespace(meta);
+                let name = meta.name.clone().unwrap_or_default();
+                self.owners.insert((ns, kind.into(), name), owner);
+            }
+            None => self.add_workload(kind, meta, selector, template, at),
+        }
+    }
+
     fn add_workload(
         &mut self,
         kind: &str,
@@ -459,44 +492,28 @@ impl Reader<'_> {
             ("apps/v1", "DaemonSet") => self.add_templated::<DaemonSet>(value, place, at),
             ("apps/v1", "ReplicaSet") => {
                 if let Some(d) = self.parse::<ReplicaSet>(value, place, &kind) {
-                    let ns = self.namespace(&d.metadata);
-                    match Self::owner(&d.metadata, "Deployment") {
-                        Some(owner) => {
-                            let name = d.metadata.name.clone().unwrap_or_default();
-                            self.owners.insert((ns, "ReplicaSet".into(), name), owner);
-                        }
-                        None => {
-                            let spec = Some(&d.spec);
-                            self.add_workload(
-                                "ReplicaSet",
-                                &d.metadata,
-                                spec.map(|s| &s.selector),
-                                spec.and_then(|s| s.template.as_ref()),
-                                at,
-                            );
-                        }
-                    }
+                    let spec = Some(&d.spec);
+                    self.add_owned(
+                        "ReplicaSet",
+                        "Deployment",
+                        &d.metadata,
+                        spec.map(|s| &s.selector),
+                        spec.and_then(|s| s.template.as_ref()),
+                        at,
+                    );
                 }
             }
             ("batch/v1", "Job") => {
                 if let Some(d) = self.parse::<Job>(value, place, &kind) {
-                    let ns = self.namespace(&d.metadata);
-                    match Self::owner(&d.metadata, "CronJob") {
-                        Some(owner) => {
-                            let name = d.metadata.name.clone().unwrap_or_default();
-                            self.owners.insert((ns, "Job".into(), name), owner);
-                        }
-                        None => {
-                            let spec = d.spec.as_ref();
-                            self.add_workload(
-                                "Job",
-                                &d.metadata,
-                                spec.and_then(|s| s.selector.as_ref()),
-                                spec.map(|s| &s.template),
-                                at,
-                            );
-                        }
-                    }
+                    let spec = d.spec.as_ref();
+                    self.add_owned(
+                        "Job",
+                        "CronJob",
+                        &d.metadata,
+                        spec.and_then(|s| s.selector.as_ref()),
+                        spec.map(|s| &s.template),
+                        at,
+                    );
                 }
             }
             ("batch/v1", "CronJob") => {
@@ -1055,13 +1072,7 @@ impl ClusterFacts {
 
     /// The workloads a Service sends traffic to.
     pub fn backends(&self, service: &Service) -> Vec<&Workload> {
-        self.index
-            .backends
-            .get(&service.id)
-            .into_iter()
-            .flatten()
-            .filter_map(|k| self.workloads.get(k))
-            .collect()
+        looked_up(self.index.backends.get(&service.id), &self.workloads)
     }
 
     /// Other workloads whose pods `workload`'s selector also selects.
@@ -1075,13 +1086,7 @@ impl ClusterFacts {
 
     /// The exposed Services (LoadBalancer, NodePort) that send traffic to `workload`.
     pub fn exposing(&self, workload: &Workload) -> Vec<&Service> {
-        self.index
-            .exposed
-            .get(&workload.id)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| self.services.get(id))
-            .collect()
+        looked_up(self.index.exposed.get(&workload.id), &self.services)
     }
 
     /// The labels of a namespace (at least its name label).

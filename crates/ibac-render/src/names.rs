@@ -14,15 +14,22 @@ pub fn object_name(prefix: &str, name: &str) -> String {
     if full.len() <= MAX_NAME {
         return full;
     }
-    let hash: String = digest(&SHA256, full.as_bytes())
-        .as_ref()
-        .iter()
-        .take(4)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = hex_digest(&full, 4);
     let keep = MAX_NAME - hash.len() - 1;
     let head = full[..keep].trim_end_matches(['-', '.', '_']);
     format!("{head}-{hash}")
+}
+
+/// The first `bytes` bytes of the SHA-256 of `text`, in hex: what a name cut
+/// to a length limit keeps of the whole, so that two long names that share
+/// their beginning still differ.
+pub fn hex_digest(text: &str, bytes: usize) -> String {
+    digest(&SHA256, text.as_bytes())
+        .as_ref()
+        .iter()
+        .take(bytes)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The labels every object ibac writes carries.

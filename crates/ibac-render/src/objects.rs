@@ -268,10 +268,11 @@ pub fn standalone_pod(
         metadata: Some(pod.metadata.clone()),
         spec: pod.spec.clone(),
     };
+    let selector = labels::of_labels(&labels);
     workload(
         "Pod",
         &pod.metadata,
-        Some(&labels::of_labels(&labels)),
+        Some(&selector),
         Some(&template),
         default_namespace,
         at,

@@ -17,8 +17,8 @@ use ibac_model::{
 };
 use ibac_policy::Policy;
 
+use crate::names::hex_digest;
 use crate::{Rendered, ServerRendering};
-use ring::digest::{SHA256, digest};
 use serde::Serialize;
 
 /// The script for one server.
@@ -61,13 +61,7 @@ pub fn user_name(client: &WorkloadId, dialect: SqlDialect) -> String {
     if full.len() <= max {
         return full;
     }
-    let hash: String = digest(&SHA256, full.as_bytes())
-        .as_ref()
-        .iter()
-        .take(3)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{}_{hash}", &full[..max - 7])
+    format!("{}_{}", &full[..max - 7], hex_digest(&full, 3))
 }
 
 fn privileges(ops: &[SqlOperation]) -> String {
