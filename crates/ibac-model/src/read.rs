@@ -201,6 +201,21 @@ impl<'a> Reader<'a> {
         Some(text)
     }
 
+    /// An identifier that `parse` turns into a value. When it cannot, the text
+    /// is reported as an invalid `what`, with the hint `hint` gives for the error.
+    pub(crate) fn parsed<T, E>(
+        &mut self,
+        node: &Node,
+        what: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+        hint: impl FnOnce(E) -> Hint,
+    ) -> Option<T> {
+        let text = self.identifier(node, "a string")?;
+        parse(text)
+            .map_err(|e| self.invalid(node, what, text, hint(e)))
+            .ok()
+    }
+
     /// A list; null counts as an empty list.
     pub(crate) fn list<'n>(
         &mut self,
@@ -217,6 +232,22 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A list whose items are each read by `item`. Every item is read, so that
+    /// all their errors are reported, but the list is `None` when any of them
+    /// was wrong: a list missing its bad items would quietly grant less (or,
+    /// for exclusions, more) than the document says.
+    pub(crate) fn items<'n, T>(
+        &mut self,
+        node: &'n Node,
+        expected: &'static str,
+        mut item: impl FnMut(&mut Self, &'n Node) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let items = self.list(node, expected)?;
+        let before = self.error_count();
+        let out: Vec<T> = items.iter().filter_map(|node| item(self, node)).collect();
+        (self.error_count() == before).then_some(out)
+    }
+
     /// A list of strings, each checked by `item`.
     pub(crate) fn strings<'n, T>(
         &mut self,
@@ -224,17 +255,10 @@ impl<'a> Reader<'a> {
         expected: &'static str,
         mut item: impl FnMut(&mut Self, &'n Node, &'n str) -> Option<T>,
     ) -> Option<Vec<T>> {
-        let items = self.list(node, expected)?;
-        let before = self.error_count();
-        let mut out = Vec::with_capacity(items.len());
-        for node in items {
-            if let Some(text) = self.string(node, "a string")
-                && let Some(value) = item(self, node, text)
-            {
-                out.push(value);
-            }
-        }
-        (self.error_count() == before).then_some(out)
+        self.items(node, expected, |reader, node| {
+            let text = reader.string(node, "a string")?;
+            item(reader, node, text)
+        })
     }
 
     /// A boolean written as `true` or `false`.
