@@ -791,51 +791,31 @@ fn credentials(c: &Credentials) -> CredentialsOut {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{ParseOptions, parse_source};
+    use crate::test_support::{V1_CALLS, docs};
     use crate::yaml::to_yaml_stream;
 
-    fn docs(text: &str) -> Vec<Document> {
-        let parsed = parse_source(&"t.yaml".into(), text, &ParseOptions::default());
-        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
-        parsed.documents
-    }
-
-    const MIXED: &str = "
-apiVersion: k8s.otterize.com/v1alpha3
-kind: ClientIntents
-metadata: {name: client, namespace: shop}
-spec:
-  service: {name: client, kind: Deployment}
-  calls:
-  - name: server.other
-    type: http
-    HTTPResources: [{path: /x/*, methods: [POST, GET]}]
-  - name: svc:frontend
-  - name: kafka.kafka
-    type: kafka
-    kafkaTopics: [{name: t, operations: [consume]}]
-  - name: db
-    type: database
-    databaseResources: [{databaseName: d, table: t, operations: [SELECT]}]
-  - type: internet
-    internet: {ips: [10.0.0.0/8], domains: [a.example.com], ports: [443]}
----
+    /// [`V1_CALLS`] and a ProtectedService of its first call's server.
+    fn mixed() -> Vec<Document> {
+        docs(&format!(
+            "{V1_CALLS}---
 apiVersion: k8s.otterize.com/v2beta1
 kind: ProtectedService
-metadata: {name: server, namespace: other}
-spec: {name: server}
-";
+metadata: {{name: server, namespace: other}}
+spec: {{name: server}}
+"
+        ))
+    }
 
     #[test]
     fn converts_v1_to_v2beta1() {
-        let encoded = encode_all(&docs(MIXED), Flavor::Otterize).unwrap();
+        let encoded = encode_all(&mixed(), Flavor::Otterize).unwrap();
         insta::assert_snapshot!(to_yaml_stream(&encoded).unwrap());
     }
 
     #[test]
     fn round_trips_through_both_flavors() {
         for flavor in [Flavor::Otterize, Flavor::Ibac] {
-            let original = docs(MIXED);
+            let original = mixed();
             let text = to_yaml_stream(&encode_all(&original, flavor).unwrap()).unwrap();
             let again = docs(&text);
             assert_eq!(again.len(), original.len());
