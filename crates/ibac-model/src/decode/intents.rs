@@ -607,19 +607,8 @@ fn read_key_vault(reader: &mut Reader<'_>, node: &Node) -> Option<KeyVaultPolicy
 
 // ---- the v1 shape: `service` + `calls` ----
 
-const V1_CALL_FIELDS_ALPHA3: &[&str] = &[
-    "name",
-    "kind",
-    "type",
-    "HTTPResources",
-    "kafkaTopics",
-    "databaseResources",
-    "awsActions",
-    "gcpPermissions",
-    "azureRoles",
-    "azureKeyVaultPolicy",
-    "internet",
-];
+/// The fields of a v1beta1 call. The two it added last, azureActions and
+/// azureDataActions, come last, so that v1alpha3's are the list without them.
 const V1_CALL_FIELDS_BETA1: &[&str] = &[
     "name",
     "kind",
@@ -630,11 +619,14 @@ const V1_CALL_FIELDS_BETA1: &[&str] = &[
     "awsActions",
     "gcpPermissions",
     "azureRoles",
-    "azureActions",
-    "azureDataActions",
     "azureKeyVaultPolicy",
     "internet",
+    "azureActions",
+    "azureDataActions",
 ];
+const V1_CALL_FIELDS_ALPHA3: &[&str] = V1_CALL_FIELDS_BETA1
+    .split_at(V1_CALL_FIELDS_BETA1.len() - 2)
+    .0;
 const V1_CALL_FIELDS_ALPHA2: &[&str] =
     &["name", "type", "resources", "topics", "databaseResources"];
 const V1_TYPES: &[&str] = &[

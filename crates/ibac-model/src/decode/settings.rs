@@ -169,7 +169,7 @@ pub(super) fn kafka_server_config(
     };
     let topics = match fields.get("topics") {
         None => Some(Vec::new()),
-        Some(n) => read_topic_configs(reader, n),
+        Some(n) => reader.items(n, "a list of topics", read_topic_config),
     };
     let no_auto = match fields.get("noAutoCreateIntentsForOperator") {
         None => Some(false),
@@ -190,10 +190,6 @@ pub(super) fn kafka_server_config(
         topics: topics?,
         no_auto_create_intents_for_operator: no_auto?,
     })
-}
-
-fn read_topic_configs(reader: &mut Reader<'_>, node: &Node) -> Option<Vec<KafkaTopicConfig>> {
-    reader.items(node, "a list of topics", read_topic_config)
 }
 
 fn read_topic_config(reader: &mut Reader<'_>, item: &Node) -> Option<KafkaTopicConfig> {
