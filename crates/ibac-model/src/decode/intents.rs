@@ -38,12 +38,9 @@ pub(super) fn read(
 
 /// Where one shape of ClientIntents keeps its client and what it calls.
 struct Shape {
-    /// The client's field (`workload`, v1: `service`).
-    client: &'static str,
-    /// The list of what it calls (`targets`, v1: `calls`).
-    calls: &'static str,
-    /// Both, the spec's only fields.
-    keys: &'static [&'static str],
+    /// The spec's only fields: the client's (`workload`, v1: `service`) and
+    /// the list of what it calls (`targets`, v1: `calls`).
+    keys: [&'static str; 2],
     /// That list, as its errors name it.
     list: &'static str,
     /// A hint for the other shape's fields.
@@ -53,18 +50,14 @@ struct Shape {
 }
 
 const V2: Shape = Shape {
-    client: "workload",
-    calls: "targets",
-    keys: &["workload", "targets"],
+    keys: ["workload", "targets"],
     list: "a list of targets",
     hint: v1_hint,
     item: read_target,
 };
 
 const V1: Shape = Shape {
-    client: "service",
-    calls: "calls",
-    keys: &["service", "calls"],
+    keys: ["service", "calls"],
     list: "a list of calls",
     hint: v2_hint,
     item: read_call_v1,
@@ -74,14 +67,15 @@ fn read_shape(
     reader: &mut Reader<'_>,
     spec: &Node,
     cx: &DocContext,
-    shape: &Shape,
+    shape: &'static Shape,
 ) -> Option<(WorkloadRef, Vec<Target>)> {
-    let fields = reader.map_with(spec, "ClientIntents spec", shape.keys, shape.hint)?;
+    let [client, calls] = shape.keys;
+    let fields = reader.map_with(spec, "ClientIntents spec", &shape.keys, shape.hint)?;
     let workload = fields
-        .required(reader, shape.client)
-        .and_then(|node| read_workload(reader, node, cx, shape.client, "workload name"));
+        .required(reader, client)
+        .and_then(|node| read_workload(reader, node, cx, client, "workload name"));
     let targets = fields
-        .required(reader, shape.calls)
+        .required(reader, calls)
         .and_then(|node| reader.items(node, shape.list, |r, t| (shape.item)(r, t, cx)));
     Some((workload?, targets?))
 }
@@ -586,22 +580,22 @@ fn check_azure(reader: &mut Reader<'_>, node: &Node, target: &AzureTarget) -> Op
     Some(())
 }
 
+/// A Key Vault policy's fields, each a list of permissions.
+const KEY_VAULT_FIELDS: [&str; 4] = [
+    "certificatePermissions",
+    "keyPermissions",
+    "secretPermissions",
+    "storagePermissions",
+];
+
 fn read_key_vault(reader: &mut Reader<'_>, node: &Node) -> Option<KeyVaultPolicy> {
-    let fields = reader.map(
-        node,
-        "keyVaultPolicy",
-        &[
-            "certificatePermissions",
-            "keyPermissions",
-            "secretPermissions",
-            "storagePermissions",
-        ],
-    )?;
+    let fields = reader.map(node, "keyVaultPolicy", &KEY_VAULT_FIELDS)?;
+    let [certificate, key, secret, storage] = KEY_VAULT_FIELDS;
     Some(KeyVaultPolicy {
-        certificate_permissions: string_list(reader, &fields, "certificatePermissions")?,
-        key_permissions: string_list(reader, &fields, "keyPermissions")?,
-        secret_permissions: string_list(reader, &fields, "secretPermissions")?,
-        storage_permissions: string_list(reader, &fields, "storagePermissions")?,
+        certificate_permissions: string_list(reader, &fields, certificate)?,
+        key_permissions: string_list(reader, &fields, key)?,
+        secret_permissions: string_list(reader, &fields, secret)?,
+        storage_permissions: string_list(reader, &fields, storage)?,
     })
 }
 

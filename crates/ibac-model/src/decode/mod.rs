@@ -55,6 +55,11 @@ pub struct Parsed {
 }
 
 impl Parsed {
+    /// Every error as the message a user is shown, in the order found.
+    pub fn error_messages(&self) -> Vec<String> {
+        self.errors.iter().map(ToString::to_string).collect()
+    }
+
     /// Adds another source's results.
     pub fn extend(&mut self, other: Parsed) {
         self.documents.extend(other.documents);

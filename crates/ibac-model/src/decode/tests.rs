@@ -6,7 +6,7 @@ use crate::name::Kind;
 use crate::test_support::{V1_CALLS, parse};
 
 fn errors(text: &str) -> Vec<String> {
-    parse(text).errors.iter().map(ToString::to_string).collect()
+    parse(text).error_messages()
 }
 
 fn one(text: &str) -> Document {
