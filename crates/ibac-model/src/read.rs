@@ -249,11 +249,11 @@ impl<'a> Reader<'a> {
     }
 
     /// A list of strings, each checked by `item`.
-    pub(crate) fn strings<'n, T>(
+    pub(crate) fn strings<T>(
         &mut self,
-        node: &'n Node,
+        node: &Node,
         expected: &'static str,
-        mut item: impl FnMut(&mut Self, &'n Node, &'n str) -> Option<T>,
+        mut item: impl FnMut(&mut Self, &Node, &str) -> Option<T>,
     ) -> Option<Vec<T>> {
         self.items(node, expected, |reader, node| {
             let text = reader.string(node, "a string")?;
