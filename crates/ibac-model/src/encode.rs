@@ -429,16 +429,23 @@ pub fn relative_name(id: &WorkloadId, namespace: &Namespace) -> String {
 }
 
 fn client_intents(ci: &ClientIntents, format: Format) -> Result<Spec, EncodeError> {
-    let ns = &ci.meta.namespace;
-    let targets = ci
-        .targets
-        .iter()
-        .map(|t| target(t, ns, format))
-        .collect::<Result<_, _>>()?;
     Ok(Spec::ClientIntents {
         workload: workload(&ci.workload),
-        targets,
+        targets: each_target(ci, format, target)?,
     })
+}
+
+/// Every target of `ci` written by `write` (a v2 target or a v1 call), names
+/// relative to the document's namespace; the first that cannot be written stops it.
+fn each_target<T>(
+    ci: &ClientIntents,
+    format: Format,
+    write: fn(&Target, &Namespace, Format) -> Result<T, EncodeError>,
+) -> Result<Vec<T>, EncodeError> {
+    ci.targets
+        .iter()
+        .map(|t| write(t, &ci.meta.namespace, format))
+        .collect()
 }
 
 fn http(rules: &[HttpRule]) -> Vec<HttpOut> {
@@ -585,24 +592,36 @@ fn refuse_kind(
     }
 }
 
+/// [`refuse_kind`] for the workload a document is about, whose kind is at
+/// `field` of the document.
+fn refuse_document_kind(
+    workload: &WorkloadRef,
+    what: &str,
+    meta: &Meta,
+    field: &'static str,
+    format: Format,
+) -> Result<(), EncodeError> {
+    refuse_kind(
+        workload.kind.as_ref(),
+        what,
+        &meta.origin,
+        Some(field),
+        format,
+    )
+}
+
 /// The v1 shape: `service` + `calls`.
 fn client_intents_v1(ci: &ClientIntents, format: Format) -> Result<Spec, EncodeError> {
-    let ns = &ci.meta.namespace;
-    refuse_kind(
-        ci.workload.kind.as_ref(),
+    refuse_document_kind(
+        &ci.workload,
         "the client",
-        &ci.meta.origin,
-        Some("spec.workload.kind"),
+        &ci.meta,
+        "spec.workload.kind",
         format,
     )?;
-    let calls = ci
-        .targets
-        .iter()
-        .map(|t| call_v1(t, ns, format))
-        .collect::<Result<_, _>>()?;
     Ok(Spec::ClientIntentsV1 {
         service: workload(&ci.workload),
-        calls,
+        calls: each_target(ci, format, call_v1)?,
     })
 }
 
@@ -700,11 +719,11 @@ fn call_v1(t: &Target, ns: &Namespace, format: Format) -> Result<CallV1, EncodeE
 }
 
 fn protected_service(ps: &ProtectedService, format: Format) -> Result<Spec, EncodeError> {
-    refuse_kind(
-        ps.workload.kind.as_ref(),
+    refuse_document_kind(
+        &ps.workload,
         "the protected workload",
-        &ps.meta.origin,
-        Some("spec.kind"),
+        &ps.meta,
+        "spec.kind",
         format,
     )?;
     Ok(Spec::ProtectedService(workload(&ps.workload)))
@@ -732,11 +751,11 @@ fn enforcement(cfg: &EnforcementConfig, format: Format) -> Result<Spec, EncodeEr
 }
 
 fn kafka_config(k: &KafkaServerConfig, format: Format) -> Result<Spec, EncodeError> {
-    refuse_kind(
-        k.workload.kind.as_ref(),
+    refuse_document_kind(
+        &k.workload,
         "the Kafka server",
-        &k.meta.origin,
-        Some("spec.workload.kind"),
+        &k.meta,
+        "spec.workload.kind",
         format,
     )?;
     let tls = k.tls.as_ref().map(|t| TlsOut {
@@ -791,51 +810,31 @@ fn credentials(c: &Credentials) -> CredentialsOut {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{ParseOptions, parse_source};
+    use crate::test_support::{V1_CALLS, docs};
     use crate::yaml::to_yaml_stream;
 
-    fn docs(text: &str) -> Vec<Document> {
-        let parsed = parse_source(&"t.yaml".into(), text, &ParseOptions::default());
-        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
-        parsed.documents
-    }
-
-    const MIXED: &str = "
-apiVersion: k8s.otterize.com/v1alpha3
-kind: ClientIntents
-metadata: {name: client, namespace: shop}
-spec:
-  service: {name: client, kind: Deployment}
-  calls:
-  - name: server.other
-    type: http
-    HTTPResources: [{path: /x/*, methods: [POST, GET]}]
-  - name: svc:frontend
-  - name: kafka.kafka
-    type: kafka
-    kafkaTopics: [{name: t, operations: [consume]}]
-  - name: db
-    type: database
-    databaseResources: [{databaseName: d, table: t, operations: [SELECT]}]
-  - type: internet
-    internet: {ips: [10.0.0.0/8], domains: [a.example.com], ports: [443]}
----
+    /// [`V1_CALLS`] and a ProtectedService of its first call's server.
+    fn mixed() -> Vec<Document> {
+        docs(&format!(
+            "{V1_CALLS}---
 apiVersion: k8s.otterize.com/v2beta1
 kind: ProtectedService
-metadata: {name: server, namespace: other}
-spec: {name: server}
-";
+metadata: {{name: server, namespace: other}}
+spec: {{name: server}}
+"
+        ))
+    }
 
     #[test]
     fn converts_v1_to_v2beta1() {
-        let encoded = encode_all(&docs(MIXED), Flavor::Otterize).unwrap();
+        let encoded = encode_all(&mixed(), Flavor::Otterize).unwrap();
         insta::assert_snapshot!(to_yaml_stream(&encoded).unwrap());
     }
 
     #[test]
     fn round_trips_through_both_flavors() {
         for flavor in [Flavor::Otterize, Flavor::Ibac] {
-            let original = docs(MIXED);
+            let original = mixed();
             let text = to_yaml_stream(&encode_all(&original, flavor).unwrap()).unwrap();
             let again = docs(&text);
             assert_eq!(again.len(), original.len());

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::text::as_str_text;
+
 /// An operation on a Kafka topic, spelled as Otterize spells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KafkaOperation {
@@ -80,17 +82,7 @@ impl KafkaOperation {
     }
 }
 
-impl fmt::Display for KafkaOperation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl serde::Serialize for KafkaOperation {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
+as_str_text!(KafkaOperation);
 
 /// Which topics a Kafka intent covers.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

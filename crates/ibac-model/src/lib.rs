@@ -37,6 +37,9 @@ pub mod protocol;
 mod read;
 mod set;
 pub mod sql;
+#[cfg(test)]
+mod test_support;
+pub mod text;
 pub mod yaml;
 
 pub use decode::{ParseOptions, Parsed, Skipped, parse_source};

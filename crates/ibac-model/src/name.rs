@@ -8,6 +8,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use crate::text::{as_str_text, deserialize_parsed};
+
 /// Why a name was refused, phrased to complete "… is not a valid X; <reason>".
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
@@ -213,19 +215,9 @@ impl Kind {
 
 macro_rules! text_traits {
     ($($ty:ty),*) => {$(
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
         impl fmt::Debug for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 write!(f, "{:?}", self.as_str())
-            }
-        }
-        impl serde::Serialize for $ty {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
             }
         }
         impl AsRef<str> for $ty {
@@ -236,18 +228,7 @@ macro_rules! text_traits {
     )*};
 }
 text_traits!(Name, Namespace, WorkloadId);
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl serde::Serialize for Kind {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
+as_str_text!(Name, Namespace, WorkloadId, Kind);
 
 impl FromStr for WorkloadId {
     type Err = NameError;
@@ -258,8 +239,7 @@ impl FromStr for WorkloadId {
 
 impl<'de> serde::Deserialize<'de> for WorkloadId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Self::parse(&text).map_err(|e| serde::de::Error::custom(format!("`{text}`: {e}")))
+        deserialize_parsed(d, Self::parse)
     }
 }
 

@@ -201,6 +201,21 @@ impl<'a> Reader<'a> {
         Some(text)
     }
 
+    /// An identifier that `parse` turns into a value. When it cannot, the text
+    /// is reported as an invalid `what`, with the hint `hint` gives for the error.
+    pub(crate) fn parsed<T, E>(
+        &mut self,
+        node: &Node,
+        what: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+        hint: impl FnOnce(E) -> Hint,
+    ) -> Option<T> {
+        let text = self.identifier(node, "a string")?;
+        parse(text)
+            .map_err(|e| self.invalid(node, what, text, hint(e)))
+            .ok()
+    }
+
     /// A list; null counts as an empty list.
     pub(crate) fn list<'n>(
         &mut self,
@@ -217,24 +232,33 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A list of strings, each checked by `item`.
-    pub(crate) fn strings<'n, T>(
+    /// A list whose items are each read by `item`. Every item is read, so that
+    /// all their errors are reported, but the list is `None` when any of them
+    /// was wrong: a list missing its bad items would quietly grant less (or,
+    /// for exclusions, more) than the document says.
+    pub(crate) fn items<'n, T>(
         &mut self,
         node: &'n Node,
         expected: &'static str,
-        mut item: impl FnMut(&mut Self, &'n Node, &'n str) -> Option<T>,
+        mut item: impl FnMut(&mut Self, &'n Node) -> Option<T>,
     ) -> Option<Vec<T>> {
         let items = self.list(node, expected)?;
         let before = self.error_count();
-        let mut out = Vec::with_capacity(items.len());
-        for node in items {
-            if let Some(text) = self.string(node, "a string")
-                && let Some(value) = item(self, node, text)
-            {
-                out.push(value);
-            }
-        }
+        let out: Vec<T> = items.iter().filter_map(|node| item(self, node)).collect();
         (self.error_count() == before).then_some(out)
+    }
+
+    /// A list of strings, each checked by `item`.
+    pub(crate) fn strings<T>(
+        &mut self,
+        node: &Node,
+        expected: &'static str,
+        mut item: impl FnMut(&mut Self, &Node, &str) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        self.items(node, expected, |reader, node| {
+            let text = reader.string(node, "a string")?;
+            item(reader, node, text)
+        })
     }
 
     /// A boolean written as `true` or `false`.
@@ -392,62 +416,59 @@ mod tests {
         )
     }
 
+    /// Each error names its place and, where there is one, the fix.
     #[test]
-    fn unknown_fields_get_a_did_you_mean() {
-        let (_, errors) = with_doc("nmae: x\nkind: Deployment\n", |r, n| {
-            r.map(n, "workload", &["name", "kind"]).is_some()
-        });
-        assert_eq!(
-            errors,
-            ["t.yaml:1:1: unknown field `nmae` in workload; did you mean `name`?"]
-        );
-    }
-
-    #[test]
-    fn missing_fields_point_at_the_map() {
-        let (_, errors) = with_doc("x:\n  kind: Deployment\n", |r, n| {
-            let top = r.map(n, "document", &["x"]).unwrap();
-            let inner = r
-                .map(top.get("x").unwrap(), "workload", &["name", "kind"])
-                .unwrap();
-            inner.required(r, "name").is_some()
-        });
-        assert_eq!(
-            errors,
-            ["t.yaml:2:3: workload is missing the required field `name`"]
-        );
+    fn errors_name_the_place_and_the_fix() {
+        type Read = fn(&mut Reader<'_>, &Node);
+        let cases: [(&str, Read, &str); 3] = [
+            (
+                "nmae: x\nkind: Deployment\n",
+                |r, n| {
+                    r.map(n, "workload", &["name", "kind"]);
+                },
+                "t.yaml:1:1: unknown field `nmae` in workload; did you mean `name`?",
+            ),
+            (
+                "x:\n  kind: Deployment\n",
+                |r, n| {
+                    let top = r.map(n, "document", &["x"]).unwrap();
+                    let inner = r
+                        .map(top.get("x").unwrap(), "workload", &["name", "kind"])
+                        .unwrap();
+                    inner.required(r, "name");
+                },
+                "t.yaml:2:3: workload is missing the required field `name`",
+            ),
+            (
+                "name: 1.5\n",
+                |r, n| {
+                    let f = r.map(n, "workload", &["name"]).unwrap();
+                    r.string(f.get("name").unwrap(), "a string");
+                },
+                "t.yaml:1:7: expected a string, found the number `1.5`; put it in quotes to make it a string",
+            ),
+        ];
+        for (text, read, expected) in cases {
+            let ((), errors) = with_doc(text, read);
+            assert_eq!(errors, [expected], "{text:?}");
+        }
     }
 
     #[test]
     fn yaml11_booleans_never_become_identifiers() {
-        let (name, errors) = with_doc("name: no\n", |r, n| {
-            let f = r.map(n, "workload", &["name"]).unwrap();
-            r.identifier(f.get("name").unwrap(), "a workload name")
-                .map(str::to_string)
-        });
+        let name_of = |text| {
+            with_doc(text, |r, n| {
+                let f = r.map(n, "workload", &["name"]).unwrap();
+                r.identifier(f.get("name").unwrap(), "a workload name")
+                    .map(str::to_string)
+            })
+        };
+        let (name, errors) = name_of("name: no\n");
         assert_eq!(name, None);
         assert!(errors[0].contains("t.yaml:1:7"), "{errors:?}");
         assert!(errors[0].contains("\"no\""), "{errors:?}");
-        let (name, errors) = with_doc("name: 'no'\n", |r, n| {
-            let f = r.map(n, "workload", &["name"]).unwrap();
-            r.identifier(f.get("name").unwrap(), "a workload name")
-                .map(str::to_string)
-        });
+        let (name, errors) = name_of("name: 'no'\n");
         assert_eq!(name.as_deref(), Some("no"));
         assert!(errors.is_empty());
-    }
-
-    #[test]
-    fn numbers_where_strings_belong_get_a_quoting_hint() {
-        let (_, errors) = with_doc("name: 1.5\n", |r, n| {
-            let f = r.map(n, "workload", &["name"]).unwrap();
-            r.string(f.get("name").unwrap(), "a string").is_some()
-        });
-        assert_eq!(
-            errors,
-            [
-                "t.yaml:1:7: expected a string, found the number `1.5`; put it in quotes to make it a string"
-            ]
-        );
     }
 }

@@ -1,6 +1,6 @@
 //! SQL privileges as intents name them.
 
-use std::fmt;
+use crate::text::as_str_text;
 
 /// A privilege on a table or database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -52,17 +52,7 @@ impl SqlOperation {
     }
 }
 
-impl fmt::Display for SqlOperation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl serde::Serialize for SqlOperation {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
+as_str_text!(SqlOperation);
 
 /// Checks a database, schema or table name: printable, at most 63 bytes per
 /// part (PostgreSQL's limit), no NUL. Quoting for SQL happens when rendering.

@@ -70,15 +70,10 @@ pub fn compile(
                 }));
         };
         match &target.kind {
-            TargetKind::Workload(call) if call.id.is_api_server() => {
-                add(
-                    call.id.clone(),
-                    Via::Workload,
-                    ports_of(&call.ports),
-                    Some(call),
-                );
-            }
-            TargetKind::Service(call) if call.id.is_api_server() => {
+            // The API server (`kubernetes.default`) is kept by its name however
+            // it is written: it is reached by egress, not through a workload or
+            // a Service's backends.
+            TargetKind::Workload(call) | TargetKind::Service(call) if call.id.is_api_server() => {
                 add(
                     call.id.clone(),
                     Via::Workload,

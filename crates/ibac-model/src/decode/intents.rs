@@ -9,7 +9,7 @@ use crate::document::{
 use crate::error::{DocumentError, Hint};
 use crate::http::{Method, PathPattern};
 use crate::kafka::{KafkaOperation, TopicPattern};
-use crate::name::{Kind, Name, WorkloadId};
+use crate::name::{Kind, WorkloadId};
 use crate::net::{check_domain, parse_ip_range};
 use crate::read::{Fields, Reader};
 use crate::sql::{SqlOperation, check_identifier};
@@ -38,12 +38,9 @@ pub(super) fn read(
 
 /// Where one shape of ClientIntents keeps its client and what it calls.
 struct Shape {
-    /// The client's field (`workload`, v1: `service`).
-    client: &'static str,
-    /// The list of what it calls (`targets`, v1: `calls`).
-    calls: &'static str,
-    /// Both, the spec's only fields.
-    keys: &'static [&'static str],
+    /// The spec's only fields: the client's (`workload`, v1: `service`) and
+    /// the list of what it calls (`targets`, v1: `calls`).
+    keys: [&'static str; 2],
     /// That list, as its errors name it.
     list: &'static str,
     /// A hint for the other shape's fields.
@@ -53,18 +50,14 @@ struct Shape {
 }
 
 const V2: Shape = Shape {
-    client: "workload",
-    calls: "targets",
-    keys: &["workload", "targets"],
+    keys: ["workload", "targets"],
     list: "a list of targets",
     hint: v1_hint,
     item: read_target,
 };
 
 const V1: Shape = Shape {
-    client: "service",
-    calls: "calls",
-    keys: &["service", "calls"],
+    keys: ["service", "calls"],
     list: "a list of calls",
     hint: v2_hint,
     item: read_call_v1,
@@ -74,21 +67,16 @@ fn read_shape(
     reader: &mut Reader<'_>,
     spec: &Node,
     cx: &DocContext,
-    shape: &Shape,
+    shape: &'static Shape,
 ) -> Option<(WorkloadRef, Vec<Target>)> {
-    let fields = reader.map_with(spec, "ClientIntents spec", shape.keys, shape.hint)?;
+    let [client, calls] = shape.keys;
+    let fields = reader.map_with(spec, "ClientIntents spec", &shape.keys, shape.hint)?;
     let workload = fields
-        .required(reader, shape.client)
-        .and_then(|node| read_workload(reader, node, cx, shape.client));
-    let targets = fields.required(reader, shape.calls).and_then(|node| {
-        let items = reader.list(node, shape.list)?;
-        let before = reader.error_count();
-        let targets: Vec<Target> = items
-            .iter()
-            .filter_map(|t| (shape.item)(reader, t, cx))
-            .collect();
-        (reader.error_count() == before).then_some(targets)
-    });
+        .required(reader, client)
+        .and_then(|node| read_workload(reader, node, cx, client, "workload name"));
+    let targets = fields
+        .required(reader, calls)
+        .and_then(|node| reader.items(node, shape.list, |r, t| (shape.item)(r, t, cx)));
     Some((workload?, targets?))
 }
 
@@ -101,17 +89,20 @@ fn v1_hint(field: &str) -> Option<String> {
     }
 }
 
-/// `workload: {name, kind}` (v2) or `service: {name, kind}` (v1) of the client.
+/// A `{name, kind}` map naming a workload of the document's namespace: the
+/// client of ClientIntents (`workload`, v1: `service`), a ProtectedService's
+/// spec, a KafkaServerConfig's server. `what` is the name as its errors call it.
 pub(super) fn read_workload(
     reader: &mut Reader<'_>,
     node: &Node,
     cx: &DocContext,
     within: &'static str,
+    what: &'static str,
 ) -> Option<WorkloadRef> {
     let fields = workload_fields(reader, node, cx.format, within)?;
     let name = fields
         .required(reader, "name")
-        .and_then(|n| read_name(reader, n, "workload name"));
+        .and_then(|n| read_name(reader, n, what));
     let kind = read_kind(reader, &fields);
     Some(WorkloadRef {
         id: WorkloadId::new(&name?, &cx.namespace),
@@ -139,16 +130,11 @@ pub(super) fn workload_fields<'n>(
 
 /// An optional `kind`; `Some(None)` when absent, `None` when invalid.
 fn read_kind(reader: &mut Reader<'_>, fields: &Fields<'_>) -> Option<Option<Kind>> {
-    let Some(node) = fields.get("kind") else {
-        return Some(None);
-    };
-    let text = reader.identifier(node, "a string")?;
-    match Kind::parse(text) {
-        Ok(kind) => Some(Some(kind)),
-        Err(e) => {
-            reader.invalid(node, "kind", text, name_hint(&e));
-            None
-        }
+    match fields.get("kind") {
+        None => Some(None),
+        Some(node) => reader
+            .parsed(node, "kind", Kind::parse, |e| name_hint(&e))
+            .map(Some),
     }
 }
 
@@ -271,20 +257,17 @@ fn read_target_id(
     cx: &DocContext,
     what: &'static str,
 ) -> Option<WorkloadId> {
-    let text = reader.identifier(node, "a string")?;
-    match WorkloadId::parse_relative(text, &cx.namespace) {
-        Ok(id) => Some(id),
-        Err(e) => {
-            let hint = match e {
-                crate::name::NameError::NotQualified => {
-                    Hint::new("write `name` or `name.namespace`, with at most one `.`")
-                }
-                e => name_hint(&e),
-            };
-            reader.invalid(node, what, text, hint);
-            None
-        }
-    }
+    reader.parsed(
+        node,
+        what,
+        |text| WorkloadId::parse_relative(text, &cx.namespace),
+        |e| match e {
+            crate::name::NameError::NotQualified => {
+                Hint::new("write `name` or `name.namespace`, with at most one `.`")
+            }
+            e => name_hint(&e),
+        },
+    )
 }
 
 /// Whether a target name was written as `name.namespace`.
@@ -293,36 +276,30 @@ fn written_qualified(node: &Node) -> bool {
 }
 
 fn read_http(reader: &mut Reader<'_>, node: &Node) -> Option<Vec<HttpRule>> {
-    let items = reader.list(node, "a list of HTTP rules")?;
-    let before = reader.error_count();
-    let mut rules = Vec::with_capacity(items.len());
-    for item in items {
-        let Some(fields) = reader.map(item, "HTTP rule", &["path", "methods"]) else {
-            continue;
-        };
-        let path = fields.required(reader, "path").and_then(|n| {
-            let text = reader.string(n, "a path such as `/api` or `/api/*`")?;
-            match PathPattern::parse(text) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    reader.invalid(n, "HTTP path", text, Hint::new(e.to_string()));
-                    None
-                }
+    reader.items(node, "a list of HTTP rules", read_http_rule)
+}
+
+fn read_http_rule(reader: &mut Reader<'_>, item: &Node) -> Option<HttpRule> {
+    let fields = reader.map(item, "HTTP rule", &["path", "methods"])?;
+    let path = fields.required(reader, "path").and_then(|n| {
+        let text = reader.string(n, "a path such as `/api` or `/api/*`")?;
+        match PathPattern::parse(text) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                reader.invalid(n, "HTTP path", text, Hint::new(e.to_string()));
+                None
             }
-        });
-        let methods = match fields.get("methods") {
-            Some(n) => read_methods(reader, n),
-            None => Some(Vec::new()),
-        };
-        if let (Some(path), Some(methods)) = (path, methods) {
-            rules.push(HttpRule {
-                at: reader.at(item),
-                path,
-                methods,
-            });
         }
-    }
-    (reader.error_count() == before).then_some(rules)
+    });
+    let methods = match fields.get("methods") {
+        Some(n) => read_methods(reader, n),
+        None => Some(Vec::new()),
+    };
+    Some(HttpRule {
+        at: reader.at(item),
+        path: path?,
+        methods: methods?,
+    })
 }
 
 fn read_methods(reader: &mut Reader<'_>, node: &Node) -> Option<Vec<Method>> {
@@ -348,16 +325,11 @@ fn read_methods(reader: &mut Reader<'_>, node: &Node) -> Option<Vec<Method>> {
 }
 
 fn read_ports(reader: &mut Reader<'_>, node: &Node) -> Option<Vec<u16>> {
-    let items = reader.list(node, "a list of ports")?;
-    let before = reader.error_count();
-    let mut ports: Vec<u16> = items
-        .iter()
-        .filter_map(|n| reader.integer(n, "port", 1..=65535))
-        .filter_map(|p| u16::try_from(p).ok())
-        .collect();
-    ports.sort_unstable();
-    ports.dedup();
-    (reader.error_count() == before).then_some(ports)
+    let ports = reader.items(node, "a list of ports", |r, n| {
+        r.integer(n, "port", 1..=65535)
+            .and_then(|p| u16::try_from(p).ok())
+    })?;
+    Some(dedup(ports))
 }
 
 fn read_kafka(reader: &mut Reader<'_>, node: &Node, cx: &DocContext) -> Option<KafkaTarget> {
@@ -380,49 +352,47 @@ fn read_topics(
     node: &Node,
     allow_prefix: bool,
 ) -> Option<Vec<KafkaTopic>> {
-    let items = reader.list(node, "a list of topics")?;
-    let before = reader.error_count();
-    let mut topics = Vec::with_capacity(items.len());
-    for item in items {
-        let Some(fields) = reader.map(item, "Kafka topic", &["name", "operations"]) else {
-            continue;
-        };
-        let topic = fields.required(reader, "name").and_then(|n| {
-            let text = reader.identifier(n, "a string")?;
-            TopicPattern::parse(text, allow_prefix)
-                .map_err(|e| reader.invalid(n, "Kafka topic", text, Hint::new(e.to_string())))
+    reader.items(node, "a list of topics", |r, item| {
+        read_topic(r, item, allow_prefix)
+    })
+}
+
+fn read_topic(reader: &mut Reader<'_>, item: &Node, allow_prefix: bool) -> Option<KafkaTopic> {
+    let fields = reader.map(item, "Kafka topic", &["name", "operations"])?;
+    let topic = fields.required(reader, "name").and_then(|n| {
+        reader.parsed(
+            n,
+            "Kafka topic",
+            |text| TopicPattern::parse(text, allow_prefix),
+            |e| Hint::new(e.to_string()),
+        )
+    });
+    let operations = fields.required(reader, "operations").and_then(|n| {
+        let ops = reader.strings(n, "a list of Kafka operations", |r, n, text| {
+            KafkaOperation::parse(text)
+                .map_err(|suggestion| {
+                    let hint = match suggestion {
+                        Some(s) => Hint::did_you_mean(Some(s)),
+                        None => Hint::new(format!(
+                            "use one of {}",
+                            KafkaOperation::ALL.map(KafkaOperation::as_str).join(", ")
+                        )),
+                    };
+                    r.invalid(n, "Kafka operation", text, hint);
+                })
                 .ok()
-        });
-        let operations = fields.required(reader, "operations").and_then(|n| {
-            let ops = reader.strings(n, "a list of Kafka operations", |r, n, text| {
-                KafkaOperation::parse(text)
-                    .map_err(|suggestion| {
-                        let hint = match suggestion {
-                            Some(s) => Hint::did_you_mean(Some(s)),
-                            None => Hint::new(format!(
-                                "use one of {}",
-                                KafkaOperation::ALL.map(KafkaOperation::as_str).join(", ")
-                            )),
-                        };
-                        r.invalid(n, "Kafka operation", text, hint);
-                    })
-                    .ok()
-            })?;
-            if ops.is_empty() {
-                reader.rule(n, "list at least one Kafka operation, or `all`");
-                return None;
-            }
-            Some(dedup(ops))
-        });
-        if let (Some(topic), Some(operations)) = (topic, operations) {
-            topics.push(KafkaTopic {
-                at: reader.at(item),
-                topic,
-                operations,
-            });
+        })?;
+        if ops.is_empty() {
+            reader.rule(n, "list at least one Kafka operation, or `all`");
+            return None;
         }
-    }
-    (reader.error_count() == before).then_some(topics)
+        Some(dedup(ops))
+    });
+    Some(KafkaTopic {
+        at: reader.at(item),
+        topic: topic?,
+        operations: operations?,
+    })
 }
 
 fn dedup<T: Ord>(mut items: Vec<T>) -> Vec<T> {
@@ -447,15 +417,7 @@ fn read_sql(reader: &mut Reader<'_>, node: &Node, cx: &DocContext) -> Option<Sql
 }
 
 fn read_privileges(reader: &mut Reader<'_>, node: &Node) -> Option<Vec<SqlPrivilege>> {
-    let items = reader.list(node, "a list of privileges")?;
-    let before = reader.error_count();
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        if let Some(p) = read_privilege(reader, item) {
-            out.push(p);
-        }
-    }
-    (reader.error_count() == before).then_some(out)
+    reader.items(node, "a list of privileges", read_privilege)
 }
 
 fn read_privilege(reader: &mut Reader<'_>, item: &Node) -> Option<SqlPrivilege> {
@@ -465,14 +427,12 @@ fn read_privilege(reader: &mut Reader<'_>, item: &Node) -> Option<SqlPrivilege> 
         &["databaseName", "table", "operations"],
     )?;
     let identifier = |reader: &mut Reader<'_>, n: &Node, what: &'static str, parts: usize| {
-        let text = reader.identifier(n, "a string")?;
-        match check_identifier(text, parts) {
-            Ok(()) => Some(text.to_string()),
-            Err(why) => {
-                reader.invalid(n, what, text, Hint::new(why));
-                None
-            }
-        }
+        reader.parsed(
+            n,
+            what,
+            |text| check_identifier(text, parts).map(|()| text.to_string()),
+            Hint::new,
+        )
     };
     let database = fields
         .required(reader, "databaseName")
@@ -620,40 +580,29 @@ fn check_azure(reader: &mut Reader<'_>, node: &Node, target: &AzureTarget) -> Op
     Some(())
 }
 
+/// A Key Vault policy's fields, each a list of permissions.
+const KEY_VAULT_FIELDS: [&str; 4] = [
+    "certificatePermissions",
+    "keyPermissions",
+    "secretPermissions",
+    "storagePermissions",
+];
+
 fn read_key_vault(reader: &mut Reader<'_>, node: &Node) -> Option<KeyVaultPolicy> {
-    let fields = reader.map(
-        node,
-        "keyVaultPolicy",
-        &[
-            "certificatePermissions",
-            "keyPermissions",
-            "secretPermissions",
-            "storagePermissions",
-        ],
-    )?;
+    let fields = reader.map(node, "keyVaultPolicy", &KEY_VAULT_FIELDS)?;
+    let [certificate, key, secret, storage] = KEY_VAULT_FIELDS;
     Some(KeyVaultPolicy {
-        certificate_permissions: string_list(reader, &fields, "certificatePermissions")?,
-        key_permissions: string_list(reader, &fields, "keyPermissions")?,
-        secret_permissions: string_list(reader, &fields, "secretPermissions")?,
-        storage_permissions: string_list(reader, &fields, "storagePermissions")?,
+        certificate_permissions: string_list(reader, &fields, certificate)?,
+        key_permissions: string_list(reader, &fields, key)?,
+        secret_permissions: string_list(reader, &fields, secret)?,
+        storage_permissions: string_list(reader, &fields, storage)?,
     })
 }
 
 // ---- the v1 shape: `service` + `calls` ----
 
-const V1_CALL_FIELDS_ALPHA3: &[&str] = &[
-    "name",
-    "kind",
-    "type",
-    "HTTPResources",
-    "kafkaTopics",
-    "databaseResources",
-    "awsActions",
-    "gcpPermissions",
-    "azureRoles",
-    "azureKeyVaultPolicy",
-    "internet",
-];
+/// The fields of a v1beta1 call. The two it added last, azureActions and
+/// azureDataActions, come last, so that v1alpha3's are the list without them.
 const V1_CALL_FIELDS_BETA1: &[&str] = &[
     "name",
     "kind",
@@ -664,11 +613,14 @@ const V1_CALL_FIELDS_BETA1: &[&str] = &[
     "awsActions",
     "gcpPermissions",
     "azureRoles",
-    "azureActions",
-    "azureDataActions",
     "azureKeyVaultPolicy",
     "internet",
+    "azureActions",
+    "azureDataActions",
 ];
+const V1_CALL_FIELDS_ALPHA3: &[&str] = V1_CALL_FIELDS_BETA1
+    .split_at(V1_CALL_FIELDS_BETA1.len() - 2)
+    .0;
 const V1_CALL_FIELDS_ALPHA2: &[&str] =
     &["name", "type", "resources", "topics", "databaseResources"];
 const V1_TYPES: &[&str] = &[
@@ -883,9 +835,4 @@ fn read_call_v1(reader: &mut Reader<'_>, node: &Node, cx: &DocContext) -> Option
         }
     };
     Some(Target { at, kind })
-}
-
-/// Reads a `name` that must be a plain name (used by server configs).
-pub(super) fn plain_name(reader: &mut Reader<'_>, node: &Node) -> Option<Name> {
-    read_name(reader, node, "name")
 }

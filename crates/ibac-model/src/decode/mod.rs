@@ -55,6 +55,11 @@ pub struct Parsed {
 }
 
 impl Parsed {
+    /// Every error as the message a user is shown, in the order found.
+    pub fn error_messages(&self) -> Vec<String> {
+        self.errors.iter().map(ToString::to_string).collect()
+    }
+
     /// Adds another source's results.
     pub fn extend(&mut self, other: Parsed) {
         self.documents.extend(other.documents);
@@ -369,23 +374,12 @@ pub(crate) fn name_hint(error: &NameError) -> Hint {
 
 /// Reads a workload name (no namespace part).
 pub(crate) fn read_name(reader: &mut Reader<'_>, node: &Node, what: &'static str) -> Option<Name> {
-    let text = reader.identifier(node, "a string")?;
-    match Name::parse(text) {
-        Ok(name) => Some(name),
-        Err(NameError::Character('.', _)) => {
-            reader.invalid(
-                node,
-                what,
-                text,
-                Hint::new("the namespace comes from `metadata.namespace`: write the name alone"),
-            );
-            None
+    reader.parsed(node, what, Name::parse, |e| match e {
+        NameError::Character('.', _) => {
+            Hint::new("the namespace comes from `metadata.namespace`: write the name alone")
         }
-        Err(e) => {
-            reader.invalid(node, what, text, name_hint(&e));
-            None
-        }
-    }
+        e => name_hint(&e),
+    })
 }
 
 #[cfg(test)]

@@ -1,28 +1,15 @@
 //! `ProtectedService`, `EnforcementConfig` and the server configs.
 
-use super::intents::{plain_name, workload_fields};
-use super::{DocContext, name_hint, read_name};
+use super::intents::read_workload;
+use super::{DocContext, name_hint};
 use crate::document::{
     Credentials, EnforcementConfig, Enforcers, ExternalTraffic, KafkaServerConfig, KafkaTls,
     KafkaTopicConfig, Meta, Mode, SecretRef, SqlDialect, WorkloadRef,
 };
 use crate::error::Hint;
-use crate::name::{Kind, Namespace, WorkloadId};
+use crate::name::Namespace;
 use crate::read::{Fields, Reader};
 use crate::yaml::Node;
-
-fn optional_kind(reader: &mut Reader<'_>, fields: &Fields<'_>) -> Option<Option<Kind>> {
-    match fields.get("kind") {
-        None => Some(None),
-        Some(n) => {
-            let text = reader.identifier(n, "a string")?;
-            Kind::parse(text)
-                .map(Some)
-                .map_err(|e| reader.invalid(n, "kind", text, name_hint(&e)))
-                .ok()
-        }
-    }
-}
 
 /// `spec: {name, kind}`.
 pub(super) fn protected_service(
@@ -30,15 +17,31 @@ pub(super) fn protected_service(
     spec: &Node,
     cx: &DocContext,
 ) -> Option<WorkloadRef> {
-    let fields = workload_fields(reader, spec, cx.format, "ProtectedService spec")?;
-    let name = fields
-        .required(reader, "name")
-        .and_then(|n| read_name(reader, n, "protected service name"));
-    let kind = optional_kind(reader, &fields);
-    Some(WorkloadRef {
-        id: WorkloadId::new(&name?, &cx.namespace),
-        kind: kind?,
-    })
+    read_workload(
+        reader,
+        spec,
+        cx,
+        "ProtectedService spec",
+        "protected service name",
+    )
+}
+
+/// A setting written as one of a few words, `T::default()` when absent.
+fn setting<T: Default>(
+    reader: &mut Reader<'_>,
+    fields: &Fields<'_>,
+    key: &str,
+    what: &'static str,
+    parse: fn(&str) -> Option<T>,
+    choices: &'static str,
+) -> Option<T> {
+    let Some(n) = fields.get(key) else {
+        return Some(T::default());
+    };
+    let text = reader.string(n, "a string")?;
+    parse(text)
+        .ok_or_else(|| reader.invalid(n, what, text, Hint::new(choices)))
+        .ok()
 }
 
 /// ibac's global settings.
@@ -57,22 +60,14 @@ pub(super) fn enforcement_config(
                 .then(|| "ibac calls this setting `externalTraffic`".to_string())
         },
     )?;
-    let mode = match fields.get("mode") {
-        None => Some(Mode::default()),
-        Some(n) => {
-            let text = reader.string(n, "a string")?;
-            Mode::parse(text)
-                .ok_or_else(|| {
-                    reader.invalid(
-                        n,
-                        "mode",
-                        text,
-                        Hint::new("use `defaultShadow` or `defaultActive`"),
-                    )
-                })
-                .ok()
-        }
-    };
+    let mode = setting(
+        reader,
+        &fields,
+        "mode",
+        "mode",
+        Mode::parse,
+        "use `defaultShadow` or `defaultActive`",
+    );
     let enforced_namespaces = match fields.get("enforcedNamespaces") {
         None => Some(Vec::new()),
         Some(n) => reader.strings(n, "a list of namespaces", |r, n, text| {
@@ -85,22 +80,14 @@ pub(super) fn enforcement_config(
         None => Some(Enforcers::default()),
         Some(n) => read_enforcers(reader, n),
     };
-    let external_traffic = match fields.get("externalTraffic") {
-        None => Some(ExternalTraffic::default()),
-        Some(n) => {
-            let text = reader.string(n, "a string")?;
-            ExternalTraffic::parse(text)
-                .ok_or_else(|| {
-                    reader.invalid(
-                        n,
-                        "externalTraffic setting",
-                        text,
-                        Hint::new("use `off`, `ifBlocked` or `always`"),
-                    )
-                })
-                .ok()
-        }
-    };
+    let external_traffic = setting(
+        reader,
+        &fields,
+        "externalTraffic",
+        "externalTraffic setting",
+        ExternalTraffic::parse,
+        "use `off`, `ifBlocked` or `always`",
+    );
     Some(EnforcementConfig {
         meta,
         mode: mode?,
@@ -154,17 +141,9 @@ pub(super) fn kafka_server_config(
         ]
     };
     let fields = reader.map(spec, "KafkaServerConfig spec", known)?;
-    let workload = fields.required(reader, identity_key).and_then(|n| {
-        let f = workload_fields(reader, n, cx.format, identity_key)?;
-        let name = f
-            .required(reader, "name")
-            .and_then(|n| plain_name(reader, n));
-        let kind = optional_kind(reader, &f);
-        Some(WorkloadRef {
-            id: WorkloadId::new(&name?, &cx.namespace),
-            kind: kind?,
-        })
-    });
+    let workload = fields
+        .required(reader, identity_key)
+        .and_then(|n| read_workload(reader, n, cx, identity_key, "name"));
     let address = match fields.get("addr") {
         None => Some(None),
         Some(n) => reader.string(n, "a string").map(|s| Some(s.to_string())),
@@ -190,7 +169,7 @@ pub(super) fn kafka_server_config(
     };
     let topics = match fields.get("topics") {
         None => Some(Vec::new()),
-        Some(n) => read_topic_configs(reader, n),
+        Some(n) => reader.items(n, "a list of topics", read_topic_config),
     };
     let no_auto = match fields.get("noAutoCreateIntentsForOperator") {
         None => Some(false),
@@ -213,60 +192,48 @@ pub(super) fn kafka_server_config(
     })
 }
 
-fn read_topic_configs(reader: &mut Reader<'_>, node: &Node) -> Option<Vec<KafkaTopicConfig>> {
-    let items = reader.list(node, "a list of topics")?;
-    let before = reader.error_count();
-    let mut out = Vec::new();
-    for item in items {
-        let Some(f) = reader.map(
-            item,
-            "topic config",
-            &[
-                "topic",
-                "pattern",
-                "clientIdentityRequired",
-                "intentsRequired",
-            ],
-        ) else {
-            continue;
-        };
-        let topic = f
-            .required(reader, "topic")
-            .and_then(|n| reader.identifier(n, "a string"))
-            .map(str::to_string);
-        let prefix =
-            f.required(reader, "pattern")
-                .and_then(|n| match reader.string(n, "a string")? {
-                    "literal" => Some(false),
-                    "prefix" => Some(true),
-                    other => {
-                        reader.invalid(
-                            n,
-                            "topic pattern",
-                            other,
-                            Hint::new("use `literal` or `prefix`"),
-                        );
-                        None
-                    }
-                });
-        let identity = f
-            .required(reader, "clientIdentityRequired")
-            .and_then(|n| reader.boolean(n));
-        let intents = f
-            .required(reader, "intentsRequired")
-            .and_then(|n| reader.boolean(n));
-        if let (Some(topic), Some(prefix), Some(identity), Some(intents)) =
-            (topic, prefix, identity, intents)
-        {
-            out.push(KafkaTopicConfig {
-                topic,
-                prefix,
-                client_identity_required: identity,
-                intents_required: intents,
+fn read_topic_config(reader: &mut Reader<'_>, item: &Node) -> Option<KafkaTopicConfig> {
+    let f = reader.map(
+        item,
+        "topic config",
+        &[
+            "topic",
+            "pattern",
+            "clientIdentityRequired",
+            "intentsRequired",
+        ],
+    )?;
+    let topic = f
+        .required(reader, "topic")
+        .and_then(|n| reader.identifier(n, "a string"))
+        .map(str::to_string);
+    let prefix =
+        f.required(reader, "pattern")
+            .and_then(|n| match reader.string(n, "a string")? {
+                "literal" => Some(false),
+                "prefix" => Some(true),
+                other => {
+                    reader.invalid(
+                        n,
+                        "topic pattern",
+                        other,
+                        Hint::new("use `literal` or `prefix`"),
+                    );
+                    None
+                }
             });
-        }
-    }
-    (reader.error_count() == before).then_some(out)
+    let identity = f
+        .required(reader, "clientIdentityRequired")
+        .and_then(|n| reader.boolean(n));
+    let intents = f
+        .required(reader, "intentsRequired")
+        .and_then(|n| reader.boolean(n));
+    Some(KafkaTopicConfig {
+        topic: topic?,
+        prefix: prefix?,
+        client_identity_required: identity?,
+        intents_required: intents?,
+    })
 }
 
 /// A PostgreSQLServerConfig or MySQLServerConfig: its address and credentials.
@@ -324,13 +291,9 @@ fn read_secret_ref(reader: &mut Reader<'_>, node: &Node) -> Option<SecretRef> {
         .map(str::to_string);
     let namespace = match f.get("namespace") {
         None => Some(None),
-        Some(n) => {
-            let text = reader.identifier(n, "a string")?;
-            Namespace::parse(text)
-                .map(Some)
-                .map_err(|e| reader.invalid(n, "namespace", text, name_hint(&e)))
-                .ok()
-        }
+        Some(n) => reader
+            .parsed(n, "namespace", Namespace::parse, |e| name_hint(&e))
+            .map(Some),
     };
     let mut key = |k, default: &str| match f.get(k) {
         None => Some(default.to_string()),

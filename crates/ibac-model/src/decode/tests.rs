@@ -3,13 +3,10 @@ use crate::document::*;
 use crate::http::PathPattern;
 use crate::kafka::{KafkaOperation, TopicPattern};
 use crate::name::Kind;
-
-fn parse(text: &str) -> Parsed {
-    parse_source(&"t.yaml".into(), text, &ParseOptions::default())
-}
+use crate::test_support::{V1_CALLS, parse};
 
 fn errors(text: &str) -> Vec<String> {
-    parse(text).errors.iter().map(ToString::to_string).collect()
+    parse(text).error_messages()
 }
 
 fn one(text: &str) -> Document {
@@ -139,32 +136,8 @@ fn kubernetes_target_of_kind_service_is_a_service_target() {
 
 #[test]
 fn reads_v1alpha3_and_v1beta1() {
-    let text = "
-apiVersion: k8s.otterize.com/v1alpha3
-kind: ClientIntents
-metadata: {name: client, namespace: shop}
-spec:
-  service: {name: client, kind: Deployment}
-  calls:
-  - name: server.other
-    type: http
-    HTTPResources: [{path: /x, methods: [GET]}]
-  - name: svc:frontend
-  - name: plain
-  - name: kafka.kafka
-    type: kafka
-    kafkaTopics: [{name: t, operations: [consume]}]
-  - name: db
-    type: database
-    databaseResources: [{databaseName: d, table: t, operations: [SELECT]}]
-  - type: internet
-    internet: {ips: [10.0.0.0/8]}
-  - name: arn:aws:s3:::b
-    type: aws
-    awsActions: [\"s3:*\"]
-";
     for version in ["v1alpha3", "v1beta1"] {
-        let ci = intents(&text.replace("v1alpha3", version));
+        let ci = intents(&V1_CALLS.replace("v1alpha3", version));
         assert_eq!(ci.workload.id.as_str(), "client.shop");
         assert_eq!(ci.targets.len(), 7);
         assert!(
