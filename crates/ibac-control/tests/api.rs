@@ -20,22 +20,10 @@ use ibac_model::{Namespace, WorkloadId};
 use ibac_policy::{Request, Verdict};
 use ibac_proxy::{ControlPlane, ControlReports, ControlSource, PolicySource, ReportSink};
 use serde_json::{Value, json};
-use support::{client, credentials, plane, plane_scanning};
+use support::{admin_plane, client, credentials, plane, plane_scanning};
 
-const INTENTS: &str = "
-apiVersion: k8s.otterize.com/v2beta1
-kind: ClientIntents
-metadata: {name: web, namespace: shop}
-spec:
-  workload: {name: web}
-  targets:
-  - kubernetes: {name: api, http: [{path: /products, methods: [GET]}]}
----
-apiVersion: k8s.otterize.com/v2beta1
-kind: ProtectedService
-metadata: {name: api, namespace: shop}
-spec: {name: api}
-";
+/// web may GET /products on api, a protected service, in namespace shop.
+const INTENTS: &str = include_str!("fixtures/shop.yaml");
 
 async fn apply(c: &ApiClient, name: &str, text: &str) -> Result<Outcome, ClientError> {
     c.send(
@@ -48,9 +36,7 @@ async fn apply(c: &ApiClient, name: &str, text: &str) -> Result<Outcome, ClientE
 
 #[tokio::test]
 async fn apply_is_all_or_nothing_and_errors_name_file_line_and_column() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = plane(dir.path()).await;
-    let c = client(dir.path(), &p.url, None);
+    let (_dir, p, c) = admin_plane().await;
 
     let out = apply(&c, "intents.yaml", INTENTS).await.unwrap();
     assert_eq!(out.documents.len(), 2);
@@ -145,9 +131,7 @@ async fn apply_is_all_or_nothing_and_errors_name_file_line_and_column() {
 
 #[tokio::test]
 async fn only_authenticated_callers_in_scope_change_anything() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = plane(dir.path()).await;
-    let admin = client(dir.path(), &p.url, None);
+    let (dir, p, admin) = admin_plane().await;
 
     let nobody = client(dir.path(), &p.url, Some("ibac_not-a-token"));
     let err = apply(&nobody, "i.yaml", INTENTS).await.unwrap_err();
@@ -263,9 +247,7 @@ async fn wait_for(mut check: impl AsyncFnMut() -> bool) {
 
 #[tokio::test]
 async fn proxies_follow_policy_report_calls_and_keep_their_policy_when_the_plane_is_down() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = plane(dir.path()).await;
-    let c = client(dir.path(), &p.url, None);
+    let (dir, p, c) = admin_plane().await;
     apply(&c, "i.yaml", INTENTS).await.unwrap();
 
     let reg: Registered = c
@@ -401,9 +383,7 @@ async fn proxies_follow_policy_report_calls_and_keep_their_policy_when_the_plane
 async fn the_change_stream_sends_the_graph_again_after_a_change() {
     use http_body_util::BodyExt;
 
-    let dir = tempfile::tempdir().unwrap();
-    let p = plane(dir.path()).await;
-    let c = client(dir.path(), &p.url, None);
+    let (dir, p, c) = admin_plane().await;
     // Read the stream through the same TLS set-up as the client, by hand.
     let (admin, bundle) = credentials(dir.path());
     let td = ibac_identity::spiffe_id::TrustDomain::parse("ibac.local").unwrap();
