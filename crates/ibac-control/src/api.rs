@@ -159,27 +159,18 @@ impl FromRequestParts<Arc<Control>> for User {
     }
 }
 
-/// A workload's proxy calling with its SVID: the routes under
-/// `/v1/proxy` want one. Taking it counts as the proxy's contact.
-pub struct Proxy(pub WorkloadId);
-
-impl FromRequestParts<Arc<Control>> for Proxy {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        control: &Arc<Control>,
-    ) -> Result<Self, Self::Rejection> {
-        let Authed(caller) = Authed::from_request_parts(parts, control).await?;
-        let Caller::Workload(id) = caller else {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!("only a workload's proxy calls {}", parts.uri.path()),
-            ));
-        };
-        control.contact(&id);
-        Ok(Proxy(id))
-    }
+/// The workload whose proxy is calling, for the routes under `/v1/proxy`,
+/// which are for proxies alone (`what` says what such a route does); the
+/// call counts as the proxy's contact.
+fn proxy(c: &Control, caller: Caller, what: &str) -> Result<WorkloadId, ApiError> {
+    let Caller::Workload(id) = caller else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("only a workload's proxy {what}"),
+        ));
+    };
+    c.contact(&id);
+    Ok(id)
 }
 
 /// The routes (the identity routes are merged by the server).
@@ -598,9 +589,10 @@ struct StateQuery {
 
 async fn proxy_state(
     State(c): State<Arc<Control>>,
-    Proxy(id): Proxy,
+    Authed(caller): Authed,
     Query(q): Query<StateQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let id = proxy(&c, caller, "fetches its state")?;
     if let Some(after) = q.after {
         let mut rx = c.subscribe();
         let deadline = tokio::time::sleep(ibac_api::proxy::LONG_POLL);
@@ -626,9 +618,10 @@ async fn proxy_state(
 
 async fn proxy_reports(
     State(c): State<Arc<Control>>,
-    Proxy(id): Proxy,
+    Authed(caller): Authed,
     Json(reports): Json<Vec<Report>>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let id = proxy(&c, caller, "sends reports")?;
     if reports.len() > 100_000 {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -641,9 +634,10 @@ async fn proxy_reports(
 
 async fn proxy_status(
     State(c): State<Arc<Control>>,
-    Proxy(id): Proxy,
+    Authed(caller): Authed,
     Json(status): Json<ibac_api::EnforcedStatus>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let id = proxy(&c, caller, "reports what it enforces")?;
     if let Some(f) = &status.failed
         && f.error.len() > 64 << 10
     {

@@ -96,6 +96,18 @@ struct Write {
     workloads: BTreeMap<WorkloadId, WorkloadRow>,
 }
 
+impl Write {
+    /// A write that registers or removes workloads: the policy in force
+    /// stays.
+    fn of_workloads(change: Change, workloads: BTreeMap<WorkloadId, WorkloadRow>) -> Self {
+        Write {
+            change,
+            policy: None,
+            workloads,
+        }
+    }
+}
+
 /// The snapshot published on every change.
 pub struct Snapshot {
     /// The store's revision.

@@ -102,11 +102,7 @@ impl Control {
                 workloads.insert(id.clone(), row);
                 Ok(Planned {
                     answer: token,
-                    write: Some(Write {
-                        change,
-                        policy: None,
-                        workloads,
-                    }),
+                    write: Some(Write::of_workloads(change, workloads)),
                 })
             })
             .await?;
@@ -146,11 +142,7 @@ impl Control {
             workloads.remove(&id);
             Ok(Planned {
                 answer: (),
-                write: Some(Write {
-                    change,
-                    policy: None,
-                    workloads,
-                }),
+                write: Some(Write::of_workloads(change, workloads)),
             })
         })
         .await?;
