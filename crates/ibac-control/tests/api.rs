@@ -18,7 +18,9 @@ use ibac_control::server::files;
 use ibac_identity::attest::{IssuerClient, WorkloadIdentity};
 use ibac_model::{Namespace, WorkloadId};
 use ibac_policy::{Request, Verdict};
-use ibac_proxy::{ControlPlane, ControlReports, ControlSource, PolicySource, ReportSink};
+use ibac_proxy::{
+    ControlPlane, ControlReports, ControlSource, PolicySource, PolicyWatch, ReportSink,
+};
 use serde_json::{Value, json};
 use support::{admin_plane, client, credentials, plane, plane_scanning};
 
@@ -173,7 +175,11 @@ async fn only_authenticated_callers_in_scope_change_anything() {
             .send::<_, Value>(method, path, &body)
             .await
             .unwrap_err();
-        assert_eq!(status_of(&err), Some(StatusCode::FORBIDDEN), "{path}: {err}");
+        assert_eq!(
+            status_of(&err),
+            Some(StatusCode::FORBIDDEN),
+            "{path}: {err}"
+        );
     }
     // It may read, and change its own namespace.
     let _: Vec<Value> = team.get("/v1/documents").await.unwrap();
@@ -233,6 +239,24 @@ async fn wait_for(mut check: impl AsyncFnMut() -> bool) {
     panic!("timed out waiting");
 }
 
+/// Waits until `policy` gives `verdict` to `client` calling `server` with
+/// `request`.
+async fn wait_for_verdict(
+    policy: &mut PolicyWatch,
+    client: &WorkloadId,
+    server: &WorkloadId,
+    request: &Request,
+    verdict: Verdict,
+) {
+    wait_for(async || {
+        policy
+            .borrow_and_update()
+            .as_ref()
+            .is_some_and(|p| p.decide(Some(client), server, request).verdict == verdict)
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn proxies_follow_policy_report_calls_and_keep_their_policy_when_the_plane_is_down() {
     let (dir, p, c) = admin_plane().await;
@@ -263,13 +287,7 @@ async fn proxies_follow_policy_report_calls_and_keep_their_policy_when_the_plane
         ibac_model::http::RequestMethod::parse("GET").unwrap(),
         ibac_model::http::normalize("/admin").unwrap(),
     );
-    wait_for(async || {
-        policy
-            .borrow_and_update()
-            .as_ref()
-            .is_some_and(|p| p.decide(Some(&web), &api, &admin_path).verdict == Verdict::Blocked)
-    })
-    .await;
+    wait_for_verdict(&mut policy, &web, &api, &admin_path, Verdict::Blocked).await;
     assert_eq!(
         ibac_proxy::Discovery::resolve(&source, &api),
         Some("127.0.0.1:9999".parse().unwrap())
@@ -283,13 +301,7 @@ async fn proxies_follow_policy_report_calls_and_keep_their_policy_when_the_plane
     )
     .await
     .unwrap();
-    wait_for(async || {
-        policy
-            .borrow_and_update()
-            .as_ref()
-            .is_some_and(|p| p.decide(Some(&web), &api, &admin_path).verdict == Verdict::Allowed)
-    })
-    .await;
+    wait_for_verdict(&mut policy, &web, &api, &admin_path, Verdict::Allowed).await;
 
     // Reports become discovered calls and graph edges; a proxy cannot
     // report for another workload, or write policy.
