@@ -171,20 +171,8 @@ http {{ access_log off; keepalive_requests 1000000;
     ibac(work, "ca", "issue", "nginx.bench", "--out", "nginx")
     (work / "ca.pem").write_text(ibac(work, "ca", "bundle") + "\n")
     (work / "policy").mkdir()
-    (work / "policy" / "intents.yaml").write_text("""
-apiVersion: k8s.otterize.com/v2beta1
-kind: ClientIntents
-metadata: {name: web, namespace: bench}
-spec:
-  workload: {name: web}
-  targets:
-  - kubernetes: {name: api, http: [{path: /data, methods: [GET]}]}
----
-apiVersion: k8s.otterize.com/v2beta1
-kind: ProtectedService
-metadata: {name: api, namespace: bench}
-spec: {name: api}
-""")
+    # web may GET /data on api, a protected service, in namespace bench.
+    shutil.copy(Path(__file__).with_name("intents.yaml"), work / "policy" / "intents.yaml")
 
     server_port, client_port = free_port(), free_port()
     (work / "discovery.yaml").write_text(f"workloads:\n  api.bench: 127.0.0.1:{server_port}\n")

@@ -10,8 +10,9 @@
 //!    reported by those workloads' proxies; its resident memory and how long
 //!    the access graph takes to draw.
 //! 3. Layout: laying out and routing 1,000 workloads and 5,000 calls in
-//!    four namespaces, and writing the SVG, against the layout before calls
-//!    were routed around boxes (`old_draw`), in the same run.
+//!    four namespaces, and writing the SVG, against the floor of a picture
+//!    (`grid`: workloads on a grid, calls as straight lines), in the same
+//!    run.
 //!
 //! Run: `cargo run --release -p ibac-bench-control` (`-- layout` for the
 //! layout alone; it needs no control plane).
@@ -36,7 +37,7 @@ use ibac_proxy::{ControlPlane, ControlSource};
 use serde_json::json;
 use tokio::sync::watch;
 
-mod old_draw;
+mod grid;
 
 const ROUNDS: usize = 15;
 
@@ -91,18 +92,18 @@ fn time_it(runs: usize, mut f: impl FnMut()) -> (Duration, Duration, Duration) {
     (percentile(&t, 0.5), t[0], t[t.len() - 1])
 }
 
-/// Section 3: the routed layout against the old one.
+/// Section 3: the routed layout against the grid floor.
 fn layout() {
     let graph = layout_graph();
     const RUNS: usize = 7;
-    let old = time_it(RUNS, || {
-        std::hint::black_box(old_draw::Picture::layout(&graph));
+    let floor = time_it(RUNS, || {
+        std::hint::black_box(grid::Picture::layout(&graph));
     });
     let new = time_it(RUNS, || {
         std::hint::black_box(ibac_mapper::draw::Picture::layout(&graph));
     });
-    let old_svg = time_it(RUNS, || {
-        std::hint::black_box(old_draw::Picture::layout(&graph).svg());
+    let floor_svg = time_it(RUNS, || {
+        std::hint::black_box(grid::Picture::layout(&graph).svg());
     });
     let new_svg = time_it(RUNS, || {
         std::hint::black_box(ibac_mapper::draw::Picture::layout(&graph).svg());
@@ -114,17 +115,17 @@ access graph layout, 1,000 workloads and 5,000 calls ({RUNS} runs; median [min�
     );
     let row = |what: &str, t: (Duration, Duration, Duration), base: Duration| {
         println!(
-            "  {what:<34} {:>7.1} ms [{:.1}–{:.1}]  ({:.2}× the old layout)",
+            "  {what:<34} {:>7.1} ms [{:.1}–{:.1}]  ({:.2}× the grid)",
             ms(t.0),
             ms(t.1),
             ms(t.2),
             t.0.as_secs_f64() / base.as_secs_f64()
         );
     };
-    row("old layout (baseline)", old, old.0);
-    row("layout + routing", new, old.0);
-    row("old layout + SVG (baseline)", old_svg, old_svg.0);
-    row("layout + routing + SVG", new_svg, old_svg.0);
+    row("grid, straight lines (floor)", floor, floor.0);
+    row("layout + routing", new, floor.0);
+    row("grid + SVG (floor)", floor_svg, floor_svg.0);
+    row("layout + routing + SVG", new_svg, floor_svg.0);
 }
 
 fn admin(dir: &Path, url: &str) -> anyhow::Result<ApiClient> {

@@ -27,6 +27,16 @@ const INTENTS_PER_SERVER: usize = 20;
 const SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
 const RUNS: usize = 5;
 
+/// How many of `n` decisions allow, cycling through the `len` prepared
+/// requests: the comparison engines are handed a request's index.
+fn allowed_by_index(len: usize, n: usize, decide: impl Fn(usize) -> anyhow::Result<bool>) -> usize {
+    (0..len)
+        .cycle()
+        .take(n)
+        .filter(|i| decide(std::hint::black_box(*i)).unwrap_or(false))
+        .count()
+}
+
 fn main() -> anyhow::Result<()> {
     println!(
         "ibac policy benchmark — decide(), {INTENTS_PER_SERVER} inbound HTTP intents per server, 50% allowed requests"
@@ -61,18 +71,10 @@ fn main() -> anyhow::Result<()> {
                     .count()
             });
             let cedar_ns = ns_per_op(RUNS, 6_000, |n| {
-                (0..reqs.len())
-                    .cycle()
-                    .take(n)
-                    .filter(|i| cedar.decide(std::hint::black_box(*i)).unwrap_or(false))
-                    .count()
+                allowed_by_index(reqs.len(), n, |i| cedar.decide(i))
             });
             let rego_ns = ns_per_op(RUNS, 3_000, |n| {
-                (0..reqs.len())
-                    .cycle()
-                    .take(n)
-                    .filter(|i| rego.decide(std::hint::black_box(*i)).unwrap_or(false))
-                    .count()
+                allowed_by_index(reqs.len(), n, |i| rego.decide(i))
             });
             table.push((servers, ibac_ns, cedar_ns, rego_ns));
         }

@@ -18,7 +18,7 @@ pub use ibac_api::{
     TokenRequest, TokenResponse,
 };
 use ibac_identity::https::ConnectionInfo;
-use ibac_model::{DocumentKind, Namespace};
+use ibac_model::{DocumentKind, Namespace, WorkloadId};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
@@ -137,15 +137,40 @@ impl FromRequestParts<Arc<Control>> for Authed {
     }
 }
 
-fn users_only(caller: &Caller) -> Result<(), ApiError> {
-    if caller.is_user() {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "proxies may only fetch their state and report",
-        ))
+/// A caller with a token: every route but the proxies' own wants one.
+pub struct User(pub Caller);
+
+impl FromRequestParts<Arc<Control>> for User {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        control: &Arc<Control>,
+    ) -> Result<Self, Self::Rejection> {
+        let Authed(caller) = Authed::from_request_parts(parts, control).await?;
+        if caller.is_user() {
+            Ok(User(caller))
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "proxies may only fetch their state and report",
+            ))
+        }
     }
+}
+
+/// The workload whose proxy is calling, for the routes under `/v1/proxy`,
+/// which are for proxies alone (`what` says what such a route does); the
+/// call counts as the proxy's contact.
+fn proxy(c: &Control, caller: Caller, what: &str) -> Result<WorkloadId, ApiError> {
+    let Caller::Workload(id) = caller else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("only a workload's proxy {what}"),
+        ));
+    };
+    c.contact(&id);
+    Ok(id)
 }
 
 /// The routes (the identity routes are merged by the server).
@@ -187,53 +212,58 @@ async fn metrics(State(c): State<Arc<Control>>) -> impl IntoResponse {
         g
     };
     let snapshot = c.snapshot();
-    let mut registry = Registry::with_prefix("ibac_control");
-    registry.register(
-        "revision",
-        "The store's revision",
-        gauge(usize::try_from(snapshot.revision).unwrap_or(usize::MAX)),
-    );
-    registry.register(
-        "workloads",
-        "Registered workloads",
-        gauge(snapshot.workloads.len()),
-    );
-    registry.register(
-        "documents",
-        "Stored documents",
-        gauge(snapshot.policy.documents().len()),
-    );
-    registry.register(
-        "proxies_connected",
-        "Proxies that called in the last minute",
-        gauge(c.proxies_connected(60)),
-    );
     let counts = c.enforcement_counts();
-    registry.register(
-        "proxies_in_sync",
-        "Registered proxies that enforce the published revision",
-        gauge(counts.in_sync),
-    );
-    registry.register(
-        "proxies_behind",
-        "Registered proxies that still enforce an older revision",
-        gauge(counts.behind),
-    );
-    registry.register(
-        "proxies_failing",
-        "Registered proxies that cannot load the published revision",
-        gauge(counts.failing),
-    );
-    registry.register(
-        "proxies_silent",
-        "Registered proxies that have not reported within the silence window",
-        gauge(counts.silent),
-    );
-    registry.register(
-        "discovered_calls",
-        "Kinds of call the network mapper knows",
-        gauge(c.discovered_len()),
-    );
+    let gauges = [
+        (
+            "revision",
+            "The store's revision",
+            usize::try_from(snapshot.revision).unwrap_or(usize::MAX),
+        ),
+        (
+            "workloads",
+            "Registered workloads",
+            snapshot.workloads.len(),
+        ),
+        (
+            "documents",
+            "Stored documents",
+            snapshot.policy.documents().len(),
+        ),
+        (
+            "proxies_connected",
+            "Proxies that called in the last minute",
+            c.proxies_connected(60),
+        ),
+        (
+            "proxies_in_sync",
+            "Registered proxies that enforce the published revision",
+            counts.in_sync,
+        ),
+        (
+            "proxies_behind",
+            "Registered proxies that still enforce an older revision",
+            counts.behind,
+        ),
+        (
+            "proxies_failing",
+            "Registered proxies that cannot load the published revision",
+            counts.failing,
+        ),
+        (
+            "proxies_silent",
+            "Registered proxies that have not reported within the silence window",
+            counts.silent,
+        ),
+        (
+            "discovered_calls",
+            "Kinds of call the network mapper knows",
+            c.discovered_len(),
+        ),
+    ];
+    let mut registry = Registry::with_prefix("ibac_control");
+    for (name, help, value) in gauges {
+        registry.register(name, help, gauge(value));
+    }
     let mut text = String::new();
     if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {
         return (
@@ -284,10 +314,9 @@ fn namespace(ns: Option<&str>) -> Result<Namespace, ApiError> {
 
 async fn apply(
     State(c): State<Arc<Control>>,
-    Authed(caller): Authed,
+    User(caller): User,
     Json(req): Json<ApplyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    users_only(&caller)?;
     let ns = namespace(req.namespace.as_deref())?;
     Ok(Json(
         c.apply(&caller, &req.sources, &ns, req.dry_run).await?,
@@ -296,10 +325,9 @@ async fn apply(
 
 async fn delete_documents(
     State(c): State<Arc<Control>>,
-    Authed(caller): Authed,
+    User(caller): User,
     Json(req): Json<ApplyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    users_only(&caller)?;
     let ns = namespace(req.namespace.as_deref())?;
     Ok(Json(
         c.delete(&caller, &req.sources, &ns, req.dry_run).await?,
@@ -313,10 +341,9 @@ struct KindQuery {
 
 async fn documents(
     State(c): State<Arc<Control>>,
-    Authed(caller): Authed,
+    _: User,
     Query(q): Query<KindQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    users_only(&caller)?;
     let kind = match q.kind.as_deref() {
         None => None,
         Some(k) => Some(DocumentKind::parse(k).ok_or_else(|| {
@@ -329,20 +356,15 @@ async fn documents(
     Ok(Json(c.documents(kind)?))
 }
 
-async fn workloads(
-    State(c): State<Arc<Control>>,
-    Authed(caller): Authed,
-) -> Result<impl IntoResponse, ApiError> {
-    users_only(&caller)?;
+async fn workloads(State(c): State<Arc<Control>>, _: User) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(c.workloads()))
 }
 
 async fn add_workload(
     State(c): State<Arc<Control>>,
-    Authed(caller): Authed,
+    User(caller): User,
     Json(req): Json<Registration>,
 ) -> Result<impl IntoResponse, ApiError> {
-    users_only(&caller)?;
     Ok((
         StatusCode::CREATED,
         Json(c.add_workload(&caller, &req).await?),
@@ -351,20 +373,18 @@ async fn add_workload(
 
 async fn remove_workload(
     State(c): State<Arc<Control>>,
-    Authed(caller): Authed,
+    User(caller): User,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    users_only(&caller)?;
     c.remove_workload(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn protect(
     State(c): State<Arc<Control>>,
-    Authed(caller): Authed,
+    User(caller): User,
     Json(req): Json<ProtectRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    users_only(&caller)?;
     if req.dry_run {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -376,10 +396,9 @@ async fn protect(
 
 async fn unprotect(
     State(c): State<Arc<Control>>,
-    Authed(caller): Authed,
+    User(caller): User,
     Json(req): Json<ProtectRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    users_only(&caller)?;
     Ok(Json(
         c.unprotect(&caller, &req.workload, req.dry_run).await?,
     ))
@@ -387,10 +406,9 @@ async fn unprotect(
 
 async fn rollout(
     State(c): State<Arc<Control>>,
-    Authed(caller): Authed,
+    _: User,
     Query(q): Query<RolloutQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    users_only(&caller)?;
     let wait = Duration::from_millis(q.wait_ms.min(600_000));
     Ok(Json(if wait.is_zero() {
         c.rollout(q.revision)
@@ -401,18 +419,13 @@ async fn rollout(
 
 async fn mode(
     State(c): State<Arc<Control>>,
-    Authed(caller): Authed,
+    User(caller): User,
     Json(req): Json<ModeRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    users_only(&caller)?;
     Ok(Json(c.set_mode(&caller, req.mode).await?))
 }
 
-async fn graph_now(
-    State(c): State<Arc<Control>>,
-    Authed(caller): Authed,
-) -> Result<impl IntoResponse, ApiError> {
-    users_only(&caller)?;
+async fn graph_now(State(c): State<Arc<Control>>, _: User) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(graph(&GraphInput::of(&c))))
 }
 
@@ -422,9 +435,8 @@ const DEBOUNCE: Duration = Duration::from_millis(200);
 
 async fn graph_events(
     State(c): State<Arc<Control>>,
-    Authed(caller): Authed,
+    _: User,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    users_only(&caller)?;
     Ok(Sse::new(graph_stream(c)).keep_alive(KeepAlive::default()))
 }
 
@@ -524,10 +536,9 @@ fn since(text: &str) -> Result<i64, ApiError> {
 
 async fn calls(
     State(c): State<Arc<Control>>,
-    Authed(caller): Authed,
+    _: User,
     Query(q): Query<CallsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    users_only(&caller)?;
     let since = q.since.as_deref().map(since).transpose()?;
     let namespaces = ibac_api::namespace_list(q.namespaces.as_deref());
     let out: Vec<CallOut> = c
@@ -543,9 +554,8 @@ async fn calls(
 
 async fn reset_calls(
     State(c): State<Arc<Control>>,
-    Authed(caller): Authed,
+    User(caller): User,
 ) -> Result<impl IntoResponse, ApiError> {
-    users_only(&caller)?;
     c.reset_calls(&caller).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -557,10 +567,9 @@ struct AuditQuery {
 
 async fn audit(
     State(c): State<Arc<Control>>,
-    Authed(caller): Authed,
+    _: User,
     Query(q): Query<AuditQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    users_only(&caller)?;
     Ok(Json(c.audit(q.limit.unwrap_or(100).min(10_000)).await?))
 }
 
@@ -583,13 +592,7 @@ async fn proxy_state(
     Authed(caller): Authed,
     Query(q): Query<StateQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Caller::Workload(id) = &caller else {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "only a workload's proxy fetches its state",
-        ));
-    };
-    c.contact(id);
+    let id = proxy(&c, caller, "fetches its state")?;
     if let Some(after) = q.after {
         let mut rx = c.subscribe();
         let deadline = tokio::time::sleep(ibac_api::proxy::LONG_POLL);
@@ -602,7 +605,7 @@ async fn proxy_state(
             }
         }
     }
-    c.contact(id);
+    c.contact(&id);
     let state = c.snapshot().proxy_state.clone();
     Ok((
         [(
@@ -618,20 +621,14 @@ async fn proxy_reports(
     Authed(caller): Authed,
     Json(reports): Json<Vec<Report>>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Caller::Workload(id) = &caller else {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "only a workload's proxy sends reports",
-        ));
-    };
-    c.contact(id);
+    let id = proxy(&c, caller, "sends reports")?;
     if reports.len() > 100_000 {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "send at most 100,000 reports at once",
         ));
     }
-    let taken = c.ingest(id, reports).await?;
+    let taken = c.ingest(&id, reports).await?;
     Ok(Json(serde_json::json!({ "taken": taken })))
 }
 
@@ -640,13 +637,7 @@ async fn proxy_status(
     Authed(caller): Authed,
     Json(status): Json<ibac_api::EnforcedStatus>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Caller::Workload(id) = &caller else {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "only a workload's proxy reports what it enforces",
-        ));
-    };
-    c.contact(id);
+    let id = proxy(&c, caller, "reports what it enforces")?;
     if let Some(f) = &status.failed
         && f.error.len() > 64 << 10
     {
@@ -655,6 +646,6 @@ async fn proxy_status(
             "an error message of at most 64 KiB",
         ));
     }
-    c.enforced_status(id, status);
+    c.enforced_status(&id, status);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -18,24 +18,22 @@ use ibac_control::server::files;
 use ibac_identity::attest::{IssuerClient, WorkloadIdentity};
 use ibac_model::{Namespace, WorkloadId};
 use ibac_policy::{Request, Verdict};
-use ibac_proxy::{ControlPlane, ControlReports, ControlSource, PolicySource, ReportSink};
+use ibac_proxy::{
+    ControlPlane, ControlReports, ControlSource, PolicySource, PolicyWatch, ReportSink,
+};
 use serde_json::{Value, json};
-use support::{client, credentials, plane, plane_scanning};
+use support::{admin_plane, client, credentials, plane, plane_scanning};
 
-const INTENTS: &str = "
-apiVersion: k8s.otterize.com/v2beta1
-kind: ClientIntents
-metadata: {name: web, namespace: shop}
-spec:
-  workload: {name: web}
-  targets:
-  - kubernetes: {name: api, http: [{path: /products, methods: [GET]}]}
----
-apiVersion: k8s.otterize.com/v2beta1
-kind: ProtectedService
-metadata: {name: api, namespace: shop}
-spec: {name: api}
-";
+/// web may GET /products on api, a protected service, in namespace shop.
+const INTENTS: &str = include_str!("fixtures/shop.yaml");
+
+/// The status the API answered with, if it answered.
+fn status_of(err: &ClientError) -> Option<StatusCode> {
+    match err {
+        ClientError::Api { status, .. } => Some(*status),
+        _ => None,
+    }
+}
 
 async fn apply(c: &ApiClient, name: &str, text: &str) -> Result<Outcome, ClientError> {
     c.send(
@@ -48,9 +46,7 @@ async fn apply(c: &ApiClient, name: &str, text: &str) -> Result<Outcome, ClientE
 
 #[tokio::test]
 async fn apply_is_all_or_nothing_and_errors_name_file_line_and_column() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = plane(dir.path()).await;
-    let c = client(dir.path(), &p.url, None);
+    let (_dir, p, c) = admin_plane().await;
 
     let out = apply(&c, "intents.yaml", INTENTS).await.unwrap();
     assert_eq!(out.documents.len(), 2);
@@ -145,22 +141,11 @@ async fn apply_is_all_or_nothing_and_errors_name_file_line_and_column() {
 
 #[tokio::test]
 async fn only_authenticated_callers_in_scope_change_anything() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = plane(dir.path()).await;
-    let admin = client(dir.path(), &p.url, None);
+    let (dir, p, admin) = admin_plane().await;
 
     let nobody = client(dir.path(), &p.url, Some("ibac_not-a-token"));
     let err = apply(&nobody, "i.yaml", INTENTS).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            ClientError::Api {
-                status: StatusCode::UNAUTHORIZED,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_eq!(status_of(&err), Some(StatusCode::UNAUTHORIZED), "{err}");
 
     let made: Value = admin
         .send(
@@ -181,28 +166,21 @@ async fn only_authenticated_callers_in_scope_change_anything() {
         "{}",
         body.error
     );
-    let err = team
-        .send::<_, Value>(Method::PUT, "/v1/mode", &json!({"mode": "defaultActive"}))
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        ClientError::Api {
-            status: StatusCode::FORBIDDEN,
-            ..
-        }
-    ));
-    let err = team
-        .send::<_, Value>(Method::POST, "/v1/tokens", &json!({"name": "x"}))
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        ClientError::Api {
-            status: StatusCode::FORBIDDEN,
-            ..
-        }
-    ));
+    // Nor may it set the mode or make tokens.
+    for (method, path, body) in [
+        (Method::PUT, "/v1/mode", json!({"mode": "defaultActive"})),
+        (Method::POST, "/v1/tokens", json!({"name": "x"})),
+    ] {
+        let err = team
+            .send::<_, Value>(method, path, &body)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status_of(&err),
+            Some(StatusCode::FORBIDDEN),
+            "{path}: {err}"
+        );
+    }
     // It may read, and change its own namespace.
     let _: Vec<Value> = team.get("/v1/documents").await.unwrap();
     let _: Outcome = team
@@ -261,11 +239,27 @@ async fn wait_for(mut check: impl AsyncFnMut() -> bool) {
     panic!("timed out waiting");
 }
 
+/// Waits until `policy` gives `verdict` to `client` calling `server` with
+/// `request`.
+async fn wait_for_verdict(
+    policy: &mut PolicyWatch,
+    client: &WorkloadId,
+    server: &WorkloadId,
+    request: &Request,
+    verdict: Verdict,
+) {
+    wait_for(async || {
+        policy
+            .borrow_and_update()
+            .as_ref()
+            .is_some_and(|p| p.decide(Some(client), server, request).verdict == verdict)
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn proxies_follow_policy_report_calls_and_keep_their_policy_when_the_plane_is_down() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = plane(dir.path()).await;
-    let c = client(dir.path(), &p.url, None);
+    let (dir, p, c) = admin_plane().await;
     apply(&c, "i.yaml", INTENTS).await.unwrap();
 
     let reg: Registered = c
@@ -293,13 +287,7 @@ async fn proxies_follow_policy_report_calls_and_keep_their_policy_when_the_plane
         ibac_model::http::RequestMethod::parse("GET").unwrap(),
         ibac_model::http::normalize("/admin").unwrap(),
     );
-    wait_for(async || {
-        policy
-            .borrow_and_update()
-            .as_ref()
-            .is_some_and(|p| p.decide(Some(&web), &api, &admin_path).verdict == Verdict::Blocked)
-    })
-    .await;
+    wait_for_verdict(&mut policy, &web, &api, &admin_path, Verdict::Blocked).await;
     assert_eq!(
         ibac_proxy::Discovery::resolve(&source, &api),
         Some("127.0.0.1:9999".parse().unwrap())
@@ -313,13 +301,7 @@ async fn proxies_follow_policy_report_calls_and_keep_their_policy_when_the_plane
     )
     .await
     .unwrap();
-    wait_for(async || {
-        policy
-            .borrow_and_update()
-            .as_ref()
-            .is_some_and(|p| p.decide(Some(&web), &api, &admin_path).verdict == Verdict::Allowed)
-    })
-    .await;
+    wait_for_verdict(&mut policy, &web, &api, &admin_path, Verdict::Allowed).await;
 
     // Reports become discovered calls and graph edges; a proxy cannot
     // report for another workload, or write policy.
@@ -401,9 +383,7 @@ async fn proxies_follow_policy_report_calls_and_keep_their_policy_when_the_plane
 async fn the_change_stream_sends_the_graph_again_after_a_change() {
     use http_body_util::BodyExt;
 
-    let dir = tempfile::tempdir().unwrap();
-    let p = plane(dir.path()).await;
-    let c = client(dir.path(), &p.url, None);
+    let (dir, p, c) = admin_plane().await;
     // Read the stream through the same TLS set-up as the client, by hand.
     let (admin, bundle) = credentials(dir.path());
     let td = ibac_identity::spiffe_id::TrustDomain::parse("ibac.local").unwrap();

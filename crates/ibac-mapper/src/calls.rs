@@ -99,7 +99,7 @@ impl CallKey {
 pub use ibac_api::graph::{EdgeSummary, VerdictCounts};
 
 /// What is known about one kind of call.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallRecord {
     /// Unix seconds.
@@ -190,13 +190,12 @@ impl Discovered {
                 if key.protocol == Protocol::Http && !is_capped_path(&key) {
                     *self.paths.entry(edge_port(&key)).or_insert(0) += 1;
                 }
+                // Empty, seen at the observation's times: what follows
+                // adds the observation.
                 self.calls.entry(key.clone()).or_insert(CallRecord {
                     first_seen: obs.first_seen,
                     last_seen: obs.last_seen,
-                    count: 0,
-                    verdicts: VerdictCounts::default(),
-                    by_proxy: false,
-                    by_socket_scan: false,
+                    ..CallRecord::default()
                 })
             }
         };

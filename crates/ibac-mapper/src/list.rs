@@ -8,6 +8,11 @@ use ibac_model::{Namespace, WorkloadId};
 
 use crate::calls::{CallKey, CallRecord};
 
+/// A workload as the listing names it: `name in namespace ns`.
+fn in_namespace(id: &WorkloadId) -> String {
+    format!("{} in namespace {}", id.name(), id.namespace())
+}
+
 /// The listing, or `None` when nothing matches (the caller then says
 /// `No connections found.`).
 pub fn list(calls: &[(CallKey, CallRecord)], namespaces: &[Namespace]) -> Option<String> {
@@ -37,19 +42,9 @@ pub fn list(calls: &[(CallKey, CallRecord)], namespaces: &[Namespace]) -> Option
     }
     let mut out = String::new();
     for (client, servers) in by_client {
-        let _ = writeln!(
-            out,
-            "{} in namespace {} calls:",
-            client.name(),
-            client.namespace()
-        );
+        let _ = writeln!(out, "{} calls:", in_namespace(client));
         for (server, paths) in servers {
-            let _ = writeln!(
-                out,
-                "  - {} in namespace {}",
-                server.name(),
-                server.namespace()
-            );
+            let _ = writeln!(out, "  - {}", in_namespace(server));
             for (path, methods) in paths {
                 let methods: Vec<&str> = methods.into_iter().collect();
                 let shown = if path == "*" {

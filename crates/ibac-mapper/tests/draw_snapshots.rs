@@ -43,38 +43,38 @@ fn demo() -> GraphView {
             in_force,
             ..NodeView::new(id(text))
         };
-    graph.nodes.extend([
-        workload(
-            &format!("cartservice.{NS}"),
+    let workloads = [
+        (
+            "cartservice",
             Some(ClientStatus::SomeWouldBeBlocked),
             true,
             false,
         ),
-        workload(
-            &format!("frontend.{NS}"),
+        (
+            "frontend",
             Some(ClientStatus::SomeWouldBeBlocked),
             true,
             true,
         ),
-        workload(
-            &format!("rogue.{NS}"),
-            Some(ClientStatus::SomeBlocked),
-            false,
-            false,
-        ),
-        workload(
-            &format!("loadgenerator.{NS}"),
+        ("rogue", Some(ClientStatus::SomeBlocked), false, false),
+        (
+            "loadgenerator",
             Some(ClientStatus::AllAllowed),
             false,
             false,
         ),
-        workload(
-            "a-workload-with-a-very-long-name-indeed.idle",
-            None,
-            true,
-            false,
-        ),
-    ]);
+    ];
+    graph
+        .nodes
+        .extend(workloads.map(|(name, client, registered, in_force)| {
+            workload(&format!("{name}.{NS}"), client, registered, in_force)
+        }));
+    graph.nodes.push(workload(
+        "a-workload-with-a-very-long-name-indeed.idle",
+        None,
+        true,
+        false,
+    ));
     graph.nodes.sort_by(|a, b| a.id.cmp(&b.id));
     graph.revision = 22;
     graph

@@ -101,12 +101,9 @@ impl Control {
                         continue;
                     }
                     let (kind, namespace, name) = stored_key(&key);
-                    change.audit.push(AuditEntry {
-                        actor: caller.audit_name(),
-                        action: action.into(),
-                        target: key.to_string(),
-                        detail: outcome.as_str().into(),
-                    });
+                    change
+                        .audit
+                        .push(audit_entry(caller, action, &key, outcome.as_str()));
                     change.put_documents.push(StoredDocument {
                         kind,
                         namespace,
@@ -189,12 +186,7 @@ impl Control {
                     delete_documents: keys.iter().map(stored_key).collect(),
                     audit: keys
                         .iter()
-                        .map(|k| AuditEntry {
-                            actor: caller.audit_name(),
-                            action: action.into(),
-                            target: k.to_string(),
-                            detail: "deleted".into(),
-                        })
+                        .map(|k| audit_entry(caller, action, k, "deleted"))
                         .collect(),
                     ..Change::default()
                 };

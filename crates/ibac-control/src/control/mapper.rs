@@ -95,14 +95,7 @@ impl Control {
                 .filter_map(|k| d.get(&k).cloned().map(|r| (k, r)))
                 .collect()
         };
-        let store = self.store.clone();
-        blocking(move || {
-            let mut s = store
-                .lock()
-                .map_err(|_| ControlError::Internal("store lock".into()))?;
-            Ok(s.save_calls(&changed, &[])?)
-        })
-        .await?;
+        self.on_store(move |s| s.save_calls(&changed, &[])).await?;
         self.mapper_version.send_modify(|v| *v += 1);
         Ok(())
     }
@@ -121,14 +114,7 @@ impl Control {
             return Ok(0);
         }
         let n = gone.len();
-        let store = self.store.clone();
-        blocking(move || {
-            let mut s = store
-                .lock()
-                .map_err(|_| ControlError::Internal("store lock".into()))?;
-            Ok(s.save_calls(&[], &gone)?)
-        })
-        .await?;
+        self.on_store(move |s| s.save_calls(&[], &gone)).await?;
         self.mapper_version.send_modify(|v| *v += 1);
         Ok(n)
     }
@@ -148,20 +134,8 @@ impl Control {
                 "only an admin token may reset the mapper".into(),
             ));
         }
-        let entry = AuditEntry {
-            actor: caller.audit_name(),
-            action: "mapper-reset".into(),
-            target: "discovered calls".into(),
-            detail: String::new(),
-        };
-        let store = self.store.clone();
-        blocking(move || {
-            let mut s = store
-                .lock()
-                .map_err(|_| ControlError::Internal("store lock".into()))?;
-            Ok(s.reset_calls(&entry)?)
-        })
-        .await?;
+        let entry = audit_entry(caller, "mapper-reset", "discovered calls", "");
+        self.on_store(move |s| s.reset_calls(&entry)).await?;
         if let Ok(mut d) = self.discovered.lock() {
             d.reset();
         }

@@ -96,6 +96,18 @@ struct Write {
     workloads: BTreeMap<WorkloadId, WorkloadRow>,
 }
 
+impl Write {
+    /// A write that registers or removes workloads: the policy in force
+    /// stays.
+    fn of_workloads(change: Change, workloads: BTreeMap<WorkloadId, WorkloadRow>) -> Self {
+        Write {
+            change,
+            policy: None,
+            workloads,
+        }
+    }
+}
+
 /// The snapshot published on every change.
 pub struct Snapshot {
     /// The store's revision.
@@ -190,15 +202,39 @@ fn stored_key(key: &DocumentKey) -> (String, String, String) {
     )
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ControlError> + Send + 'static,
-) -> Result<T, ControlError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ControlError::Internal(format!("a store task failed: {e}")))?
+/// The audit record of `caller` doing `action` to `target`.
+fn audit_entry(
+    caller: &Caller,
+    action: &str,
+    target: impl ToString,
+    detail: impl Into<String>,
+) -> AuditEntry {
+    AuditEntry {
+        actor: caller.audit_name(),
+        action: action.into(),
+        target: target.to_string(),
+        detail: detail.into(),
+    }
 }
 
 impl Control {
+    /// Runs `f` on the store on a blocking thread: SQLite waits for the
+    /// disk, which must not stall the async workers.
+    async fn on_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ControlError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut s = store
+                .lock()
+                .map_err(|_| ControlError::Internal("store lock".into()))?;
+            Ok(f(&mut s)?)
+        })
+        .await
+        .map_err(|e| ControlError::Internal(format!("a store task failed: {e}")))?
+    }
+
     /// Opens the control plane's state from `store`, loading documents,
     /// workloads, tokens and discovered calls.
     pub fn open(
@@ -309,14 +345,7 @@ impl Control {
     }
 
     async fn commit(&self, change: Change) -> Result<u64, ControlError> {
-        let store = self.store.clone();
-        blocking(move || {
-            let mut s = store
-                .lock()
-                .map_err(|_| ControlError::Internal("store lock".into()))?;
-            Ok(s.write(&change)?)
-        })
-        .await
+        self.on_store(move |s| s.write(&change)).await
     }
 
     /// Publishes a revision: with `Some` a new policy (and its checked

@@ -68,26 +68,23 @@ impl Control {
         };
         let change = Change {
             put_tokens: vec![row],
-            audit: vec![AuditEntry {
-                actor: caller.audit_name(),
-                action: "token-create".into(),
-                target: name.to_string(),
-                detail: match &namespaces {
+            audit: vec![audit_entry(
+                caller,
+                "token-create",
+                name,
+                match &namespaces {
                     None => "all namespaces".into(),
                     Some(ns) => format!("namespaces {}", ns.join(", ")),
                 },
-            }],
+            )],
             ..Change::default()
         };
-        let store = self.store.clone();
-        let rows = blocking(move || {
-            let mut s = store
-                .lock()
-                .map_err(|_| ControlError::Internal("store lock".into()))?;
-            s.write(&change)?;
-            Ok(s.tokens()?)
-        })
-        .await?;
+        let rows = self
+            .on_store(move |s| {
+                s.write(&change)?;
+                s.tokens()
+            })
+            .await?;
         self.tokens.store(Arc::new(Tokens::new(rows)));
         Ok(secret)
     }

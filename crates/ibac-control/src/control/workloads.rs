@@ -87,26 +87,22 @@ impl Control {
                 )?;
                 let change = Change {
                     put_workloads: vec![row.clone()],
-                    audit: vec![AuditEntry {
-                        actor: caller.audit_name(),
-                        action: "workload-add".into(),
-                        target: id.to_string(),
-                        detail: match row.address {
+                    audit: vec![audit_entry(
+                        caller,
+                        "workload-add",
+                        &id,
+                        match row.address {
                             Some(a) => format!("proxy at {a}; join token issued"),
                             None => "join token issued".into(),
                         },
-                    }],
+                    )],
                     ..Change::default()
                 };
                 let mut workloads = current.workloads.clone();
                 workloads.insert(id.clone(), row);
                 Ok(Planned {
                     answer: token,
-                    write: Some(Write {
-                        change,
-                        policy: None,
-                        workloads,
-                    }),
+                    write: Some(Write::of_workloads(change, workloads)),
                 })
             })
             .await?;
@@ -134,23 +130,19 @@ impl Control {
             self.issuance.revoke(&id, &caller.audit_name())?;
             let change = Change {
                 delete_workloads: vec![id.clone()],
-                audit: vec![AuditEntry {
-                    actor: caller.audit_name(),
-                    action: "workload-remove".into(),
-                    target: id.to_string(),
-                    detail: "unregistered and revoked".into(),
-                }],
+                audit: vec![audit_entry(
+                    caller,
+                    "workload-remove",
+                    &id,
+                    "unregistered and revoked",
+                )],
                 ..Change::default()
             };
             let mut workloads = current.workloads.clone();
             workloads.remove(&id);
             Ok(Planned {
                 answer: (),
-                write: Some(Write {
-                    change,
-                    policy: None,
-                    workloads,
-                }),
+                write: Some(Write::of_workloads(change, workloads)),
             })
         })
         .await?;

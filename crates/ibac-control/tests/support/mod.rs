@@ -72,3 +72,12 @@ pub fn client(dir: &Path, url: &str, token: Option<&str>) -> ApiClient {
     let (admin, bundle) = credentials(dir);
     ApiClient::new(url, token.unwrap_or(&admin), &bundle, "ibac.local").unwrap()
 }
+
+/// A control plane in a fresh temporary directory and the admin's client
+/// for it; the directory lasts as long as the first value.
+pub async fn admin_plane() -> (tempfile::TempDir, Plane, ApiClient) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = plane(dir.path()).await;
+    let c = client(dir.path(), &p.url, None);
+    (dir, p, c)
+}

@@ -199,10 +199,16 @@ pub(super) fn route(
         let mut channel = ca + 1;
         let mut y = ys;
         let mut list = vec![(channel, ys)];
+        // A run ends at each column crossed, at a height spread evenly
+        // between the call's ends, and the last one at the target.
         let m = crossings.len();
-        for (j, &col) in crossings.iter().enumerate() {
-            let want = ys + (yt - ys) * (j + 1) as f64 / (m + 1) as f64;
-            let g = through(col, want);
+        let stops = crossings
+            .iter()
+            .enumerate()
+            .map(|(j, &col)| (Some(col), ys + (yt - ys) * (j + 1) as f64 / (m + 1) as f64))
+            .chain(std::iter::once((None, yt)));
+        for (col, want) in stops {
+            let g = col.map_or(yt, |col| through(col, want));
             list.push((channel, g));
             runs[channel].push(Run {
                 edge: i,
@@ -210,17 +216,12 @@ pub(super) fn route(
                 from: y,
                 to: g,
             });
-            channel = if cb > ca { col + 1 } else { col };
-            y = g;
-            list.push((channel, g));
+            if let Some(col) = col {
+                channel = if cb > ca { col + 1 } else { col };
+                y = g;
+                list.push((channel, g));
+            }
         }
-        list.push((channel, yt));
-        runs[channel].push(Run {
-            edge: i,
-            point: list.len() - 2,
-            from: y,
-            to: yt,
-        });
         points.push(Some(list));
     }
 
