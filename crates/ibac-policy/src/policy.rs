@@ -123,6 +123,10 @@ pub struct Policy {
     documents: imbl::OrdMap<DocumentKey, Arc<Stored>>,
     /// What the operation that made this snapshot touched.
     changes: Arc<Changes>,
+    /// Set while a policy is built from nothing: every document touches
+    /// everything then, so nothing is noted one by one (see
+    /// [`Policy::assemble`]).
+    quiet: bool,
 }
 
 impl Default for Policy {
@@ -154,6 +158,7 @@ impl Policy {
             configs: ConfigIndex::default(),
             documents: imbl::OrdMap::new(),
             changes: Arc::default(),
+            quiet: false,
         }
     }
 
@@ -173,7 +178,7 @@ impl Policy {
         resolver: &dyn Resolver,
         keep: bool,
     ) -> (Policy, Vec<DocumentError>) {
-        let mut policy = Policy::new();
+        let mut policy = Policy::building();
         let mut errors = Vec::new();
         for doc in documents {
             let kept = keep.then(|| doc.clone());
@@ -184,7 +189,7 @@ impl Policy {
                 errors.extend(e);
             }
         }
-        (policy, errors)
+        (policy.built(), errors)
     }
 
     /// Builds a policy from stored documents: like [`Policy::build`], but a
@@ -223,7 +228,7 @@ impl Policy {
         documents: impl IntoIterator<Item = Document>,
         resolver: &dyn Resolver,
     ) -> (Policy, Vec<DocumentError>) {
-        let mut policy = Policy::new();
+        let mut policy = Policy::building();
         let mut errors = Vec::new();
         for doc in documents {
             let retry = match &doc {
@@ -250,7 +255,7 @@ impl Policy {
             }
             errors.append(&mut failed);
         }
-        (policy, errors)
+        (policy.built(), errors)
     }
 
     /// Applies documents all at once: if any fails, nothing changes and every
@@ -411,9 +416,7 @@ impl Policy {
                     .unwrap_or_default();
                 let mut entry = entry;
                 entry.insert((key.clone(), ps.meta.origin.clone()));
-                Arc::make_mut(&mut self.changes)
-                    .servers
-                    .insert(ps.workload.id.clone());
+                self.note(|c| c.servers.insert(ps.workload.id.clone()));
                 self.protected
                     .insert(ps.workload.id.clone(), Arc::new(entry));
                 self.store(key, doc.clone(), None);
@@ -436,7 +439,7 @@ impl Policy {
                     also_excluded,
                     ..Settings::from_config(cfg)
                 });
-                Arc::make_mut(&mut self.changes).settings = true;
+                self.note(|c| c.settings = true);
                 self.store(key, doc.clone(), None);
             }
             Document::KafkaServerConfig(cfg) => {
@@ -445,7 +448,7 @@ impl Policy {
                 }
                 let server = cfg.workload.id.clone();
                 self.configs.insert_kafka(server.clone(), key.clone());
-                Arc::make_mut(&mut self.changes).servers.insert(server);
+                self.note(|c| c.servers.insert(server));
                 self.store(key, doc.clone(), None);
             }
             Document::DatabaseServerConfig(cfg) => {
@@ -454,12 +457,62 @@ impl Policy {
                 }
                 if let Some(server) = cfg.id() {
                     let touched = self.configs.insert_database(server, key.clone());
-                    Arc::make_mut(&mut self.changes).databases.extend(touched);
+                    self.note(|c| c.databases.extend(touched));
                 }
                 self.store(key, doc.clone(), None);
             }
         }
         Ok(())
+    }
+
+    /// Records what an operation touched.
+    fn note<R>(&mut self, touch: impl FnOnce(&mut Changes) -> R) {
+        if !self.quiet {
+            touch(Arc::make_mut(&mut self.changes));
+        }
+    }
+
+    /// An empty policy to build from documents, noting nothing one by one.
+    fn building() -> Policy {
+        Policy {
+            quiet: true,
+            ..Policy::new()
+        }
+    }
+
+    /// The built policy, which reports everything in it as touched.
+    fn built(mut self) -> Policy {
+        self.quiet = false;
+        self.changes = Arc::new(self.everything());
+        self
+    }
+
+    /// Everything in this policy, as what building it touched.
+    fn everything(&self) -> Changes {
+        let mut servers: BTreeSet<WorkloadId> = self.servers.keys().cloned().collect();
+        servers.extend(self.protected.keys().cloned());
+        servers.extend(self.configs.kafka_servers().cloned());
+        let mut databases: BTreeSet<WorkloadId> =
+            self.configs.database_servers().cloned().collect();
+        for name in self.configs.sql_names() {
+            for client in self.configs.sql_clients(name) {
+                if let Some(ci) = self.intents_of(client) {
+                    databases.extend(ci.targets.iter().filter_map(|t| match &t.kind {
+                        TargetKind::Sql(sql) => Some(sql.server.clone()),
+                        _ => None,
+                    }));
+                }
+            }
+        }
+        Changes {
+            servers,
+            clients: self.clients.keys().cloned().collect(),
+            databases,
+            settings: self
+                .documents
+                .keys()
+                .any(|k| k.kind == DocumentKind::EnforcementConfig),
+        }
     }
 
     fn store(&mut self, key: DocumentKey, doc: Document, contribution: Option<Arc<Contribution>>) {
@@ -490,24 +543,22 @@ impl Policy {
                 let touched = self
                     .configs
                     .set_sql_client(&old_ci.workload.id, Some(old_ci), None);
-                Arc::make_mut(&mut self.changes).databases.extend(touched);
+                self.note(|c| c.databases.extend(touched));
             }
         }
         let touched = self.configs.set_sql_client(&ci.workload.id, None, Some(ci));
-        let changes = Arc::make_mut(&mut self.changes);
-        changes.databases.extend(touched);
-        changes.clients.insert(contribution.client.clone());
-        changes.servers.extend(contribution.rules.keys().cloned());
+        self.note(|changes| {
+            changes.databases.extend(touched);
+            changes.clients.insert(contribution.client.clone());
+            changes.servers.extend(contribution.rules.keys().cloned());
+        });
         for (server, rules) in &contribution.rules {
-            let mut entry = self
-                .servers
-                .get(server)
-                .map(|s| (**s).clone())
-                .unwrap_or_default();
-            entry
+            // Copied only when an older snapshot shares it: building a
+            // policy adds each client in place.
+            let entry = self.servers.entry(server.clone()).or_default();
+            Arc::make_mut(entry)
                 .clients
                 .insert(contribution.client.clone(), rules.clone());
-            self.servers.insert(server.clone(), Arc::new(entry));
             self.pairs
                 .insert(server, &contribution.client, rules.clone());
         }
@@ -517,20 +568,20 @@ impl Policy {
 
     /// Takes a contribution out of the servers it touched.
     fn withdraw(&mut self, contribution: &Contribution) {
-        let changes = Arc::make_mut(&mut self.changes);
-        changes.clients.insert(contribution.client.clone());
-        changes.servers.extend(contribution.rules.keys().cloned());
+        self.note(|changes| {
+            changes.clients.insert(contribution.client.clone());
+            changes.servers.extend(contribution.rules.keys().cloned());
+        });
         for server in contribution.rules.keys() {
-            let Some(current) = self.servers.get(server) else {
+            let Some(current) = self.servers.get_mut(server) else {
                 continue;
             };
-            let mut entry = (**current).clone();
+            let entry = Arc::make_mut(current);
             entry.clients.remove(&contribution.client);
+            let empty = entry.clients.is_empty();
             self.pairs.remove(server, &contribution.client);
-            if entry.clients.is_empty() {
+            if empty {
                 self.servers.remove(server);
-            } else {
-                self.servers.insert(server.clone(), Arc::new(entry));
             }
         }
         self.clients.remove(&contribution.client);
@@ -547,12 +598,10 @@ impl Policy {
                     self.withdraw(c);
                 }
                 let touched = self.configs.set_sql_client(&ci.workload.id, Some(ci), None);
-                Arc::make_mut(&mut self.changes).databases.extend(touched);
+                self.note(|c| c.databases.extend(touched));
             }
             Document::ProtectedService(ps) => {
-                Arc::make_mut(&mut self.changes)
-                    .servers
-                    .insert(ps.workload.id.clone());
+                self.note(|c| c.servers.insert(ps.workload.id.clone()));
                 if let Some(entry) = self.protected.get(&ps.workload.id) {
                     let mut entry = (**entry).clone();
                     entry.retain(|(k, _)| k != key);
@@ -569,18 +618,16 @@ impl Policy {
                     also_excluded: self.settings.also_excluded.clone(),
                     ..Settings::default()
                 });
-                Arc::make_mut(&mut self.changes).settings = true;
+                self.note(|c| c.settings = true);
             }
             Document::KafkaServerConfig(cfg) => {
                 self.configs.remove_kafka(&cfg.workload.id, key);
-                Arc::make_mut(&mut self.changes)
-                    .servers
-                    .insert(cfg.workload.id.clone());
+                self.note(|c| c.servers.insert(cfg.workload.id.clone()));
             }
             Document::DatabaseServerConfig(cfg) => {
                 if let Some(server) = cfg.id() {
                     let touched = self.configs.remove_database(&server, key);
-                    Arc::make_mut(&mut self.changes).databases.extend(touched);
+                    self.note(|c| c.databases.extend(touched));
                 }
             }
         }

@@ -31,6 +31,7 @@ use serde_json::Value;
 
 use crate::labels::{self, Labels};
 use crate::objects::{self, ObjectError};
+use crate::workload_table::{WorkloadKey, WorkloadTable};
 
 /// A container port.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,18 +132,12 @@ pub struct Endpoints {
     pub ports: BTreeSet<u16>,
 }
 
-/// A workload's key: its id and its kind.
-type WorkloadKey = (WorkloadId, String);
-
 /// The entries of `table` an index entry lists (none when it has none).
-fn looked_up<'a, K: Ord + 'a, V>(
+fn looked_up<'a, K: 'a, V: 'a>(
     keys: Option<impl IntoIterator<Item = &'a K>>,
-    table: &'a BTreeMap<K, V>,
+    get: impl Fn(&K) -> Option<&'a V>,
 ) -> Vec<&'a V> {
-    keys.into_iter()
-        .flatten()
-        .filter_map(|k| table.get(k))
-        .collect()
+    keys.into_iter().flatten().filter_map(get).collect()
 }
 
 /// Lookups over the facts, kept up to date by every change.
@@ -167,7 +162,7 @@ struct Index {
 #[derive(Clone, Debug, Default)]
 pub struct ClusterFacts {
     namespaces: BTreeMap<String, Labels>,
-    workloads: BTreeMap<WorkloadKey, Workload>,
+    workloads: WorkloadTable,
     services: BTreeMap<WorkloadId, Service>,
     ingresses: BTreeMap<(String, String), IngressFact>,
     pods: BTreeMap<(String, String), PodFact>,
@@ -757,7 +752,11 @@ impl ClusterFacts {
         let found: Vec<WorkloadKey> = match self.services.get(id) {
             None => Vec::new(),
             Some(service) => match &service.selector {
-                Some(selector) => self.select(service.id.namespace(), &labels::of_labels(selector)),
+                Some(selector) => self
+                    .select(service.id.namespace(), &labels::of_labels(selector))
+                    .into_iter()
+                    .cloned()
+                    .collect(),
                 None => self.endpoint_backends(service),
             },
         };
@@ -988,28 +987,25 @@ impl ClusterFacts {
     }
 
     /// The workloads in `namespace` whose pods `selector` selects.
-    fn select(&self, namespace: &str, selector: &LabelSelector) -> Vec<WorkloadKey> {
-        let empty = BTreeSet::new();
-        let candidates: &BTreeSet<WorkloadKey> = selector
-            .match_labels
-            .iter()
-            .flatten()
-            .map(|(k, v)| {
-                self.index
-                    .by_label
-                    .get(&(namespace.to_string(), k.clone(), v.clone()))
-                    .unwrap_or(&empty)
-            })
-            .min_by_key(|set| set.len())
-            .unwrap_or_else(|| self.index.by_namespace.get(namespace).unwrap_or(&empty));
+    fn select(&self, namespace: &str, selector: &LabelSelector) -> Vec<&WorkloadKey> {
+        let by_label = selector.match_labels.iter().flatten().map(|(k, v)| {
+            self.index
+                .by_label
+                .get(&(namespace.to_string(), k.clone(), v.clone()))
+        });
+        // The rarest label's workloads, or, without labels, the namespace's.
+        let candidates = match by_label.min_by_key(|set| set.map_or(0, BTreeSet::len)) {
+            Some(set) => set,
+            None => self.index.by_namespace.get(namespace),
+        };
         candidates
-            .iter()
+            .into_iter()
+            .flatten()
             .filter(|key| {
                 self.workloads
-                    .get(*key)
+                    .get(key)
                     .is_some_and(|w| labels::matches(selector, &w.pod_labels))
             })
-            .cloned()
             .collect()
     }
 
@@ -1036,11 +1032,7 @@ impl ClusterFacts {
         &'a self,
         id: &WorkloadId,
     ) -> impl Iterator<Item = &'a Workload> + use<'a> {
-        let id = id.clone();
-        self.workloads
-            .range((id.clone(), String::new())..)
-            .take_while(move |((i, _), _)| *i == id)
-            .map(|(_, w)| w)
+        self.workloads.named(id)
     }
 
     /// The one workload `id` means, given an optional kind.
@@ -1072,21 +1064,25 @@ impl ClusterFacts {
 
     /// The workloads a Service sends traffic to.
     pub fn backends(&self, service: &Service) -> Vec<&Workload> {
-        looked_up(self.index.backends.get(&service.id), &self.workloads)
+        looked_up(self.index.backends.get(&service.id), |k| {
+            self.workloads.get(k)
+        })
     }
 
     /// Other workloads whose pods `workload`'s selector also selects.
     pub fn overlaps(&self, workload: &Workload) -> Vec<&Workload> {
         self.select(workload.id.namespace(), &workload.selector)
             .into_iter()
-            .filter_map(|k| self.workloads.get(&k))
+            .filter_map(|k| self.workloads.get(k))
             .filter(|w| !(w.id == workload.id && w.kind == workload.kind))
             .collect()
     }
 
     /// The exposed Services (LoadBalancer, NodePort) that send traffic to `workload`.
     pub fn exposing(&self, workload: &Workload) -> Vec<&Service> {
-        looked_up(self.index.exposed.get(&workload.id), &self.services)
+        looked_up(self.index.exposed.get(&workload.id), |id| {
+            self.services.get(id)
+        })
     }
 
     /// The labels of a namespace (at least its name label).

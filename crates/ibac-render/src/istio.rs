@@ -296,7 +296,7 @@ pub fn render_server_istio(
         text.push_str(" allows nothing (ALLOW with no rules)");
     }
     for client in &plan.clients {
-        for intent in &client.intents {
+        for intent in client.intents {
             text.push_str(&format!(
                 "\n  allows {} ({}): {}",
                 client.client.id,

@@ -16,6 +16,7 @@ pub mod objects;
 pub mod plan;
 pub mod rendered;
 pub mod sql;
+mod workload_table;
 
 pub use facts::{ClusterFacts, FactsOptions};
 pub use istio::{IstioOptions, Principals, render_istio, render_server_istio};

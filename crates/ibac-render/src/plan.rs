@@ -3,7 +3,9 @@
 //! A selector that is empty, or that also selects another workload's pods, is
 //! an error: a policy written for one workload must never reach another.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+
+use foldhash::fast::RandomState;
 use std::sync::Arc;
 
 use ibac_model::{DocumentError, Held, Location, WorkloadId};
@@ -17,8 +19,8 @@ use crate::labels;
 pub struct ClientPlan<'a> {
     /// The client's workload.
     pub client: &'a Workload,
-    /// Its intents towards the server.
-    pub intents: Vec<Arc<Intent>>,
+    /// Its intents towards the server, as the policy holds them.
+    pub intents: &'a [Arc<Intent>],
 }
 
 impl ClientPlan<'_> {
@@ -26,7 +28,7 @@ impl ClientPlan<'_> {
     /// widen to their ports.
     pub fn ports(&self) -> Option<Vec<u16>> {
         let mut ports = BTreeSet::new();
-        for intent in &self.intents {
+        for intent in self.intents {
             match &intent.ports {
                 Ports::All => return None,
                 Ports::Only(p) => ports.extend(p.iter().copied()),
@@ -103,7 +105,7 @@ pub fn server_ids(policy: &Policy, facts: &ClusterFacts) -> Vec<WorkloadId> {
 /// the plan (it is then allowed nothing), each reported at the intent that
 /// names it.
 pub fn server<'a>(
-    policy: &Policy,
+    policy: &'a Policy,
     facts: &'a ClusterFacts,
     id: &WorkloadId,
     skipped: &mut Vec<DocumentError>,
@@ -135,7 +137,7 @@ pub fn server<'a>(
         match facts.workload(client, None) {
             Ok(w) => clients.push(ClientPlan {
                 client: w,
-                intents: client_rules.intents().to_vec(),
+                intents: client_rules.intents(),
             }),
             Err(e) => {
                 let at = client_rules
@@ -160,7 +162,7 @@ pub fn server<'a>(
 
 /// Every server's plan, and the references the facts do not know.
 pub fn servers<'a>(
-    policy: &Policy,
+    policy: &'a Policy,
     facts: &'a ClusterFacts,
 ) -> (Vec<ServerPlan<'a>>, Vec<DocumentError>) {
     let mut skipped = Vec::new();
@@ -171,11 +173,16 @@ pub fn servers<'a>(
     (plans, skipped)
 }
 
+/// What checking one workload's selector found.
+type Checked = Result<(), DocumentError>;
+
 /// Selector checks done once per workload, whatever the number of servers
 /// that name it (a whole-cluster render checks each workload once).
 #[derive(Debug, Default)]
 pub struct SelectorChecks {
-    done: std::collections::HashMap<(WorkloadId, String), Result<(), DocumentError>>,
+    /// By id, then kind: a check already done is found without building a
+    /// key.
+    done: HashMap<WorkloadId, Vec<(String, Checked)>, RandomState>,
 }
 
 impl SelectorChecks {
@@ -185,9 +192,18 @@ impl SelectorChecks {
         facts: &ClusterFacts,
         workload: &Workload,
     ) -> Result<(), DocumentError> {
+        if let Some((_, done)) = self
+            .done
+            .get(&workload.id)
+            .and_then(|kinds| kinds.iter().find(|(k, _)| *k == workload.kind))
+        {
+            return done.clone();
+        }
+        let result = check_selector(facts, workload);
         self.done
-            .entry((workload.id.clone(), workload.kind.clone()))
-            .or_insert_with(|| check_selector(facts, workload))
-            .clone()
+            .entry(workload.id.clone())
+            .or_default()
+            .push((workload.kind.clone(), result.clone()));
+        result
     }
 }
