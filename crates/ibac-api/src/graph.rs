@@ -45,8 +45,10 @@ impl VerdictCounts {
     }
 }
 
-/// What is known about all calls from one client to one server.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What is known about calls: of one kind (the mapper's record of a call),
+/// or all from one client to one server (their sum, see
+/// [`EdgeSummary::merge`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EdgeSummary {
     /// Unix seconds.
@@ -61,6 +63,19 @@ pub struct EdgeSummary {
     pub by_proxy: bool,
     /// Whether a socket scan saw connections no proxy carried.
     pub by_socket_scan: bool,
+}
+
+impl EdgeSummary {
+    /// Adds `other`'s calls: the earliest first and latest last sighting,
+    /// counts summed, and who saw them.
+    pub fn merge(&mut self, other: &EdgeSummary) {
+        self.first_seen = self.first_seen.min(other.first_seen);
+        self.last_seen = self.last_seen.max(other.last_seen);
+        self.count = self.count.saturating_add(other.count);
+        self.verdicts.merge(&other.verdicts);
+        self.by_proxy |= other.by_proxy;
+        self.by_socket_scan |= other.by_socket_scan;
+    }
 }
 
 /// Verdicts observed for one kind of call.

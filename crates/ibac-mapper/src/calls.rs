@@ -98,23 +98,9 @@ impl CallKey {
 
 pub use ibac_api::graph::{EdgeSummary, VerdictCounts};
 
-/// What is known about one kind of call.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CallRecord {
-    /// Unix seconds.
-    pub first_seen: i64,
-    /// Unix seconds.
-    pub last_seen: i64,
-    /// How many calls (for socket scans: how many new connections).
-    pub count: u64,
-    /// How many of each verdict.
-    pub verdicts: VerdictCounts,
-    /// Whether a proxy reported it.
-    pub by_proxy: bool,
-    /// Whether a socket scan saw it.
-    pub by_socket_scan: bool,
-}
+/// What is known about one kind of call: the same fields as the sum over
+/// an edge, so an edge's summary is a fold of its calls' records.
+pub use ibac_api::graph::EdgeSummary as CallRecord;
 
 /// One report of calls of one kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -299,22 +285,9 @@ pub fn edge_summaries<'a>(
 ) -> BTreeMap<(WorkloadId, WorkloadId), EdgeSummary> {
     let mut out: BTreeMap<(WorkloadId, WorkloadId), EdgeSummary> = BTreeMap::new();
     for (k, r) in calls {
-        let e = out
-            .entry((k.client.clone(), k.server.clone()))
-            .or_insert(EdgeSummary {
-                first_seen: r.first_seen,
-                last_seen: r.last_seen,
-                count: 0,
-                verdicts: VerdictCounts::default(),
-                by_proxy: false,
-                by_socket_scan: false,
-            });
-        e.first_seen = e.first_seen.min(r.first_seen);
-        e.last_seen = e.last_seen.max(r.last_seen);
-        e.count = e.count.saturating_add(r.count);
-        e.verdicts.merge(&r.verdicts);
-        e.by_proxy |= r.by_proxy;
-        e.by_socket_scan |= r.by_socket_scan;
+        out.entry((k.client.clone(), k.server.clone()))
+            .and_modify(|e| e.merge(r))
+            .or_insert_with(|| r.clone());
     }
     out
 }

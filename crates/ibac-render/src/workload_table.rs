@@ -115,7 +115,11 @@ mod tests {
             .collect();
         assert_eq!(
             listed,
-            ["api.shop Deployment", "web.shop Deployment", "web.shop StatefulSet"]
+            [
+                "api.shop Deployment",
+                "web.shop Deployment",
+                "web.shop StatefulSet"
+            ]
         );
         let web = WorkloadId::parse("web.shop").unwrap();
         let kinds: Vec<&str> = table.named(&web).map(|w| w.kind.as_str()).collect();
