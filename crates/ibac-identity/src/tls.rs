@@ -159,8 +159,8 @@ impl ServerCertVerifier for SpiffeServerVerifier {
         match &self.trust {
             ServerTrust::Bundle { bundle, expected } => {
                 let chain = chain(end_entity, intermediates.iter().cloned());
-                let id = verify_svid(&chain, &bundle.load(), now, PeerRole::Server)
-                    .map_err(refuse)?;
+                let id =
+                    verify_svid(&chain, &bundle.load(), now, PeerRole::Server).map_err(refuse)?;
                 if let ExpectedServer::Id(want) = expected
                     && *want != id
                 {

@@ -34,10 +34,7 @@ use crate::jwt::JwtBundle;
 use crate::pem;
 use crate::spiffe_id::{SpiffeId, TrustDomain};
 use crate::svid::{IssuedSvid, Svid, SvidFileError};
-use crate::tls::{
-    ExpectedServer, SharedBundle, SpiffeServerVerifier, SvidResolver,
-    client_config,
-};
+use crate::tls::{ExpectedServer, SharedBundle, SpiffeServerVerifier, SvidResolver, client_config};
 
 /// Why the workload could not get or renew its SVID.
 #[derive(Debug, thiserror::Error)]
