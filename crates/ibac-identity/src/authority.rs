@@ -290,8 +290,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for AuthorityRewrite<S> {
         let this = self.get_mut();
         loop {
             if !this.ready.is_empty() {
-                let n = this.ready.len().min(buf.remaining());
-                buf.put_slice(&this.ready.split_to(n));
+                read_pending(&mut this.ready, buf);
                 return Poll::Ready(Ok(()));
             }
             if this.step()? {
@@ -314,6 +313,18 @@ impl<S: AsyncRead + Unpin> AsyncRead for AuthorityRewrite<S> {
                 Poll::Pending => return Poll::Pending,
             }
         }
+    }
+}
+
+/// Hands a read as much of `pending` as it has room for, and keeps the rest
+/// for the next: how a stream adapter serves bytes it made itself (a
+/// rewritten frame, a refusal) before reading on.
+pub fn read_pending(pending: &mut impl Buf, buf: &mut ReadBuf<'_>) {
+    while pending.has_remaining() && buf.remaining() > 0 {
+        let chunk = pending.chunk();
+        let n = chunk.len().min(buf.remaining());
+        buf.put_slice(&chunk[..n]);
+        pending.advance(n);
     }
 }
 

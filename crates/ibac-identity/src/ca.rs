@@ -18,7 +18,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use crate::bundle::{TrustBundle, fingerprint};
 use crate::pem;
 use crate::spiffe_id::{SpiffeId, TrustDomain};
-use crate::svid::IssuedSvid;
+use crate::svid::{IssuedSvid, Svid};
 
 /// Default lifetime of an SVID.
 pub const DEFAULT_SVID_TTL: Duration = Duration::hours(1);
@@ -330,6 +330,21 @@ impl Ca {
             not_after: params.not_after.unix_timestamp(),
             serial: serial.iter().map(|b| format!("{b:02x}")).collect(),
         })
+    }
+
+    /// An SVID for `id` whose key is made here rather than by its holder:
+    /// for tools and tests that hand out a ready key, never for a workload,
+    /// whose key stays on its own host.
+    pub fn issue_with_new_key(
+        &self,
+        id: &SpiffeId,
+        ttl: Duration,
+        now: OffsetDateTime,
+    ) -> Result<Svid, IssueError> {
+        let (key, csr) =
+            new_key_and_csr().map_err(|e| IssueError::Sign(format!("no key for the SVID: {e}")))?;
+        let issued = self.issue(&csr, id, ttl, now)?;
+        Ok(Svid::new(issued, key.serialize_der().into()))
     }
 }
 

@@ -19,7 +19,9 @@ pub struct Inspection {
     pub accepted: bool,
 }
 
-fn time(secs: i64) -> String {
+/// A Unix time as people read it (RFC 3339, UTC), or the bare number when it
+/// is out of range: how certificate lifetimes are shown.
+pub fn unix_time_text(secs: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
         .and_then(|t| {
@@ -131,8 +133,8 @@ pub fn inspect(
     let _ = writeln!(
         text,
         "  valid:          {} to {}",
-        time(info.not_before),
-        time(info.not_after)
+        unix_time_text(info.not_before),
+        unix_time_text(info.not_after)
     );
     if chain.len() > 1 {
         let _ = writeln!(

@@ -341,25 +341,57 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    #[test]
-    fn rotation_keeps_the_old_root_until_its_last_svid_expires() {
+    fn root(now: OffsetDateTime) -> Ca {
+        Ca::generate_root(TrustDomain::default(), now, Duration::days(30)).unwrap()
+    }
+
+    /// A store made in a fresh directory for a new root, with SVIDs living
+    /// `svid_ttl`.
+    struct Fresh {
+        dir: tempfile::TempDir,
+        now: OffsetDateTime,
+        first: Ca,
+        store: CaStore,
+    }
+
+    fn fresh(svid_ttl: Duration) -> Fresh {
         let dir = tempfile::tempdir().unwrap();
         let now = OffsetDateTime::now_utc();
-        let first = Ca::generate_root(TrustDomain::default(), now, Duration::days(30)).unwrap();
-        let store = CaStore::init(dir.path(), &first, Duration::hours(1)).unwrap();
-        let mode = fs::metadata(dir.path().join("ca-key.pem"))
+        let first = root(now);
+        let store = CaStore::init(dir.path(), &first, svid_ttl).unwrap();
+        Fresh {
+            dir,
+            now,
+            first,
+            store,
+        }
+    }
+
+    /// The permission bits of the store's file `name`.
+    fn mode(dir: &tempfile::TempDir, name: &str) -> u32 {
+        fs::metadata(dir.path().join(name))
             .unwrap()
             .permissions()
             .mode()
-            & 0o777;
-        assert_eq!(mode, 0o600);
+            & 0o777
+    }
+
+    #[test]
+    fn rotation_keeps_the_old_root_until_its_last_svid_expires() {
+        let Fresh {
+            dir,
+            now,
+            first,
+            store,
+        } = fresh(Duration::hours(1));
+        assert_eq!(mode(&dir, "ca-key.pem"), 0o600);
         assert!(matches!(
             CaStore::init(dir.path(), &first, Duration::hours(1)),
             Err(StoreError::Exists(_))
         ));
         assert_eq!(store.load().unwrap().fingerprint(), first.fingerprint());
 
-        let second = Ca::generate_root(TrustDomain::default(), now, Duration::days(30)).unwrap();
+        let second = root(now);
         store.rotate(&second, now).unwrap();
         assert_eq!(store.load().unwrap().fingerprint(), second.fingerprint());
         let during = store.bundle(now + Duration::minutes(30)).unwrap();
@@ -370,16 +402,10 @@ mod tests {
 
     #[test]
     fn the_jwt_key_rotates_with_the_ca_and_stays_in_the_bundle_while_its_tokens_live() {
-        let dir = tempfile::tempdir().unwrap();
-        let now = OffsetDateTime::now_utc();
-        let first = Ca::generate_root(TrustDomain::default(), now, Duration::days(30)).unwrap();
-        let store = CaStore::init(dir.path(), &first, Duration::hours(1)).unwrap();
-        let mode = fs::metadata(dir.path().join(JWT_KEY))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
-        assert_eq!(mode, 0o600);
+        let Fresh {
+            dir, now, store, ..
+        } = fresh(Duration::hours(1));
+        assert_eq!(mode(&dir, JWT_KEY), 0o600);
         assert_eq!(store.jwt_ttl().unwrap(), Duration::minutes(5));
         let old = store.jwt_key().unwrap();
         assert_eq!(
@@ -397,7 +423,7 @@ mod tests {
             )
             .unwrap();
 
-        let second = Ca::generate_root(TrustDomain::default(), now, Duration::days(30)).unwrap();
+        let second = root(now);
         store.rotate(&second, now).unwrap();
         let new = store.jwt_key().unwrap();
         assert_ne!(new.public(), old.public());
@@ -415,10 +441,9 @@ mod tests {
 
     #[test]
     fn an_existing_ca_gets_a_jwt_key_on_first_use_and_ttls_are_capped() {
-        let dir = tempfile::tempdir().unwrap();
-        let now = OffsetDateTime::now_utc();
-        let ca = Ca::generate_root(TrustDomain::default(), now, Duration::days(30)).unwrap();
-        let store = CaStore::init(dir.path(), &ca, Duration::seconds(90)).unwrap();
+        let Fresh {
+            dir, now, store, ..
+        } = fresh(Duration::seconds(90));
         fs::remove_file(dir.path().join(JWT_KEY)).unwrap();
         let bundle = store.jwt_bundle(now).unwrap();
         assert_eq!(bundle.keys().len(), 1);

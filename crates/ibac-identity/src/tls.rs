@@ -99,15 +99,52 @@ pub enum ExpectedServer {
 /// Verifies a server's SVID; never looks at DNS names or the CN.
 #[derive(Debug)]
 pub struct SpiffeServerVerifier {
-    bundle: SharedBundle,
-    expected: ExpectedServer,
+    trust: ServerTrust,
+}
+
+/// What a server's chain is checked against. One verifier type serves both,
+/// so that the rustls plumbing around the check exists once.
+#[derive(Debug)]
+enum ServerTrust {
+    /// The (rotating) trust bundle, and which of its identities is wanted.
+    Bundle {
+        bundle: SharedBundle,
+        expected: ExpectedServer,
+    },
+    /// The lowercase SHA-256 fingerprint (hex) of the CA the chain must
+    /// include: how a newcomer holding only a join token knows it talks to
+    /// the right CA.
+    PinnedCa { fingerprint: String },
 }
 
 impl SpiffeServerVerifier {
     /// A verifier accepting only `expected`.
     pub fn new(bundle: SharedBundle, expected: ExpectedServer) -> Self {
-        SpiffeServerVerifier { bundle, expected }
+        SpiffeServerVerifier {
+            trust: ServerTrust::Bundle { bundle, expected },
+        }
     }
+
+    /// Trusts a server only if its chain includes the CA certificate with
+    /// the SHA-256 `fingerprint` (hex) and its leaf is an SVID signed by
+    /// that CA.
+    pub fn pinned_ca(fingerprint: &str) -> Self {
+        SpiffeServerVerifier {
+            trust: ServerTrust::PinnedCa {
+                fingerprint: fingerprint.to_ascii_lowercase(),
+            },
+        }
+    }
+}
+
+/// The chain to verify: the leaf first, then the certificates that sign it.
+fn chain<'a>(
+    end_entity: &CertificateDer<'a>,
+    intermediates: impl IntoIterator<Item = CertificateDer<'a>>,
+) -> Vec<CertificateDer<'a>> {
+    let mut chain = vec![end_entity.clone()];
+    chain.extend(intermediates);
+    chain
 }
 
 impl ServerCertVerifier for SpiffeServerVerifier {
@@ -119,18 +156,59 @@ impl ServerCertVerifier for SpiffeServerVerifier {
         _ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
-        let mut chain = vec![end_entity.clone()];
-        chain.extend(intermediates.iter().cloned());
-        let id = verify_svid(&chain, &self.bundle.load(), now, PeerRole::Server).map_err(refuse)?;
-        match &self.expected {
-            ExpectedServer::Id(want) if *want != id => Err(Error::General(format!(
-                "peer certificate refused: the server is `{id}`, not the intended `{want}`"
-            ))),
-            _ => Ok(ServerCertVerified::assertion()),
+        match &self.trust {
+            ServerTrust::Bundle { bundle, expected } => {
+                let chain = chain(end_entity, intermediates.iter().cloned());
+                let id =
+                    verify_svid(&chain, &bundle.load(), now, PeerRole::Server).map_err(refuse)?;
+                if let ExpectedServer::Id(want) = expected
+                    && *want != id
+                {
+                    return Err(Error::General(format!(
+                        "peer certificate refused: the server is `{id}`, not the intended `{want}`"
+                    )));
+                }
+            }
+            ServerTrust::PinnedCa { fingerprint } => {
+                verify_pinned(fingerprint, end_entity, intermediates, now)?;
+            }
         }
+        Ok(ServerCertVerified::assertion())
     }
 
     signature_checks_by_provider!();
+}
+
+/// Verifies a chain that must include the CA with `pinned_fingerprint`, with
+/// that CA as the only trust anchor of the leaf's trust domain.
+fn verify_pinned(
+    pinned_fingerprint: &str,
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    now: UnixTime,
+) -> Result<(), Error> {
+    let pinned = intermediates
+        .iter()
+        .find(|c| fingerprint(c) == pinned_fingerprint)
+        .ok_or_else(|| {
+            Error::General("the server does not present the CA the join token names".into())
+        })?;
+    let info = LeafInfo::parse(end_entity).map_err(refuse)?;
+    let id = match info.uri_sans.as_slice() {
+        [uri] => SpiffeId::parse(uri).map_err(|reason| {
+            refuse(SvidError::BadSpiffeId {
+                uri: uri.clone(),
+                reason,
+            })
+        })?,
+        _ => return Err(refuse(SvidError::NoUriSan)),
+    };
+    let td = crate::spiffe_id::TrustDomain::parse(id.trust_domain())
+        .map_err(|e| Error::General(e.to_string()))?;
+    let bundle = TrustBundle::new(td, vec![pinned.clone().into_owned()]);
+    let others = intermediates.iter().filter(|c| *c != pinned).cloned();
+    verify_svid(&chain(end_entity, others), &bundle, now, PeerRole::Server).map_err(refuse)?;
+    Ok(())
 }
 
 /// Verifies a client's SVID. With `mandatory` false, clients may also
@@ -163,69 +241,9 @@ impl ClientCertVerifier for SpiffeClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
-        let mut chain = vec![end_entity.clone()];
-        chain.extend(intermediates.iter().cloned());
+        let chain = chain(end_entity, intermediates.iter().cloned());
         verify_svid(&chain, &self.bundle.load(), now, PeerRole::Client).map_err(refuse)?;
         Ok(ClientCertVerified::assertion())
-    }
-
-    signature_checks_by_provider!();
-}
-
-/// Trusts a server only if its chain includes the CA certificate with a given
-/// fingerprint and its leaf is an SVID signed by that CA: how a newcomer
-/// holding only a join token knows it talks to the right CA.
-#[derive(Debug)]
-pub struct PinnedCaVerifier {
-    fingerprint: String,
-}
-
-impl PinnedCaVerifier {
-    /// Pins the SHA-256 fingerprint (hex) of the CA certificate.
-    pub fn new(fingerprint: &str) -> Self {
-        PinnedCaVerifier {
-            fingerprint: fingerprint.to_ascii_lowercase(),
-        }
-    }
-}
-
-impl ServerCertVerifier for PinnedCaVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, Error> {
-        let pinned = intermediates
-            .iter()
-            .find(|c| fingerprint(c) == self.fingerprint)
-            .ok_or_else(|| {
-                Error::General("the server does not present the CA the join token names".into())
-            })?;
-        let info = LeafInfo::parse(end_entity).map_err(refuse)?;
-        let id = match info.uri_sans.as_slice() {
-            [uri] => SpiffeId::parse(uri).map_err(|reason| {
-                refuse(SvidError::BadSpiffeId {
-                    uri: uri.clone(),
-                    reason,
-                })
-            })?,
-            _ => return Err(refuse(SvidError::NoUriSan)),
-        };
-        let td = crate::spiffe_id::TrustDomain::parse(id.trust_domain())
-            .map_err(|e| Error::General(e.to_string()))?;
-        let bundle = TrustBundle::new(td, vec![pinned.clone().into_owned()]);
-        let others: Vec<CertificateDer<'_>> = intermediates
-            .iter()
-            .filter(|c| *c != pinned)
-            .cloned()
-            .collect();
-        let mut chain = vec![end_entity.clone()];
-        chain.extend(others);
-        verify_svid(&chain, &bundle, now, PeerRole::Server).map_err(refuse)?;
-        Ok(ServerCertVerified::assertion())
     }
 
     signature_checks_by_provider!();

@@ -46,6 +46,26 @@ pub use proto::{
     X509svidResponse,
 };
 
+/// A client of the Workload API served on the Unix socket at `socket`. The
+/// URI is a placeholder: the connection goes to the socket, and the server
+/// accepts whatever `:authority` arrives there.
+pub async fn connect(
+    socket: &Path,
+) -> Result<SpiffeWorkloadApiClient<tonic::transport::Channel>, tonic::transport::Error> {
+    let socket = socket.to_path_buf();
+    let channel = tonic::transport::Endpoint::try_from("http://localhost")?
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let socket = socket.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                    tokio::net::UnixStream::connect(socket).await?,
+                ))
+            }
+        }))
+        .await?;
+    Ok(SpiffeWorkloadApiClient::new(channel))
+}
+
 /// The metadata every Workload API call must carry.
 pub const SECURITY_HEADER: &str = "workload.spiffe.io";
 
@@ -265,6 +285,24 @@ impl WorkloadApi {
                 Status::permission_denied("no identity is registered for this process")
             })
     }
+
+    /// Where the caller's JWT-SVIDs come from, if its identity has any.
+    fn jwt_source_for<T>(&self, request: &Request<T>) -> Result<Arc<dyn JwtSource>, Status> {
+        jwt_source(&self.identity_for(request)?)
+    }
+
+    /// One response for the caller's current SVID and one more on every
+    /// renewal: the X.509 calls answer with a stream that follows the SVID.
+    fn on_every_svid<T, R: Send + 'static>(
+        &self,
+        request: &Request<T>,
+        respond: fn(&Svid, &SharedBundle) -> R,
+    ) -> Result<Response<ResponseStream<R>>, Status> {
+        let identity = self.identity_for(request)?;
+        let bundle = identity.bundle;
+        let stream = WatchStream::new(identity.svid).map(move |svid| Ok(respond(&svid, &bundle)));
+        Ok(Response::new(Box::pin(stream)))
+    }
 }
 
 #[tonic::async_trait]
@@ -277,21 +315,14 @@ impl SpiffeWorkloadApi for WorkloadApi {
         &self,
         request: Request<X509svidRequest>,
     ) -> Result<Response<Self::FetchX509SVIDStream>, Status> {
-        let identity = self.identity_for(&request)?;
-        let bundle = identity.bundle.clone();
-        let stream =
-            WatchStream::new(identity.svid).map(move |svid| Ok(x509_response(&svid, &bundle)));
-        Ok(Response::new(Box::pin(stream)))
+        self.on_every_svid(&request, x509_response)
     }
 
     async fn fetch_x509_bundles(
         &self,
         request: Request<X509BundlesRequest>,
     ) -> Result<Response<Self::FetchX509BundlesStream>, Status> {
-        let identity = self.identity_for(&request)?;
-        let bundle = identity.bundle.clone();
-        let stream = WatchStream::new(identity.svid).map(move |_| Ok(bundles_response(&bundle)));
-        Ok(Response::new(Box::pin(stream)))
+        self.on_every_svid(&request, |_, bundle| bundles_response(bundle))
     }
 
     async fn fetch_jwtsvid(
@@ -327,8 +358,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
         &self,
         request: Request<JwtBundlesRequest>,
     ) -> Result<Response<Self::FetchJWTBundlesStream>, Status> {
-        let identity = self.identity_for(&request)?;
-        let source = jwt_source(&identity)?;
+        let source = self.jwt_source_for(&request)?;
         let stream =
             WatchStream::new(source.jwt_bundle()).map(|bundle| Ok(jwt_bundles_response(&bundle)));
         Ok(Response::new(Box::pin(stream)))
@@ -338,8 +368,7 @@ impl SpiffeWorkloadApi for WorkloadApi {
         &self,
         request: Request<ValidateJwtsvidRequest>,
     ) -> Result<Response<ValidateJwtsvidResponse>, Status> {
-        let identity = self.identity_for(&request)?;
-        let source = jwt_source(&identity)?;
+        let source = self.jwt_source_for(&request)?;
         let request = request.into_inner();
         if request.audience.is_empty() {
             return Err(Status::invalid_argument("`audience` is required"));

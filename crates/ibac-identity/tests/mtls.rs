@@ -76,19 +76,17 @@ async fn call(
     Ok(out.trim().to_string())
 }
 
+/// A call presenting `ours` to a server that must be `target`.
+async fn call_expecting(port: u16, ca: &Ca, ours: &Svid, target: &str) -> Result<String, String> {
+    call(port, ca, Some(ours), ExpectedServer::Id(id(ca, target))).await
+}
+
 #[tokio::test]
 async fn both_sides_see_each_others_spiffe_ids() {
     let ca = root();
     let (port, _) = server(&ca, &issue(&ca, "api.shop"), true).await;
     let web = issue(&ca, "web.shop");
-    let got = call(
-        port,
-        &ca,
-        Some(&web),
-        ExpectedServer::Id(id(&ca, "api.shop")),
-    )
-    .await
-    .unwrap();
+    let got = call_expecting(port, &ca, &web, "api.shop").await.unwrap();
     assert_eq!(got, "spiffe://ibac.local/ns/shop/workload/web");
 }
 
@@ -96,14 +94,9 @@ async fn both_sides_see_each_others_spiffe_ids() {
 async fn a_client_refuses_a_server_that_is_not_the_intended_target() {
     let ca = root();
     let (port, _) = server(&ca, &issue(&ca, "impostor.shop"), true).await;
-    let err = call(
-        port,
-        &ca,
-        Some(&issue(&ca, "web.shop")),
-        ExpectedServer::Id(id(&ca, "api.shop")),
-    )
-    .await
-    .unwrap_err();
+    let err = call_expecting(port, &ca, &issue(&ca, "web.shop"), "api.shop")
+        .await
+        .unwrap_err();
     assert!(
         err.contains("not the intended `spiffe://ibac.local/ns/shop/workload/api`"),
         "{err}"
@@ -145,25 +138,7 @@ async fn a_renewed_svid_reaches_new_handshakes() {
     let ca = root();
     let (port, resolver) = server(&ca, &issue(&ca, "api.shop"), true).await;
     let web = issue(&ca, "web.shop");
-    assert!(
-        call(
-            port,
-            &ca,
-            Some(&web),
-            ExpectedServer::Id(id(&ca, "api.shop"))
-        )
-        .await
-        .is_ok()
-    );
+    assert!(call_expecting(port, &ca, &web, "api.shop").await.is_ok());
     resolver.replace(&issue(&ca, "api-v2.shop")).unwrap();
-    assert!(
-        call(
-            port,
-            &ca,
-            Some(&web),
-            ExpectedServer::Id(id(&ca, "api-v2.shop"))
-        )
-        .await
-        .is_ok()
-    );
+    assert!(call_expecting(port, &ca, &web, "api-v2.shop").await.is_ok());
 }

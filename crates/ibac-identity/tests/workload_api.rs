@@ -13,8 +13,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use futures_like::next;
 use ibac_identity::workload_api::{
-    IdentitySource, Registration, Selector, SpiffeWorkloadApiClient, WorkloadApi, X509svidRequest,
-    serve,
+    IdentitySource, Registration, Selector, WorkloadApi, X509svidRequest, connect, serve,
 };
 use ibac_identity::{Ca, Svid};
 use support::{issue, root};
@@ -148,26 +147,10 @@ async fn the_svid_stream_follows_rotations() {
     );
 }
 
-async fn raw_client(socket: PathBuf) -> SpiffeWorkloadApiClient<tonic::transport::Channel> {
-    let channel = tonic::transport::Endpoint::try_from("http://[::]:50051")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-            let socket = socket.clone();
-            async move {
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                    tokio::net::UnixStream::connect(socket).await?,
-                ))
-            }
-        }))
-        .await
-        .unwrap();
-    SpiffeWorkloadApiClient::new(channel)
-}
-
 #[tokio::test]
 async fn calls_without_the_security_header_are_refused() {
     let api = start().await;
-    let mut client = raw_client(api.socket.clone()).await;
+    let mut client = connect(&api.socket).await.unwrap();
     let status = client.fetch_x509svid(X509svidRequest {}).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     let mut request = tonic::Request::new(X509svidRequest {});

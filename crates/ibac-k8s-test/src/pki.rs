@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    BasicConstraints, Certificate, CertificateParams, CertifiedIssuer, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
 };
 
 use crate::Error;
@@ -36,6 +36,24 @@ fn key() -> Result<KeyPair, Error> {
     Ok(KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?)
 }
 
+/// A leaf certificate signed by `ca` for a fresh key: `names` make its
+/// subject, `sans` its subject alternative names, `usage` what it is for.
+fn leaf(
+    ca: &Issuer<'_, KeyPair>,
+    sans: Vec<String>,
+    names: &[(DnType, &str)],
+    usage: ExtendedKeyUsagePurpose,
+) -> Result<(Certificate, KeyPair), Error> {
+    let mut params = CertificateParams::new(sans)?;
+    for (kind, value) in names {
+        params.distinguished_name.push(kind.clone(), *value);
+    }
+    params.extended_key_usages = vec![usage];
+    let key = key()?;
+    let cert = params.signed_by(&key, ca)?;
+    Ok((cert, key))
+}
+
 fn write_file(path: &Path, contents: &str) -> Result<(), Error> {
     std::fs::write(path, contents).map_err(Error::io(format!("cannot write {}", path.display())))
 }
@@ -56,32 +74,29 @@ pub(crate) fn write(dir: &Path) -> Result<Files, Error> {
     ];
     let ca = CertifiedIssuer::self_signed(ca_params, key()?)?;
 
-    let mut serving = CertificateParams::new(vec![
-        "127.0.0.1".to_owned(),
-        "localhost".to_owned(),
-        "kubernetes".to_owned(),
-        "kubernetes.default".to_owned(),
-        "kubernetes.default.svc".to_owned(),
-        "kubernetes.default.svc.cluster.local".to_owned(),
-        SERVICE_IP.to_owned(),
-    ])?;
-    serving
-        .distinguished_name
-        .push(DnType::CommonName, "kube-apiserver");
-    serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let serving_key = key()?;
-    let serving_cert = serving.signed_by(&serving_key, &ca)?;
-
-    let mut admin = CertificateParams::new(Vec::<String>::new())?;
-    admin
-        .distinguished_name
-        .push(DnType::CommonName, "ibac-test-admin");
-    admin
-        .distinguished_name
-        .push(DnType::OrganizationName, "system:masters");
-    admin.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let admin_key = key()?;
-    let admin_cert = admin.signed_by(&admin_key, &ca)?;
+    let (serving_cert, serving_key) = leaf(
+        &ca,
+        vec![
+            "127.0.0.1".to_owned(),
+            "localhost".to_owned(),
+            "kubernetes".to_owned(),
+            "kubernetes.default".to_owned(),
+            "kubernetes.default.svc".to_owned(),
+            "kubernetes.default.svc.cluster.local".to_owned(),
+            SERVICE_IP.to_owned(),
+        ],
+        &[(DnType::CommonName, "kube-apiserver")],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    )?;
+    let (admin_cert, admin_key) = leaf(
+        &ca,
+        Vec::new(),
+        &[
+            (DnType::CommonName, "ibac-test-admin"),
+            (DnType::OrganizationName, "system:masters"),
+        ],
+        ExtendedKeyUsagePurpose::ClientAuth,
+    )?;
 
     let files = Files {
         ca_cert: dir.join("ca.crt"),

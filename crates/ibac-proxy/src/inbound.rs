@@ -23,7 +23,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::Watcher;
@@ -178,6 +178,17 @@ pub(crate) struct Peer {
 /// The body of every response the proxy answers itself or relays, inbound and
 /// outbound alike.
 pub(crate) type Body = BoxBody<Bytes, hyper::Error>;
+
+/// Sends `forward` on and hands back the response without the hop-by-hop
+/// headers of the connection it came over, inbound and outbound alike.
+pub(crate) async fn relay<C: Connect + Clone + Send + Sync + 'static>(
+    client: &Client<C, Full<Bytes>>,
+    forward: Request<Full<Bytes>>,
+) -> Result<Response<Body>, hyper_util::client::legacy::Error> {
+    let (mut parts, body) = client.request(forward).await?.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Ok(Response::from_parts(parts, body.boxed()))
+}
 
 /// A plain-text answer from the proxy itself (a refusal, an error), with the
 /// trailing newline that keeps it readable in a terminal.
@@ -359,12 +370,8 @@ async fn handle(req: Request<Incoming>, peer: &Peer, shared: &Shared) -> Respons
         &shared.identity_header,
         peer.spiffe_id.as_deref(),
     );
-    match shared.client.request(forward).await {
-        Ok(response) => {
-            let (mut parts, body) = response.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
-            Response::from_parts(parts, body.boxed())
-        }
+    match relay(&shared.client, forward).await {
+        Ok(response) => response,
         Err(e) => {
             tracing::warn!(error = %e, app = %shared.app, "the app did not answer");
             text(

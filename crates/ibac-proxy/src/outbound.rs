@@ -34,7 +34,7 @@ use tokio_rustls::TlsConnector;
 use crate::discovery::Discovery;
 use crate::headers::strip_hop_by_hop;
 use crate::identity::ProxyIdentity;
-use crate::inbound::{Body, Limits, text};
+use crate::inbound::{Body, Limits, relay, text};
 use crate::io::{IdleTimeout, MtlsStream};
 
 /// Opens mTLS connections to other proxies, verifying who answers.
@@ -187,12 +187,8 @@ impl HttpProxy {
         if let Ok(host) = HeaderValue::from_str(target.as_str()) {
             forward.headers_mut().insert(header::HOST, host);
         }
-        match self.client.request(forward).await {
-            Ok(response) => {
-                let (mut parts, body) = response.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, body.boxed())
-            }
+        match relay(&self.client, forward).await {
+            Ok(response) => response,
             Err(e) => {
                 let cause = std::error::Error::source(&e)
                     .map(ToString::to_string)

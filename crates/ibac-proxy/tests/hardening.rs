@@ -6,12 +6,12 @@
 
 mod support;
 
-use std::sync::Arc;
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ibac_model::fixtures::intents;
-use ibac_proxy::{InboundConfig, Limits, NoReports, Protocol, ProxyConfig, StaticPolicy};
+use ibac_proxy::{Limits, Protocol, ProxyConfig, StaticPolicy};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -28,22 +28,14 @@ async fn target(limits: Limits) -> Target {
     let policy = StaticPolicy::new(Some(policy(vec![
         intents("web.shop").calls("api.shop").build(),
     ])));
-    let proxy = start(
+    let proxy = start_serving(
         ProxyConfig {
-            inbound: Some(InboundConfig {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                app: app.addr,
-                port: None,
-                protocol: Protocol::Http,
-                permissive: true,
-            }),
+            inbound: inbound(app.addr, None, Protocol::Http, true),
             limits,
             ..ProxyConfig::default()
         },
         pki.identity("api.shop"),
         &policy,
-        discovery(&[]),
-        Arc::new(NoReports),
     )
     .await;
     Target {
@@ -61,12 +53,39 @@ fn status(answer: &str) -> &str {
     answer.get(9..12).unwrap_or("")
 }
 
+/// Sends `request` on a connection of its own and checks that the proxy
+/// answers with status `want`; returns the whole answer.
+async fn answers(t: &Target, request: &[u8], want: &str) -> String {
+    let answer = raw(t.addr, request).await;
+    assert_eq!(
+        status(&answer),
+        want,
+        "{}: {answer}",
+        String::from_utf8_lossy(request)
+    );
+    answer
+}
+
+/// A connection that has sent `bytes`.
+async fn sent(t: &Target, bytes: &[u8]) -> TcpStream {
+    let mut tcp = TcpStream::connect(t.addr).await.unwrap();
+    tcp.write_all(bytes).await.unwrap();
+    tcp
+}
+
+/// Runs `client` for up to 15 s and checks that it ended well before: the
+/// proxy closed the connection (`closer` says why it should have).
+async fn closed_early(client: impl Future, closer: &str) {
+    let started = Instant::now();
+    let _ = tokio::time::timeout(Duration::from_secs(15), client).await;
+    assert!(started.elapsed() < Duration::from_secs(14), "{closer}");
+}
+
 #[tokio::test]
 async fn content_length_with_transfer_encoding_cannot_smuggle() {
     let t = default_target().await;
     let attack = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
-    let answer = raw(t.addr, attack).await;
-    assert_eq!(status(&answer), "200", "{answer}");
+    answers(&t, attack, "200").await;
     let seen = t.app.requests();
     assert_eq!(
         seen.len(),
@@ -78,27 +97,58 @@ async fn content_length_with_transfer_encoding_cannot_smuggle() {
     assert!(!seen[0].headers.contains_key("transfer-encoding"));
 }
 
+/// Requests the proxy answers itself: none of them reaches the app.
 #[tokio::test]
-async fn conflicting_content_lengths_are_refused() {
+async fn malformed_requests_are_refused_before_the_app() {
     let t = default_target().await;
-    let answer = raw(
-        t.addr,
-        b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
-    )
-    .await;
-    assert_eq!(status(&answer), "400", "{answer}");
+    let cases: [(&str, &[u8], &str); 6] = [
+        (
+            "conflicting Content-Lengths",
+            b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+            "400",
+        ),
+        (
+            "a transfer coding other than chunked",
+            b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc",
+            "400",
+        ),
+        (
+            "NUL in a header value",
+            b"GET /a HTTP/1.1\r\nHost: x\r\nX-Test: a\0b\r\n\r\n",
+            "400",
+        ),
+        (
+            "CR in a header value",
+            b"GET /a HTTP/1.1\r\nHost: x\r\nX-Test: a\rb\r\n\r\n",
+            "400",
+        ),
+        (
+            "an absolute-form target inbound",
+            b"GET http://evil.example/a HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+            "400",
+        ),
+        (
+            "CONNECT inbound",
+            b"CONNECT api.shop:443 HTTP/1.1\r\nHost: api.shop:443\r\nConnection: close\r\n\r\n",
+            "405",
+        ),
+    ];
+    for (what, request, want) in cases {
+        let answer = raw(t.addr, request).await;
+        assert_eq!(status(&answer), want, "{what}: {answer:?}");
+    }
     assert!(t.app.requests().is_empty());
 }
 
 #[tokio::test]
 async fn duplicate_equal_content_lengths_frame_one_body() {
     let t = default_target().await;
-    let answer = raw(
-        t.addr,
+    answers(
+        &t,
         b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabcGET /smuggled HTTP/1.1\r\n\r\n",
+        "200",
     )
     .await;
-    assert_eq!(status(&answer), "200", "{answer}");
     let seen = t.app.requests();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].body, b"abc");
@@ -122,41 +172,16 @@ async fn malformed_chunking_never_reaches_the_app() {
 }
 
 #[tokio::test]
-async fn transfer_encodings_other_than_chunked_are_refused() {
-    let t = default_target().await;
-    let answer = raw(
-        t.addr,
-        b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc",
-    )
-    .await;
-    assert_eq!(status(&answer), "400", "{answer}");
-    assert!(t.app.requests().is_empty());
-}
-
-#[tokio::test]
-async fn nul_and_cr_in_header_values_are_refused() {
-    let t = default_target().await;
-    for bad in [&b"X-Test: a\0b\r\n"[..], b"X-Test: a\rb\r\n"] {
-        let mut request = b"GET /a HTTP/1.1\r\nHost: x\r\n".to_vec();
-        request.extend_from_slice(bad);
-        request.extend_from_slice(b"\r\n");
-        let answer = raw(t.addr, &request).await;
-        assert_eq!(status(&answer), "400", "{answer:?}");
-    }
-    assert!(t.app.requests().is_empty());
-}
-
-#[tokio::test]
 async fn bare_lf_line_endings_are_refused() {
     let t = default_target().await;
     // A parser that ended lines only at CRLF would see one request with a
     // body; one that accepts a bare LF sees two. ibac answers neither.
-    let answer = raw(
-        t.addr,
+    let answer = answers(
+        &t,
         b"GET /first HTTP/1.1\nHost: x\n\nGET /second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "400",
     )
     .await;
-    assert_eq!(status(&answer), "400", "{answer}");
     assert_eq!(answer.matches("HTTP/1.1").count(), 1, "{answer}");
     // In a header line, after a good request, in a chunk-size line, in a trailer.
     let cases: [&[u8]; 4] = [
@@ -179,12 +204,12 @@ async fn bare_lf_line_endings_are_refused() {
         "only the well-formed request reaches the app: {uris:?}"
     );
     // Bare LF inside a body is data, not a line ending.
-    let answer = raw(
-        t.addr,
+    answers(
+        &t,
         b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\n\n\n\n",
+        "200",
     )
     .await;
-    assert_eq!(status(&answer), "200", "{answer}");
 }
 
 #[tokio::test]
@@ -197,18 +222,12 @@ async fn exactly_one_valid_host_header_is_required() {
         b"GET /a HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
         b"GET /a HTTP/1.1\r\nHost: user@api.shop\r\nConnection: close\r\n\r\n",
     ] {
-        let answer = raw(t.addr, bad).await;
-        assert_eq!(
-            status(&answer),
-            "400",
-            "{}: {answer}",
-            String::from_utf8_lossy(bad)
-        );
+        let answer = answers(&t, bad, "400").await;
         assert!(answer.contains("Host"), "the answer says why: {answer}");
     }
     assert!(t.app.requests().is_empty());
-    let answer = raw(t.addr, b"GET /a HTTP/1.0\r\n\r\n").await;
-    assert_eq!(status(&answer), "200", "HTTP/1.0 needs no Host: {answer}");
+    // HTTP/1.0 needs no Host.
+    answers(&t, b"GET /a HTTP/1.0\r\n\r\n", "200").await;
 }
 
 #[tokio::test]
@@ -228,17 +247,17 @@ async fn paths_an_app_could_decode_into_something_else_are_refused() {
         "/a%2525252eadmin",
     ] {
         let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        let answer = raw(t.addr, request.as_bytes()).await;
-        assert_eq!(status(&answer), "400", "{path}: {answer}");
+        let answer = answers(&t, request.as_bytes(), "400").await;
         assert!(answer.contains("bad request path"), "{path}: {answer}");
     }
     assert!(t.app.requests().is_empty());
-    let answer = raw(
-        t.addr,
+    // Valid UTF-8 escapes pass.
+    answers(
+        &t,
         b"GET /caf%C3%A9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "200",
     )
     .await;
-    assert_eq!(status(&answer), "200", "valid UTF-8 escapes pass: {answer}");
 }
 
 #[tokio::test]
@@ -249,8 +268,7 @@ async fn header_count_and_size_are_limited() {
         many.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
     }
     many.extend_from_slice(b"\r\n");
-    let answer = raw(t.addr, &many).await;
-    assert_eq!(status(&answer), "431", "{answer}");
+    answers(&t, &many, "431").await;
     let mut big = b"GET /a HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
     big.extend(std::iter::repeat_n(b'a', 64 * 1024));
     big.extend_from_slice(b"\r\n\r\n");
@@ -269,13 +287,8 @@ async fn slow_headers_are_cut_off() {
         ..Limits::default()
     })
     .await;
-    let mut tcp = TcpStream::connect(t.addr).await.unwrap();
-    tcp.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
-    let started = Instant::now();
-    let mut buf = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(15), async {
+    let mut tcp = sent(&t, b"GET /a HTTP/1.1\r\nHost: x\r\n").await;
+    let slowloris = async {
         loop {
             // Trickle a byte now and then, as slowloris does.
             if tcp.write_all(b"X").await.is_err() {
@@ -284,16 +297,11 @@ async fn slow_headers_are_cut_off() {
             let mut chunk = [0u8; 512];
             match tokio::time::timeout(Duration::from_millis(100), tcp.read(&mut chunk)).await {
                 Ok(Ok(0)) | Ok(Err(_)) => break,
-                Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-                Err(_) => {}
+                Ok(Ok(_)) | Err(_) => {}
             }
         }
-    })
-    .await;
-    assert!(
-        started.elapsed() < Duration::from_secs(14),
-        "the connection was closed by the proxy"
-    );
+    };
+    closed_early(slowloris, "the connection was closed by the proxy").await;
     assert!(t.app.requests().is_empty());
 }
 
@@ -304,36 +312,14 @@ async fn idle_connections_are_closed() {
         ..Limits::default()
     })
     .await;
-    let mut tcp = TcpStream::connect(t.addr).await.unwrap();
-    tcp.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let started = Instant::now();
+    let mut tcp = sent(&t, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(15), tcp.read_to_end(&mut out)).await;
+    closed_early(
+        tcp.read_to_end(&mut out),
+        "closed after idling, not kept forever",
+    )
+    .await;
     assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"));
-    assert!(
-        started.elapsed() < Duration::from_secs(14),
-        "closed after idling, not kept forever"
-    );
-}
-
-#[tokio::test]
-async fn absolute_form_targets_and_connect_are_refused_inbound() {
-    let t = default_target().await;
-    let answer = raw(
-        t.addr,
-        b"GET http://evil.example/a HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert_eq!(status(&answer), "400", "{answer}");
-    let answer = raw(
-        t.addr,
-        b"CONNECT api.shop:443 HTTP/1.1\r\nHost: api.shop:443\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert_eq!(status(&answer), "405", "{answer}");
-    assert!(t.app.requests().is_empty());
 }
 
 #[tokio::test]
@@ -347,7 +333,7 @@ async fn oversized_bodies_are_refused() {
         b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nConnection: close\r\n\r\n"
             .to_vec();
     request.extend(std::iter::repeat_n(b'a', 5000));
-    assert_eq!(status(&raw(t.addr, &request).await), "413");
+    answers(&t, &request, "413").await;
     let mut chunked =
         b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
             .to_vec();
@@ -357,7 +343,7 @@ async fn oversized_bodies_are_refused() {
         chunked.extend_from_slice(b"\r\n");
     }
     chunked.extend_from_slice(b"0\r\n\r\n");
-    assert_eq!(status(&raw(t.addr, &chunked).await), "413");
+    answers(&t, &chunked, "413").await;
     assert!(t.app.requests().is_empty());
 }
 

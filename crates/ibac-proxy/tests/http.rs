@@ -10,7 +10,7 @@ use std::time::Duration;
 use ibac_model::fixtures::{intents, protected};
 use ibac_model::http::Method;
 use ibac_policy::Verdict;
-use ibac_proxy::{InboundConfig, NoReports, Protocol, ProxyConfig, StaticPolicy};
+use ibac_proxy::{NoReports, Protocol, ProxyConfig, StaticPolicy};
 use support::*;
 
 const SERVER: &str = "api.shop";
@@ -31,13 +31,7 @@ async fn pair(policy: Option<ibac_policy::Policy>, permissive: bool) -> Pair {
     let policy = Arc::new(StaticPolicy::new(policy));
     let sink = Arc::new(MemorySink::default());
     let server_config = ProxyConfig {
-        inbound: Some(InboundConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            app: app.addr,
-            port: Some(8080),
-            protocol: Protocol::Http,
-            permissive,
-        }),
+        inbound: inbound(app.addr, Some(8080), Protocol::Http, permissive),
         report_interval: Duration::from_millis(100),
         ..ProxyConfig::default()
     };

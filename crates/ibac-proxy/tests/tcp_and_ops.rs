@@ -11,8 +11,8 @@ use std::time::Duration;
 use ibac_model::Namespace;
 use ibac_model::fixtures::{intents, protected};
 use ibac_proxy::{
-    FileDiscovery, FilePolicySource, InboundConfig, JsonlSink, NoReports, PolicySource, Protocol,
-    ProxyConfig, StaticPolicy,
+    FileDiscovery, FilePolicySource, JsonlSink, NoReports, PolicySource, Protocol, ProxyConfig,
+    StaticPolicy,
 };
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,21 +30,13 @@ async fn l4(initial: ibac_policy::Policy) -> L4 {
     let pki = Pki::new();
     let echo = tcp_echo().await;
     let policy = Arc::new(StaticPolicy::new(Some(initial)));
-    let server = start(
+    let server = start_serving(
         ProxyConfig {
-            inbound: Some(InboundConfig {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                app: echo,
-                port: Some(5432),
-                protocol: Protocol::Tcp,
-                permissive: false,
-            }),
+            inbound: inbound(echo, Some(5432), Protocol::Tcp, false),
             ..ProxyConfig::default()
         },
         pki.identity("db.shop"),
         &policy,
-        discovery(&[]),
-        Arc::new(NoReports),
     )
     .await;
     let client = start(
@@ -221,13 +213,7 @@ async fn reports_go_to_a_json_lines_file_and_admin_tells_health() {
     let sink = Arc::new(JsonlSink::open(&dir.path().join("reports.jsonl")).unwrap());
     let server = start(
         ProxyConfig {
-            inbound: Some(InboundConfig {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                app: app.addr,
-                port: Some(8080),
-                protocol: Protocol::Http,
-                permissive: true,
-            }),
+            inbound: inbound(app.addr, Some(8080), Protocol::Http, true),
             admin: Some("127.0.0.1:0".parse().unwrap()),
             report_interval: Duration::from_millis(50),
             ..ProxyConfig::default()

@@ -34,10 +34,7 @@ use crate::jwt::JwtBundle;
 use crate::pem;
 use crate::spiffe_id::{SpiffeId, TrustDomain};
 use crate::svid::{IssuedSvid, Svid, SvidFileError};
-use crate::tls::{
-    ExpectedServer, PinnedCaVerifier, SharedBundle, SpiffeServerVerifier, SvidResolver,
-    client_config,
-};
+use crate::tls::{ExpectedServer, SharedBundle, SpiffeServerVerifier, SvidResolver, client_config};
 
 /// Why the workload could not get or renew its SVID.
 #[derive(Debug, thiserror::Error)]
@@ -207,7 +204,7 @@ impl IssuerClient {
     pub async fn join(&self, token: &str) -> Result<(Svid, TrustBundle), AttestError> {
         let parts = TokenParts::parse(token)?;
         let verifier: Arc<dyn ServerCertVerifier> =
-            Arc::new(PinnedCaVerifier::new(&parts.ca_fingerprint));
+            Arc::new(SpiffeServerVerifier::pinned_ca(&parts.ca_fingerprint));
         let config = client_config(None, verifier, &[b"http/1.1"])
             .map_err(|e| AttestError::Key(e.to_string()))?;
         let (key, csr) = new_key_and_csr().map_err(|e| AttestError::Key(e.to_string()))?;
@@ -224,7 +221,7 @@ impl IssuerClient {
     pub async fn join_csr(&self, token: &str, csr_pem: &str) -> Result<SvidResponse, AttestError> {
         let parts = TokenParts::parse(token)?;
         let verifier: Arc<dyn ServerCertVerifier> =
-            Arc::new(PinnedCaVerifier::new(&parts.ca_fingerprint));
+            Arc::new(SpiffeServerVerifier::pinned_ca(&parts.ca_fingerprint));
         let config = client_config(None, verifier, &[b"http/1.1"])
             .map_err(|e| AttestError::Key(e.to_string()))?;
         let request = JoinRequest {

@@ -1,7 +1,6 @@
 //! What the identity tests share: a root CA and workload SVIDs it issues.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use ibac_identity::ca::new_key_and_csr;
 use ibac_identity::{Ca, SpiffeId, Svid, TrustDomain};
 use ibac_model::WorkloadId;
 use time::OffsetDateTime;
@@ -23,14 +22,10 @@ pub fn id(ca: &Ca, workload: &str) -> SpiffeId {
 
 /// An SVID for `workload`, good for an hour.
 pub fn issue(ca: &Ca, workload: &str) -> Svid {
-    let (key, csr) = new_key_and_csr().unwrap();
-    let issued = ca
-        .issue(
-            &csr,
-            &id(ca, workload),
-            time::Duration::hours(1),
-            OffsetDateTime::now_utc(),
-        )
-        .unwrap();
-    Svid::new(issued, key.serialize_der().into())
+    ca.issue_with_new_key(
+        &id(ca, workload),
+        time::Duration::hours(1),
+        OffsetDateTime::now_utc(),
+    )
+    .unwrap()
 }

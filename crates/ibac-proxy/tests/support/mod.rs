@@ -13,14 +13,13 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use ibac_identity::ca::new_key_and_csr;
 use ibac_identity::tls::SharedBundle;
 use ibac_identity::{Ca, SpiffeId, Svid, TrustDomain};
 use ibac_model::{Document, WorkloadId};
 use ibac_policy::{NoFacts, Policy};
 use ibac_proxy::{
-    Addresses, Discovery, Proxy, ProxyConfig, ProxyIdentity, Report, ReportSink, StaticDiscovery,
-    StaticPolicy,
+    Addresses, Discovery, InboundConfig, NoReports, Protocol, Proxy, ProxyConfig, ProxyIdentity,
+    Report, ReportSink, StaticDiscovery, StaticPolicy,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -48,17 +47,13 @@ impl Pki {
 
     pub fn svid(&self, workload: &str) -> Svid {
         let spiffe = SpiffeId::for_workload(self.ca.trust_domain(), &id(workload));
-        let (key, csr) = new_key_and_csr().unwrap();
-        let issued = self
-            .ca
-            .issue(
-                &csr,
+        self.ca
+            .issue_with_new_key(
                 &spiffe,
                 time::Duration::hours(1),
                 time::OffsetDateTime::now_utc(),
             )
-            .unwrap();
-        Svid::new(issued, key.serialize_der().into())
+            .unwrap()
     }
 
     pub fn identity(&self, workload: &str) -> ProxyIdentity {
@@ -213,6 +208,39 @@ pub async fn start(
         stop: Some(stop),
         done,
     }
+}
+
+/// An inbound listener on an ephemeral port in front of `app`.
+pub fn inbound(
+    app: SocketAddr,
+    port: Option<u16>,
+    protocol: Protocol,
+    permissive: bool,
+) -> Option<InboundConfig> {
+    Some(InboundConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        app,
+        port,
+        protocol,
+        permissive,
+    })
+}
+
+/// A proxy that discovers no one and reports nowhere: the serving side of a
+/// test that only looks at what reaches its app.
+pub async fn start_serving(
+    config: ProxyConfig,
+    identity: ProxyIdentity,
+    policy: &StaticPolicy,
+) -> Running {
+    start(
+        config,
+        identity,
+        policy,
+        discovery(&[]),
+        Arc::new(NoReports),
+    )
+    .await
 }
 
 pub fn discovery(entries: &[(&str, SocketAddr)]) -> Arc<dyn Discovery> {
