@@ -245,8 +245,7 @@ impl serde::Serialize for SpiffeId {
 
 impl<'de> serde::Deserialize<'de> for SpiffeId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        Self::parse(&text).map_err(|e| serde::de::Error::custom(format!("`{text}`: {e}")))
+        ibac_model::text::deserialize_parsed(d, Self::parse)
     }
 }
 
