@@ -89,12 +89,44 @@ pub async fn serve(
 }
 
 /// An HTTPS endpoint of ibac's own (the issuer, the control plane), called
-/// with a TLS config that decides who the server must be. One connection per
-/// call: these are control messages, seconds apart.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// with a TLS config that decides who the server must be.
+///
+/// Connections are kept open between calls (HTTP/1.1 keep-alive), a few at
+/// most, each for the TLS config it was made with: a proxy long-polls the
+/// control plane and reports to it, and when a change reaches a hundred
+/// proxies at once, a new TCP and TLS handshake per call would make them all
+/// connect again in the same instant — more than a listen queue takes, so
+/// some wait a second for their SYN to be sent again.
+#[derive(Clone, Debug)]
 pub struct Endpoint {
     authority: String,
     host: String,
+    idle: Arc<std::sync::Mutex<Vec<Idle>>>,
+}
+
+impl PartialEq for Endpoint {
+    fn eq(&self, other: &Self) -> bool {
+        self.authority == other.authority && self.host == other.host
+    }
+}
+
+impl Eq for Endpoint {}
+
+/// How many open connections an endpoint keeps between calls: one for the
+/// long poll, one for reports, one for the rest.
+const MAX_IDLE: usize = 3;
+
+/// An open connection, and the TLS config it was made with (a renewed
+/// certificate makes a new config, and new connections).
+struct Idle {
+    tls: Arc<rustls::ClientConfig>,
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+}
+
+impl std::fmt::Debug for Idle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Idle").finish_non_exhaustive()
+    }
 }
 
 /// A call to an [`Endpoint`] failed before an answer came.
@@ -130,6 +162,7 @@ impl Endpoint {
                 Ok(Endpoint {
                     authority: authority.to_string(),
                     host: authority.host().trim_matches(['[', ']']).to_string(),
+                    idle: Arc::default(),
                 })
             }
             _ => Err(CallError::BadAddress(address.into())),
@@ -163,14 +196,43 @@ impl Endpoint {
         }
     }
 
-    async fn send_inner(
+    /// An open connection made with `tls`, if one is kept.
+    fn take_idle(
+        &self,
+        tls: &Arc<rustls::ClientConfig>,
+    ) -> Option<hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>> {
+        let mut idle = self.idle.lock().ok()?;
+        idle.retain(|i| !i.sender.is_closed());
+        let at = idle
+            .iter()
+            .position(|i| Arc::ptr_eq(&i.tls, tls) && i.sender.is_ready())?;
+        Some(idle.swap_remove(at).sender)
+    }
+
+    /// Keeps a connection for the next call, unless enough are kept.
+    fn keep(
         &self,
         tls: Arc<rustls::ClientConfig>,
-        mut request: http::Request<http_body_util::Full<bytes::Bytes>>,
-        max_body: usize,
-    ) -> Result<(http::StatusCode, bytes::Bytes), CallError> {
-        use http_body_util::BodyExt;
+        sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    ) {
+        if sender.is_closed() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.retain(|i| Arc::ptr_eq(&i.tls, &tls) && !i.sender.is_closed());
+            if idle.len() < MAX_IDLE {
+                idle.push(Idle { tls, sender });
+            }
+        }
+    }
 
+    async fn connect(
+        &self,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Result<
+        hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+        CallError,
+    > {
         let tcp = tokio::net::TcpStream::connect(&self.authority)
             .await
             .map_err(|e| self.unreachable(e.to_string()))?;
@@ -181,17 +243,51 @@ impl Endpoint {
             .connect(name, tcp)
             .await
             .map_err(|e| self.unreachable(format!("TLS: {e}")))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| self.unreachable(e.to_string()))?;
         tokio::spawn(conn);
+        Ok(sender)
+    }
+
+    async fn send_inner(
+        &self,
+        tls: Arc<rustls::ClientConfig>,
+        mut request: http::Request<http_body_util::Full<bytes::Bytes>>,
+        max_body: usize,
+    ) -> Result<(http::StatusCode, bytes::Bytes), CallError> {
+        use http_body_util::BodyExt;
+
         if let Ok(host) = http::HeaderValue::from_str(&self.authority) {
             request.headers_mut().insert(http::header::HOST, host);
         }
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| self.unreachable(e.to_string()))?;
+        let (mut sender, response) = match self.take_idle(&tls) {
+            Some(mut kept) => match kept.try_send_request(request).await {
+                Ok(response) => (kept, response),
+                // The server closed the kept connection before taking the
+                // request: it was never handled, so it is sent again on a
+                // new one.
+                Err(mut e) => match e.take_message() {
+                    Some(request) => {
+                        let mut sender = self.connect(tls.clone()).await?;
+                        let response = sender
+                            .send_request(request)
+                            .await
+                            .map_err(|e| self.unreachable(e.to_string()))?;
+                        (sender, response)
+                    }
+                    None => return Err(self.unreachable(e.into_error().to_string())),
+                },
+            },
+            None => {
+                let mut sender = self.connect(tls.clone()).await?;
+                let response = sender
+                    .send_request(request)
+                    .await
+                    .map_err(|e| self.unreachable(e.to_string()))?;
+                (sender, response)
+            }
+        };
         let status = response.status();
         let body = http_body_util::Limited::new(response.into_body(), max_body)
             .collect()
@@ -204,6 +300,10 @@ impl Endpoint {
                 }
             })?
             .to_bytes();
+        // Ready again once the answer is read; kept for the next call.
+        if sender.ready().await.is_ok() {
+            self.keep(tls, sender);
+        }
         Ok((status, body))
     }
 }
