@@ -262,6 +262,21 @@ fn ago(unix: Option<i64>) -> String {
     }
 }
 
+/// Fetches what `ibac get` shows from `path`. In a data format (JSON, YAML)
+/// it is printed as the API gave it and `None` comes back: only the table
+/// needs code of its own for each kind of thing shown.
+fn fetch_for_table<T>(client: &ApiClient, path: &str, output: Output) -> anyhow::Result<Option<T>>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let value: T = block_on(async { Ok(client.get(path).await?) })?;
+    if output == Output::Table {
+        return Ok(Some(value));
+    }
+    print_data(&value, output)?;
+    Ok(None)
+}
+
 /// `ibac get …`
 pub fn get(args: &GetArgs) -> anyhow::Result<u8> {
     let client = args.connect.client()?;
@@ -272,12 +287,14 @@ pub fn get(args: &GetArgs) -> anyhow::Result<u8> {
             } else {
                 "ProtectedService"
             };
-            let docs: Vec<DocumentInfo> =
-                block_on(async { Ok(client.get(&format!("/v1/documents?kind={kind}")).await?) })?;
-            if args.output != Output::Table {
-                print_data(&docs, args.output)?;
+            let Some(docs) = fetch_for_table::<Vec<DocumentInfo>>(
+                &client,
+                &format!("/v1/documents?kind={kind}"),
+                args.output,
+            )?
+            else {
                 return Ok(exit::OK);
-            }
+            };
             if docs.is_empty() {
                 eprintln!("No {kind} stored.");
                 return Ok(exit::OK);
@@ -289,12 +306,11 @@ pub fn get(args: &GetArgs) -> anyhow::Result<u8> {
             write_stdout(&render(&t))?;
         }
         What::Workloads => {
-            let workloads: Vec<WorkloadInfo> =
-                block_on(async { Ok(client.get("/v1/workloads").await?) })?;
-            if args.output != Output::Table {
-                print_data(&workloads, args.output)?;
+            let Some(workloads) =
+                fetch_for_table::<Vec<WorkloadInfo>>(&client, "/v1/workloads", args.output)?
+            else {
                 return Ok(exit::OK);
-            }
+            };
             if workloads.is_empty() {
                 eprintln!("No workloads registered: `ibac workload add name.namespace`.");
                 return Ok(exit::OK);
@@ -338,20 +354,18 @@ pub fn get(args: &GetArgs) -> anyhow::Result<u8> {
             write_stdout(&text)?;
         }
         What::Graph => {
-            let graph: GraphView = block_on(async { Ok(client.get("/v1/graph").await?) })?;
-            if args.output != Output::Table {
-                print_data(&graph, args.output)?;
+            let Some(graph) = fetch_for_table::<GraphView>(&client, "/v1/graph", args.output)?
+            else {
                 return Ok(exit::OK);
-            }
+            };
             write_stdout(&graph_table(&graph))?;
         }
         What::Audit => {
-            let rows: Vec<AuditRow> =
-                block_on(async { Ok(client.get("/v1/audit?limit=100").await?) })?;
-            if args.output != Output::Table {
-                print_data(&rows, args.output)?;
+            let Some(rows) =
+                fetch_for_table::<Vec<AuditRow>>(&client, "/v1/audit?limit=100", args.output)?
+            else {
                 return Ok(exit::OK);
-            }
+            };
             let mut t = table(&["time", "actor", "action", "target", "detail"]);
             for r in &rows {
                 t.add_row([

@@ -53,22 +53,30 @@ struct Common {
     paths: Vec<PathBuf>,
 }
 
+/// What the renderers of Kubernetes objects take besides their own options:
+/// the documents and facts, and whether to print a YAML stream or a JSON List.
+#[derive(Debug, clap::Args)]
+struct KubeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// YAML stream or a JSON List
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_enum,
+        default_value = "yaml",
+        env = "IBAC_OUTPUT"
+    )]
+    format: Format,
+}
+
 #[derive(Debug, Subcommand)]
 enum What {
     /// NetworkPolicies (networking.k8s.io/v1)
     #[command(alias = "networkpolicies", alias = "netpol")]
     Networkpolicy {
         #[command(flatten)]
-        common: Common,
-        /// YAML stream or a JSON List
-        #[arg(
-            short = 'o',
-            long = "output",
-            value_enum,
-            default_value = "yaml",
-            env = "IBAC_OUTPUT"
-        )]
-        format: Format,
+        kube: KubeArgs,
         /// Let traffic routed by Ingresses come only from these pods: `namespace/key=value,...`
         #[arg(long, value_parser = selector, env = "IBAC_INGRESS_CONTROLLER")]
         ingress_controller: Option<(String, LabelSelector)>,
@@ -79,16 +87,7 @@ enum What {
     /// Istio AuthorizationPolicies (security.istio.io/v1)
     Istio {
         #[command(flatten)]
-        common: Common,
-        /// YAML stream or a JSON List
-        #[arg(
-            short = 'o',
-            long = "output",
-            value_enum,
-            default_value = "yaml",
-            env = "IBAC_OUTPUT"
-        )]
-        format: Format,
+        kube: KubeArgs,
         /// The mesh trust domain of principals
         #[arg(long, default_value = "cluster.local", env = "IBAC_MESH_TRUST_DOMAIN")]
         trust_domain: String,
@@ -311,20 +310,37 @@ fn emit_objects<T: Serialize>(
     write_stdout(&text)
 }
 
+/// Renders Kubernetes objects, which need the cluster facts, with `render`
+/// and writes them: the steps every such renderer shares.
+fn render_kubernetes<T: Serialize>(
+    kube: &KubeArgs,
+    namespace: &str,
+    what: &str,
+    render: impl FnOnce(&Policy, &ClusterFacts) -> Result<Rendered<T>, Vec<DocumentError>>,
+) -> anyhow::Result<u8> {
+    let loaded = match load(&kube.common, namespace, true)? {
+        Ok(l) => l,
+        Err(n) => return Ok(fail(n)),
+    };
+    let facts = loaded.facts.context("cluster facts")?;
+    let rendered = render(&loaded.policy, &facts);
+    conclude(
+        rendered,
+        loaded.skipped,
+        kube.common.explain,
+        kube.format,
+        what,
+    )
+}
+
 /// Runs the command.
 pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
     match &args.what {
         What::Networkpolicy {
-            common,
-            format,
+            kube,
             ingress_controller,
             dns,
         } => {
-            let loaded = match load(common, namespace, true)? {
-                Ok(l) => l,
-                Err(n) => return Ok(fail(n)),
-            };
-            let facts = loaded.facts.context("cluster facts")?;
             let options = NetpolOptions {
                 ingress_controller: ingress_controller.clone(),
                 dns: ibac_render::Dns {
@@ -332,36 +348,17 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
                     selector: dns.1.clone(),
                 },
             };
-            let rendered = render_network_policies(&loaded.policy, &facts, &options);
-            conclude(
-                rendered,
-                loaded.skipped,
-                common.explain,
-                *format,
-                "NetworkPolicy",
-            )
+            render_kubernetes(kube, namespace, "NetworkPolicy", |policy, facts| {
+                render_network_policies(policy, facts, &options)
+            })
         }
-        What::Istio {
-            common,
-            format,
-            trust_domain,
-        } => {
-            let loaded = match load(common, namespace, true)? {
-                Ok(l) => l,
-                Err(n) => return Ok(fail(n)),
-            };
-            let facts = loaded.facts.context("cluster facts")?;
+        What::Istio { kube, trust_domain } => {
             let options = IstioOptions {
                 trust_domain: trust_domain.clone(),
             };
-            let rendered = render_istio(&loaded.policy, &facts, &options);
-            conclude(
-                rendered,
-                loaded.skipped,
-                common.explain,
-                *format,
-                "AuthorizationPolicy",
-            )
+            render_kubernetes(kube, namespace, "AuthorizationPolicy", |policy, facts| {
+                render_istio(policy, facts, &options)
+            })
         }
         What::Kafka {
             common,
