@@ -262,21 +262,6 @@ fn ago(unix: Option<i64>) -> String {
     }
 }
 
-/// Fetches what `ibac get` shows from `path`. In a data format (JSON, YAML)
-/// it is printed as the API gave it and `None` comes back: only the table
-/// needs code of its own for each kind of thing shown.
-fn fetch_for_table<T>(client: &ApiClient, path: &str, output: Output) -> anyhow::Result<Option<T>>
-where
-    T: serde::de::DeserializeOwned + serde::Serialize,
-{
-    let value: T = block_on(async { Ok(client.get(path).await?) })?;
-    if output == Output::Table {
-        return Ok(Some(value));
-    }
-    print_data(&value, output)?;
-    Ok(None)
-}
-
 /// `ibac get …`
 pub fn get(args: &GetArgs) -> anyhow::Result<u8> {
     let client = args.connect.client()?;
@@ -287,99 +272,118 @@ pub fn get(args: &GetArgs) -> anyhow::Result<u8> {
             } else {
                 "ProtectedService"
             };
-            let Some(docs) = fetch_for_table::<Vec<DocumentInfo>>(
-                &client,
-                &format!("/v1/documents?kind={kind}"),
-                args.output,
-            )?
-            else {
-                return Ok(exit::OK);
-            };
-            if docs.is_empty() {
-                eprintln!("No {kind} stored.");
-                return Ok(exit::OK);
-            }
-            let mut t = table(&["namespace", "name", "status"]);
-            for d in &docs {
-                t.add_row([d.namespace.as_str(), d.name.as_str(), d.status.as_str()]);
-            }
-            write_stdout(&render(&t))?;
+            let path = format!("/v1/documents?kind={kind}");
+            show(&client, &path, args.output, |docs: &Vec<DocumentInfo>| {
+                print_documents(kind, docs)
+            })
         }
-        What::Workloads => {
-            let Some(workloads) =
-                fetch_for_table::<Vec<WorkloadInfo>>(&client, "/v1/workloads", args.output)?
-            else {
-                return Ok(exit::OK);
-            };
-            if workloads.is_empty() {
-                eprintln!("No workloads registered: `ibac workload add name.namespace`.");
-                return Ok(exit::OK);
-            }
-            let mut t = table(&[
-                "workload",
-                "proxy",
-                "protected",
-                "enforces",
-                "state",
-                "last contact",
-            ]);
-            for w in &workloads {
-                t.add_row([
-                    w.id.clone(),
-                    w.address.map_or("-".into(), |a| a.to_string()),
-                    if w.protected { "yes" } else { "no" }.into(),
-                    w.enforcement
-                        .enforced()
-                        .map_or("-".into(), |r| format!("revision {r}")),
-                    w.enforcement.label().into(),
-                    ago(w.last_contact),
-                ]);
-            }
-            let mut text = render(&t);
-            let off: Vec<&WorkloadInfo> = workloads
-                .iter()
-                .filter(|w| !w.enforcement.in_force())
-                .collect();
-            if !off.is_empty() {
-                text.push('\n');
-                for w in &off {
-                    text.push_str(&format!("{}: {}\n", w.id, w.enforcement.describe(now())));
-                }
-                text.push_str(&format!(
-                    "{} of {} proxies do not enforce the published policy: their verdicts above are not in force\n",
-                    off.len(),
-                    workloads.len()
-                ));
-            }
-            write_stdout(&text)?;
-        }
-        What::Graph => {
-            let Some(graph) = fetch_for_table::<GraphView>(&client, "/v1/graph", args.output)?
-            else {
-                return Ok(exit::OK);
-            };
-            write_stdout(&graph_table(&graph))?;
-        }
-        What::Audit => {
-            let Some(rows) =
-                fetch_for_table::<Vec<AuditRow>>(&client, "/v1/audit?limit=100", args.output)?
-            else {
-                return Ok(exit::OK);
-            };
-            let mut t = table(&["time", "actor", "action", "target", "detail"]);
-            for r in &rows {
-                t.add_row([
-                    when(r.at),
-                    r.actor.clone(),
-                    r.action.clone(),
-                    r.target.clone(),
-                    r.detail.clone(),
-                ]);
-            }
-            write_stdout(&render(&t))?;
-        }
+        What::Workloads => show(
+            &client,
+            "/v1/workloads",
+            args.output,
+            |w: &Vec<WorkloadInfo>| print_workloads(w),
+        ),
+        What::Graph => show(&client, "/v1/graph", args.output, |graph: &GraphView| {
+            write_stdout(&graph_table(graph))
+        }),
+        What::Audit => show(
+            &client,
+            "/v1/audit?limit=100",
+            args.output,
+            |rows: &Vec<AuditRow>| print_audit(rows),
+        ),
+    }
+}
+
+/// Fetches what `ibac get` shows from `path` and prints it: in a data format
+/// (JSON, YAML) as the API gave it, so that only the table needs code of its
+/// own for each kind of thing shown.
+fn show<T>(
+    client: &ApiClient,
+    path: &str,
+    output: Output,
+    print_table: impl FnOnce(&T) -> anyhow::Result<()>,
+) -> anyhow::Result<u8>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let value: T = block_on(async { Ok(client.get(path).await?) })?;
+    if output == Output::Table {
+        print_table(&value)?;
+    } else {
+        print_data(&value, output)?;
     }
     Ok(exit::OK)
+}
+
+fn print_documents(kind: &str, docs: &[DocumentInfo]) -> anyhow::Result<()> {
+    if docs.is_empty() {
+        eprintln!("No {kind} stored.");
+        return Ok(());
+    }
+    let mut t = table(&["namespace", "name", "status"]);
+    for d in docs {
+        t.add_row([d.namespace.as_str(), d.name.as_str(), d.status.as_str()]);
+    }
+    write_stdout(&render(&t))
+}
+
+fn print_workloads(workloads: &[WorkloadInfo]) -> anyhow::Result<()> {
+    if workloads.is_empty() {
+        eprintln!("No workloads registered: `ibac workload add name.namespace`.");
+        return Ok(());
+    }
+    let mut t = table(&[
+        "workload",
+        "proxy",
+        "protected",
+        "enforces",
+        "state",
+        "last contact",
+    ]);
+    for w in workloads {
+        t.add_row([
+            w.id.clone(),
+            w.address.map_or("-".into(), |a| a.to_string()),
+            if w.protected { "yes" } else { "no" }.into(),
+            w.enforcement
+                .enforced()
+                .map_or("-".into(), |r| format!("revision {r}")),
+            w.enforcement.label().into(),
+            ago(w.last_contact),
+        ]);
+    }
+    let mut text = render(&t);
+    let off: Vec<&WorkloadInfo> = workloads
+        .iter()
+        .filter(|w| !w.enforcement.in_force())
+        .collect();
+    if !off.is_empty() {
+        text.push('\n');
+        for w in &off {
+            text.push_str(&format!("{}: {}\n", w.id, w.enforcement.describe(now())));
+        }
+        text.push_str(&format!(
+            "{} of {} proxies do not enforce the published policy: their verdicts above are not in force\n",
+            off.len(),
+            workloads.len()
+        ));
+    }
+    write_stdout(&text)
+}
+
+fn print_audit(rows: &[AuditRow]) -> anyhow::Result<()> {
+    let mut t = table(&["time", "actor", "action", "target", "detail"]);
+    for r in rows {
+        t.add_row([
+            when(r.at),
+            r.actor.clone(),
+            r.action.clone(),
+            r.target.clone(),
+            r.detail.clone(),
+        ]);
+    }
+    write_stdout(&render(&t))
 }
 
 fn graph_table(graph: &GraphView) -> String {
