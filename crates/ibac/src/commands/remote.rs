@@ -120,12 +120,10 @@ pub fn report(e: ClientError) -> anyhow::Result<u8> {
     }
 }
 
-/// Arguments of `ibac apply` and `ibac delete`.
+/// The flags of the changes that can be checked without being made (`apply`,
+/// `delete`, `unprotect`), declared once so that they read alike.
 #[derive(Debug, clap::Args)]
-pub struct FilesArgs {
-    /// Files or directories of documents; `-` reads stdin
-    #[arg(env = "IBAC_FILENAME", short = 'f', long = "filename", required = true)]
-    files: Vec<PathBuf>,
+pub struct CheckableChange {
     /// Check only; change nothing
     #[arg(long, env = "IBAC_DRY_RUN")]
     dry_run: bool,
@@ -133,6 +131,16 @@ pub struct FilesArgs {
     wait: WaitArgs,
     #[command(flatten)]
     connect: Connect,
+}
+
+/// Arguments of `ibac apply` and `ibac delete`.
+#[derive(Debug, clap::Args)]
+pub struct FilesArgs {
+    /// Files or directories of documents; `-` reads stdin
+    #[arg(env = "IBAC_FILENAME", short = 'f', long = "filename", required = true)]
+    files: Vec<PathBuf>,
+    #[command(flatten)]
+    change: CheckableChange,
 }
 
 fn sources(paths: &[PathBuf]) -> anyhow::Result<Result<Vec<SourceText>, u8>> {
@@ -180,13 +188,21 @@ fn send_files(args: &FilesArgs, namespace: &str, path: &str) -> anyhow::Result<u
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let client = args.connect.client()?;
+    let flags = &args.change;
+    let client = flags.connect.client()?;
     let body = ApplyRequest {
         sources,
         namespace: Some(namespace.to_string()),
-        dry_run: args.dry_run,
+        dry_run: flags.dry_run,
     };
-    change(&client, Method::POST, path, &body, args.dry_run, &args.wait)
+    change(
+        &client,
+        Method::POST,
+        path,
+        &body,
+        flags.dry_run,
+        &flags.wait,
+    )
 }
 
 /// Sends a change, prints what it did, then waits for the proxies.
@@ -568,23 +584,19 @@ fn protection(
 pub struct UnprotectArgs {
     /// The server whose ProtectedService to remove, `name.namespace`
     workload: String,
-    /// Check only; change nothing
-    #[arg(long, env = "IBAC_DRY_RUN")]
-    dry_run: bool,
     #[command(flatten)]
-    wait: WaitArgs,
-    #[command(flatten)]
-    connect: Connect,
+    change: CheckableChange,
 }
 
 /// `ibac unprotect name.namespace`
 pub fn unprotect(args: &UnprotectArgs) -> anyhow::Result<u8> {
+    let flags = &args.change;
     protection(
-        &args.connect,
+        &flags.connect,
         "/v1/unprotect",
         &args.workload,
-        args.dry_run,
-        &args.wait,
+        flags.dry_run,
+        &flags.wait,
     )
 }
 
