@@ -5,6 +5,26 @@ use std::path::PathBuf;
 use ibac_model::{Document, DocumentError, Namespace, ParseOptions, Parsed};
 use ibac_policy::{NoFacts, Policy};
 
+use crate::output::Output;
+
+/// The arguments of the commands that read documents and report on them
+/// (`decide`, `policy`), declared once so that both spell them alike.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Output format
+    #[arg(
+        short = 'o',
+        long,
+        value_enum,
+        default_value = "table",
+        env = "IBAC_OUTPUT"
+    )]
+    pub output: Output,
+    /// Documents: files or directories; `-` reads stdin
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
 /// Parse options from the global flags.
 pub fn options(namespace: &str) -> anyhow::Result<ParseOptions> {
     let default_namespace = Namespace::parse(namespace)

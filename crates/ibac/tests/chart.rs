@@ -36,13 +36,22 @@ fn the_chart_holds_the_crds_the_operator_installs() {
     );
 }
 
+/// The chart as `helm template` renders it for release `ibac` in
+/// `ibac-system`, with each of `values` (`key=value`) set.
+fn template(cluster: &Cluster, values: &[&str]) -> String {
+    let chart = chart_arg();
+    let mut args = vec!["template", "ibac", &chart, "-n", "ibac-system"];
+    for value in values {
+        args.extend(["--set", *value]);
+    }
+    cluster.helm(&args).unwrap()
+}
+
 #[test]
 fn the_chart_lints_and_renders() {
     let cluster = Cluster::shared().unwrap();
     cluster.helm(&["lint", "--strict", &chart_arg()]).unwrap();
-    let rendered = cluster
-        .helm(&["template", "ibac", &chart_arg(), "-n", "ibac-system"])
-        .unwrap();
+    let rendered = template(cluster, &[]);
     for kind in [
         "kind: ServiceAccount",
         "kind: ClusterRole",
@@ -58,32 +67,12 @@ fn the_chart_lints_and_renders() {
     // In a pod, the webhooks are reached through the chart's Service...
     assert!(rendered.contains("IBAC_WEBHOOK_SERVICE"), "{rendered}");
     // ...or through a URL, for an operator outside the cluster.
-    let by_url = cluster
-        .helm(&[
-            "template",
-            "ibac",
-            &chart_arg(),
-            "-n",
-            "ibac-system",
-            "--set",
-            "webhook.url=https://192.0.2.1:9443",
-        ])
-        .unwrap();
+    let by_url = template(cluster, &["webhook.url=https://192.0.2.1:9443"]);
     assert!(by_url.contains("https://192.0.2.1:9443"), "{by_url}");
     assert!(!by_url.contains("IBAC_WEBHOOK_SERVICE"), "{by_url}");
     // Otterize's `watchedNamespaces` reaches the operator.
     assert!(!rendered.contains("IBAC_WATCHED_NAMESPACES"), "{rendered}");
-    let watched = cluster
-        .helm(&[
-            "template",
-            "ibac",
-            &chart_arg(),
-            "-n",
-            "ibac-system",
-            "--set",
-            "watchedNamespaces={shop,data}",
-        ])
-        .unwrap();
+    let watched = template(cluster, &["watchedNamespaces={shop,data}"]);
     assert!(
         watched.contains("IBAC_WATCHED_NAMESPACES") && watched.contains("\"shop,data\""),
         "{watched}"

@@ -318,18 +318,14 @@ fn visualize_draws_a_saved_graph_and_refuses_what_is_not_one() {
         "edges": [{"client": "a.x", "server": "b.x", "verdict": "blocked", "discovered": true, "declared": false, "intents": [], "calls": [], "sources": ["discovered"]}],
     });
     std::fs::write(dir.path().join("graph.json"), graph.to_string()).unwrap();
-    let run = ibac_in(
-        dir.path(),
-        &[
-            "network-mapper",
-            "visualize",
-            "-f",
-            "graph.json",
-            "-o",
-            "graph.svg",
-        ],
-        None,
-    );
+    let visualize = |input: &str, output: &str, stdin: Option<&str>| {
+        ibac_in(
+            dir.path(),
+            &["network-mapper", "visualize", "-f", input, "-o", output],
+            stdin,
+        )
+    };
+    let run = visualize("graph.json", "graph.svg", None);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stderr.contains("drew 2 workloads and 1 calls"),
@@ -340,11 +336,7 @@ fn visualize_draws_a_saved_graph_and_refuses_what_is_not_one() {
     assert!(
         svg.contains(r#"data-verdict="blocked""#) && svg.contains(r#"data-client="some-blocked""#)
     );
-    let run = ibac_in(
-        dir.path(),
-        &["network-mapper", "visualize", "-f", "-", "-o", "stdin.svg"],
-        Some(&graph.to_string()),
-    );
+    let run = visualize("-", "stdin.svg", Some(&graph.to_string()));
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         std::fs::read_to_string(dir.path().join("stdin.svg")).unwrap(),
@@ -354,18 +346,7 @@ fn visualize_draws_a_saved_graph_and_refuses_what_is_not_one() {
     let mut wrong = graph.clone();
     wrong["edges"][0]["verdict"] = "maybe".into();
     std::fs::write(dir.path().join("wrong.json"), wrong.to_string()).unwrap();
-    let run = ibac_in(
-        dir.path(),
-        &[
-            "network-mapper",
-            "visualize",
-            "-f",
-            "wrong.json",
-            "-o",
-            "wrong.svg",
-        ],
-        None,
-    );
+    let run = visualize("wrong.json", "wrong.svg", None);
     assert_ne!(run.code, 0);
     assert!(
         run.stderr

@@ -34,6 +34,17 @@ impl Demo {
         stderr(&out)
     }
 
+    /// Runs `ibac args`, a change some proxy does not follow: it exits 6
+    /// and its report on stderr says each of `says`.
+    fn not_followed(&self, args: &[&str], says: &[&str]) {
+        let out = self.cli(args);
+        let text = stderr(&out);
+        assert_eq!(out.status.code(), Some(6), "{text}");
+        for said in says {
+            assert!(text.contains(said), "{text}");
+        }
+    }
+
     fn metrics(&self) -> String {
         let out = Command::new("curl")
             .args(["-sk", "--max-time", "5", &format!("{}/metrics", self.url)])
@@ -254,12 +265,14 @@ fn changes_wait_for_every_proxy_and_name_those_that_do_not_follow() {
 
     // A change b cannot load: the command names it, with its reason, and
     // exits 6 (documented in exit.rs and the README).
-    let out = plane.cli(&["mode", "defaultActive", "--timeout", "20s"]);
-    let text = stderr(&out);
-    assert_eq!(out.status.code(), Some(6), "{text}");
-    assert!(text.contains("1 of 2 proxies enforce revision"), "{text}");
-    assert!(text.contains("b.shop: cannot load revision"), "{text}");
-    assert!(text.contains("does not read EnforcementConfig"), "{text}");
+    plane.not_followed(
+        &["mode", "defaultActive", "--timeout", "20s"],
+        &[
+            "1 of 2 proxies enforce revision",
+            "b.shop: cannot load revision",
+            "does not read EnforcementConfig",
+        ],
+    );
     // b still runs the old (shadow) policy, so the call a → b, which the new
     // policy blocks, gets through: the graph and `get graph` say the
     // protection is not in force.
@@ -332,12 +345,14 @@ fn changes_wait_for_every_proxy_and_name_those_that_do_not_follow() {
     a_proxy.kill().unwrap();
     a_proxy.wait().unwrap();
     wait_until("a is silent", long, || plane.state("a.shop") == "silent");
-    let out = plane.cli(&["mode", "defaultShadow", "--timeout", "3s"]);
-    let text = stderr(&out);
-    assert_eq!(out.status.code(), Some(6), "{text}");
-    assert!(text.contains("0 of 2 proxies enforce revision"), "{text}");
-    assert!(text.contains("a.shop: silent for"), "{text}");
-    assert!(text.contains("b.shop: cannot load revision"), "{text}");
+    plane.not_followed(
+        &["mode", "defaultShadow", "--timeout", "3s"],
+        &[
+            "0 of 2 proxies enforce revision",
+            "a.shop: silent for",
+            "b.shop: cannot load revision",
+        ],
+    );
     let table = plane.ok(&["get", "workloads"]);
     assert!(table.contains("silent"), "{table}");
     let metrics = plane.metrics();

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::{ibac, stdout_of};
-use ibac_k8s_test::{Cluster, free_port, http_get, wait_for};
+use ibac_k8s_test::{Cluster, Namespace, free_port, http_get, wait_for};
 use ibac_model::encode::{Flavor, encode};
 use ibac_model::{ParseOptions, parse_source};
 use serde_json::Value;
@@ -241,15 +241,43 @@ fn webhook_args(port: u16, own_namespace: &str) -> [String; 6] {
     ]
 }
 
+/// What a test of the webhooks holds while it runs: the operator's own
+/// namespace (where it keeps the webhooks' CA), the arguments that serve the
+/// webhooks on a free port, and the webhook configuration, deleted when this
+/// is dropped — before the namespace, as the fields are in that order.
+struct Webhooks<'a> {
+    configuration: WebhookConfiguration<'a>,
+    own: Namespace<'a>,
+    args: [String; 6],
+}
+
+impl<'a> Webhooks<'a> {
+    fn new(cluster: &'a Cluster) -> Webhooks<'a> {
+        let own = cluster.namespace("ibac-system").unwrap();
+        let port = free_port().unwrap();
+        let args = webhook_args(port, own.name());
+        Webhooks {
+            configuration: WebhookConfiguration(cluster),
+            own,
+            args,
+        }
+    }
+
+    /// Starts an operator that serves the webhooks and waits until it is
+    /// ready.
+    fn operator(&self, name: &str) -> Operator {
+        let mut operator = Operator::start_with(self.configuration.0, name, &self.args);
+        operator.wait_ready();
+        operator
+    }
+}
+
 #[test]
 fn the_validating_webhook_refuses_what_ibac_validate_refuses_with_its_field_path() {
     let _one = one_operator();
     let cluster = Cluster::shared().unwrap();
     let ns = cluster.namespace("webhook").unwrap();
-    let own = cluster.namespace("ibac-system").unwrap();
-    let port = free_port().unwrap();
-    let _cleanup = WebhookConfiguration(cluster);
-    let args = webhook_args(port, own.name());
+    let webhooks = Webhooks::new(cluster);
     let ca_bundle = || {
         cluster
             .kubectl(&[
@@ -261,17 +289,21 @@ fn the_validating_webhook_refuses_what_ibac_validate_refuses_with_its_field_path
             ])
             .unwrap()
     };
-    let mut operator = Operator::start_with(cluster, "operator-webhook", &args);
-    operator.wait_ready();
+    let operator = webhooks.operator("operator-webhook");
     let first_ca = ca_bundle();
     // The CA is kept in the operator's namespace, so a restart serves under
     // the CA the API server already trusts.
     cluster
-        .kubectl(&["get", "secret", "ibac-webhook-ca", "-n", own.name()])
+        .kubectl(&[
+            "get",
+            "secret",
+            "ibac-webhook-ca",
+            "-n",
+            webhooks.own.name(),
+        ])
         .unwrap();
     drop(operator);
-    let mut operator = Operator::start_with(cluster, "operator-webhook-restarted", &args);
-    operator.wait_ready();
+    let operator = webhooks.operator("operator-webhook-restarted");
     assert_eq!(ca_bundle(), first_ca, "a restart changed the CA");
     let apply = |document: &str| {
         cluster
@@ -394,12 +426,8 @@ fn every_version_converts_through_the_api_server_without_loss() {
     let _one = one_operator();
     let cluster = Cluster::shared().unwrap();
     let ns = cluster.namespace("convert").unwrap();
-    let own = cluster.namespace("ibac-system").unwrap();
-    let port = free_port().unwrap();
-    let _cleanup = WebhookConfiguration(cluster);
-    let args = webhook_args(port, own.name());
-    let mut operator = Operator::start_with(cluster, "operator-convert", &args);
-    operator.wait_ready();
+    let webhooks = Webhooks::new(cluster);
+    let operator = webhooks.operator("operator-convert");
     for crd in CONVERTED {
         let strategy = cluster
             .kubectl(&[
@@ -557,8 +585,7 @@ fn every_version_converts_through_the_api_server_without_loss() {
     };
     let before = ca();
     drop(operator);
-    let mut operator = Operator::start_with(cluster, "operator-convert-restarted", &args);
-    operator.wait_ready();
+    let operator = webhooks.operator("operator-convert-restarted");
     assert_eq!(ca(), before, "a restart changed the CA the CRDs trust");
     let (stored, older) = read_back("alpha3");
     assert_eq!(
@@ -573,12 +600,8 @@ fn one_clientintents_per_workload_across_both_groups() {
     let _one = one_operator();
     let cluster = Cluster::shared().unwrap();
     let ns = cluster.namespace("unique").unwrap();
-    let own = cluster.namespace("ibac-system").unwrap();
-    let port = free_port().unwrap();
-    let _cleanup = WebhookConfiguration(cluster);
-    let mut operator =
-        Operator::start_with(cluster, "operator-unique", &webhook_args(port, own.name()));
-    operator.wait_ready();
+    let webhooks = Webhooks::new(cluster);
+    let operator = webhooks.operator("operator-unique");
     let apply = |document: &str| {
         cluster
             .kubectl_with_input(&["apply", "-n", ns.name(), "-f", "-"], document)

@@ -241,6 +241,14 @@ fn apply(cluster: &Cluster, yaml: &str) {
         .unwrap();
 }
 
+/// The ClientIntents of the demo Deployment `client` in `NS` when it calls
+/// the Deployment `server` alone.
+fn calls_only(client: &str, server: &str) -> String {
+    format!(
+        "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {{name: {client}, namespace: {NS}}}\nspec:\n  workload: {{name: {client}, kind: Deployment}}\n  targets:\n  - kubernetes: {{name: {server}, kind: Deployment}}\n"
+    )
+}
+
 fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|n| (*n).to_owned()).collect()
 }
@@ -252,7 +260,8 @@ fn all_connections(names: &[&str]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn helm_upgrade(cluster: &Cluster, release: &str, mode: &str) {
+/// `helm upgrade` of the release, its values kept but `value` (`key=value`).
+fn helm_upgrade(cluster: &Cluster, release: &str, value: &str) {
     let chart = release::chart();
     cluster
         .helm(&[
@@ -263,7 +272,7 @@ fn helm_upgrade(cluster: &Cluster, release: &str, mode: &str) {
             release,
             "--reuse-values",
             "--set",
-            &format!("mode={mode}"),
+            value,
         ])
         .unwrap();
 }
@@ -428,7 +437,7 @@ fn the_otterize_tutorial_with_kubectl() {
     // already right, is not written again.
     let before = versions(cluster, NS);
     let written = operator.metric("ibac_operator_objects_written_total");
-    helm_upgrade(cluster, release.name(), "defaultActive");
+    helm_upgrade(cluster, release.name(), "mode=defaultActive");
     let servers = demo_pods().len();
     operator.wait("every server of the demo is protected", || {
         let names = policies(cluster, NS);
@@ -458,12 +467,7 @@ fn the_otterize_tutorial_with_kubectl() {
     // Exactly one object is written: the catalog's policy.
     let before = versions(cluster, NS);
     let written = operator.metric("ibac_operator_objects_written_total");
-    apply(
-        cluster,
-        &format!(
-            "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {{name: recommendationservice, namespace: {NS}}}\nspec:\n  workload: {{name: recommendationservice, kind: Deployment}}\n  targets:\n  - kubernetes: {{name: cartservice, kind: Deployment}}\n"
-        ),
-    );
+    apply(cluster, &calls_only("recommendationservice", "cartservice"));
     operator.wait("the catalog's policy allows less", || {
         (evaluated(cluster, CATALOG).0 == set(&["checkoutservice", "frontend"])).then_some(())
     });
@@ -503,7 +507,7 @@ fn the_otterize_tutorial_with_kubectl() {
 
     // Back to defaultShadow: only the ProtectedService's server keeps a
     // policy; then without the ProtectedService, none.
-    helm_upgrade(cluster, release.name(), "defaultShadow");
+    helm_upgrade(cluster, release.name(), "mode=defaultShadow");
     operator.wait("only the protected server keeps its policy", || {
         (policies(cluster, NS).keys().cloned().collect::<Vec<_>>()
             == vec![format!("ibac-ingress-{CATALOG}")])
@@ -591,19 +595,11 @@ fn the_otterize_tutorial_with_kubectl() {
 
     // Egress policies on: one per client with intents, rewritten when its
     // intents shrink, deleted with its ClientIntents only.
-    let chart = release::chart();
-    cluster
-        .helm(&[
-            "upgrade",
-            "ibac",
-            &chart,
-            "-n",
-            release.name(),
-            "--reuse-values",
-            "--set",
-            "enforcers.egressNetworkPolicy=true",
-        ])
-        .unwrap();
+    helm_upgrade(
+        cluster,
+        release.name(),
+        "enforcers.egressNetworkPolicy=true",
+    );
     let egress = |client: &str| policies(cluster, NS).remove(&format!("ibac-egress-{client}"));
     let text = |policy: &NetworkPolicy| serde_json::to_string(policy).unwrap();
     let frontend_egress = operator.wait("frontend has an egress policy", || egress("frontend"));
@@ -625,12 +621,7 @@ fn the_otterize_tutorial_with_kubectl() {
         assert!(egress(client).is_some(), "{client} has no egress policy");
     }
     assert!(egress("cartservice").is_none(), "its ClientIntents is gone");
-    apply(
-        cluster,
-        &format!(
-            "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {{name: frontend, namespace: {NS}}}\nspec:\n  workload: {{name: frontend, kind: Deployment}}\n  targets:\n  - kubernetes: {{name: {CATALOG}, kind: Deployment}}\n"
-        ),
-    );
+    apply(cluster, &calls_only("frontend", CATALOG));
     operator.wait("frontend's egress allows less", || {
         let policy = egress("frontend")?;
         (!text(&policy).contains("\"adservice\"")).then_some(())

@@ -127,6 +127,13 @@ async fn wait_page(
     panic!("timed out waiting until {what}");
 }
 
+/// The ids of the drawn workloads that have CSS class `class`.
+async fn node_ids(browser: &Client, class: &str) -> Value {
+    let script =
+        format!("return [...document.querySelectorAll('.node.{class}')].map(n => n.dataset.id);");
+    browser.execute(&script, vec![]).await.unwrap()
+}
+
 /// The text of the element `locator` finds.
 async fn text_of(browser: &Client, locator: Locator<'_>) -> String {
     browser.find(locator).await.unwrap().text().await.unwrap()
@@ -277,13 +284,7 @@ async fn the_access_graph_follows_the_tutorial_live() {
         "live update after the rogue's blocked calls were reported: {} ms",
         protected.elapsed().as_millis()
     );
-    let protected_nodes = browser
-        .execute(
-            "return [...document.querySelectorAll('.node.protected')].map(n => n.dataset.id);",
-            vec![],
-        )
-        .await
-        .unwrap();
+    let protected_nodes = node_ids(&browser, "protected").await;
     assert_eq!(protected_nodes, json!([CATALOG]));
     fills_the_view(&browser, "protected, a rogue blocked").await;
     shoot(&browser, "3-protected.png").await;
@@ -303,13 +304,7 @@ async fn the_access_graph_follows_the_tutorial_live() {
         "return document.getElementById('canvas').dataset.settled === 'yes';",
     )
     .await;
-    browser
-        .find(Locator::Id("fit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "#fit").await;
     fills_the_view(&browser, "after Fit").await;
     shoot(&browser, "3-protected-fit.png").await;
 
@@ -318,13 +313,7 @@ async fn the_access_graph_follows_the_tutorial_live() {
     click(&browser, &format!("g.node[data-id='rogue.{NS}']")).await;
     let text = text_of(&browser, Locator::Id("details")).await;
     assert!(text.contains("some calls are blocked now"), "{text}");
-    browser
-        .find(Locator::Css("#details button.link"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "#details button.link").await;
     let text = text_of(&browser, Locator::Id("details")).await;
     assert!(text.contains(&format!("rogue.{NS} → {CATALOG}")), "{text}");
     assert!(
@@ -354,13 +343,7 @@ async fn the_access_graph_follows_the_tutorial_live() {
         .send_keys("catalog")
         .await
         .unwrap();
-    let matches = browser
-        .execute(
-            "return [...document.querySelectorAll('.node.match')].map(n => n.dataset.id);",
-            vec![],
-        )
-        .await
-        .unwrap();
+    let matches = node_ids(&browser, "match").await;
     assert_eq!(matches, json!([CATALOG]));
     shoot(&browser, "5-search.png").await;
 
@@ -413,26 +396,14 @@ async fn the_access_graph_follows_the_tutorial_live() {
         "a saved graph draws as the control plane's"
     );
 
-    browser
-        .find(Locator::Css("input[value='network-policy']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "input[value='network-policy']").await;
     wait_page(
         "network policies cannot see paths: the picture is redrawn",
         &browser,
         |edges| !edges.is_empty(),
     )
     .await;
-    browser
-        .find(Locator::Css("#namespaces summary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "#namespaces summary").await;
     shoot(&browser, "6-filters.png").await;
 
     browser.close().await.unwrap();

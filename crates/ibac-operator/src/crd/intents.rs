@@ -15,7 +15,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 
 use super::schema::{Schema, array, object, one_of_strings, port, string};
 use super::{
-    IBAC_GROUP, Kind, OTTERIZE_GROUP, OTTERIZE_VERSIONS, Version, age, build, column, ready,
+    IBAC_GROUP, Kind, OTTERIZE_GROUP, Version, age, build, column, otterize_versions, ready,
+    workload_field,
 };
 
 fn methods() -> Schema {
@@ -133,6 +134,12 @@ fn call_target(kubernetes: bool, ports: bool) -> Schema {
     target.require(&["name"])
 }
 
+/// A `kafka:` or `sql:` target of the v2 shape: a server ibac configures,
+/// named as `name` says, and what the client asks of it (`asks`).
+fn server_target(name: &str, asks: (&str, Schema)) -> Schema {
+    object([("name", string().describe(name)), asks]).require(&["name"])
+}
+
 /// The v2 shape; `ibac.dev/v1` adds `ports`.
 fn v2_spec(ibac: bool) -> Schema {
     let target = object([
@@ -146,25 +153,17 @@ fn v2_spec(ibac: bool) -> Schema {
         ),
         (
             "kafka",
-            object([
-                (
-                    "name",
-                    string().describe("The Kafka server: `name` or `name.namespace`"),
-                ),
+            server_target(
+                "The Kafka server: `name` or `name.namespace`",
                 ("topics", kafka_topics()),
-            ])
-            .require(&["name"]),
+            ),
         ),
         (
             "sql",
-            object([
-                (
-                    "name",
-                    string().describe("A PostgreSQLServerConfig or MySQLServerConfig name"),
-                ),
+            server_target(
+                "A PostgreSQLServerConfig or MySQLServerConfig name",
                 ("privileges", sql_privileges()),
-            ])
-            .require(&["name"]),
+            ),
         ),
         ("internet", internet()),
         (
@@ -247,11 +246,7 @@ fn v1_spec(version: &str) -> Schema {
 }
 
 fn columns(v1: bool) -> Vec<CustomResourceColumnDefinition> {
-    let client = if v1 {
-        ".spec.service"
-    } else {
-        ".spec.workload"
-    };
+    let client = format!(".spec.{}", workload_field(v1));
     vec![
         column(
             "Client",
@@ -280,17 +275,11 @@ const DESCRIPTION: &str = "The calls one client makes; servers it calls accept t
 
 /// `ClientIntents` in `k8s.otterize.com`, every Otterize version.
 pub fn otterize() -> CustomResourceDefinition {
-    let versions = OTTERIZE_VERSIONS
-        .into_iter()
-        .map(|name| {
-            let v1 = name.starts_with("v1");
-            Version {
-                name,
-                spec: if v1 { v1_spec(name) } else { v2_spec(false) },
-                columns: columns(v1),
-            }
-        })
-        .collect();
+    let versions = otterize_versions(|name, v1| Version {
+        name,
+        spec: if v1 { v1_spec(name) } else { v2_spec(false) },
+        columns: columns(v1),
+    });
     build(
         &Kind {
             group: OTTERIZE_GROUP,

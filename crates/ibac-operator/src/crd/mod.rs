@@ -64,6 +64,21 @@ pub fn all() -> Vec<CustomResourceDefinition> {
     ]
 }
 
+/// The spec field that names the workload an object is about: Otterize's v1
+/// versions call it `service`; its v2 versions and ibac's kinds, `workload`.
+pub(crate) fn workload_field(v1: bool) -> &'static str {
+    if v1 { "service" } else { "workload" }
+}
+
+/// The served versions of an Otterize kind, each made by `version` from its
+/// name and whether it is a v1 version (whose shape differs, see [`all`]).
+pub(crate) fn otterize_versions(version: impl Fn(&'static str, bool) -> Version) -> Vec<Version> {
+    OTTERIZE_VERSIONS
+        .into_iter()
+        .map(|name| version(name, name.starts_with("v1")))
+        .collect()
+}
+
 /// One served version of a kind.
 pub(crate) struct Version {
     pub name: &'static str,

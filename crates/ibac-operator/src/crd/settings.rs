@@ -10,7 +10,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use super::schema::{Schema, array, boolean, object, one_of_strings, string};
 use super::{
     IBAC_GROUP, Kind, NAME_PATTERN, OTTERIZE_GROUP, OTTERIZE_VERSIONS, Version, age, build, column,
-    ready,
+    otterize_versions, ready, workload_field,
 };
 
 /// A workload's name as a server names it.
@@ -90,14 +90,11 @@ const PROTECTED_SERVICE: &str =
 
 /// `ProtectedService` in `k8s.otterize.com`, every Otterize version.
 pub fn protected_service() -> CustomResourceDefinition {
-    let versions = OTTERIZE_VERSIONS
-        .into_iter()
-        .map(|name| Version {
-            name,
-            spec: protected_service_spec(name != "v1alpha2"),
-            columns: protected_service_columns(name != "v1alpha2"),
-        })
-        .collect();
+    let versions = otterize_versions(|name, _| Version {
+        name,
+        spec: protected_service_spec(name != "v1alpha2"),
+        columns: protected_service_columns(name != "v1alpha2"),
+    });
     build(
         &Kind {
             group: OTTERIZE_GROUP,
@@ -135,7 +132,7 @@ pub fn ibac_protected_service() -> CustomResourceDefinition {
 }
 
 fn kafka_spec(v1: bool, with_kind: bool) -> Schema {
-    let identity = if v1 { "service" } else { "workload" };
+    let identity = workload_field(v1);
     let tls = object([
         (
             "certFile",
@@ -181,13 +178,9 @@ fn kafka_spec(v1: bool, with_kind: bool) -> Schema {
 }
 
 fn kafka_columns(v1: bool) -> Vec<CustomResourceColumnDefinition> {
-    let identity = if v1 {
-        ".spec.service.name"
-    } else {
-        ".spec.workload.name"
-    };
+    let identity = format!(".spec.{}.name", workload_field(v1));
     vec![
-        column("Broker", "string", identity, "The broker's workload"),
+        column("Broker", "string", &identity, "The broker's workload"),
         column("Address", "string", ".spec.addr", "The bootstrap address"),
         age(),
     ]
@@ -195,17 +188,11 @@ fn kafka_columns(v1: bool) -> Vec<CustomResourceColumnDefinition> {
 
 /// `KafkaServerConfig` in `k8s.otterize.com`, every Otterize version.
 pub fn kafka_server_config() -> CustomResourceDefinition {
-    let versions = OTTERIZE_VERSIONS
-        .into_iter()
-        .map(|name| {
-            let v1 = name.starts_with("v1");
-            Version {
-                name,
-                spec: kafka_spec(v1, name != "v1alpha2"),
-                columns: kafka_columns(v1),
-            }
-        })
-        .collect();
+    let versions = otterize_versions(|name, v1| Version {
+        name,
+        spec: kafka_spec(v1, name != "v1alpha2"),
+        columns: kafka_columns(v1),
+    });
     build(
         &Kind {
             group: OTTERIZE_GROUP,
@@ -252,35 +239,43 @@ pub enum Database {
 }
 
 impl Database {
-    fn kind(self) -> &'static str {
-        match self {
-            Database::PostgreSql => "PostgreSQLServerConfig",
-            Database::MySql => "MySQLServerConfig",
-        }
-    }
-
-    fn plural(self) -> &'static str {
-        match self {
-            Database::PostgreSql => "postgresqlserverconfigs",
-            Database::MySql => "mysqlserverconfigs",
-        }
-    }
-
-    fn singular(self) -> &'static str {
-        match self {
-            Database::PostgreSql => "postgresqlserverconfig",
-            Database::MySql => "mysqlserverconfig",
-        }
-    }
-
-    fn description(self) -> &'static str {
-        match self {
-            Database::PostgreSql => {
-                "A PostgreSQL server whose grants follow ClientIntents; intents name it by this object's name"
-            }
-            Database::MySql => {
-                "A MySQL or MariaDB server whose grants follow ClientIntents; intents name it by this object's name"
-            }
+    /// This kind's names and description, in Otterize's group or (`ibac`)
+    /// in ibac's, which also differ in short names, categories and the
+    /// version stored.
+    fn kind(self, ibac: bool) -> Kind {
+        let (kind, plural, singular, description) = match self {
+            Database::PostgreSql => (
+                "PostgreSQLServerConfig",
+                "postgresqlserverconfigs",
+                "postgresqlserverconfig",
+                "A PostgreSQL server whose grants follow ClientIntents; intents name it by this object's name",
+            ),
+            Database::MySql => (
+                "MySQLServerConfig",
+                "mysqlserverconfigs",
+                "mysqlserverconfig",
+                "A MySQL or MariaDB server whose grants follow ClientIntents; intents name it by this object's name",
+            ),
+        };
+        let short_names: &'static [&'static str] = match (self, ibac) {
+            (Database::PostgreSql, false) => &["pgsc"],
+            (Database::MySql, false) => &["mysc"],
+            (Database::PostgreSql, true) => &["ipgsc"],
+            (Database::MySql, true) => &["imysc"],
+        };
+        Kind {
+            group: if ibac { IBAC_GROUP } else { OTTERIZE_GROUP },
+            kind,
+            plural,
+            singular,
+            short_names,
+            categories: if ibac {
+                &["ibac"]
+            } else {
+                &["ibac", "otterize"]
+            },
+            description,
+            storage: if ibac { "v1" } else { "v2beta1" },
         }
     }
 }
@@ -342,40 +337,13 @@ pub fn database_server_config(database: Database) -> CustomResourceDefinition {
             columns: database_columns(),
         })
         .collect();
-    build(
-        &Kind {
-            group: OTTERIZE_GROUP,
-            kind: database.kind(),
-            plural: database.plural(),
-            singular: database.singular(),
-            short_names: match database {
-                Database::PostgreSql => &["pgsc"],
-                Database::MySql => &["mysc"],
-            },
-            categories: &["ibac", "otterize"],
-            description: database.description(),
-            storage: "v2beta1",
-        },
-        versions,
-    )
+    build(&database.kind(false), versions)
 }
 
 /// `PostgreSQLServerConfig` or `MySQLServerConfig` in `ibac.dev/v1`.
 pub fn ibac_database_server_config(database: Database) -> CustomResourceDefinition {
     build(
-        &Kind {
-            group: IBAC_GROUP,
-            kind: database.kind(),
-            plural: database.plural(),
-            singular: database.singular(),
-            short_names: match database {
-                Database::PostgreSql => &["ipgsc"],
-                Database::MySql => &["imysc"],
-            },
-            categories: &["ibac"],
-            description: database.description(),
-            storage: "v1",
-        },
+        &database.kind(true),
         vec![Version {
             name: "v1",
             spec: database_spec(),

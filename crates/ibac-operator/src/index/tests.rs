@@ -28,6 +28,18 @@ fn deployment(name: &str, ns: &str, annotations: Value) -> Watched {
     Watched::Deployment(Box::new(d))
 }
 
+/// A pod labelled `app: <app>` in `shop`, owned by `[apiVersion, kind, name]`.
+fn pod(name: &str, app: &str, owner: [&str; 3]) -> Watched {
+    let [api_version, kind, owner_name] = owner;
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "shop", "labels": {"app": app},
+            "ownerReferences": [{"apiVersion": api_version, "kind": kind, "name": owner_name, "uid": "u"}]},
+    }))
+    .unwrap();
+    Watched::Pod(Box::new(pod))
+}
+
 fn intents(name: &str, ns: &str, targets: Value) -> Watched {
     intents_in(name, ns, targets)
 }
@@ -69,12 +81,18 @@ fn synced() -> Index {
     index
 }
 
-#[test]
-fn a_document_touches_the_servers_it_names_and_only_those() {
+/// A synced index that knows a plain Deployment in `shop` for each of `names`.
+fn synced_with(names: &[&str]) -> Index {
     let mut index = synced();
-    for name in ["web", "cart", "ads"] {
+    for name in names {
         index.apply(deployment(name, "shop", json!({})));
     }
+    index
+}
+
+#[test]
+fn a_document_touches_the_servers_it_names_and_only_those() {
+    let mut index = synced_with(&["web", "cart", "ads"]);
     let touched = index.apply(intents(
         "web",
         "shop",
@@ -96,9 +114,7 @@ fn a_document_touches_the_servers_it_names_and_only_those() {
 
 #[test]
 fn a_missing_target_is_left_out_until_it_exists() {
-    let mut index = synced();
-    index.apply(deployment("web", "shop", json!({})));
-    index.apply(deployment("cart", "shop", json!({})));
+    let mut index = synced_with(&["web", "cart"]);
     index.apply(intents(
         "web",
         "shop",
@@ -133,8 +149,7 @@ fn a_missing_target_is_left_out_until_it_exists() {
 
 #[test]
 fn replica_sets_of_deployments_are_not_workloads_and_pods_resolve_to_the_top_owner() {
-    let mut index = synced();
-    index.apply(deployment("web", "shop", json!({})));
+    let mut index = synced_with(&["web"]);
     let rs: ReplicaSet = serde_json::from_value(json!({
         "apiVersion": "apps/v1", "kind": "ReplicaSet",
         "metadata": {"name": "web-5d4", "namespace": "shop",
@@ -144,13 +159,11 @@ fn replica_sets_of_deployments_are_not_workloads_and_pods_resolve_to_the_top_own
     }))
     .unwrap();
     // The pod comes before its ReplicaSet: it resolves once the link is known.
-    let pod: Pod = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "web-5d4-x", "namespace": "shop", "labels": {"app": "web"},
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d4", "uid": "r"}]},
-    }))
-    .unwrap();
-    index.apply(Watched::Pod(Box::new(pod)));
+    index.apply(pod(
+        "web-5d4-x",
+        "web",
+        ["apps/v1", "ReplicaSet", "web-5d4"],
+    ));
     index.apply(Watched::ReplicaSet(Box::new(rs)));
     assert_eq!(index.facts().workload_count(), 1, "only the Deployment");
     let pod = index.facts().pods().next().unwrap();
@@ -170,9 +183,7 @@ fn the_workload_name_annotation_names_the_workload() {
 
 #[test]
 fn a_relist_forgets_what_was_deleted_meanwhile() {
-    let mut index = synced();
-    index.apply(deployment("web", "shop", json!({})));
-    index.apply(deployment("cart", "shop", json!({})));
+    let mut index = synced_with(&["web", "cart"]);
     let present: HashSet<ObjectKey> = [ObjectKey {
         stream: Stream::Deployment,
         namespace: "shop".into(),
@@ -186,9 +197,7 @@ fn a_relist_forgets_what_was_deleted_meanwhile() {
 
 #[test]
 fn deleting_a_document_takes_it_out_of_the_policy() {
-    let mut index = synced();
-    index.apply(deployment("web", "shop", json!({})));
-    index.apply(deployment("cart", "shop", json!({})));
+    let mut index = synced_with(&["web", "cart"]);
     let doc = intents("web", "shop", json!([{"kubernetes": {"name": "cart"}}]));
     let key = doc.key();
     index.apply(doc);
@@ -283,15 +292,9 @@ fn pods_of_jobs_of_a_cron_job_belong_to_it() {
             "spec": {"containers": [{"name": "c", "image": "i"}], "restartPolicy": "Never"}}},
     }))
     .unwrap();
-    let pod: Pod = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "report-1-x", "namespace": "shop", "labels": {"app": "report"},
-            "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "report-1", "uid": "j"}]},
-    }))
-    .unwrap();
     index.apply(Watched::CronJob(Box::new(cron)));
     index.apply(Watched::Job(Box::new(job)));
-    index.apply(Watched::Pod(Box::new(pod)));
+    index.apply(pod("report-1-x", "report", ["batch/v1", "Job", "report-1"]));
     let kinds: Vec<String> = index.facts().workloads().map(|w| w.kind.clone()).collect();
     assert_eq!(kinds, vec!["CronJob".to_string()]);
     assert_eq!(
@@ -302,17 +305,8 @@ fn pods_of_jobs_of_a_cron_job_belong_to_it() {
 
 #[test]
 fn a_pod_event_touches_no_unrelated_server() {
-    let mut index = synced();
-    for name in ["web", "cart"] {
-        index.apply(deployment(name, "shop", json!({})));
-    }
+    let mut index = synced_with(&["web", "cart"]);
     index.apply(protect("cart", "shop"));
-    let pod: Pod = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web"},
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5", "uid": "r"}]},
-    }))
-    .unwrap();
-    let touched = index.apply(Watched::Pod(Box::new(pod)));
+    let touched = index.apply(pod("web-1", "web", ["apps/v1", "ReplicaSet", "web-5"]));
     assert!(touched.servers.is_empty(), "{touched:?}");
 }

@@ -149,6 +149,18 @@ impl Writer {
         EnforcerLabel::of(self.enforcer.name())
     }
 
+    /// A write or delete (`action`) of the object at `key` failed: counted,
+    /// logged, and the subject's state, which says why.
+    fn failed(&self, action: &str, key: &(String, String), error: &kube::Error) -> SubjectState {
+        self.metrics.write_errors.get_or_create(&self.label()).inc();
+        let message = format!(
+            "cannot {action} {} {}/{}: {error}",
+            self.resource.kind, key.0, key.1
+        );
+        tracing::warn!(enforcer = self.enforcer.name(), "{message}");
+        SubjectState::Failed(message)
+    }
+
     /// Runs until `batches` closes.
     pub async fn run(mut self, mut batches: mpsc::UnboundedReceiver<Batch>) {
         self.check_installed().await;
@@ -490,15 +502,7 @@ impl Writer {
                     )
                     .await;
                 }
-                Err(e) => {
-                    self.metrics.write_errors.get_or_create(&self.label()).inc();
-                    let message = format!(
-                        "cannot write {} {}/{}: {e}",
-                        self.resource.kind, key.0, key.1
-                    );
-                    tracing::warn!(enforcer = self.enforcer.name(), "{message}");
-                    return SubjectState::Failed(message);
-                }
+                Err(e) => return self.failed("write", &key, &e),
             }
         }
         // What the subject had and no longer has goes.
@@ -514,15 +518,7 @@ impl Writer {
             match api.delete(&key.1, &DeleteParams::default()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(e) => {
-                    self.metrics.write_errors.get_or_create(&self.label()).inc();
-                    let message = format!(
-                        "cannot delete {} {}/{}: {e}",
-                        self.resource.kind, key.0, key.1
-                    );
-                    tracing::warn!(enforcer = self.enforcer.name(), "{message}");
-                    return SubjectState::Failed(message);
-                }
+                Err(e) => return self.failed("delete", &key, &e),
             }
             self.metrics
                 .objects_deleted

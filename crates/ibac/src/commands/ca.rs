@@ -149,6 +149,27 @@ fn new_ca(td: TrustDomain, args: &NewCaArgs, now: OffsetDateTime) -> anyhow::Res
     })
 }
 
+/// Records in the CA directory's audit log that the command line did
+/// `action` for `workload`, as the issuing service records what it does, so
+/// the log tells every change to who may join.
+fn record_done(
+    dir: &Path,
+    now: OffsetDateTime,
+    action: &str,
+    workload: &WorkloadId,
+) -> anyhow::Result<()> {
+    JsonlAudit::open(&dir.join("audit.jsonl"))?.record(&AuditEvent {
+        time: now.unix_timestamp(),
+        action: action.into(),
+        caller: "cli".into(),
+        identity: Some(workload.to_string()),
+        outcome: "done".into(),
+        reason: None,
+        serial: None,
+    })?;
+    Ok(())
+}
+
 /// Runs the command.
 pub fn run(args: &Args) -> anyhow::Result<u8> {
     let now = OffsetDateTime::now_utc();
@@ -214,30 +235,14 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             let tokens = LocalTokenStore::open(args.dir.join("tokens.json"))?;
             let expires = (now + token.ttl).unix_timestamp();
             let text = tokens.create(&token.workload, &ca.fingerprint(), expires)?;
-            JsonlAudit::open(&args.dir.join("audit.jsonl"))?.record(&AuditEvent {
-                time: now.unix_timestamp(),
-                action: "token".into(),
-                caller: "cli".into(),
-                identity: Some(token.workload.to_string()),
-                outcome: "done".into(),
-                reason: None,
-                serial: None,
-            })?;
+            record_done(&args.dir, now, "token", &token.workload)?;
             write_stdout(&format!("{text}\n"))?;
         }
         CaCommand::Revoke(revoke) => {
             let tokens =
                 LocalTokenStore::open(CaStore::open(&args.dir)?.dir().join("tokens.json"))?;
             tokens.revoke(&revoke.workload)?;
-            JsonlAudit::open(&args.dir.join("audit.jsonl"))?.record(&AuditEvent {
-                time: now.unix_timestamp(),
-                action: "revoke".into(),
-                caller: "cli".into(),
-                identity: Some(revoke.workload.to_string()),
-                outcome: "done".into(),
-                reason: None,
-                serial: None,
-            })?;
+            record_done(&args.dir, now, "revoke", &revoke.workload)?;
             write_stdout(&format!(
                 "revoked {}: its join tokens are void and it cannot renew\n",
                 revoke.workload

@@ -1,7 +1,5 @@
 //! `ibac decide`: one call's verdict and the reason for it.
 
-use std::path::PathBuf;
-
 use anyhow::anyhow;
 use ibac_model::WorkloadId;
 use ibac_model::http::{RequestMethod, normalize};
@@ -38,18 +36,8 @@ pub struct Args {
     /// HTTP path, normalized before matching (with --method)
     #[arg(long, requires = "method", env = "IBAC_PATH")]
     path: Option<String>,
-    /// Output format
-    #[arg(
-        short = 'o',
-        long,
-        value_enum,
-        default_value = "table",
-        env = "IBAC_OUTPUT"
-    )]
-    output: Output,
-    /// Documents: files or directories; `-` reads stdin
-    #[arg(required = true)]
-    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    report: docs::ReportArgs,
 }
 
 #[derive(Serialize)]
@@ -84,7 +72,7 @@ fn request(args: &Args) -> anyhow::Result<Request> {
 /// Runs the command.
 pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
     let request = request(args)?;
-    let (_, policy) = match docs::load_policy(&args.paths, namespace)? {
+    let (_, policy) = match docs::load_policy(&args.report.paths, namespace)? {
         Ok(loaded) => loaded,
         Err(n) => {
             eprintln!("error: {}; no decision made", docs::problems(n));
@@ -103,7 +91,7 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
         protection: decision.protection.to_string(),
         widened: decision.widened(),
     };
-    match args.output {
+    match args.report.output {
         Output::Table => write_stdout(&format!(
             "{}\n  call:   {} → {}: {}\n  reason: {}\n  server: {}\n",
             out.verdict,

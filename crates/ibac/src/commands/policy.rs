@@ -1,7 +1,5 @@
 //! `ibac policy`: per server, protected or shadow, and who may call it with what.
 
-use std::path::PathBuf;
-
 use ibac_policy::view::view;
 
 use crate::docs;
@@ -11,23 +9,13 @@ use crate::output::{Output, print_data, render, table, write_stdout};
 /// Arguments of `ibac policy`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Output format
-    #[arg(
-        short = 'o',
-        long,
-        value_enum,
-        default_value = "table",
-        env = "IBAC_OUTPUT"
-    )]
-    output: Output,
-    /// Documents: files or directories; `-` reads stdin
-    #[arg(required = true)]
-    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    report: docs::ReportArgs,
 }
 
 /// Runs the command.
 pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
-    let (_, policy) = match docs::load_policy(&args.paths, namespace)? {
+    let (_, policy) = match docs::load_policy(&args.report.paths, namespace)? {
         Ok(loaded) => loaded,
         Err(n) => {
             eprintln!("error: {}", docs::problems(n));
@@ -35,8 +23,8 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
         }
     };
     let view = view(&policy);
-    if args.output != Output::Table {
-        print_data(&view, args.output)?;
+    if args.report.output != Output::Table {
+        print_data(&view, args.report.output)?;
         return Ok(exit::OK);
     }
     let mut t = table(&["server", "mode", "client", "allows", "declared at"]);

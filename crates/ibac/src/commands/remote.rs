@@ -120,12 +120,10 @@ pub fn report(e: ClientError) -> anyhow::Result<u8> {
     }
 }
 
-/// Arguments of `ibac apply` and `ibac delete`.
+/// The flags of the changes that can be checked without being made (`apply`,
+/// `delete`, `unprotect`), declared once so that they read alike.
 #[derive(Debug, clap::Args)]
-pub struct FilesArgs {
-    /// Files or directories of documents; `-` reads stdin
-    #[arg(env = "IBAC_FILENAME", short = 'f', long = "filename", required = true)]
-    files: Vec<PathBuf>,
+pub struct CheckableChange {
     /// Check only; change nothing
     #[arg(long, env = "IBAC_DRY_RUN")]
     dry_run: bool,
@@ -133,6 +131,16 @@ pub struct FilesArgs {
     wait: WaitArgs,
     #[command(flatten)]
     connect: Connect,
+}
+
+/// Arguments of `ibac apply` and `ibac delete`.
+#[derive(Debug, clap::Args)]
+pub struct FilesArgs {
+    /// Files or directories of documents; `-` reads stdin
+    #[arg(env = "IBAC_FILENAME", short = 'f', long = "filename", required = true)]
+    files: Vec<PathBuf>,
+    #[command(flatten)]
+    change: CheckableChange,
 }
 
 fn sources(paths: &[PathBuf]) -> anyhow::Result<Result<Vec<SourceText>, u8>> {
@@ -180,13 +188,21 @@ fn send_files(args: &FilesArgs, namespace: &str, path: &str) -> anyhow::Result<u
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let client = args.connect.client()?;
+    let flags = &args.change;
+    let client = flags.connect.client()?;
     let body = ApplyRequest {
         sources,
         namespace: Some(namespace.to_string()),
-        dry_run: args.dry_run,
+        dry_run: flags.dry_run,
     };
-    change(&client, Method::POST, path, &body, args.dry_run, &args.wait)
+    change(
+        &client,
+        Method::POST,
+        path,
+        &body,
+        flags.dry_run,
+        &flags.wait,
+    )
 }
 
 /// Sends a change, prints what it did, then waits for the proxies.
@@ -272,100 +288,118 @@ pub fn get(args: &GetArgs) -> anyhow::Result<u8> {
             } else {
                 "ProtectedService"
             };
-            let docs: Vec<DocumentInfo> =
-                block_on(async { Ok(client.get(&format!("/v1/documents?kind={kind}")).await?) })?;
-            if args.output != Output::Table {
-                print_data(&docs, args.output)?;
-                return Ok(exit::OK);
-            }
-            if docs.is_empty() {
-                eprintln!("No {kind} stored.");
-                return Ok(exit::OK);
-            }
-            let mut t = table(&["namespace", "name", "status"]);
-            for d in &docs {
-                t.add_row([d.namespace.as_str(), d.name.as_str(), d.status.as_str()]);
-            }
-            write_stdout(&render(&t))?;
+            let path = format!("/v1/documents?kind={kind}");
+            show(&client, &path, args.output, |docs: &Vec<DocumentInfo>| {
+                print_documents(kind, docs)
+            })
         }
-        What::Workloads => {
-            let workloads: Vec<WorkloadInfo> =
-                block_on(async { Ok(client.get("/v1/workloads").await?) })?;
-            if args.output != Output::Table {
-                print_data(&workloads, args.output)?;
-                return Ok(exit::OK);
-            }
-            if workloads.is_empty() {
-                eprintln!("No workloads registered: `ibac workload add name.namespace`.");
-                return Ok(exit::OK);
-            }
-            let mut t = table(&[
-                "workload",
-                "proxy",
-                "protected",
-                "enforces",
-                "state",
-                "last contact",
-            ]);
-            for w in &workloads {
-                t.add_row([
-                    w.id.clone(),
-                    w.address.map_or("-".into(), |a| a.to_string()),
-                    if w.protected { "yes" } else { "no" }.into(),
-                    w.enforcement
-                        .enforced()
-                        .map_or("-".into(), |r| format!("revision {r}")),
-                    w.enforcement.label().into(),
-                    ago(w.last_contact),
-                ]);
-            }
-            let mut text = render(&t);
-            let off: Vec<&WorkloadInfo> = workloads
-                .iter()
-                .filter(|w| !w.enforcement.in_force())
-                .collect();
-            if !off.is_empty() {
-                text.push('\n');
-                for w in &off {
-                    text.push_str(&format!("{}: {}\n", w.id, w.enforcement.describe(now())));
-                }
-                text.push_str(&format!(
-                    "{} of {} proxies do not enforce the published policy: their verdicts above are not in force\n",
-                    off.len(),
-                    workloads.len()
-                ));
-            }
-            write_stdout(&text)?;
-        }
-        What::Graph => {
-            let graph: GraphView = block_on(async { Ok(client.get("/v1/graph").await?) })?;
-            if args.output != Output::Table {
-                print_data(&graph, args.output)?;
-                return Ok(exit::OK);
-            }
-            write_stdout(&graph_table(&graph))?;
-        }
-        What::Audit => {
-            let rows: Vec<AuditRow> =
-                block_on(async { Ok(client.get("/v1/audit?limit=100").await?) })?;
-            if args.output != Output::Table {
-                print_data(&rows, args.output)?;
-                return Ok(exit::OK);
-            }
-            let mut t = table(&["time", "actor", "action", "target", "detail"]);
-            for r in &rows {
-                t.add_row([
-                    when(r.at),
-                    r.actor.clone(),
-                    r.action.clone(),
-                    r.target.clone(),
-                    r.detail.clone(),
-                ]);
-            }
-            write_stdout(&render(&t))?;
-        }
+        What::Workloads => show(
+            &client,
+            "/v1/workloads",
+            args.output,
+            |w: &Vec<WorkloadInfo>| print_workloads(w),
+        ),
+        What::Graph => show(&client, "/v1/graph", args.output, |graph: &GraphView| {
+            write_stdout(&graph_table(graph))
+        }),
+        What::Audit => show(
+            &client,
+            "/v1/audit?limit=100",
+            args.output,
+            |rows: &Vec<AuditRow>| print_audit(rows),
+        ),
+    }
+}
+
+/// Fetches what `ibac get` shows from `path` and prints it: in a data format
+/// (JSON, YAML) as the API gave it, so that only the table needs code of its
+/// own for each kind of thing shown.
+fn show<T>(
+    client: &ApiClient,
+    path: &str,
+    output: Output,
+    print_table: impl FnOnce(&T) -> anyhow::Result<()>,
+) -> anyhow::Result<u8>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let value: T = block_on(async { Ok(client.get(path).await?) })?;
+    if output == Output::Table {
+        print_table(&value)?;
+    } else {
+        print_data(&value, output)?;
     }
     Ok(exit::OK)
+}
+
+fn print_documents(kind: &str, docs: &[DocumentInfo]) -> anyhow::Result<()> {
+    if docs.is_empty() {
+        eprintln!("No {kind} stored.");
+        return Ok(());
+    }
+    let mut t = table(&["namespace", "name", "status"]);
+    for d in docs {
+        t.add_row([d.namespace.as_str(), d.name.as_str(), d.status.as_str()]);
+    }
+    write_stdout(&render(&t))
+}
+
+fn print_workloads(workloads: &[WorkloadInfo]) -> anyhow::Result<()> {
+    if workloads.is_empty() {
+        eprintln!("No workloads registered: `ibac workload add name.namespace`.");
+        return Ok(());
+    }
+    let mut t = table(&[
+        "workload",
+        "proxy",
+        "protected",
+        "enforces",
+        "state",
+        "last contact",
+    ]);
+    for w in workloads {
+        t.add_row([
+            w.id.clone(),
+            w.address.map_or("-".into(), |a| a.to_string()),
+            if w.protected { "yes" } else { "no" }.into(),
+            w.enforcement
+                .enforced()
+                .map_or("-".into(), |r| format!("revision {r}")),
+            w.enforcement.label().into(),
+            ago(w.last_contact),
+        ]);
+    }
+    let mut text = render(&t);
+    let off: Vec<&WorkloadInfo> = workloads
+        .iter()
+        .filter(|w| !w.enforcement.in_force())
+        .collect();
+    if !off.is_empty() {
+        text.push('\n');
+        for w in &off {
+            text.push_str(&format!("{}: {}\n", w.id, w.enforcement.describe(now())));
+        }
+        text.push_str(&format!(
+            "{} of {} proxies do not enforce the published policy: their verdicts above are not in force\n",
+            off.len(),
+            workloads.len()
+        ));
+    }
+    write_stdout(&text)
+}
+
+fn print_audit(rows: &[AuditRow]) -> anyhow::Result<()> {
+    let mut t = table(&["time", "actor", "action", "target", "detail"]);
+    for r in rows {
+        t.add_row([
+            when(r.at),
+            r.actor.clone(),
+            r.action.clone(),
+            r.target.clone(),
+            r.detail.clone(),
+        ]);
+    }
+    write_stdout(&render(&t))
 }
 
 fn graph_table(graph: &GraphView) -> String {
@@ -550,23 +584,19 @@ fn protection(
 pub struct UnprotectArgs {
     /// The server whose ProtectedService to remove, `name.namespace`
     workload: String,
-    /// Check only; change nothing
-    #[arg(long, env = "IBAC_DRY_RUN")]
-    dry_run: bool,
     #[command(flatten)]
-    wait: WaitArgs,
-    #[command(flatten)]
-    connect: Connect,
+    change: CheckableChange,
 }
 
 /// `ibac unprotect name.namespace`
 pub fn unprotect(args: &UnprotectArgs) -> anyhow::Result<u8> {
+    let flags = &args.change;
     protection(
-        &args.connect,
+        &flags.connect,
         "/v1/unprotect",
         &args.workload,
-        args.dry_run,
-        &args.wait,
+        flags.dry_run,
+        &flags.wait,
     )
 }
 

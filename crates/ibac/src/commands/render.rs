@@ -14,7 +14,8 @@ use ibac_model::yaml::to_yaml_stream;
 use ibac_model::{DocumentError, Namespace, ParseOptions};
 use ibac_policy::{NoFacts, Policy, Resolver};
 use ibac_render::facts::{ClusterFacts, FactsOptions};
-use ibac_render::kafka::{AclBinding, command, diff};
+use ibac_render::kafka::{AclBinding, KafkaServerAcls, command, diff};
+use ibac_render::sql::SqlScript;
 use ibac_render::{
     IstioOptions, KafkaOptions, NetpolOptions, Rendered, render_istio, render_kafka_acls,
     render_network_policies, render_sql,
@@ -53,22 +54,30 @@ struct Common {
     paths: Vec<PathBuf>,
 }
 
+/// What the renderers of Kubernetes objects take besides their own options:
+/// the documents and facts, and whether to print a YAML stream or a JSON List.
+#[derive(Debug, clap::Args)]
+struct KubeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// YAML stream or a JSON List
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_enum,
+        default_value = "yaml",
+        env = "IBAC_OUTPUT"
+    )]
+    format: Format,
+}
+
 #[derive(Debug, Subcommand)]
 enum What {
     /// NetworkPolicies (networking.k8s.io/v1)
     #[command(alias = "networkpolicies", alias = "netpol")]
     Networkpolicy {
         #[command(flatten)]
-        common: Common,
-        /// YAML stream or a JSON List
-        #[arg(
-            short = 'o',
-            long = "output",
-            value_enum,
-            default_value = "yaml",
-            env = "IBAC_OUTPUT"
-        )]
-        format: Format,
+        kube: KubeArgs,
         /// Let traffic routed by Ingresses come only from these pods: `namespace/key=value,...`
         #[arg(long, value_parser = selector, env = "IBAC_INGRESS_CONTROLLER")]
         ingress_controller: Option<(String, LabelSelector)>,
@@ -79,16 +88,7 @@ enum What {
     /// Istio AuthorizationPolicies (security.istio.io/v1)
     Istio {
         #[command(flatten)]
-        common: Common,
-        /// YAML stream or a JSON List
-        #[arg(
-            short = 'o',
-            long = "output",
-            value_enum,
-            default_value = "yaml",
-            env = "IBAC_OUTPUT"
-        )]
-        format: Format,
+        kube: KubeArgs,
         /// The mesh trust domain of principals
         #[arg(long, default_value = "cluster.local", env = "IBAC_MESH_TRUST_DOMAIN")]
         trust_domain: String,
@@ -311,20 +311,37 @@ fn emit_objects<T: Serialize>(
     write_stdout(&text)
 }
 
+/// Renders Kubernetes objects, which need the cluster facts, with `render`
+/// and writes them: the steps every such renderer shares.
+fn render_kubernetes<T: Serialize>(
+    kube: &KubeArgs,
+    namespace: &str,
+    what: &str,
+    render: impl FnOnce(&Policy, &ClusterFacts) -> Result<Rendered<T>, Vec<DocumentError>>,
+) -> anyhow::Result<u8> {
+    let loaded = match load(&kube.common, namespace, true)? {
+        Ok(l) => l,
+        Err(n) => return Ok(fail(n)),
+    };
+    let facts = loaded.facts.context("cluster facts")?;
+    let rendered = render(&loaded.policy, &facts);
+    conclude(
+        rendered,
+        loaded.skipped,
+        kube.common.explain,
+        kube.format,
+        what,
+    )
+}
+
 /// Runs the command.
 pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
     match &args.what {
         What::Networkpolicy {
-            common,
-            format,
+            kube,
             ingress_controller,
             dns,
         } => {
-            let loaded = match load(common, namespace, true)? {
-                Ok(l) => l,
-                Err(n) => return Ok(fail(n)),
-            };
-            let facts = loaded.facts.context("cluster facts")?;
             let options = NetpolOptions {
                 ingress_controller: ingress_controller.clone(),
                 dns: ibac_render::Dns {
@@ -332,36 +349,17 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
                     selector: dns.1.clone(),
                 },
             };
-            let rendered = render_network_policies(&loaded.policy, &facts, &options);
-            conclude(
-                rendered,
-                loaded.skipped,
-                common.explain,
-                *format,
-                "NetworkPolicy",
-            )
+            render_kubernetes(kube, namespace, "NetworkPolicy", |policy, facts| {
+                render_network_policies(policy, facts, &options)
+            })
         }
-        What::Istio {
-            common,
-            format,
-            trust_domain,
-        } => {
-            let loaded = match load(common, namespace, true)? {
-                Ok(l) => l,
-                Err(n) => return Ok(fail(n)),
-            };
-            let facts = loaded.facts.context("cluster facts")?;
+        What::Istio { kube, trust_domain } => {
             let options = IstioOptions {
                 trust_domain: trust_domain.clone(),
             };
-            let rendered = render_istio(&loaded.policy, &facts, &options);
-            conclude(
-                rendered,
-                loaded.skipped,
-                common.explain,
-                *format,
-                "AuthorizationPolicy",
-            )
+            render_kubernetes(kube, namespace, "AuthorizationPolicy", |policy, facts| {
+                render_istio(policy, facts, &options)
+            })
         }
         What::Kafka {
             common,
@@ -369,19 +367,12 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
             principal_template,
             group,
             current,
-        } => {
-            let loaded = match load(common, namespace, false)? {
-                Ok(l) => l,
-                Err(n) => return Ok(fail(n)),
-            };
+        } => render_text(common, namespace, |policy| {
             let options = KafkaOptions {
                 principal_template: principal_template.clone(),
                 group: group.clone(),
             };
-            let rendered = render_kafka_acls(&loaded.policy, &options);
-            let servers = &rendered.objects;
-            let mut skipped = loaded.skipped;
-            skipped.extend(rendered.skipped.iter().cloned());
+            let rendered = render_kafka_acls(policy, &options);
             let current: Vec<AclBinding> = match current {
                 Some(path) => {
                     let text = std::fs::read_to_string(path)
@@ -392,80 +383,107 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
                 }
                 None => Vec::new(),
             };
-            let mut text = String::new();
-            if common.explain {
-                for s in servers {
-                    text.push_str(&format!(
-                        "Kafka server {} ({}): {} ACLs\n",
-                        s.server,
-                        s.bootstrap,
-                        s.bindings.len()
-                    ));
-                    for b in &s.bindings {
-                        text.push_str(&format!(
-                            "  {} {} {} on {} {} ({})\n",
-                            b.entry.permission_type,
-                            b.entry.principal,
-                            b.entry.operation,
-                            b.pattern.resource_type,
-                            b.pattern.name,
-                            b.pattern.pattern_type
-                        ));
-                    }
-                }
-            } else if *format == KafkaFormat::Json {
-                text = serde_json::to_string_pretty(servers)? + "\n";
-            } else {
-                text.push_str("#!/bin/sh\n# Kafka ACLs rendered by ibac\nset -e\n");
-                for s in servers {
-                    let (add, remove) = if current.is_empty() {
-                        (s.bindings.clone(), Vec::new())
-                    } else {
-                        diff(&s.bindings, &current)
-                    };
-                    text.push_str(&format!("\n# {}\n", s.server));
-                    for b in &add {
-                        text.push_str(&command(&s.bootstrap, b, true));
-                        text.push('\n');
-                    }
-                    for b in &remove {
-                        text.push_str(&command(&s.bootstrap, b, false));
-                        text.push('\n');
-                    }
-                }
+            let text = kafka_text(&rendered.objects, &current, common.explain, *format)?;
+            Ok((text, rendered.skipped))
+        }),
+        What::Sql { common, format } => render_text(common, namespace, |policy| {
+            let rendered = render_sql(policy);
+            let text = sql_text(&rendered.objects, *format)?;
+            Ok((text, rendered.skipped))
+        }),
+    }
+}
+
+/// Renders what needs no cluster facts (Kafka ACLs, SQL grants) and prints
+/// it: `render` gives the text and what it left out; loading the documents,
+/// and reporting what was skipped, is the same for each.
+fn render_text(
+    common: &Common,
+    namespace: &str,
+    render: impl FnOnce(&Policy) -> anyhow::Result<(String, Vec<DocumentError>)>,
+) -> anyhow::Result<u8> {
+    let loaded = match load(common, namespace, false)? {
+        Ok(l) => l,
+        Err(n) => return Ok(fail(n)),
+    };
+    let (text, left_out) = render(&loaded.policy)?;
+    write_stdout(&text)?;
+    let mut skipped = loaded.skipped;
+    skipped.extend(left_out);
+    Ok(finish(skipped))
+}
+
+/// The Kafka ACLs as `format` asks, or explained; with the ACLs in place
+/// (`current`), the script adds and removes only what differs.
+fn kafka_text(
+    servers: &[KafkaServerAcls],
+    current: &[AclBinding],
+    explain: bool,
+    format: KafkaFormat,
+) -> anyhow::Result<String> {
+    let mut text = String::new();
+    if explain {
+        for s in servers {
+            text.push_str(&format!(
+                "Kafka server {} ({}): {} ACLs\n",
+                s.server,
+                s.bootstrap,
+                s.bindings.len()
+            ));
+            for b in &s.bindings {
+                text.push_str(&format!(
+                    "  {} {} {} on {} {} ({})\n",
+                    b.entry.permission_type,
+                    b.entry.principal,
+                    b.entry.operation,
+                    b.pattern.resource_type,
+                    b.pattern.name,
+                    b.pattern.pattern_type
+                ));
             }
-            write_stdout(&text)?;
-            Ok(finish(skipped))
         }
-        What::Sql { common, format } => {
-            let loaded = match load(common, namespace, false)? {
-                Ok(l) => l,
-                Err(n) => return Ok(fail(n)),
+    } else if format == KafkaFormat::Json {
+        text = serde_json::to_string_pretty(servers)? + "\n";
+    } else {
+        text.push_str("#!/bin/sh\n# Kafka ACLs rendered by ibac\nset -e\n");
+        for s in servers {
+            let (add, remove) = if current.is_empty() {
+                (s.bindings.clone(), Vec::new())
+            } else {
+                diff(&s.bindings, current)
             };
-            let rendered = render_sql(&loaded.policy);
-            let scripts = &rendered.objects;
-            let mut skipped = loaded.skipped;
-            skipped.extend(rendered.skipped.iter().cloned());
-            let text = match format {
-                SqlFormat::Json => serde_json::to_string_pretty(scripts)? + "\n",
-                SqlFormat::Sql => {
-                    let mut text = String::new();
-                    for s in scripts {
-                        text.push_str(&format!(
-                            "-- ibac: grants on {} server {} ({})\n",
-                            s.dialect, s.server, s.address
-                        ));
-                        for st in &s.statements {
-                            text.push_str(st);
-                            text.push('\n');
-                        }
-                        text.push('\n');
-                    }
-                    text
-                }
-            };
-            write_stdout(&text)?;
-            Ok(finish(skipped))
+            text.push_str(&format!("\n# {}\n", s.server));
+            for b in &add {
+                text.push_str(&command(&s.bootstrap, b, true));
+                text.push('\n');
+            }
+            for b in &remove {
+                text.push_str(&command(&s.bootstrap, b, false));
+                text.push('\n');
+            }
         }
     }
+    Ok(text)
+}
+
+/// The SQL grant scripts, or them as JSON.
+fn sql_text(scripts: &[SqlScript], format: SqlFormat) -> anyhow::Result<String> {
+    Ok(match format {
+        SqlFormat::Json => serde_json::to_string_pretty(scripts)? + "\n",
+        SqlFormat::Sql => {
+            let mut text = String::new();
+            for s in scripts {
+                text.push_str(&format!(
+                    "-- ibac: grants on {} server {} ({})\n",
+                    s.dialect, s.server, s.address
+                ));
+                for st in &s.statements {
+                    text.push_str(st);
+                    text.push('\n');
+                }
+                text.push('\n');
+            }
+            text
+        }
+    })
 }
