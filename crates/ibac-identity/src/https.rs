@@ -116,11 +116,14 @@ impl Eq for Endpoint {}
 /// long poll, one for reports, one for the rest.
 const MAX_IDLE: usize = 3;
 
+/// The sending half of an HTTP/1.1 connection.
+type Sender = hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>;
+
 /// An open connection, and the TLS config it was made with (a renewed
 /// certificate makes a new config, and new connections).
 struct Idle {
     tls: Arc<rustls::ClientConfig>,
-    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    sender: Sender,
 }
 
 impl std::fmt::Debug for Idle {
@@ -197,10 +200,7 @@ impl Endpoint {
     }
 
     /// An open connection made with `tls`, if one is kept.
-    fn take_idle(
-        &self,
-        tls: &Arc<rustls::ClientConfig>,
-    ) -> Option<hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>> {
+    fn take_idle(&self, tls: &Arc<rustls::ClientConfig>) -> Option<Sender> {
         let mut idle = self.idle.lock().ok()?;
         idle.retain(|i| !i.sender.is_closed());
         let at = idle
@@ -210,11 +210,7 @@ impl Endpoint {
     }
 
     /// Keeps a connection for the next call, unless enough are kept.
-    fn keep(
-        &self,
-        tls: Arc<rustls::ClientConfig>,
-        sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
-    ) {
+    fn keep(&self, tls: Arc<rustls::ClientConfig>, sender: Sender) {
         if sender.is_closed() {
             return;
         }
@@ -226,13 +222,7 @@ impl Endpoint {
         }
     }
 
-    async fn connect(
-        &self,
-        tls: Arc<rustls::ClientConfig>,
-    ) -> Result<
-        hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
-        CallError,
-    > {
+    async fn connect(&self, tls: Arc<rustls::ClientConfig>) -> Result<Sender, CallError> {
         let tcp = tokio::net::TcpStream::connect(&self.authority)
             .await
             .map_err(|e| self.unreachable(e.to_string()))?;
@@ -248,6 +238,20 @@ impl Endpoint {
             .map_err(|e| self.unreachable(e.to_string()))?;
         tokio::spawn(conn);
         Ok(sender)
+    }
+
+    /// Sends `request` on a new connection.
+    async fn send_new(
+        &self,
+        tls: &Arc<rustls::ClientConfig>,
+        request: http::Request<http_body_util::Full<bytes::Bytes>>,
+    ) -> Result<(Sender, http::Response<hyper::body::Incoming>), CallError> {
+        let mut sender = self.connect(tls.clone()).await?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| self.unreachable(e.to_string()))?;
+        Ok((sender, response))
     }
 
     async fn send_inner(
@@ -268,25 +272,11 @@ impl Endpoint {
                 // request: it was never handled, so it is sent again on a
                 // new one.
                 Err(mut e) => match e.take_message() {
-                    Some(request) => {
-                        let mut sender = self.connect(tls.clone()).await?;
-                        let response = sender
-                            .send_request(request)
-                            .await
-                            .map_err(|e| self.unreachable(e.to_string()))?;
-                        (sender, response)
-                    }
+                    Some(request) => self.send_new(&tls, request).await?,
                     None => return Err(self.unreachable(e.into_error().to_string())),
                 },
             },
-            None => {
-                let mut sender = self.connect(tls.clone()).await?;
-                let response = sender
-                    .send_request(request)
-                    .await
-                    .map_err(|e| self.unreachable(e.to_string()))?;
-                (sender, response)
-            }
+            None => self.send_new(&tls, request).await?,
         };
         let status = response.status();
         let body = http_body_util::Limited::new(response.into_body(), max_body)
