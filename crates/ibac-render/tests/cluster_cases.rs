@@ -110,18 +110,7 @@ spec:
 
 #[test]
 fn a_host_network_server_is_reported_not_written() {
-    let facts = facts(
-        r"
-apiVersion: apps/v1
-kind: DaemonSet
-metadata: {name: agent, namespace: infra}
-spec:
-  selector: {matchLabels: {app: agent}}
-  template:
-    metadata: {labels: {app: agent}}
-    spec: {hostNetwork: true, containers: [{name: c, image: agent}]}
-",
-    );
+    let facts = facts(include_str!("clusters/host-network-daemonset.yaml"));
     let policy = policy(
         "apiVersion: k8s.otterize.com/v2beta1\nkind: ProtectedService\nmetadata: {name: agent, namespace: infra}\nspec: {name: agent}\n",
         &facts,
@@ -136,40 +125,7 @@ spec:
 
 #[test]
 fn a_cron_job_and_the_pods_of_its_jobs_are_one_workload() {
-    let facts = facts(
-        r"
-apiVersion: batch/v1
-kind: CronJob
-metadata: {name: report, namespace: shop}
-spec:
-  schedule: '@hourly'
-  jobTemplate:
-    spec:
-      template:
-        metadata: {labels: {app: report}}
-        spec: {restartPolicy: Never, containers: [{name: c, image: report}]}
----
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: report-29000000
-  namespace: shop
-  ownerReferences: [{apiVersion: batch/v1, kind: CronJob, name: report, uid: u}]
-spec:
-  template:
-    metadata: {labels: {app: report}}
-    spec: {restartPolicy: Never, containers: [{name: c, image: report}]}
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: report-29000000-abcde
-  namespace: shop
-  labels: {app: report}
-  ownerReferences: [{apiVersion: batch/v1, kind: Job, name: report-29000000, uid: j}]
-spec: {containers: [{name: c, image: report}]}
-",
-    );
+    let facts = facts(include_str!("clusters/cron-job-with-its-job-and-pod.yaml"));
     let workloads: Vec<(String, String)> = facts
         .workloads()
         .map(|w| (w.id.to_string(), w.kind.clone()))
@@ -184,21 +140,7 @@ spec: {containers: [{name: c, image: report}]}
 
 #[test]
 fn the_workload_name_annotation_and_called_by_are_read() {
-    let facts = facts(
-        r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web-v2, namespace: shop}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata:
-      labels: {app: web}
-      annotations:
-        intents.otterize.com/workload-name: web
-        intents.otterize.com/called-by: '[{"name": "probe.infra", "kind": "Deployment"}]'
-"#,
-    );
+    let facts = facts(include_str!("clusters/annotated-deployment.yaml"));
     let web = facts.workloads().next().unwrap();
     assert_eq!(web.id.to_string(), "web.shop");
     assert_eq!(
