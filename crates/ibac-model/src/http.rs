@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use crate::glob::Glob;
+
 /// An HTTP method an intent can name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -485,21 +487,21 @@ impl PathPattern {
 
     /// Whether a normalized request path matches.
     pub fn matches(&self, path: &NormalizedPath) -> bool {
+        self.glob().matches(path.as_str())
+    }
+
+    fn glob(&self) -> Glob<'_> {
         match self {
-            PathPattern::Exact(p) => path.as_str() == p,
-            PathPattern::Prefix(p) => path.as_str().starts_with(p.as_str()),
-            PathPattern::Any => true,
+            PathPattern::Exact(p) => Glob::Exact(p),
+            PathPattern::Prefix(p) => Glob::Prefix(p),
+            PathPattern::Any => Glob::Any,
         }
     }
 }
 
 impl fmt::Display for PathPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PathPattern::Exact(p) => f.write_str(p),
-            PathPattern::Prefix(p) => write!(f, "{p}*"),
-            PathPattern::Any => f.write_str("*"),
-        }
+        self.glob().fmt(f)
     }
 }
 

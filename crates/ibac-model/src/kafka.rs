@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::glob::Glob;
 use crate::text::as_str_text;
 
 /// An operation on a Kafka topic, spelled as Otterize spells it.
@@ -135,21 +136,21 @@ impl TopicPattern {
 
     /// Whether this pattern covers the named topic.
     pub fn matches(&self, topic: &str) -> bool {
+        self.glob().matches(topic)
+    }
+
+    fn glob(&self) -> Glob<'_> {
         match self {
-            TopicPattern::Literal(t) => t == topic,
-            TopicPattern::Prefix(p) => topic.starts_with(p.as_str()),
-            TopicPattern::Any => true,
+            TopicPattern::Literal(t) => Glob::Exact(t),
+            TopicPattern::Prefix(p) => Glob::Prefix(p),
+            TopicPattern::Any => Glob::Any,
         }
     }
 }
 
 impl fmt::Display for TopicPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TopicPattern::Literal(t) => f.write_str(t),
-            TopicPattern::Prefix(p) => write!(f, "{p}*"),
-            TopicPattern::Any => f.write_str("*"),
-        }
+        self.glob().fmt(f)
     }
 }
 

@@ -28,6 +28,7 @@ pub mod encode;
 mod error;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+mod glob;
 pub mod http;
 pub mod kafka;
 mod location;

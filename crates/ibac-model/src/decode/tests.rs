@@ -239,25 +239,7 @@ fn namespace_comes_from_metadata_then_options_then_default() {
 
 #[test]
 fn errors_name_file_line_and_column() {
-    let text = "
-apiVersion: k8s.otterize.com/v2beta1
-kind: ClientIntents
-metadata: {name: web}
-spec:
-  workload: {name: Web}
-  targets:
-  - kubernetes: {name: a, http: [{path: /api*, methods: [get]}]}
-  - kafka: {name: k, topics: [{name: t, operations: [read, write]}]}
-  - {}
-  - service: {name: s}
-    kubernetes: {name: s}
-  - service: {name: a.b.c, ports: [80]}
-  - internet: {ips: [10.0.0.1/8], ports: [0]}
-  - sql: {name: db, privileges: [{databaseName: d, operations: [select]}]}
-  - internet: {domains: [\"a..b\"]}
-  - kubernetes: {name: x, kind: deployment}
-  surplus: 1
-";
+    let text = include_str!("../../tests/fixtures/errors-everywhere.yaml");
     let errs = errors(text);
     assert_eq!(
         errs,
@@ -441,54 +423,7 @@ fn syntax_errors_are_reported_with_place() {
 
 /// The shapes Otterize's own v1alpha2 CRD schema has (and its docs used until
 /// late 2023): no `kind`, HTTP under `resources`, Kafka under `topics`.
-const OTTERIZE_V1ALPHA2: &str = "
-apiVersion: k8s.otterize.com/v1alpha2
-kind: ClientIntents
-metadata:
-  name: client
-  namespace: shop
-spec:
-  service:
-    name: client
-  calls:
-    - name: server
-      type: http
-      resources:
-        - path: /client-path
-          methods: [GET, POST]
-    - name: kafka.kafka
-      type: kafka
-      topics:
-        - name: mytopic
-          operations: [produce, describe]
-    - name: db
-      type: database
-      databaseResources:
-        - databaseName: shop
-          table: orders
-          operations: [SELECT]
-    - name: plain.other
----
-apiVersion: k8s.otterize.com/v1alpha2
-kind: ProtectedService
-metadata: {name: server-protectedservice, namespace: shop}
-spec:
-  name: server
----
-apiVersion: k8s.otterize.com/v1alpha2
-kind: KafkaServerConfig
-metadata: {name: kafkaserverconfig, namespace: kafka}
-spec:
-  service:
-    name: kafka
-  addr: kafka.kafka:9092
-  tls: {certFile: /etc/otterize-spire/cert.pem, keyFile: /etc/otterize-spire/key.pem, rootCAFile: /etc/otterize-spire/ca.pem}
-  topics:
-    - topic: \"*\"
-      pattern: literal
-      clientIdentityRequired: false
-      intentsRequired: false
-";
+const OTTERIZE_V1ALPHA2: &str = include_str!("../../tests/fixtures/otterize-v1alpha2.yaml");
 
 #[test]
 fn reads_v1alpha2_like_the_other_versions() {
