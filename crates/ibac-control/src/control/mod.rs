@@ -217,6 +217,20 @@ fn audit_entry(
     }
 }
 
+/// A change that records one action in the audit log: most actions write
+/// one kind of row and audit themselves once.
+fn audited(
+    caller: &Caller,
+    action: &str,
+    target: impl ToString,
+    detail: impl Into<String>,
+) -> Change {
+    Change {
+        audit: vec![audit_entry(caller, action, target, detail)],
+        ..Change::default()
+    }
+}
+
 impl Control {
     /// Runs `f` on the store on a blocking thread: SQLite waits for the
     /// disk, which must not stall the async workers.
