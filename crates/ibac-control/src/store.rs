@@ -130,6 +130,19 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// The key columns of a call's row, in the table's order: a call without a
+/// method or path stores it empty, so that the key has no NULLs.
+fn key_columns(k: &CallKey) -> (&str, &str, u16, &str, &str, &str) {
+    (
+        k.client.as_str(),
+        k.server.as_str(),
+        k.port,
+        k.protocol.as_str(),
+        k.method.as_deref().unwrap_or(""),
+        k.path.as_deref().unwrap_or(""),
+    )
+}
+
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
@@ -399,13 +412,14 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?;
             for (k, r) in put {
+                let (client, server, port, protocol, method, path) = key_columns(k);
                 upsert.execute(params![
-                    k.client.as_str(),
-                    k.server.as_str(),
-                    k.port,
-                    k.protocol.as_str(),
-                    k.method.as_deref().unwrap_or(""),
-                    k.path.as_deref().unwrap_or(""),
+                    client,
+                    server,
+                    port,
+                    protocol,
+                    method,
+                    path,
                     r.first_seen,
                     r.last_seen,
                     to_i64(r.count),
@@ -422,14 +436,7 @@ impl Store {
                    AND protocol = ?4 AND method = ?5 AND path = ?6",
             )?;
             for k in forget {
-                delete.execute(params![
-                    k.client.as_str(),
-                    k.server.as_str(),
-                    k.port,
-                    k.protocol.as_str(),
-                    k.method.as_deref().unwrap_or(""),
-                    k.path.as_deref().unwrap_or(""),
-                ])?;
+                delete.execute(key_columns(k))?;
             }
         }
         tx.commit()?;
