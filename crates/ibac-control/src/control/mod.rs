@@ -14,6 +14,8 @@ mod mapper;
 mod tokens;
 mod workloads;
 
+pub use documents::DocumentEdit;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

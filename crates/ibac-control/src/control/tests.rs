@@ -59,20 +59,20 @@ async fn dry_runs_write_nothing_and_real_runs_publish_a_revision() {
     let c = control();
     let before = c.snapshot().revision;
     let dry = c
-        .apply(&admin(), &source(WEB), &shop(), true)
+        .edit(DocumentEdit::Apply, &admin(), &source(WEB), &shop(), true)
         .await
         .unwrap();
     assert_eq!(dry.revision, before);
     assert_eq!(dry.documents[0].outcome, DocumentChange::Created);
     assert!(c.documents(None).unwrap().is_empty());
     let real = c
-        .apply(&admin(), &source(WEB), &shop(), false)
+        .edit(DocumentEdit::Apply, &admin(), &source(WEB), &shop(), false)
         .await
         .unwrap();
     assert!(real.revision > before);
     assert_eq!(c.snapshot().revision, real.revision);
     let again = c
-        .apply(&admin(), &source(WEB), &shop(), false)
+        .edit(DocumentEdit::Apply, &admin(), &source(WEB), &shop(), false)
         .await
         .unwrap();
     assert_eq!(again.documents[0].outcome, DocumentChange::Unchanged);
@@ -81,12 +81,12 @@ async fn dry_runs_write_nothing_and_real_runs_publish_a_revision() {
         "nothing changed, no revision"
     );
     let dry = c
-        .delete(&admin(), &source(WEB), &shop(), true)
+        .edit(DocumentEdit::Delete, &admin(), &source(WEB), &shop(), true)
         .await
         .unwrap();
     assert_eq!(dry.documents[0].outcome, DocumentChange::Deleted);
     assert_eq!(c.documents(None).unwrap().len(), 1, "a dry delete keeps it");
-    c.delete(&admin(), &source(WEB), &shop(), false)
+    c.edit(DocumentEdit::Delete, &admin(), &source(WEB), &shop(), false)
         .await
         .unwrap();
     assert!(c.documents(None).unwrap().is_empty());
@@ -107,9 +107,15 @@ async fn protection_does_not_wait_for_the_workload_and_unprotect_says_what_remai
             .protection(&WorkloadId::parse("ghost.shop").unwrap())
             .is_protected()
     );
-    c.apply(&admin(), &source(API_PROTECTED), &shop(), false)
-        .await
-        .unwrap();
+    c.edit(
+        DocumentEdit::Apply,
+        &admin(),
+        &source(API_PROTECTED),
+        &shop(),
+        false,
+    )
+    .await
+    .unwrap();
     c.set_mode(&admin(), Mode::DefaultActive).await.unwrap();
     let out = c.unprotect(&admin(), "api.shop", false).await.unwrap();
     assert!(
@@ -139,7 +145,7 @@ async fn a_rollout_completes_when_every_proxy_reports_and_is_stuck_when_one_refu
         .unwrap();
     }
     let out = c
-        .apply(&admin(), &source(WEB), &shop(), false)
+        .edit(DocumentEdit::Apply, &admin(), &source(WEB), &shop(), false)
         .await
         .unwrap();
     let (a, b) = (
@@ -196,9 +202,15 @@ async fn a_rollout_completes_when_every_proxy_reports_and_is_stuck_when_one_refu
 #[tokio::test]
 async fn verdicts_observed_since_the_policy_was_published_are_counted() {
     let c = control();
-    c.apply(&admin(), &source(API_PROTECTED), &shop(), false)
-        .await
-        .unwrap();
+    c.edit(
+        DocumentEdit::Apply,
+        &admin(),
+        &source(API_PROTECTED),
+        &shop(),
+        false,
+    )
+    .await
+    .unwrap();
     let revision = c.snapshot().revision;
     let api = WorkloadId::parse("api.shop").unwrap();
     let report = |revision: Option<u64>, verdict: Verdict| Report {
