@@ -130,6 +130,10 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// A workload's row as SQLite returns it: id, address, app port, port and
+/// creation time, checked before it becomes a [`WorkloadRow`].
+type WorkloadColumns = (String, Option<String>, Option<i64>, Option<i64>, i64);
+
 /// The key columns of a call's row, in the table's order: a call without a
 /// method or path stores it empty, so that the key has no NULLs.
 fn key_columns(k: &CallKey) -> (&str, &str, u16, &str, &str, &str) {
@@ -217,7 +221,7 @@ impl Store {
 
     /// Every registered workload.
     pub fn workloads(&self) -> Result<Vec<WorkloadRow>, StoreError> {
-        let rows: Vec<(String, Option<String>, Option<i64>, Option<i64>, i64)> = self.select(
+        let rows: Vec<WorkloadColumns> = self.select(
             "SELECT id, address, app_port, port, created_at FROM workloads ORDER BY id",
             [],
             |r| r.try_into(),
