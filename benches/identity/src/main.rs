@@ -12,6 +12,9 @@
 // A benchmark reports on stdout; that is its job.
 #![allow(clippy::print_stdout)]
 
+#[path = "../../support/spread.rs"]
+mod spread;
+
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
@@ -28,16 +31,12 @@ use ring::signature::{
     ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair,
     UnparsedPublicKey,
 };
+use spread::median;
 use time::{Duration, OffsetDateTime};
 
 const RUNS: usize = 5;
 const PER_RUN: usize = 2_000;
 const BURST: usize = 1_000;
-
-fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    (v[v.len() / 2], v[0], v[v.len() - 1])
-}
 
 fn main() -> anyhow::Result<()> {
     println!("ibac identity benchmark — SVID issuance (ECDSA P-256, ring)\n");

@@ -9,6 +9,9 @@
 // A benchmark reports on stdout; that is its job.
 #![allow(clippy::print_stdout)]
 
+#[path = "../../support/spread.rs"]
+mod spread;
+
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -24,16 +27,12 @@ use ibac_render::facts::{
 use ibac_render::labels::of_labels;
 use ibac_render::{NetpolOptions, render_network_policies};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use spread::median;
 
 const SERVICES: usize = 10_000;
 const INTENTS_PER_CLIENT: usize = 10;
 const NAMESPACES: usize = 50;
 const RUNS: usize = 5;
-
-fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    (v[v.len() / 2], v[0], v[v.len() - 1])
-}
 
 fn main() -> anyhow::Result<()> {
     let at = Location::new("bench.yaml".into(), 1, 1);

@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use axum::{Json, Router};
 use futures_util::{Stream, StreamExt};
 pub use ibac_api::{
@@ -22,7 +22,7 @@ use ibac_model::{DocumentKind, Namespace, WorkloadId};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
-use crate::control::{Control, ControlError, Registration};
+use crate::control::{Control, ControlError, DocumentEdit, Registration};
 use crate::graph::{GraphInput, graph};
 
 /// The API description.
@@ -180,8 +180,8 @@ pub fn router(control: Arc<Control>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/openapi.yaml", get(openapi))
         .route("/v1/info", get(info))
-        .route("/v1/apply", post(apply))
-        .route("/v1/delete", post(delete_documents))
+        .route("/v1/apply", edit_documents(DocumentEdit::Apply))
+        .route("/v1/delete", edit_documents(DocumentEdit::Delete))
         .route("/v1/documents", get(documents))
         .route("/v1/workloads", get(workloads).post(add_workload))
         .route("/v1/workloads/{id}", delete(remove_workload))
@@ -312,26 +312,16 @@ fn namespace(ns: Option<&str>) -> Result<Namespace, ApiError> {
     }
 }
 
-async fn apply(
-    State(c): State<Arc<Control>>,
-    User(caller): User,
-    Json(req): Json<ApplyRequest>,
-) -> Result<impl IntoResponse, ApiError> {
-    let ns = namespace(req.namespace.as_deref())?;
-    Ok(Json(
-        c.apply(&caller, &req.sources, &ns, req.dry_run).await?,
-    ))
-}
-
-async fn delete_documents(
-    State(c): State<Arc<Control>>,
-    User(caller): User,
-    Json(req): Json<ApplyRequest>,
-) -> Result<impl IntoResponse, ApiError> {
-    let ns = namespace(req.namespace.as_deref())?;
-    Ok(Json(
-        c.delete(&caller, &req.sources, &ns, req.dry_run).await?,
-    ))
+/// `POST /v1/apply` and `POST /v1/delete`: the same request body, told
+/// apart by the route alone.
+fn edit_documents(edit: DocumentEdit) -> MethodRouter<Arc<Control>> {
+    post(
+        move |State(c): State<Arc<Control>>, User(caller): User, Json(req): Json<ApplyRequest>| async move {
+            let ns = namespace(req.namespace.as_deref())?;
+            let outcome = c.edit(edit, &caller, &req.sources, &ns, req.dry_run);
+            Ok::<_, ApiError>(Json(outcome.await?))
+        },
+    )
 }
 
 #[derive(Deserialize)]

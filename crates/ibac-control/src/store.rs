@@ -130,6 +130,23 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// A workload's row as SQLite returns it: id, address, app port, port and
+/// creation time, checked before it becomes a [`WorkloadRow`].
+type WorkloadColumns = (String, Option<String>, Option<i64>, Option<i64>, i64);
+
+/// The key columns of a call's row, in the table's order: a call without a
+/// method or path stores it empty, so that the key has no NULLs.
+fn key_columns(k: &CallKey) -> (&str, &str, u16, &str, &str, &str) {
+    (
+        k.client.as_str(),
+        k.server.as_str(),
+        k.port,
+        k.protocol.as_str(),
+        k.method.as_deref().unwrap_or(""),
+        k.path.as_deref().unwrap_or(""),
+    )
+}
+
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
@@ -174,37 +191,43 @@ impl Store {
 
     /// Every stored document.
     pub fn documents(&self) -> Result<Vec<StoredDocument>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        self.select(
             "SELECT kind, namespace, name, source FROM documents ORDER BY kind, namespace, name",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(StoredDocument {
-                kind: r.get(0)?,
-                namespace: r.get(1)?,
-                name: r.get(2)?,
-                source: r.get(3)?,
-            })
-        })?;
+            [],
+            |r| {
+                Ok(StoredDocument {
+                    kind: r.get(0)?,
+                    namespace: r.get(1)?,
+                    name: r.get(2)?,
+                    source: r.get(3)?,
+                })
+            },
+        )
+    }
+
+    /// Every row `sql` selects, each read by `row`. Rows are collected so
+    /// that the statement is finished before the caller checks what they
+    /// hold.
+    fn select<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let rows = stmt.query_map(params, row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Every registered workload.
     pub fn workloads(&self) -> Result<Vec<WorkloadRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, address, app_port, port, created_at FROM workloads ORDER BY id")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, Option<i64>>(2)?,
-                r.get::<_, Option<i64>>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
-        })?;
+        let rows: Vec<WorkloadColumns> = self.select(
+            "SELECT id, address, app_port, port, created_at FROM workloads ORDER BY id",
+            [],
+            |r| r.try_into(),
+        )?;
         let mut out = Vec::new();
-        for row in rows {
-            let (id, address, app_port, port, created_at) = row?;
+        for (id, address, app_port, port, created_at) in rows {
             let port_of = |p: Option<i64>| -> Result<Option<u16>, StoreError> {
                 p.map(|p| u16::try_from(p).map_err(|_| corrupt(format!("port {p}"))))
                     .transpose()
@@ -224,20 +247,13 @@ impl Store {
 
     /// Every API token.
     pub fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT hash, name, namespaces, created_at FROM tokens")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, i64>(3)?,
-            ))
-        })?;
+        let rows: Vec<(String, String, Option<String>, i64)> = self.select(
+            "SELECT hash, name, namespaces, created_at FROM tokens",
+            [],
+            |r| r.try_into(),
+        )?;
         let mut out = Vec::new();
-        for row in rows {
-            let (hash, name, namespaces, created_at) = row?;
+        for (hash, name, namespaces, created_at) in rows {
             let namespaces = namespaces
                 .map(|n| {
                     serde_json::from_str(&n).map_err(|e| corrupt(format!("token {name}: {e}")))
@@ -255,21 +271,21 @@ impl Store {
 
     /// The last `limit` audit records, newest last.
     pub fn audit(&self, limit: usize) -> Result<Vec<AuditRow>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        self.select(
             "SELECT id, at, actor, action, target, detail FROM
                (SELECT * FROM audit ORDER BY id DESC LIMIT ?1) ORDER BY id",
-        )?;
-        let rows = stmt.query_map(params![to_i64(limit as u64)], |r| {
-            Ok(AuditRow {
-                id: r.get(0)?,
-                at: r.get(1)?,
-                actor: r.get(2)?,
-                action: r.get(3)?,
-                target: r.get(4)?,
-                detail: r.get(5)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            params![to_i64(limit as u64)],
+            |r| {
+                Ok(AuditRow {
+                    id: r.get(0)?,
+                    at: r.get(1)?,
+                    actor: r.get(2)?,
+                    action: r.get(3)?,
+                    target: r.get(4)?,
+                    detail: r.get(5)?,
+                })
+            },
+        )
     }
 
     /// Applies `change` in one transaction and returns the new revision.
@@ -338,11 +354,11 @@ impl Store {
 
     /// Every discovered call.
     pub fn calls(&self) -> Result<Vec<(CallKey, CallRecord)>, StoreError> {
-        let mut stmt = self.conn.prepare(
+        let rows = self.select(
             "SELECT client, server, port, protocol, method, path, first_seen, last_seen, count,
                     allowed, would_be_blocked, blocked, unchecked, by_proxy, by_socket_scan FROM calls",
-        )?;
-        let rows = stmt.query_map([], |r| {
+            [],
+            |r| {
             Ok((
                 (
                     r.get::<_, String>(0)?,
@@ -366,10 +382,10 @@ impl Store {
                     by_socket_scan: r.get(14)?,
                 },
             ))
-        })?;
+            },
+        )?;
         let mut out = Vec::new();
-        for row in rows {
-            let ((client, server, port, protocol, method, path), record) = row?;
+        for ((client, server, port, protocol, method, path), record) in rows {
             let id = |s: &str| WorkloadId::parse(s).map_err(|e| corrupt(format!("`{s}`: {e}")));
             let key = CallKey {
                 client: id(&client)?,
@@ -400,13 +416,14 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?;
             for (k, r) in put {
+                let (client, server, port, protocol, method, path) = key_columns(k);
                 upsert.execute(params![
-                    k.client.as_str(),
-                    k.server.as_str(),
-                    k.port,
-                    k.protocol.as_str(),
-                    k.method.as_deref().unwrap_or(""),
-                    k.path.as_deref().unwrap_or(""),
+                    client,
+                    server,
+                    port,
+                    protocol,
+                    method,
+                    path,
                     r.first_seen,
                     r.last_seen,
                     to_i64(r.count),
@@ -423,14 +440,7 @@ impl Store {
                    AND protocol = ?4 AND method = ?5 AND path = ?6",
             )?;
             for k in forget {
-                delete.execute(params![
-                    k.client.as_str(),
-                    k.server.as_str(),
-                    k.port,
-                    k.protocol.as_str(),
-                    k.method.as_deref().unwrap_or(""),
-                    k.path.as_deref().unwrap_or(""),
-                ])?;
+                delete.execute(key_columns(k))?;
             }
         }
         tx.commit()?;

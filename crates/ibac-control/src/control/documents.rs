@@ -4,6 +4,15 @@
 
 use super::*;
 
+/// What a request does with the documents it sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocumentEdit {
+    /// Create or configure them.
+    Apply,
+    /// Remove the documents they name.
+    Delete,
+}
+
 impl Control {
     /// Parses sources as a request sends them.
     fn parse(sources: &[SourceText], namespace: &Namespace) -> Result<Vec<Document>, ControlError> {
@@ -51,9 +60,13 @@ impl Control {
         Ok(())
     }
 
-    /// Applies documents, all or nothing.
-    pub async fn apply(
+    /// Applies or deletes (as `edit` says) the documents the sources hold,
+    /// all or nothing; with `dry_run`, checks only. Both are parsed and
+    /// checked against the caller's scope the same way before either
+    /// touches the policy.
+    pub async fn edit(
         &self,
+        edit: DocumentEdit,
         caller: &Caller,
         sources: &[SourceText],
         namespace: &Namespace,
@@ -61,7 +74,19 @@ impl Control {
     ) -> Result<Outcome, ControlError> {
         let docs = Self::parse(sources, namespace)?;
         Self::check_scope(caller, &docs)?;
-        self.apply_documents(caller, docs, dry_run, "apply").await
+        match edit {
+            DocumentEdit::Apply => self.apply_documents(caller, docs, dry_run, "apply").await,
+            DocumentEdit::Delete => {
+                let keys: Vec<DocumentKey> = docs
+                    .iter()
+                    .map(key_of)
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                self.delete_keys(caller, &docs, keys, dry_run, "delete")
+                    .await
+            }
+        }
     }
 
     async fn apply_documents(
@@ -127,27 +152,6 @@ impl Control {
             revision,
             warnings: Vec::new(),
         })
-    }
-
-    /// Deletes the documents the sources name, all or nothing; with
-    /// `dry_run`, checks only.
-    pub async fn delete(
-        &self,
-        caller: &Caller,
-        sources: &[SourceText],
-        namespace: &Namespace,
-        dry_run: bool,
-    ) -> Result<Outcome, ControlError> {
-        let docs = Self::parse(sources, namespace)?;
-        Self::check_scope(caller, &docs)?;
-        let keys: Vec<DocumentKey> = docs
-            .iter()
-            .map(key_of)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        self.delete_keys(caller, &docs, keys, dry_run, "delete")
-            .await
     }
 
     async fn delete_keys(

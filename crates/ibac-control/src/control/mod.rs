@@ -14,6 +14,8 @@ mod mapper;
 mod tokens;
 mod workloads;
 
+pub use documents::DocumentEdit;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -214,6 +216,20 @@ fn audit_entry(
         action: action.into(),
         target: target.to_string(),
         detail: detail.into(),
+    }
+}
+
+/// A change that records one action in the audit log: most actions write
+/// one kind of row and audit themselves once.
+fn audited(
+    caller: &Caller,
+    action: &str,
+    target: impl ToString,
+    detail: impl Into<String>,
+) -> Change {
+    Change {
+        audit: vec![audit_entry(caller, action, target, detail)],
+        ..Change::default()
     }
 }
 

@@ -54,41 +54,34 @@ fn shop() -> Namespace {
     Namespace::parse("shop").unwrap()
 }
 
+/// The admin applying or deleting the documents of `text` in `shop`.
+async fn admin_edits(c: &Control, edit: DocumentEdit, text: &str, dry_run: bool) -> Outcome {
+    c.edit(edit, &admin(), &source(text), &shop(), dry_run)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn dry_runs_write_nothing_and_real_runs_publish_a_revision() {
     let c = control();
     let before = c.snapshot().revision;
-    let dry = c
-        .apply(&admin(), &source(WEB), &shop(), true)
-        .await
-        .unwrap();
+    let dry = admin_edits(&c, DocumentEdit::Apply, WEB, true).await;
     assert_eq!(dry.revision, before);
     assert_eq!(dry.documents[0].outcome, DocumentChange::Created);
     assert!(c.documents(None).unwrap().is_empty());
-    let real = c
-        .apply(&admin(), &source(WEB), &shop(), false)
-        .await
-        .unwrap();
+    let real = admin_edits(&c, DocumentEdit::Apply, WEB, false).await;
     assert!(real.revision > before);
     assert_eq!(c.snapshot().revision, real.revision);
-    let again = c
-        .apply(&admin(), &source(WEB), &shop(), false)
-        .await
-        .unwrap();
+    let again = admin_edits(&c, DocumentEdit::Apply, WEB, false).await;
     assert_eq!(again.documents[0].outcome, DocumentChange::Unchanged);
     assert_eq!(
         again.revision, real.revision,
         "nothing changed, no revision"
     );
-    let dry = c
-        .delete(&admin(), &source(WEB), &shop(), true)
-        .await
-        .unwrap();
+    let dry = admin_edits(&c, DocumentEdit::Delete, WEB, true).await;
     assert_eq!(dry.documents[0].outcome, DocumentChange::Deleted);
     assert_eq!(c.documents(None).unwrap().len(), 1, "a dry delete keeps it");
-    c.delete(&admin(), &source(WEB), &shop(), false)
-        .await
-        .unwrap();
+    admin_edits(&c, DocumentEdit::Delete, WEB, false).await;
     assert!(c.documents(None).unwrap().is_empty());
     let rows = c.audit(10).await.unwrap();
     let actions: Vec<&str> = rows.iter().map(|r| r.action.as_str()).collect();
@@ -107,9 +100,7 @@ async fn protection_does_not_wait_for_the_workload_and_unprotect_says_what_remai
             .protection(&WorkloadId::parse("ghost.shop").unwrap())
             .is_protected()
     );
-    c.apply(&admin(), &source(API_PROTECTED), &shop(), false)
-        .await
-        .unwrap();
+    admin_edits(&c, DocumentEdit::Apply, API_PROTECTED, false).await;
     c.set_mode(&admin(), Mode::DefaultActive).await.unwrap();
     let out = c.unprotect(&admin(), "api.shop", false).await.unwrap();
     assert!(
@@ -138,10 +129,7 @@ async fn a_rollout_completes_when_every_proxy_reports_and_is_stuck_when_one_refu
         .await
         .unwrap();
     }
-    let out = c
-        .apply(&admin(), &source(WEB), &shop(), false)
-        .await
-        .unwrap();
+    let out = admin_edits(&c, DocumentEdit::Apply, WEB, false).await;
     let (a, b) = (
         WorkloadId::parse("a.shop").unwrap(),
         WorkloadId::parse("b.shop").unwrap(),
@@ -196,9 +184,7 @@ async fn a_rollout_completes_when_every_proxy_reports_and_is_stuck_when_one_refu
 #[tokio::test]
 async fn verdicts_observed_since_the_policy_was_published_are_counted() {
     let c = control();
-    c.apply(&admin(), &source(API_PROTECTED), &shop(), false)
-        .await
-        .unwrap();
+    admin_edits(&c, DocumentEdit::Apply, API_PROTECTED, false).await;
     let revision = c.snapshot().revision;
     let api = WorkloadId::parse("api.shop").unwrap();
     let report = |revision: Option<u64>, verdict: Verdict| Report {

@@ -66,18 +66,13 @@ impl Control {
             namespaces: namespaces.clone(),
             created_at: now(),
         };
+        let scope = match &namespaces {
+            None => "all namespaces".into(),
+            Some(ns) => format!("namespaces {}", ns.join(", ")),
+        };
         let change = Change {
             put_tokens: vec![row],
-            audit: vec![audit_entry(
-                caller,
-                "token-create",
-                name,
-                match &namespaces {
-                    None => "all namespaces".into(),
-                    Some(ns) => format!("namespaces {}", ns.join(", ")),
-                },
-            )],
-            ..Change::default()
+            ..audited(caller, "token-create", name, scope)
         };
         let rows = self
             .on_store(move |s| {

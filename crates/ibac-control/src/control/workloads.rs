@@ -85,18 +85,13 @@ impl Control {
                     time::Duration::try_from(ttl).unwrap_or(time::Duration::minutes(15)),
                     &caller.audit_name(),
                 )?;
+                let detail = match row.address {
+                    Some(a) => format!("proxy at {a}; join token issued"),
+                    None => "join token issued".into(),
+                };
                 let change = Change {
                     put_workloads: vec![row.clone()],
-                    audit: vec![audit_entry(
-                        caller,
-                        "workload-add",
-                        &id,
-                        match row.address {
-                            Some(a) => format!("proxy at {a}; join token issued"),
-                            None => "join token issued".into(),
-                        },
-                    )],
-                    ..Change::default()
+                    ..audited(caller, "workload-add", &id, detail)
                 };
                 let mut workloads = current.workloads.clone();
                 workloads.insert(id.clone(), row);
@@ -130,13 +125,7 @@ impl Control {
             self.issuance.revoke(&id, &caller.audit_name())?;
             let change = Change {
                 delete_workloads: vec![id.clone()],
-                audit: vec![audit_entry(
-                    caller,
-                    "workload-remove",
-                    &id,
-                    "unregistered and revoked",
-                )],
-                ..Change::default()
+                ..audited(caller, "workload-remove", &id, "unregistered and revoked")
             };
             let mut workloads = current.workloads.clone();
             workloads.remove(&id);
