@@ -347,6 +347,8 @@ async fn oversized_bodies_are_refused() {
     assert!(t.app.requests().is_empty());
 }
 
+/// An HTTP/2 connection to `addr`, ready to send a request, and the task
+/// driving it.
 async fn h2_connection(
     addr: std::net::SocketAddr,
 ) -> (
@@ -355,7 +357,8 @@ async fn h2_connection(
 ) {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let (client, conn) = h2::client::handshake(tcp).await.unwrap();
-    (client, tokio::spawn(conn))
+    let conn = tokio::spawn(conn);
+    (client.ready().await.unwrap(), conn)
 }
 
 fn h2_request(path: &str) -> http::Request<()> {
@@ -373,8 +376,7 @@ async fn http2_works_and_caps_concurrent_streams() {
         ..Limits::default()
     })
     .await;
-    let (client, conn) = h2_connection(t.addr).await;
-    let mut client = client.ready().await.unwrap();
+    let (mut client, conn) = h2_connection(t.addr).await;
     let (response, _) = client.send_request(h2_request("/h2/../ok"), true).unwrap();
     let response = response.await.unwrap();
     assert_eq!(response.status(), 200);
@@ -388,8 +390,7 @@ async fn http2_works_and_caps_concurrent_streams() {
 #[tokio::test]
 async fn http2_rapid_reset_is_cut_off() {
     let t = default_target().await;
-    let (client, conn) = h2_connection(t.addr).await;
-    let mut client = client.ready().await.unwrap();
+    let (mut client, conn) = h2_connection(t.addr).await;
     let mut refused = false;
     for _ in 0..2_000 {
         match client.send_request(h2_request("/slow"), true) {
