@@ -18,7 +18,6 @@ pub struct ApplyRequest {
     /// The documents.
     pub sources: Vec<SourceText>,
     /// The namespace of documents that name none.
-    #[serde(default)]
     pub namespace: Option<String>,
     /// Check only; change nothing.
     #[serde(default)]

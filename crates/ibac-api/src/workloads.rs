@@ -14,16 +14,12 @@ pub struct Registration {
     /// `name.namespace`.
     pub id: String,
     /// Where its proxy listens, if known.
-    #[serde(default)]
     pub address: Option<SocketAddr>,
     /// Its app's port on this host.
-    #[serde(default)]
     pub app_port: Option<u16>,
     /// The port intents name.
-    #[serde(default)]
     pub port: Option<u16>,
     /// How long the join token stays valid (default 15 minutes).
-    #[serde(default)]
     pub token_ttl_seconds: Option<u64>,
 }
 

@@ -162,3 +162,18 @@ fn what_the_cli_and_the_api_exchange_reads_back_unchanged() {
         under_older_revision: 1,
     });
 }
+
+#[test]
+fn optional_request_fields_may_be_left_out_and_unknown_ones_are_refused() {
+    let r: Registration = serde_json::from_str(r#"{"id": "web.shop"}"#).unwrap();
+    assert_eq!(
+        r,
+        Registration {
+            id: "web.shop".into(),
+            ..Registration::default()
+        }
+    );
+    let e =
+        serde_json::from_str::<Registration>(r#"{"id": "web.shop", "adress": "x"}"#).unwrap_err();
+    assert!(e.to_string().contains("unknown field `adress`"), "{e}");
+}
