@@ -436,17 +436,25 @@ fn render_writes_manifests_that_are_identical_run_after_run() {
     );
 }
 
+/// Writes `web.yaml` in `dir`: one ClientIntents of the demo's namespace,
+/// `client` calling `target` (the target's line is line 7).
+fn write_demo_intent(dir: &Path, client: &str, target: &str) {
+    std::fs::write(
+        dir.join("web.yaml"),
+        format!(
+            "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {{name: {client}, namespace: otterize-ecom-demo}}\nspec:\n  workload: {{name: {client}}}\n  targets:\n  - service: {{name: {target}}}\n"
+        ),
+    )
+    .unwrap();
+}
+
 #[test]
 fn render_refuses_without_cluster_facts_and_skips_bad_references() {
     let none = ibac(&["render", "networkpolicy", DEMO]);
     assert_eq!(none.code, 1);
     assert_contains(&none.stderr, "give the cluster facts with --cluster");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("web.yaml"),
-        "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: web, namespace: otterize-ecom-demo}\nspec:\n  workload: {name: web}\n  targets:\n  - service: {name: nosuch}\n",
-    )
-    .unwrap();
+    write_demo_intent(dir.path(), "web", "nosuch");
     let cluster = workspace().join("examples/ecom-cluster");
     let demo = workspace().join(DEMO);
     let run = ibac_in(
@@ -480,11 +488,7 @@ fn render_refuses_without_cluster_facts_and_skips_bad_references() {
 #[test]
 fn render_in_shadow_mode_says_nothing_is_protected() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("web.yaml"),
-        "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: frontend, namespace: otterize-ecom-demo}\nspec:\n  workload: {name: frontend}\n  targets:\n  - service: {name: productcatalogservice}\n",
-    )
-    .unwrap();
+    write_demo_intent(dir.path(), "frontend", "productcatalogservice");
     let cluster = workspace().join("examples/ecom-cluster");
     for what in ["networkpolicy", "istio"] {
         let render = |more: &[&str]| {

@@ -217,7 +217,7 @@ async fn the_access_graph_follows_the_tutorial_live() {
         .await
         .unwrap();
     let text = text_of(&browser, Locator::Css("body")).await;
-    assert!(text.contains("Open the link"), "{text}");
+    assert_contains_all(&text, &["Open the link"]);
 
     // With the link `ibac up` printed: the page, and the token leaves the address bar.
     let link = std::fs::read_to_string(dir.join("ui.url")).unwrap();
@@ -312,26 +312,27 @@ async fn the_access_graph_follows_the_tutorial_live() {
     //    offers the ClientIntents that would declare it.
     click(&browser, &format!("g.node[data-id='rogue.{NS}']")).await;
     let text = text_of(&browser, Locator::Id("details")).await;
-    assert!(text.contains("some calls are blocked now"), "{text}");
+    assert_contains_all(&text, &["some calls are blocked now"]);
     click(&browser, "#details button.link").await;
     let text = text_of(&browser, Locator::Id("details")).await;
-    assert!(text.contains(&format!("rogue.{NS} → {CATALOG}")), "{text}");
-    assert!(
-        text.contains("blocked") && text.contains("discovered"),
-        "{text}"
-    );
-    assert!(
-        text.contains("Intents that allow it") && text.contains("none"),
-        "{text}"
+    assert_contains_all(
+        &text,
+        &[
+            &format!("rogue.{NS} → {CATALOG}"),
+            "blocked",
+            "discovered",
+            "Intents that allow it",
+            "none",
+        ],
     );
     let suggestion = text_of(&browser, Locator::Css("pre.suggestion")).await;
-    assert!(
-        suggestion.contains("kind: ClientIntents") && suggestion.contains("name: rogue"),
-        "{suggestion}"
-    );
-    assert!(
-        suggestion.contains("name: productcatalogservice"),
-        "{suggestion}"
+    assert_contains_all(
+        &suggestion,
+        &[
+            "kind: ClientIntents",
+            "name: rogue",
+            "name: productcatalogservice",
+        ],
     );
     shoot(&browser, "4-details.png").await;
 
