@@ -228,25 +228,7 @@ spec:
 #[test]
 fn convert_adds_no_namespace_to_documents_that_named_none() {
     // Otterize's own v1alpha2 tutorial shape, meant for `kubectl apply -n`.
-    let doc = "apiVersion: k8s.otterize.com/v1alpha2
-kind: ClientIntents
-metadata:
-  name: client
-spec:
-  service:
-    name: client
-  calls:
-    - name: server
-      type: http
-      resources:
-        - path: /client-path
-          methods: [GET]
-    - name: kafka.kafka
-      type: kafka
-      topics:
-        - name: mytopic
-          operations: [produce]
-";
+    let doc = include_str!("fixtures/v1alpha2-no-namespace.yaml");
     let run = ibac_in(
         &workspace(),
         &["convert", "--to", "otterize", "-"],
