@@ -368,14 +368,16 @@ async fn the_access_graph_follows_the_tutorial_live() {
     );
     assert_eq!(picture[3], 200);
     assert_eq!(picture[4], "image/png");
-    let cli_path = tmp.path().join("cli.svg");
-    demo.ok(&[
-        "network-mapper",
-        "visualize",
-        "-o",
-        cli_path.to_str().unwrap(),
-    ]);
-    let cli_svg = std::fs::read_to_string(&cli_path).unwrap();
+    // `ibac network-mapper visualize` with `more` arguments, drawn to `out`.
+    let visualize = |out: &str, more: &[&str]| {
+        let path = tmp.path().join(out);
+        let mut args = vec!["network-mapper", "visualize"];
+        args.extend(more);
+        args.extend(["-o", path.to_str().unwrap()]);
+        demo.ok(&args);
+        std::fs::read_to_string(&path).unwrap()
+    };
+    let cli_svg = visualize("cli.svg", &[]);
     assert!(
         picture[2].as_str() == Some(cli_svg.as_str()),
         "the page exports what `ibac network-mapper visualize` draws"
@@ -383,17 +385,8 @@ async fn the_access_graph_follows_the_tutorial_live() {
     // A graph saved with `ibac get graph -o json` draws the same picture.
     let saved = tmp.path().join("graph.json");
     std::fs::write(&saved, demo.ok(&["get", "graph", "-o", "json"])).unwrap();
-    let from_file = tmp.path().join("saved.svg");
-    demo.ok(&[
-        "network-mapper",
-        "visualize",
-        "-f",
-        saved.to_str().unwrap(),
-        "-o",
-        from_file.to_str().unwrap(),
-    ]);
     assert!(
-        std::fs::read_to_string(&from_file).unwrap() == cli_svg,
+        visualize("saved.svg", &["-f", saved.to_str().unwrap()]) == cli_svg,
         "a saved graph draws as the control plane's"
     );
 
