@@ -208,7 +208,7 @@ mod tests {
         fs::write(dir.path().join("4.yaml"), [0xff, 0xfe, 0x00]).unwrap();
         let parsed = read_documents(&[dir.path().to_path_buf()], &ParseOptions::default());
         assert_eq!(parsed.documents.len(), 1);
-        let files: Vec<String> = parsed.errors.iter().map(|e| e.to_string()).collect();
+        let files = parsed.error_messages();
         assert!(files[0].contains("1.yaml:3:18: `Bad` is not a valid metadata.name; names are lowercase: did you mean `bad`?"), "{files:?}");
         assert!(
             files

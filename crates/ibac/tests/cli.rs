@@ -228,25 +228,7 @@ spec:
 #[test]
 fn convert_adds_no_namespace_to_documents_that_named_none() {
     // Otterize's own v1alpha2 tutorial shape, meant for `kubectl apply -n`.
-    let doc = "apiVersion: k8s.otterize.com/v1alpha2
-kind: ClientIntents
-metadata:
-  name: client
-spec:
-  service:
-    name: client
-  calls:
-    - name: server
-      type: http
-      resources:
-        - path: /client-path
-          methods: [GET]
-    - name: kafka.kafka
-      type: kafka
-      topics:
-        - name: mytopic
-          operations: [produce]
-";
+    let doc = include_str!("fixtures/v1alpha2-no-namespace.yaml");
     let run = ibac_in(
         &workspace(),
         &["convert", "--to", "otterize", "-"],
@@ -436,17 +418,25 @@ fn render_writes_manifests_that_are_identical_run_after_run() {
     );
 }
 
+/// Writes `web.yaml` in `dir`: one ClientIntents of the demo's namespace,
+/// `client` calling `target` (the target's line is line 7).
+fn write_demo_intent(dir: &Path, client: &str, target: &str) {
+    std::fs::write(
+        dir.join("web.yaml"),
+        format!(
+            "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {{name: {client}, namespace: otterize-ecom-demo}}\nspec:\n  workload: {{name: {client}}}\n  targets:\n  - service: {{name: {target}}}\n"
+        ),
+    )
+    .unwrap();
+}
+
 #[test]
 fn render_refuses_without_cluster_facts_and_skips_bad_references() {
     let none = ibac(&["render", "networkpolicy", DEMO]);
     assert_eq!(none.code, 1);
     assert_contains(&none.stderr, "give the cluster facts with --cluster");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("web.yaml"),
-        "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: web, namespace: otterize-ecom-demo}\nspec:\n  workload: {name: web}\n  targets:\n  - service: {name: nosuch}\n",
-    )
-    .unwrap();
+    write_demo_intent(dir.path(), "web", "nosuch");
     let cluster = workspace().join("examples/ecom-cluster");
     let demo = workspace().join(DEMO);
     let run = ibac_in(
@@ -480,11 +470,7 @@ fn render_refuses_without_cluster_facts_and_skips_bad_references() {
 #[test]
 fn render_in_shadow_mode_says_nothing_is_protected() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("web.yaml"),
-        "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: frontend, namespace: otterize-ecom-demo}\nspec:\n  workload: {name: frontend}\n  targets:\n  - service: {name: productcatalogservice}\n",
-    )
-    .unwrap();
+    write_demo_intent(dir.path(), "frontend", "productcatalogservice");
     let cluster = workspace().join("examples/ecom-cluster");
     for what in ["networkpolicy", "istio"] {
         let render = |more: &[&str]| {

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{Demo, Processes, find_workload, free_ports, ibac, wait_until};
+use common::{Demo, Processes, assert_contains_all, find_workload, free_ports, ibac, wait_until};
 
 /// The control plane of this test, reached as the CLI reaches it.
 type Plane = Demo;
@@ -204,7 +204,7 @@ fn changes_wait_for_every_proxy_and_name_those_that_do_not_follow() {
 
     // A change every proxy can load: the command waits and says so.
     let said = plane.ok_saying(&["protect", "b.shop"]);
-    assert!(said.contains("all 2 proxies enforce revision"), "{said}");
+    assert_contains_all(&said, &["all 2 proxies enforce revision"]);
     // It is in force: an undeclared call is refused at once.
     assert_eq!(call_b(a_out), "403");
 
@@ -231,20 +231,17 @@ fn changes_wait_for_every_proxy_and_name_those_that_do_not_follow() {
     )
     .unwrap();
     let said = plane.ok(&["delete", "--dry-run", "-f", b_doc.to_str().unwrap()]);
-    assert!(said.contains("deleted (dry run)"), "{said}");
+    assert_contains_all(&said, &["deleted (dry run)"]);
     let said = plane.ok(&["unprotect", "--dry-run", "b.shop"]);
-    assert!(said.contains("deleted (dry run)"), "{said}");
+    assert_contains_all(&said, &["deleted (dry run)"]);
     let said = plane.ok(&["apply", "--dry-run", "-f", a_doc.to_str().unwrap()]);
-    assert!(said.contains("created (dry run)"), "{said}");
+    assert_contains_all(&said, &["created (dry run)"]);
     assert_eq!(protected(&plane), vec!["b".to_string()]);
     assert_eq!(call_b(a_out), "403", "still protected after the dry runs");
 
     // Protecting a name nothing knows protects at once, with a warning.
     let said = plane.ok_saying(&["protect", "ghost.shop"]);
-    assert!(
-        said.contains("warning: nothing named `ghost.shop` is known yet"),
-        "{said}"
-    );
+    assert_contains_all(&said, &["warning: nothing named `ghost.shop` is known yet"]);
     assert_eq!(
         protected(&plane),
         vec!["b".to_string(), "ghost".to_string()]
@@ -258,7 +255,7 @@ fn changes_wait_for_every_proxy_and_name_those_that_do_not_follow() {
         stderr(&out)
     );
     let said = plane.ok_saying(&["unprotect", "b.shop"]);
-    assert!(said.contains("all 2 proxies enforce revision"), "{said}");
+    assert_contains_all(&said, &["all 2 proxies enforce revision"]);
     wait_until("b lets the undeclared call through again", long, || {
         call_b(a_out) == "200"
     });
@@ -278,9 +275,14 @@ fn changes_wait_for_every_proxy_and_name_those_that_do_not_follow() {
     // protection is not in force.
     assert_eq!(plane.state("b.shop"), "failing");
     let table = plane.ok(&["get", "workloads"]);
-    assert!(table.contains("failing"), "{table}");
-    assert!(table.contains("b.shop: cannot load revision"), "{table}");
-    assert!(table.contains("1 of 2 proxies do not enforce"), "{table}");
+    assert_contains_all(
+        &table,
+        &[
+            "failing",
+            "b.shop: cannot load revision",
+            "1 of 2 proxies do not enforce",
+        ],
+    );
     wait_until(
         "the graph says the call a → b is let through though blocked",
         long,
@@ -305,19 +307,16 @@ fn changes_wait_for_every_proxy_and_name_those_that_do_not_follow() {
     assert_eq!(b["inForce"], false, "{b}");
     assert_eq!(b["enforcement"]["state"], "failing", "{b}");
     let table = plane.ok(&["get", "graph"]);
-    assert!(
-        table.contains("! a.shop → b.shop:") && table.contains("the protection is not in force"),
-        "{table}"
-    );
-    assert!(
-        table.contains("! b.shop: verdicts shown for it are not in force"),
-        "{table}"
+    assert_contains_all(
+        &table,
+        &[
+            "! a.shop → b.shop:",
+            "the protection is not in force",
+            "! b.shop: verdicts shown for it are not in force",
+        ],
     );
     let metrics = plane.metrics();
-    assert!(
-        metrics.contains("ibac_control_proxies_failing 1"),
-        "{metrics}"
-    );
+    assert_contains_all(&metrics, &["ibac_control_proxies_failing 1"]);
     // `diff` decides as the graph does — b is protected by the mode, so a's
     // undeclared call is `blocked`, not `would-be-blocked` — and says the
     // proxy let it through.
@@ -334,10 +333,9 @@ fn changes_wait_for_every_proxy_and_name_those_that_do_not_follow() {
         said.contains("a.shop → b.shop: GET /hello (blocked,"),
         "{said}"
     );
-    assert!(
-        said.contains("disagree with the policy")
-            && said.contains("the protection is not in force"),
-        "{said}"
+    assert_contains_all(
+        &said,
+        &["disagree with the policy", "the protection is not in force"],
     );
 
     // Stop a's proxy: it falls silent, and the next change names it too.
@@ -354,18 +352,17 @@ fn changes_wait_for_every_proxy_and_name_those_that_do_not_follow() {
         ],
     );
     let table = plane.ok(&["get", "workloads"]);
-    assert!(table.contains("silent"), "{table}");
+    assert_contains_all(&table, &["silent"]);
     let metrics = plane.metrics();
-    assert!(
-        metrics.contains("ibac_control_proxies_silent 1"),
-        "{metrics}"
-    );
+    assert_contains_all(&metrics, &["ibac_control_proxies_silent 1"]);
     let up_log = std::fs::read_to_string(tmp.path().join("up.log")).unwrap();
-    assert!(up_log.contains("a.shop silent for"), "{up_log}");
-    assert!(up_log.contains("b.shop cannot load revision"), "{up_log}");
+    assert_contains_all(
+        &up_log,
+        &["a.shop silent for", "b.shop cannot load revision"],
+    );
     // Logs written to files carry no terminal colour codes.
     let b_log = std::fs::read_to_string(tmp.path().join("b-proxy.log")).unwrap();
-    assert!(b_log.contains("policy not reloaded"), "{b_log}");
+    assert_contains_all(&b_log, &["policy not reloaded"]);
     for log in [&up_log, &b_log] {
         assert!(
             !log.contains('\u{1b}'),
@@ -375,5 +372,5 @@ fn changes_wait_for_every_proxy_and_name_those_that_do_not_follow() {
 
     // --no-wait returns at once and says it did not wait.
     let said = plane.ok_saying(&["protect", "a.shop", "--no-wait"]);
-    assert!(said.contains("not waiting for proxies"), "{said}");
+    assert_contains_all(&said, &["not waiting for proxies"]);
 }

@@ -355,11 +355,7 @@ fn canonical(object: &str, flavor: Flavor) -> String {
     assert!(
         parsed.errors.is_empty(),
         "{object}\n{:?}",
-        parsed
-            .errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
+        parsed.error_messages()
     );
     assert_eq!(parsed.documents.len(), 1, "{object}");
     ibac_model::yaml::to_yaml(&encode(&parsed.documents[0], flavor).unwrap()).unwrap()

@@ -18,8 +18,9 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
-use ibac_k8s_test::Cluster;
+use ibac_k8s_test::{Cluster, wait_for};
 use ibac_render::facts::{ClusterFacts, FactsOptions};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use release::Release;
@@ -44,6 +45,45 @@ fn json(cluster: &Cluster, args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.extend(["-o", "json"]);
     serde_json::from_str(&cluster.kubectl(&all).unwrap()).unwrap()
+}
+
+/// Applies Istio's CRDs and returns once they can be used: each is
+/// Established and discovery serves AuthorizationPolicies (a `kubectl get`
+/// sent earlier is refused as an unknown resource type).
+fn install_istio_crds(cluster: &Cluster) {
+    let crds = cluster.istio_crds().unwrap().display().to_string();
+    cluster
+        .kubectl(&["apply", "--server-side", "-f", &crds])
+        .unwrap();
+    cluster
+        .kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "-f",
+            &crds,
+        ])
+        .unwrap();
+    wait_for(
+        "discovery serves authorizationpolicies.security.istio.io",
+        Duration::from_secs(60),
+        || {
+            let served = cluster.kubectl(&[
+                "api-resources",
+                "--api-group=security.istio.io",
+                "-o",
+                "name",
+            ]);
+            Ok(served
+                .is_ok_and(|names| {
+                    names
+                        .lines()
+                        .any(|name| name == "authorizationpolicies.security.istio.io")
+                })
+                .then_some(()))
+        },
+    )
+    .unwrap();
 }
 
 fn policies(cluster: &Cluster, ns: &str) -> BTreeMap<String, NetworkPolicy> {
@@ -564,14 +604,7 @@ fn the_otterize_tutorial_with_kubectl() {
     );
 
     // Istio appears: its reconciler starts writing.
-    cluster
-        .kubectl(&[
-            "apply",
-            "--server-side",
-            "-f",
-            &cluster.istio_crds().unwrap().display().to_string(),
-        ])
-        .unwrap();
+    install_istio_crds(cluster);
     let authorization = operator.wait("an AuthorizationPolicy protects the catalog", || {
         let list = json(
             cluster,

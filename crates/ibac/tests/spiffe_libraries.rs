@@ -334,19 +334,7 @@ mod refusals {
             assert!(Instant::now() < deadline, "no agent socket within 30 s");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let channel = tonic::transport::Endpoint::try_from("http://localhost")
-            .unwrap()
-            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-                let socket = socket.clone();
-                async move {
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                        tokio::net::UnixStream::connect(socket).await?,
-                    ))
-                }
-            }))
-            .await
-            .unwrap();
-        SpiffeWorkloadApiClient::new(channel)
+        ibac_identity::workload_api::connect(&socket).await.unwrap()
     }
 
     fn call<T>(message: T) -> tonic::Request<T> {

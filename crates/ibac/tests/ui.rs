@@ -217,7 +217,7 @@ async fn the_access_graph_follows_the_tutorial_live() {
         .await
         .unwrap();
     let text = text_of(&browser, Locator::Css("body")).await;
-    assert!(text.contains("Open the link"), "{text}");
+    assert_contains_all(&text, &["Open the link"]);
 
     // With the link `ibac up` printed: the page, and the token leaves the address bar.
     let link = std::fs::read_to_string(dir.join("ui.url")).unwrap();
@@ -312,26 +312,27 @@ async fn the_access_graph_follows_the_tutorial_live() {
     //    offers the ClientIntents that would declare it.
     click(&browser, &format!("g.node[data-id='rogue.{NS}']")).await;
     let text = text_of(&browser, Locator::Id("details")).await;
-    assert!(text.contains("some calls are blocked now"), "{text}");
+    assert_contains_all(&text, &["some calls are blocked now"]);
     click(&browser, "#details button.link").await;
     let text = text_of(&browser, Locator::Id("details")).await;
-    assert!(text.contains(&format!("rogue.{NS} → {CATALOG}")), "{text}");
-    assert!(
-        text.contains("blocked") && text.contains("discovered"),
-        "{text}"
-    );
-    assert!(
-        text.contains("Intents that allow it") && text.contains("none"),
-        "{text}"
+    assert_contains_all(
+        &text,
+        &[
+            &format!("rogue.{NS} → {CATALOG}"),
+            "blocked",
+            "discovered",
+            "Intents that allow it",
+            "none",
+        ],
     );
     let suggestion = text_of(&browser, Locator::Css("pre.suggestion")).await;
-    assert!(
-        suggestion.contains("kind: ClientIntents") && suggestion.contains("name: rogue"),
-        "{suggestion}"
-    );
-    assert!(
-        suggestion.contains("name: productcatalogservice"),
-        "{suggestion}"
+    assert_contains_all(
+        &suggestion,
+        &[
+            "kind: ClientIntents",
+            "name: rogue",
+            "name: productcatalogservice",
+        ],
     );
     shoot(&browser, "4-details.png").await;
 
@@ -367,14 +368,16 @@ async fn the_access_graph_follows_the_tutorial_live() {
     );
     assert_eq!(picture[3], 200);
     assert_eq!(picture[4], "image/png");
-    let cli_path = tmp.path().join("cli.svg");
-    demo.ok(&[
-        "network-mapper",
-        "visualize",
-        "-o",
-        cli_path.to_str().unwrap(),
-    ]);
-    let cli_svg = std::fs::read_to_string(&cli_path).unwrap();
+    // `ibac network-mapper visualize` with `more` arguments, drawn to `out`.
+    let visualize = |out: &str, more: &[&str]| {
+        let path = tmp.path().join(out);
+        let mut args = vec!["network-mapper", "visualize"];
+        args.extend(more);
+        args.extend(["-o", path.to_str().unwrap()]);
+        demo.ok(&args);
+        std::fs::read_to_string(&path).unwrap()
+    };
+    let cli_svg = visualize("cli.svg", &[]);
     assert!(
         picture[2].as_str() == Some(cli_svg.as_str()),
         "the page exports what `ibac network-mapper visualize` draws"
@@ -382,17 +385,8 @@ async fn the_access_graph_follows_the_tutorial_live() {
     // A graph saved with `ibac get graph -o json` draws the same picture.
     let saved = tmp.path().join("graph.json");
     std::fs::write(&saved, demo.ok(&["get", "graph", "-o", "json"])).unwrap();
-    let from_file = tmp.path().join("saved.svg");
-    demo.ok(&[
-        "network-mapper",
-        "visualize",
-        "-f",
-        saved.to_str().unwrap(),
-        "-o",
-        from_file.to_str().unwrap(),
-    ]);
     assert!(
-        std::fs::read_to_string(&from_file).unwrap() == cli_svg,
+        visualize("saved.svg", &["-f", saved.to_str().unwrap()]) == cli_svg,
         "a saved graph draws as the control plane's"
     );
 

@@ -253,16 +253,6 @@ pub struct GetArgs {
     connect: Connect,
 }
 
-fn when(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
-}
-
 fn ago(unix: Option<i64>) -> String {
     match unix {
         None => "never".into(),
@@ -392,7 +382,7 @@ fn print_audit(rows: &[AuditRow]) -> anyhow::Result<()> {
     let mut t = table(&["time", "actor", "action", "target", "detail"]);
     for r in rows {
         t.add_row([
-            when(r.at),
+            ibac_identity::inspect::unix_time_text(r.at),
             r.actor.clone(),
             r.action.clone(),
             r.target.clone(),

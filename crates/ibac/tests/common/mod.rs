@@ -398,3 +398,11 @@ pub fn start_rogue(demo: &Demo, tmp: &Path, procs: &mut Processes) -> u16 {
     );
     rogue_app
 }
+
+/// Asserts that `text` holds every one of `parts`, showing the whole text
+/// (a command's output, a page) when one is missing.
+pub fn assert_contains_all(text: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(text.contains(part), "no {part:?} in:\n{text}");
+    }
+}
