@@ -116,12 +116,22 @@ impl Eq for Endpoint {}
 /// long poll, one for reports, one for the rest.
 const MAX_IDLE: usize = 3;
 
+/// How long a kept connection may wait for its next call. A proxy's long
+/// poll and reports come back within it; a certificate renewal, hours
+/// apart, connects anew rather than hold a connection (and the server's
+/// memory for it) all that time.
+const IDLE_FOR: Duration = Duration::from_secs(15);
+
+/// Names each kept connection, so that its expiry removes that one only.
+static KEPT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The sending half of an HTTP/1.1 connection.
 type Sender = hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>;
 
 /// An open connection, and the TLS config it was made with (a renewed
 /// certificate makes a new config, and new connections).
 struct Idle {
+    id: u64,
     tls: Arc<rustls::ClientConfig>,
     sender: Sender,
 }
@@ -217,7 +227,17 @@ impl Endpoint {
         if let Ok(mut idle) = self.idle.lock() {
             idle.retain(|i| Arc::ptr_eq(&i.tls, &tls) && !i.sender.is_closed());
             if idle.len() < MAX_IDLE {
-                idle.push(Idle { tls, sender });
+                let id = KEPT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                idle.push(Idle { id, tls, sender });
+                let pool = Arc::downgrade(&self.idle);
+                tokio::spawn(async move {
+                    tokio::time::sleep(IDLE_FOR).await;
+                    if let Some(pool) = pool.upgrade()
+                        && let Ok(mut idle) = pool.lock()
+                    {
+                        idle.retain(|i| i.id != id);
+                    }
+                });
             }
         }
     }
