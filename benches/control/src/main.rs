@@ -45,36 +45,10 @@ const ROUNDS: usize = 15;
 /// them, drawn with a fixed seed (cycles and calls within a column
 /// included).
 fn layout_graph() -> ibac_api::graph::GraphView {
-    use ibac_api::graph::{EdgeView, GraphView};
-    use ibac_policy::graph::GraphEdge;
-    let mut x: u64 = 11;
-    let mut next = || {
-        x = x
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (x >> 33) as usize
-    };
-    let mut seen = std::collections::HashSet::new();
-    let mut edges = Vec::new();
-    while edges.len() < 5000 {
-        let (a, b) = (next() % 1000, next() % 1000);
-        if a == b || !seen.insert((a, b)) {
-            continue;
-        }
-        let id = |v: usize| WorkloadId::parse(&format!("w{v}.ns{}", v % 4));
-        let (Ok(client), Ok(server)) = (id(a), id(b)) else {
-            continue;
-        };
-        edges.push(EdgeView::new(GraphEdge {
-            verdict: [Verdict::Allowed, Verdict::WouldBeBlocked, Verdict::Blocked][next() % 3],
-            discovered: true,
-            ..GraphEdge::new(&client, &server)
-        }));
-    }
-    GraphView {
+    ibac_api::graph::GraphView {
         revision: 1,
         nodes: vec![],
-        edges,
+        edges: ibac_api::fixtures::generated_calls(11, 1000, 5000),
     }
 }
 

@@ -9,6 +9,8 @@
 pub mod documents;
 pub mod enforcement;
 pub mod errors;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod graph;
 pub mod proxy;
 pub mod workloads;

@@ -854,22 +854,7 @@ mod tests {
 
     #[test]
     fn a_large_graph_lays_out_quickly_and_rasterizes() {
-        let mut x: u64 = 7;
-        let mut next = || {
-            x = x
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (x >> 33) as usize
-        };
-        let edges = (0..5000)
-            .map(|_| {
-                call(
-                    &format!("s{}.ns{}", next() % 1000, 0),
-                    &format!("s{}.ns{}", next() % 1000, 0),
-                    Verdict::Allowed,
-                )
-            })
-            .collect();
+        let edges = ibac_api::fixtures::generated_calls(7, 1000, 5000);
         let p = Picture::layout(&calls(edges));
         assert!(p.nodes() > 900);
         let svg = p.svg();

@@ -80,44 +80,9 @@ fn demo() -> GraphView {
     graph
 }
 
-/// A linear congruential generator: the same numbers everywhere.
-struct Lcg(u64);
-
-impl Iterator for Lcg {
-    type Item = usize;
-
-    fn next(&mut self) -> Option<usize> {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        Some((self.0 >> 33) as usize)
-    }
-}
-
 /// 1,000 workloads in four namespaces and 5,000 calls, with a fixed seed.
 fn large() -> GraphView {
-    let mut random = Lcg(11);
-    let mut seen = std::collections::HashSet::new();
-    let mut edges = Vec::new();
-    while edges.len() < 5000 {
-        let (Some(a), Some(b)) = (
-            random.next().map(|a| a % 1000),
-            random.next().map(|b| b % 1000),
-        ) else {
-            break;
-        };
-        if a == b || !seen.insert((a, b)) {
-            continue;
-        }
-        let verdicts = [Verdict::Allowed, Verdict::WouldBeBlocked, Verdict::Blocked];
-        let verdict = verdicts[random.next().unwrap_or(0) % 3];
-        edges.push(call(
-            &format!("w{a}.ns{}", a % 4),
-            &format!("w{b}.ns{}", b % 4),
-            verdict,
-        ));
-    }
+    let edges = ibac_api::fixtures::generated_calls(11, 1000, 5000);
     let nodes = (0..1000)
         .step_by(7)
         .map(|v| NodeView {

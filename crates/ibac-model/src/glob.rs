@@ -36,3 +36,22 @@ impl fmt::Display for Glob<'_> {
         }
     }
 }
+
+/// Prints a pattern type as its [`Glob`] (its `glob()` method), and
+/// serializes it as that text, so paths and topics are written back alike.
+macro_rules! written_as_glob {
+    ($pattern:ty) => {
+        impl std::fmt::Display for $pattern {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.glob().fmt(f)
+            }
+        }
+
+        impl serde::Serialize for $pattern {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    };
+}
+pub(crate) use written_as_glob;

@@ -499,17 +499,7 @@ impl PathPattern {
     }
 }
 
-impl fmt::Display for PathPattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.glob().fmt(f)
-    }
-}
-
-impl serde::Serialize for PathPattern {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+crate::glob::written_as_glob!(PathPattern);
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,5 @@
 //! Kafka operations and topic patterns as intents name them.
 
-use std::fmt;
-
 use crate::glob::Glob;
 use crate::text::as_str_text;
 
@@ -148,17 +146,7 @@ impl TopicPattern {
     }
 }
 
-impl fmt::Display for TopicPattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.glob().fmt(f)
-    }
-}
-
-impl serde::Serialize for TopicPattern {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+crate::glob::written_as_glob!(TopicPattern);
 
 #[cfg(test)]
 mod tests {
