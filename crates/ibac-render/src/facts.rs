@@ -44,6 +44,15 @@ pub struct ContainerPort {
     pub protocol: String,
 }
 
+/// An HTTP probe (liveness, readiness or startup) of a container.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HttpProbe {
+    /// The container port it is sent to.
+    pub port: u16,
+    /// The path it asks for.
+    pub path: String,
+}
+
 /// A workload: what ibac calls `name.namespace`, with how to select its pods.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Workload {
@@ -57,6 +66,9 @@ pub struct Workload {
     pub pod_labels: Labels,
     /// Its containers' ports.
     pub ports: Vec<ContainerPort>,
+    /// The HTTP probes the kubelet sends its containers: an enforcer that
+    /// routes by path must let them through, or protecting it restarts it.
+    pub probes: Vec<HttpProbe>,
     /// Its service account.
     pub service_account: String,
     /// Its pods share the node's network: no NetworkPolicy applies to them.

@@ -8,7 +8,7 @@
 //! namespace. Istio must normalize paths with `MERGE_SLASHES` for its decisions
 //! to equal ibac's.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use ibac_model::DocumentError;
 use ibac_model::http::Method;
@@ -17,6 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 use crate::facts::{ClusterFacts, Workload};
+use crate::identities::Principals;
 use crate::names::{object_name, ownership};
 use crate::plan;
 use crate::plan::{ServerPlan, check_selector};
@@ -191,27 +192,6 @@ fn rules(plan: &ServerPlan<'_>, options: &IstioOptions) -> Vec<Rule> {
         .collect()
 }
 
-/// Which workloads hide behind each Istio principal (service account): built
-/// once per facts, so that rendering a server need not scan every workload.
-#[derive(Debug, Default)]
-pub struct Principals<'a> {
-    by_principal: BTreeMap<String, Vec<&'a Workload>>,
-}
-
-impl<'a> Principals<'a> {
-    /// The index of `facts` under `options`' trust domain.
-    pub fn of(facts: &'a ClusterFacts, options: &IstioOptions) -> Self {
-        let mut by_principal: BTreeMap<String, Vec<&'a Workload>> = BTreeMap::new();
-        for w in facts.workloads() {
-            by_principal
-                .entry(principal(options, w))
-                .or_default()
-                .push(w);
-        }
-        Principals { by_principal }
-    }
-}
-
 /// Renders one server's AuthorizationPolicy, with warnings about clients
 /// that share a service account with other workloads.
 pub fn render_server_istio(
@@ -222,7 +202,7 @@ pub fn render_server_istio(
     principals: &Principals<'_>,
 ) -> (ServerRendering<AuthorizationPolicy>, Vec<String>) {
     let mut out = ServerRendering::default();
-    let mut warnings = Vec::new();
+    let warnings = Vec::new();
     let Some(plan) = plan::server(policy, facts, id, &mut out.skipped) else {
         return (out, warnings);
     };
@@ -264,29 +244,7 @@ pub fn render_server_istio(
         return (out, warnings);
     }
     let rules = rules(&plan, options);
-    let mut warned = BTreeSet::new();
-    for client in &plan.clients {
-        let p = principal(options, client.client);
-        let sharing: Vec<String> = principals
-            .by_principal
-            .get(&p)
-            .into_iter()
-            .flatten()
-            .filter(|w| w.id != client.client.id)
-            .map(|w| w.id.to_string())
-            .collect();
-        if !sharing.is_empty() && warned.insert(p.clone()) {
-            warnings.push(format!(
-                "{} shares service account {}/{} with {}: Istio cannot tell them apart, so they also get {}'s access to {}",
-                client.client.id,
-                client.client.id.namespace(),
-                client.client.service_account,
-                sharing.join(", "),
-                client.client.id,
-                server.id
-            ));
-        }
-    }
+    let warnings = principals.warnings(&plan, "Istio");
     let name = object_name("ibac", server.id.name());
     let mut text = format!(
         "{}: {}; AuthorizationPolicy {name}",
@@ -340,7 +298,7 @@ pub fn render_istio(
         out.explanation
             .push("Istio AuthorizationPolicies are turned off in the EnforcementConfig (enforcers.istio: false)".into());
     }
-    let principals = Principals::of(facts, options);
+    let principals = Principals::of(facts);
     for id in plan::server_ids(policy, facts) {
         let (server, warnings) = render_server_istio(policy, facts, &id, options, &principals);
         out.warnings.extend(warnings);

@@ -16,7 +16,9 @@ use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::facts::{ContainerPort, Endpoints, IngressFact, Service, ServicePort, Workload};
+use crate::facts::{
+    ContainerPort, Endpoints, HttpProbe, IngressFact, Service, ServicePort, Workload,
+};
 use crate::labels::{self, Labels};
 
 /// The pod annotation that names a pod's workload (Otterize's).
@@ -165,6 +167,40 @@ fn pod_ports(spec: Option<&PodSpec>) -> Vec<ContainerPort> {
     ports
 }
 
+/// The HTTP probes of the pod's containers, with named ports resolved to
+/// the container's own port numbers; a probe whose port cannot be resolved
+/// is left out (the kubelet could not send it either).
+fn http_probes(spec: Option<&PodSpec>) -> Vec<HttpProbe> {
+    let mut probes: Vec<HttpProbe> = spec
+        .into_iter()
+        .flat_map(|s| s.containers.iter())
+        .flat_map(|c| {
+            [&c.liveness_probe, &c.readiness_probe, &c.startup_probe]
+                .into_iter()
+                .flatten()
+                .filter_map(|probe| probe.http_get.as_ref())
+                .filter_map(move |get| {
+                    let port = match &get.port {
+                        IntOrString::Int(n) => u16::try_from(*n).ok()?,
+                        IntOrString::String(name) => c
+                            .ports
+                            .iter()
+                            .flatten()
+                            .find(|p| p.name.as_deref() == Some(name))
+                            .and_then(|p| u16::try_from(p.container_port).ok())?,
+                    };
+                    Some(HttpProbe {
+                        port,
+                        path: get.path.clone().unwrap_or_else(|| "/".into()),
+                    })
+                })
+        })
+        .collect();
+    probes.sort();
+    probes.dedup();
+    probes
+}
+
 fn service_account(spec: Option<&PodSpec>) -> String {
     spec.and_then(|s| {
         s.service_account_name
@@ -208,6 +244,7 @@ pub fn workload(
         selector,
         pod_labels,
         ports: pod_ports(spec),
+        probes: http_probes(spec),
         service_account: service_account(spec),
         host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
         called_by: template_meta

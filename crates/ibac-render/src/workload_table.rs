@@ -87,6 +87,7 @@ mod tests {
             selector: Default::default(),
             pod_labels: Default::default(),
             ports: Vec::new(),
+            probes: Vec::new(),
             service_account: "default".into(),
             host_network: false,
             called_by: Ok(Vec::new()),

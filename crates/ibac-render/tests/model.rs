@@ -28,6 +28,7 @@ fn workload(n: usize, ns: usize, app: usize, kind: usize) -> Workload {
         selector: of_labels(&Labels::from([("app".to_string(), APPS[app].to_string())])),
         pod_labels: Labels::from([("app".to_string(), APPS[app].to_string())]),
         ports: Vec::new(),
+        probes: Vec::new(),
         service_account: "default".into(),
         host_network: false,
         called_by: Ok(Vec::new()),
@@ -50,6 +51,8 @@ fn service(n: usize, ns: usize, app: Option<usize>, exposed: bool) -> Service {
     }
 }
 
+/// A watch event; a few hundred a case, so their size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum Event {
     Apply(ClusterObject),

@@ -157,6 +157,7 @@ fn workload(i: usize, ns: &str, ports: &[u16]) -> Workload {
                 protocol: "TCP".into(),
             })
             .collect(),
+        probes: Vec::new(),
         service_account: "default".into(),
         host_network: false,
         called_by: Ok(Vec::new()),

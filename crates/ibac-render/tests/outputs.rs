@@ -14,8 +14,9 @@ use ibac_render::facts::{ClusterFacts, FactsOptions};
 use ibac_render::kafka::command;
 use ibac_render::labels::of_labels;
 use ibac_render::{
-    IstioOptions, KafkaOptions, NetpolOptions, render_istio, render_kafka_acls,
-    render_network_policies, render_server_kafka_acls, render_server_sql, render_sql,
+    IstioOptions, KafkaOptions, LinkerdOptions, NetpolOptions, render_istio, render_kafka_acls,
+    render_linkerd, render_network_policies, render_server_kafka_acls, render_server_sql,
+    render_sql,
 };
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use support::{CONTAINER, deployment, stream, workload};
@@ -226,6 +227,127 @@ spec: {name: api}
         rendered.warnings[0].contains("shares service account shop/default with batch.shop"),
         "{:?}",
         rendered.warnings
+    );
+}
+
+/// Every Linkerd object reads back as itself, with the API version of its
+/// kind, and in the namespace of the server it is for.
+fn assert_linkerd_round_trip(objects: &[ibac_render::linkerd::LinkerdObject]) {
+    for object in objects {
+        let json = serde_json::to_value(object).unwrap();
+        let back: ibac_render::linkerd::LinkerdObject = serde_json::from_value(json).unwrap();
+        assert_eq!(&back, object);
+        assert_eq!(back.spec.kind(), back.kind);
+        assert_eq!(back.api_version, back.kind.api_version());
+    }
+}
+
+#[test]
+fn demo_linkerd() {
+    let (facts, policy) = demo_policy(&[EVERYTHING]);
+    let rendered = render_linkerd(&policy, &facts, &LinkerdOptions::default()).unwrap();
+    assert_linkerd_round_trip(&rendered.objects);
+    insta::assert_snapshot!("demo_linkerd", to_yaml_stream(&rendered.objects).unwrap());
+}
+
+/// HTTP intents become routes cut by path and method, each authorizing the
+/// clients whose intents cover it; the probes get a route of their own from
+/// the probe networks, since Linkerd stops authorizing them once a Server
+/// has routes; a port no HTTP rule narrows keeps one policy on the Server.
+#[test]
+fn linkerd_routes_follow_http_intents_and_keep_probes_working() {
+    let facts = cluster_facts(&[
+        deployment(
+            "web",
+            "shop",
+            "app: web",
+            "{serviceAccountName: web, containers: [{name: c, image: i}]}",
+        ),
+        deployment(
+            "batch",
+            "shop",
+            "app: batch",
+            "{serviceAccountName: batch, containers: [{name: c, image: i}]}",
+        ),
+        deployment(
+            "api",
+            "shop",
+            "app: api",
+            "{serviceAccountName: api, containers: [{name: c, image: i, ports: [{containerPort: 8080, name: http}, {containerPort: 9090}], livenessProbe: {httpGet: {path: /healthz, port: http}}, readinessProbe: {httpGet: {path: /ready, port: 8080}}}]}",
+        ),
+    ]);
+    let docs = docs_from(&["
+apiVersion: ibac.dev/v1
+kind: ClientIntents
+metadata: {name: web, namespace: shop}
+spec:
+  workload: {name: web}
+  targets:
+  - kubernetes: {name: api, ports: [8080], http: [{path: /orders/*, methods: [GET, POST]}, {path: /health}]}
+---
+apiVersion: ibac.dev/v1
+kind: ClientIntents
+metadata: {name: batch, namespace: shop}
+spec:
+  workload: {name: batch}
+  targets:
+  - kubernetes: {name: api, ports: [8080], http: [{path: /orders/*, methods: [GET]}]}
+  - kubernetes: {name: api, ports: [9090]}
+---
+apiVersion: k8s.otterize.com/v2beta1
+kind: ProtectedService
+metadata: {name: api, namespace: shop}
+spec: {name: api}
+"]);
+    let (policy, errors) = Policy::build(docs, &facts);
+    assert!(errors.is_empty(), "{errors:?}");
+    let rendered = render_linkerd(&policy, &facts, &LinkerdOptions::default()).unwrap();
+    assert_linkerd_round_trip(&rendered.objects);
+    insta::assert_snapshot!("linkerd_http", to_yaml_stream(&rendered.objects).unwrap());
+    assert_eq!(rendered.warnings.len(), 1, "{:?}", rendered.warnings);
+    assert!(rendered.warnings[0].contains("also admits `/api` itself"));
+    let explained = rendered.explanation.join("\n");
+    assert!(explained.contains("the kubelet's probes"), "{explained}");
+}
+
+/// A protected server whose pods declare no port, reached by intents that
+/// name none, cannot get a Server: it is refused, with its place, rather
+/// than left open or closed by surprise.
+#[test]
+fn linkerd_refuses_a_server_without_ports() {
+    let facts = cluster_facts(&[
+        deployment("web", "shop", "app: web", CONTAINER),
+        deployment(
+            "api",
+            "shop",
+            "app: api",
+            "{containers: [{name: c, image: i}]}",
+        ),
+    ]);
+    let docs = docs_from(&["
+apiVersion: ibac.dev/v1
+kind: ClientIntents
+metadata: {name: web, namespace: shop}
+spec:
+  workload: {name: web}
+  targets:
+  - kubernetes: {name: api}
+---
+apiVersion: k8s.otterize.com/v2beta1
+kind: ProtectedService
+metadata: {name: api, namespace: shop}
+spec: {name: api}
+"]);
+    let (policy, errors) = Policy::build(docs, &facts);
+    assert!(errors.is_empty(), "{errors:?}");
+    let errors = render_linkerd(&policy, &facts, &LinkerdOptions::default()).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("declares no TCP container port"),
+        "{}",
+        errors[0]
     );
 }
 
@@ -672,13 +794,30 @@ fn rendering_per_server_adds_up_to_the_whole_cluster() {
     );
 
     let istio_options = IstioOptions::default();
-    let principals = Principals::of(&facts, &istio_options);
+    let principals = Principals::of(&facts);
     let whole = render_istio(&policy, &facts, &istio_options).unwrap();
     let mut objects = Vec::new();
     for id in server_ids(&policy, &facts) {
         let (one, _) = render_server_istio(&policy, &facts, &id, &istio_options, &principals);
         objects.extend(one.objects);
     }
+    assert_eq!(
+        to_yaml_stream(&objects).unwrap(),
+        to_yaml_stream(&whole.objects).unwrap()
+    );
+
+    let linkerd_options = LinkerdOptions::default();
+    let whole = render_linkerd(&policy, &facts, &linkerd_options).unwrap();
+    let mut objects = Vec::new();
+    for id in server_ids(&policy, &facts) {
+        let one =
+            ibac_render::render_server_linkerd(&policy, &facts, &id, &linkerd_options, &principals);
+        for o in &one.objects {
+            assert_eq!(o.metadata.namespace.as_deref(), Some(id.namespace()));
+        }
+        objects.extend(one.objects);
+    }
+    assert!(!objects.is_empty());
     assert_eq!(
         to_yaml_stream(&objects).unwrap(),
         to_yaml_stream(&whole.objects).unwrap()

@@ -243,7 +243,7 @@ pub fn render(
             }
         }
         Enforcer::Istio => {
-            let principals = Principals::of(facts, &options.istio);
+            let principals = Principals::of(facts);
             for server in &servers {
                 let (rendering, warnings) =
                     render_server_istio(policy, facts, server, &options.istio, &principals);

@@ -1,4 +1,4 @@
-//! `ibac render networkpolicy|istio|kafka|sql`: the configuration a cluster's
+//! `ibac render networkpolicy|istio|linkerd|kafka|sql`: the configuration a cluster's
 //! own enforcers apply, rendered offline from documents and cluster facts —
 //! ready for `kubectl apply -f -`, or to commit (GitOps). Two runs give
 //! byte-identical output. A reference that cannot be resolved is reported
@@ -17,8 +17,8 @@ use ibac_render::facts::{ClusterFacts, FactsOptions};
 use ibac_render::kafka::{AclBinding, KafkaServerAcls, command, diff};
 use ibac_render::sql::SqlScript;
 use ibac_render::{
-    IstioOptions, KafkaOptions, NetpolOptions, Rendered, render_istio, render_kafka_acls,
-    render_network_policies, render_sql,
+    IstioOptions, KafkaOptions, LinkerdOptions, NetpolOptions, Rendered, render_istio,
+    render_kafka_acls, render_linkerd, render_network_policies, render_sql,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Serialize;
@@ -93,6 +93,20 @@ enum What {
         #[arg(long, default_value = "cluster.local", env = "IBAC_MESH_TRUST_DOMAIN")]
         trust_domain: String,
     },
+    /// Linkerd policy (policy.linkerd.io): Servers, HTTPRoutes, AuthorizationPolicies, MeshTLSAuthentications
+    Linkerd {
+        #[command(flatten)]
+        kube: KubeArgs,
+        /// Where the kubelet's probes come from (Linkerd's probeNetworks), comma-separated CIDRs
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "0.0.0.0/0,::/0",
+            value_parser = cidr,
+            env = "IBAC_LINKERD_PROBE_NETWORKS"
+        )]
+        probe_networks: Vec<String>,
+    },
     /// Kafka ACLs, as kafka-acls commands or JSON AclBindings
     Kafka {
         #[command(flatten)]
@@ -146,6 +160,13 @@ enum KafkaFormat {
 enum SqlFormat {
     Sql,
     Json,
+}
+
+/// A CIDR, as Linkerd reads one.
+fn cidr(text: &str) -> Result<String, String> {
+    text.parse::<ipnet::IpNet>()
+        .map(|net| net.to_string())
+        .map_err(|e| format!("`{text}`: {e} (write a CIDR such as 10.0.0.0/8)"))
 }
 
 /// `namespace/key=value,key=value`.
@@ -359,6 +380,17 @@ pub fn run(args: &Args, namespace: &str) -> anyhow::Result<u8> {
             };
             render_kubernetes(kube, namespace, "AuthorizationPolicy", |policy, facts| {
                 render_istio(policy, facts, &options)
+            })
+        }
+        What::Linkerd {
+            kube,
+            probe_networks,
+        } => {
+            let options = LinkerdOptions {
+                probe_networks: probe_networks.clone(),
+            };
+            render_kubernetes(kube, namespace, "Linkerd Server", |policy, facts| {
+                render_linkerd(policy, facts, &options)
             })
         }
         What::Kafka {
