@@ -61,6 +61,7 @@ fn main() -> anyhow::Result<()> {
                     port: 8080,
                     protocol: "TCP".into(),
                 }],
+                probes: Vec::new(),
                 service_account: format!("svc-{i}"),
                 host_network: false,
                 called_by: Ok(Vec::new()),

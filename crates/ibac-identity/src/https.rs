@@ -102,6 +102,8 @@ pub struct Endpoint {
     authority: String,
     host: String,
     idle: Arc<std::sync::Mutex<Vec<Idle>>>,
+    /// How many connections to keep between calls.
+    keep_at_most: usize,
 }
 
 impl PartialEq for Endpoint {
@@ -176,10 +178,19 @@ impl Endpoint {
                     authority: authority.to_string(),
                     host: authority.host().trim_matches(['[', ']']).to_string(),
                     idle: Arc::default(),
+                    keep_at_most: MAX_IDLE,
                 })
             }
             _ => Err(CallError::BadAddress(address.into())),
         }
+    }
+
+    /// The same endpoint, connecting anew for every call: for a caller whose
+    /// calls are minutes or hours apart (joins, certificate renewals), where
+    /// a kept connection would only hold the server's memory.
+    pub fn one_shot(mut self) -> Self {
+        self.keep_at_most = 0;
+        self
     }
 
     /// `host:port`.
@@ -226,7 +237,7 @@ impl Endpoint {
         }
         if let Ok(mut idle) = self.idle.lock() {
             idle.retain(|i| Arc::ptr_eq(&i.tls, &tls) && !i.sender.is_closed());
-            if idle.len() < MAX_IDLE {
+            if idle.len() < self.keep_at_most {
                 let id = KEPT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 idle.push(Idle { id, tls, sender });
                 let pool = Arc::downgrade(&self.idle);

@@ -212,15 +212,8 @@ pub fn render_server_istio(
     }
     let server = plan.server;
     if !plan.protected {
-        out.explanation.push(format!(
-            "{}: {}; no AuthorizationPolicy (an ALLOW policy would refuse every caller it does not name); if protected, ibac would allow {}",
-            server.id,
-            plan.protection,
-            if plan.clients.is_empty() {
-                "nothing".to_string()
-            } else {
-                plan.clients.iter().map(|c| c.client.id.to_string()).collect::<Vec<_>>().join(", ")
-            }
+        out.explanation.push(plan.shadow_note(
+            "no AuthorizationPolicy (an ALLOW policy would refuse every caller it does not name)",
         ));
         return (out, warnings);
     }
@@ -234,13 +227,10 @@ pub fn render_server_istio(
         .as_ref()
         .is_some_and(|e| !e.is_empty())
     {
-        out.refused.push(DocumentError::Invalid {
-            at: server.at.clone(),
-            message: format!(
-                "{} `{}` selects its pods with matchExpressions; Istio selects workloads by labels only",
-                server.kind, server.id
-            ),
-        });
+        out.refused.push(plan::workload_error(
+            server,
+            "selects its pods with matchExpressions; Istio selects workloads by labels only",
+        ));
         return (out, warnings);
     }
     let rules = rules(&plan, options);

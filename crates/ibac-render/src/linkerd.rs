@@ -768,15 +768,8 @@ pub fn render_server_linkerd(
     out.protected = plan.protected;
     let server = plan.server;
     if !plan.protected {
-        out.explanation.push(format!(
-            "{}: {}; no Linkerd Server (a Server refuses every caller it does not authorize); if protected, ibac would allow {}",
-            server.id,
-            plan.protection,
-            if plan.clients.is_empty() {
-                "nothing".to_string()
-            } else {
-                plan.clients.iter().map(|c| c.client.id.to_string()).collect::<Vec<_>>().join(", ")
-            }
+        out.explanation.push(plan.shadow_note(
+            "no Linkerd Server (a Server refuses every caller it does not authorize)",
         ));
         return out;
     }
@@ -795,13 +788,10 @@ pub fn render_server_linkerd(
         return out;
     }
     if ports.is_empty() {
-        out.refused.push(DocumentError::Invalid {
-            at: server.at.clone(),
-            message: format!(
-                "{} `{}` declares no TCP container port and no intent names one: a Linkerd Server protects one port, so there is nothing to write; declare the ports in the pod spec",
-                server.kind, server.id
-            ),
-        });
+        out.refused.push(plan::workload_error(
+            server,
+            "declares no TCP container port and no intent names one: a Linkerd Server protects one port, so there is nothing to write; declare the ports in the pod spec",
+        ));
         return out;
     }
     out.warnings = principals.warnings(&plan, "Linkerd");

@@ -276,13 +276,10 @@ pub fn render_server_network_policies(
     let server = plan.server;
     if plan.protected && server.host_network {
         // A policy selecting its pods would change nothing: say so instead.
-        out.skipped.push(DocumentError::Invalid {
-            at: server.at.clone(),
-            message: format!(
-                "{} `{}` runs on its node's network (hostNetwork): NetworkPolicies do not apply to its pods, so this enforcer cannot protect it",
-                server.kind, server.id
-            ),
-        });
+        out.skipped.push(plan::workload_error(
+            server,
+            "runs on its node's network (hostNetwork): NetworkPolicies do not apply to its pods, so this enforcer cannot protect it",
+        ));
         return out;
     }
     for client in plan.clients.iter().filter(|c| c.client.host_network) {

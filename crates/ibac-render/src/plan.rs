@@ -56,6 +56,36 @@ pub struct ServerPlan<'a> {
     pub clients: Vec<ClientPlan<'a>>,
 }
 
+impl ServerPlan<'_> {
+    /// What `--explain` says of an unprotected server: why, what an
+    /// enforcer does not write (`not_written`), and whom protection would
+    /// allow.
+    pub fn shadow_note(&self, not_written: &str) -> String {
+        let allowed = if self.clients.is_empty() {
+            "nothing".to_string()
+        } else {
+            self.clients
+                .iter()
+                .map(|c| c.client.id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        format!(
+            "{}: {}; {not_written}; if protected, ibac would allow {allowed}",
+            self.server.id, self.protection
+        )
+    }
+}
+
+/// Why an enforcer cannot write anything for `workload`, at its place:
+/// "<kind> `<id>` <why>".
+pub fn workload_error(workload: &Workload, why: &str) -> DocumentError {
+    error(
+        &workload.at,
+        format!("{} `{}` {why}", workload.kind, workload.id),
+    )
+}
+
 fn error(at: &Location, message: String) -> DocumentError {
     DocumentError::Invalid {
         at: at.clone(),

@@ -76,6 +76,33 @@ fn cluster_facts(manifests: &[String]) -> ClusterFacts {
     .unwrap()
 }
 
+/// `web.shop` calls `api.shop` on 8080 with HTTP rules: a prefix with two
+/// methods and an exact path with every method.
+const WEB_CALLS_API: &str = "
+apiVersion: ibac.dev/v1
+kind: ClientIntents
+metadata: {name: web, namespace: shop}
+spec:
+  workload: {name: web}
+  targets:
+  - kubernetes: {name: api, ports: [8080], http: [{path: /orders/*, methods: [GET, POST]}, {path: /health}]}
+";
+
+/// `api.shop` protected.
+const PROTECT_API: &str = "
+apiVersion: k8s.otterize.com/v2beta1
+kind: ProtectedService
+metadata: {name: api, namespace: shop}
+spec: {name: api}
+";
+
+/// The policy of `docs` over `facts`, which must build without errors.
+fn built(facts: &ClusterFacts, docs: &[&str]) -> Policy {
+    let (policy, errors) = Policy::build(docs_from(docs), facts);
+    assert!(errors.is_empty(), "{errors:?}");
+    policy
+}
+
 /// The demo's facts and its policy built with `extra` documents added: most
 /// tests start from it and it must build without errors.
 fn demo_policy(extra: &[&str]) -> (ClusterFacts, Policy) {
@@ -204,22 +231,7 @@ fn istio_rules_narrow_http_and_warn_about_shared_service_accounts() {
             "{serviceAccountName: api, containers: [{name: c, image: i, ports: [{containerPort: 8080}]}]}",
         ),
     ]);
-    let docs = docs_from(&["
-apiVersion: ibac.dev/v1
-kind: ClientIntents
-metadata: {name: web, namespace: shop}
-spec:
-  workload: {name: web}
-  targets:
-  - kubernetes: {name: api, ports: [8080], http: [{path: /orders/*, methods: [GET, POST]}, {path: /health}]}
----
-apiVersion: k8s.otterize.com/v2beta1
-kind: ProtectedService
-metadata: {name: api, namespace: shop}
-spec: {name: api}
-"]);
-    let (policy, errors) = Policy::build(docs, &facts);
-    assert!(errors.is_empty(), "{errors:?}");
+    let policy = built(&facts, &[WEB_CALLS_API, PROTECT_API]);
     let rendered = render_istio(&policy, &facts, &IstioOptions::default()).unwrap();
     insta::assert_snapshot!("istio_http", to_yaml_stream(&rendered.objects).unwrap());
     assert_eq!(rendered.warnings.len(), 1);
@@ -276,15 +288,7 @@ fn linkerd_routes_follow_http_intents_and_keep_probes_working() {
             "{serviceAccountName: api, containers: [{name: c, image: i, ports: [{containerPort: 8080, name: http}, {containerPort: 9090}], livenessProbe: {httpGet: {path: /healthz, port: http}}, readinessProbe: {httpGet: {path: /ready, port: 8080}}}]}",
         ),
     ]);
-    let docs = docs_from(&["
-apiVersion: ibac.dev/v1
-kind: ClientIntents
-metadata: {name: web, namespace: shop}
-spec:
-  workload: {name: web}
-  targets:
-  - kubernetes: {name: api, ports: [8080], http: [{path: /orders/*, methods: [GET, POST]}, {path: /health}]}
----
+    let batch = "
 apiVersion: ibac.dev/v1
 kind: ClientIntents
 metadata: {name: batch, namespace: shop}
@@ -293,14 +297,8 @@ spec:
   targets:
   - kubernetes: {name: api, ports: [8080], http: [{path: /orders/*, methods: [GET]}]}
   - kubernetes: {name: api, ports: [9090]}
----
-apiVersion: k8s.otterize.com/v2beta1
-kind: ProtectedService
-metadata: {name: api, namespace: shop}
-spec: {name: api}
-"]);
-    let (policy, errors) = Policy::build(docs, &facts);
-    assert!(errors.is_empty(), "{errors:?}");
+";
+    let policy = built(&facts, &[WEB_CALLS_API, batch, PROTECT_API]);
     let rendered = render_linkerd(&policy, &facts, &LinkerdOptions::default()).unwrap();
     assert_linkerd_round_trip(&rendered.objects);
     insta::assert_snapshot!("linkerd_http", to_yaml_stream(&rendered.objects).unwrap());
@@ -324,7 +322,7 @@ fn linkerd_refuses_a_server_without_ports() {
             "{containers: [{name: c, image: i}]}",
         ),
     ]);
-    let docs = docs_from(&["
+    let web = "
 apiVersion: ibac.dev/v1
 kind: ClientIntents
 metadata: {name: web, namespace: shop}
@@ -332,14 +330,8 @@ spec:
   workload: {name: web}
   targets:
   - kubernetes: {name: api}
----
-apiVersion: k8s.otterize.com/v2beta1
-kind: ProtectedService
-metadata: {name: api, namespace: shop}
-spec: {name: api}
-"]);
-    let (policy, errors) = Policy::build(docs, &facts);
-    assert!(errors.is_empty(), "{errors:?}");
+";
+    let policy = built(&facts, &[web, PROTECT_API]);
     let errors = render_linkerd(&policy, &facts, &LinkerdOptions::default()).unwrap_err();
     assert_eq!(errors.len(), 1);
     assert!(

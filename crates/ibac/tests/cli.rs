@@ -405,6 +405,23 @@ fn render_writes_manifests_that_are_identical_run_after_run() {
         &istio.stdout,
         "- cluster.local/ns/otterize-ecom-demo/sa/frontend",
     );
+    let linkerd = |more: &[&str]| {
+        let demo = [
+            "render",
+            "linkerd",
+            "--cluster",
+            "examples/ecom-cluster",
+            DEMO,
+        ];
+        ibac(&[&demo[..], more].concat())
+    };
+    let rendered = linkerd(&[]);
+    assert_eq!(rendered.code, 0, "{}", rendered.stderr);
+    assert_contains(&rendered.stdout, "kind: MeshTLSAuthentication");
+    assert_contains(&rendered.stdout, "accessPolicy: deny");
+    let bad = linkerd(&["--probe-networks", "10.0.0.0/33"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert_contains(&bad.stderr, "`10.0.0.0/33`");
     let kafka = ibac(&[
         "render",
         "kafka",
@@ -472,7 +489,7 @@ fn render_in_shadow_mode_says_nothing_is_protected() {
     let dir = tempfile::tempdir().unwrap();
     write_demo_intent(dir.path(), "frontend", "productcatalogservice");
     let cluster = workspace().join("examples/ecom-cluster");
-    for what in ["networkpolicy", "istio"] {
+    for what in ["networkpolicy", "istio", "linkerd"] {
         let render = |more: &[&str]| {
             let mut args = vec![
                 "render",

@@ -79,8 +79,11 @@ pub struct IssuerClient {
 impl IssuerClient {
     /// A client for `https://host:port`.
     pub fn new(address: &str) -> Result<Self, AttestError> {
-        let endpoint =
-            Endpoint::parse(address).map_err(|_| AttestError::BadAddress(address.into()))?;
+        // Each call brings its own TLS config, and joins and renewals are
+        // far apart: nothing a kept connection could serve.
+        let endpoint = Endpoint::parse(address)
+            .map_err(|_| AttestError::BadAddress(address.into()))?
+            .one_shot();
         Ok(IssuerClient { endpoint })
     }
 
