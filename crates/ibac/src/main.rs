@@ -89,7 +89,7 @@ enum Command {
     Decide(commands::decide::Args),
     /// Show the policy: each server, whether it is protected, who may call it
     Policy(commands::policy::Args),
-    /// Render Kubernetes enforcers: NetworkPolicies, Istio, Linkerd, Kafka ACLs, SQL grants
+    /// Render Kubernetes enforcers: NetworkPolicies, Istio, Linkerd, Kafka, SQL
     Render(commands::render::Args),
     /// Rewrite documents in ibac's or Otterize's current format
     Convert(commands::convert::Args),
