@@ -281,27 +281,20 @@ pub fn render_istio(
     facts: &ClusterFacts,
     options: &IstioOptions,
 ) -> Result<Rendered<AuthorizationPolicy>, Vec<DocumentError>> {
-    let mut out = Rendered::default();
-    let mut errors = Vec::new();
-    let off = !policy.settings().enforcers.istio;
-    if off {
-        out.explanation
-            .push("Istio AuthorizationPolicies are turned off in the EnforcementConfig (enforcers.istio: false)".into());
-    }
     let principals = Principals::of(facts);
-    for id in plan::server_ids(policy, facts) {
-        let (server, warnings) = render_server_istio(policy, facts, &id, options, &principals);
-        out.warnings.extend(warnings);
-        out.fold(server, &mut errors);
-    }
-    if off {
+    let (mut out, refused) = Rendered::fold_all(plan::server_ids(policy, facts).iter().map(|id| {
+        let (mut server, warnings) = render_server_istio(policy, facts, id, options, &principals);
+        server.warnings.splice(0..0, warnings);
+        server
+    }));
+    if !policy.settings().enforcers.istio {
+        out.explanation.insert(
+            0,
+            "Istio AuthorizationPolicies are turned off in the EnforcementConfig (enforcers.istio: false)".into(),
+        );
         // Not "nothing is protected": this enforcer is off.
         out.skipped.clear();
         return Ok(out);
     }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
+    out.unless_refused(refused)
 }

@@ -248,14 +248,12 @@ pub fn render_server_kafka_acls(
 /// Renders the ACLs every Kafka server needs: a fold over
 /// [`render_server_kafka_acls`].
 pub fn render_kafka_acls(policy: &Policy, options: &KafkaOptions) -> Rendered<KafkaServerAcls> {
-    let mut out = Rendered::default();
-    let mut refused = Vec::new();
-    for server in policy.kafka_servers() {
-        out.fold(
-            render_server_kafka_acls(policy, &server, options),
-            &mut refused,
-        );
-    }
+    let (mut out, refused) = Rendered::fold_all(
+        policy
+            .kafka_servers()
+            .into_iter()
+            .map(|server| render_server_kafka_acls(policy, &server, options)),
+    );
     out.skipped.extend(refused);
     out
 }

@@ -837,18 +837,13 @@ pub fn render_linkerd(
     facts: &ClusterFacts,
     options: &LinkerdOptions,
 ) -> Result<Rendered<LinkerdObject>, Vec<DocumentError>> {
-    let mut out = Rendered::default();
-    let mut errors = Vec::new();
     let principals = Principals::of(facts);
-    for id in plan::server_ids(policy, facts) {
-        let server = render_server_linkerd(policy, facts, &id, options, &principals);
-        out.fold(server, &mut errors);
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
+    let (out, refused) = Rendered::fold_all(
+        plan::server_ids(policy, facts)
+            .iter()
+            .map(|id| render_server_linkerd(policy, facts, id, options, &principals)),
+    );
+    out.unless_refused(refused)
 }
 
 #[cfg(test)]

@@ -373,11 +373,7 @@ pub fn render_network_policies(
             );
         }
     }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
+    out.unless_refused(errors)
 }
 
 /// Every client with a ClientIntents in force, in order: each gets an

@@ -67,6 +67,29 @@ impl<T> Default for ServerRendering<T> {
 }
 
 impl<T> Rendered<T> {
+    /// Every server's rendering folded into one, and their refusals, once
+    /// each.
+    pub fn fold_all(
+        servers: impl IntoIterator<Item = ServerRendering<T>>,
+    ) -> (Self, Vec<DocumentError>) {
+        let mut out = Rendered::default();
+        let mut refused = Vec::new();
+        for server in servers {
+            out.fold(server, &mut refused);
+        }
+        (out, refused)
+    }
+
+    /// The rendering, unless something was refused: a render of objects is
+    /// all or nothing, so that a cluster never gets half a policy.
+    pub fn unless_refused(self, refused: Vec<DocumentError>) -> Result<Self, Vec<DocumentError>> {
+        if refused.is_empty() {
+            Ok(self)
+        } else {
+            Err(refused)
+        }
+    }
+
     /// Adds one server's rendering; refusals go to `refused`, once each.
     pub fn fold(&mut self, server: ServerRendering<T>, refused: &mut Vec<DocumentError>) {
         self.objects.extend(server.objects);

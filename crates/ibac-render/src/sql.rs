@@ -304,14 +304,15 @@ pub fn render_server_sql(policy: &Policy, server: &WorkloadId) -> ServerRenderin
 /// [`render_server_sql`], plus the targets of names no config has (they
 /// belong to no server).
 pub fn render_sql(policy: &Policy) -> Rendered<SqlScript> {
-    let mut out = Rendered::default();
     if !policy.settings().enforcers.database {
-        return out;
+        return Rendered::default();
     }
-    let mut refused = Vec::new();
-    for server in policy.database_servers() {
-        out.fold(render_server_sql(policy, &server), &mut refused);
-    }
+    let (mut out, refused) = Rendered::fold_all(
+        policy
+            .database_servers()
+            .into_iter()
+            .map(|server| render_server_sql(policy, &server)),
+    );
     for name in policy.sql_names() {
         if policy.database_configs(name).is_empty() {
             for (_, _, at, resolved) in targets_named(policy, name, &BTreeMap::new()) {

@@ -96,6 +96,14 @@ metadata: {name: api, namespace: shop}
 spec: {name: api}
 ";
 
+/// The ClientIntents of `client` in namespace `shop`, with `targets` (YAML
+/// list items).
+fn intents_in_shop(client: &str, targets: &str) -> String {
+    format!(
+        "apiVersion: ibac.dev/v1\nkind: ClientIntents\nmetadata: {{name: {client}, namespace: shop}}\nspec:\n  workload: {{name: {client}}}\n  targets:\n{targets}\n"
+    )
+}
+
 /// The policy of `docs` over `facts`, which must build without errors.
 fn built(facts: &ClusterFacts, docs: &[&str]) -> Policy {
     let (policy, errors) = Policy::build(docs_from(docs), facts);
@@ -288,17 +296,12 @@ fn linkerd_routes_follow_http_intents_and_keep_probes_working() {
             "{serviceAccountName: api, containers: [{name: c, image: i, ports: [{containerPort: 8080, name: http}, {containerPort: 9090}], livenessProbe: {httpGet: {path: /healthz, port: http}}, readinessProbe: {httpGet: {path: /ready, port: 8080}}}]}",
         ),
     ]);
-    let batch = "
-apiVersion: ibac.dev/v1
-kind: ClientIntents
-metadata: {name: batch, namespace: shop}
-spec:
-  workload: {name: batch}
-  targets:
-  - kubernetes: {name: api, ports: [8080], http: [{path: /orders/*, methods: [GET]}]}
-  - kubernetes: {name: api, ports: [9090]}
-";
-    let policy = built(&facts, &[WEB_CALLS_API, batch, PROTECT_API]);
+    let batch = intents_in_shop(
+        "batch",
+        "  - kubernetes: {name: api, ports: [8080], http: [{path: /orders/*, methods: [GET]}]}
+  - kubernetes: {name: api, ports: [9090]}",
+    );
+    let policy = built(&facts, &[WEB_CALLS_API, &batch, PROTECT_API]);
     let rendered = render_linkerd(&policy, &facts, &LinkerdOptions::default()).unwrap();
     assert_linkerd_round_trip(&rendered.objects);
     insta::assert_snapshot!("linkerd_http", to_yaml_stream(&rendered.objects).unwrap());
@@ -322,16 +325,8 @@ fn linkerd_refuses_a_server_without_ports() {
             "{containers: [{name: c, image: i}]}",
         ),
     ]);
-    let web = "
-apiVersion: ibac.dev/v1
-kind: ClientIntents
-metadata: {name: web, namespace: shop}
-spec:
-  workload: {name: web}
-  targets:
-  - kubernetes: {name: api}
-";
-    let policy = built(&facts, &[web, PROTECT_API]);
+    let web = intents_in_shop("web", "  - kubernetes: {name: api}");
+    let policy = built(&facts, &[&web, PROTECT_API]);
     let errors = render_linkerd(&policy, &facts, &LinkerdOptions::default()).unwrap_err();
     assert_eq!(errors.len(), 1);
     assert!(
