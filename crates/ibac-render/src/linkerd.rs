@@ -303,12 +303,19 @@ pub struct MeshTlsAuthenticationSpec {
     pub identity_refs: Vec<ServiceAccountRef>,
 }
 
+/// What an identity reference names: ibac names service accounts only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum IdentityKind {
+    /// A Kubernetes ServiceAccount.
+    ServiceAccount,
+}
+
 /// A service account.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceAccountRef {
     /// `ServiceAccount`.
-    pub kind: String,
+    pub kind: IdentityKind,
     /// Its name.
     pub name: String,
     /// Its namespace.
@@ -567,7 +574,7 @@ fn authorize_clients(
             Caller::Kubelet => None,
         })
         .map(|c| ServiceAccountRef {
-            kind: "ServiceAccount".into(),
+            kind: IdentityKind::ServiceAccount,
             name: c.client.service_account.clone(),
             namespace: c.client.id.namespace().into(),
         })
