@@ -430,6 +430,36 @@ mod tests {
 
     use super::*;
 
+    /// Probes are read from every container, with a named port resolved
+    /// to that container's own port; one naming a port no container has is
+    /// left out, as the kubelet could not send it.
+    #[test]
+    fn http_probes_resolve_named_ports() {
+        let spec: PodSpec = serde_json::from_value(serde_json::json!({
+            "containers": [
+                {"name": "a", "ports": [{"name": "http", "containerPort": 8080}],
+                 "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
+                 "readinessProbe": {"httpGet": {"port": 8081}},
+                 "startupProbe": {"httpGet": {"path": "/x", "port": "nosuch"}}},
+                {"name": "b", "livenessProbe": {"exec": {"command": ["true"]}}}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(
+            http_probes(Some(&spec)),
+            vec![
+                HttpProbe {
+                    port: 8080,
+                    path: "/healthz".into()
+                },
+                HttpProbe {
+                    port: 8081,
+                    path: "/".into()
+                },
+            ]
+        );
+    }
+
     fn template(annotations: &[(&str, &str)], host_network: bool) -> PodTemplateSpec {
         PodTemplateSpec {
             metadata: Some(ObjectMeta {
