@@ -200,26 +200,25 @@ pub fn render_server_istio(
     id: &ibac_model::WorkloadId,
     options: &IstioOptions,
     principals: &Principals<'_>,
-) -> (ServerRendering<AuthorizationPolicy>, Vec<String>) {
+) -> ServerRendering<AuthorizationPolicy> {
     let mut out = ServerRendering::default();
-    let warnings = Vec::new();
     let Some(plan) = plan::server(policy, facts, id, &mut out.skipped) else {
-        return (out, warnings);
+        return out;
     };
     out.protected = plan.protected;
     if !policy.settings().enforcers.istio {
-        return (out, warnings);
+        return out;
     }
     let server = plan.server;
     if !plan.protected {
         out.explanation.push(plan.shadow_note(
             "no AuthorizationPolicy (an ALLOW policy would refuse every caller it does not name)",
         ));
-        return (out, warnings);
+        return out;
     }
     if let Err(e) = check_selector(facts, server) {
         out.refused.push(e);
-        return (out, warnings);
+        return out;
     }
     if server
         .selector
@@ -231,10 +230,10 @@ pub fn render_server_istio(
             server,
             "selects its pods with matchExpressions; Istio selects workloads by labels only",
         ));
-        return (out, warnings);
+        return out;
     }
     let rules = rules(&plan, options);
-    let warnings = principals.warnings(&plan, "Istio");
+    out.warnings = principals.warnings(&plan, "Istio");
     let name = object_name("ibac", server.id.name());
     let mut text = format!(
         "{}: {}; AuthorizationPolicy {name}",
@@ -271,7 +270,7 @@ pub fn render_server_istio(
             rules: (!rules.is_empty()).then_some(rules),
         },
     });
-    (out, warnings)
+    out
 }
 
 /// Renders AuthorizationPolicies for `policy` over `facts`: a fold of
@@ -282,11 +281,11 @@ pub fn render_istio(
     options: &IstioOptions,
 ) -> Result<Rendered<AuthorizationPolicy>, Vec<DocumentError>> {
     let principals = Principals::of(facts);
-    let (mut out, refused) = Rendered::fold_all(plan::server_ids(policy, facts).iter().map(|id| {
-        let (mut server, warnings) = render_server_istio(policy, facts, id, options, &principals);
-        server.warnings.splice(0..0, warnings);
-        server
-    }));
+    let (mut out, refused) = Rendered::fold_all(
+        plan::server_ids(policy, facts)
+            .iter()
+            .map(|id| render_server_istio(policy, facts, id, options, &principals)),
+    );
     if !policy.settings().enforcers.istio {
         out.explanation.insert(
             0,

@@ -536,6 +536,18 @@ fn routes(grants: &[Grant]) -> BTreeMap<BTreeSet<Caller>, Vec<RouteMatch>> {
 const MATCHES_PER_RULE: usize = 8;
 const RULES_PER_ROUTE: usize = 16;
 
+/// The matches of one set of callers as HTTPRoutes' rules: each inner list
+/// is one route's rules, within the CRD's limits.
+fn route_parts(matches: &[RouteMatch]) -> Vec<Vec<RouteRule>> {
+    let rules: Vec<RouteRule> = matches
+        .chunks(MATCHES_PER_RULE)
+        .map(|chunk| RouteRule {
+            matches: chunk.to_vec(),
+        })
+        .collect();
+    rules.chunks(RULES_PER_ROUTE).map(<[_]>::to_vec).collect()
+}
+
 fn object(kind: LinkerdKind, name: &str, server: &WorkloadId, spec: LinkerdSpec) -> LinkerdObject {
     LinkerdObject {
         api_version: kind.api_version().into(),
@@ -685,13 +697,7 @@ fn render_port(
     );
     text.push_str(&format!("\n  port {port}: Server {base}, by HTTP route"));
     for (callers, matches) in routes(&grants) {
-        let rules: Vec<RouteRule> = matches
-            .chunks(MATCHES_PER_RULE)
-            .map(|chunk| RouteRule {
-                matches: chunk.to_vec(),
-            })
-            .collect();
-        for (part, rules) in rules.chunks(RULES_PER_ROUTE).enumerate() {
+        for (part, rules) in route_parts(&matches).into_iter().enumerate() {
             // Named by who it authorizes (not by position), so that a
             // route keeps its name while others come and go.
             let key = format!("{} {part}", describe_callers(plan, &callers));
@@ -717,7 +723,7 @@ fn render_port(
                         kind: LinkerdKind::Server,
                         name: base.clone(),
                     }],
-                    rules: rules.to_vec(),
+                    rules,
                 }),
             ));
             let target = reference(LinkerdKind::HttpRoute, &name);
@@ -961,13 +967,28 @@ mod tests {
     }
 
     #[test]
-    fn a_route_is_cut_into_rules_of_at_most_eight_matches() {
-        let grants: Vec<Grant> = (0..20)
+    fn matches_are_cut_into_rules_and_routes_within_the_crd_limits() {
+        let grants: Vec<Grant> = (0..200)
             .map(|i| grant(Caller::Client(0), &format!("/p{i}"), None))
             .collect();
         let routes = routes(&grants);
-        assert_eq!(routes.len(), 1);
-        assert_eq!(routes.values().next().map(Vec::len), Some(20));
+        assert_eq!(routes.len(), 1, "one set of callers, one route's matches");
+        let matches = routes.values().next().unwrap();
+        assert_eq!(matches.len(), 200);
+        let parts = route_parts(matches);
+        let sizes: Vec<Vec<usize>> = parts
+            .iter()
+            .map(|rules| rules.iter().map(|r| r.matches.len()).collect())
+            .collect();
+        assert_eq!(sizes.len(), 2);
+        assert_eq!(sizes[0], vec![8; 16]);
+        assert_eq!(sizes[1], vec![8; 9]);
+        let flattened: Vec<&RouteMatch> = parts.iter().flatten().flat_map(|r| &r.matches).collect();
+        assert_eq!(
+            flattened,
+            matches.iter().collect::<Vec<_>>(),
+            "in order, none lost"
+        );
     }
 
     #[test]

@@ -248,6 +248,15 @@ fn istio_rules_narrow_http_and_warn_about_shared_service_accounts() {
         "{:?}",
         rendered.warnings
     );
+    // Linkerd authenticates by service account too, and says so likewise.
+    let linkerd = render_linkerd(&policy, &facts, &LinkerdOptions::default()).unwrap();
+    assert!(
+        linkerd.warnings.iter().any(|w| w.contains(
+            "shares service account shop/default with batch.shop: Linkerd cannot tell them apart"
+        )),
+        "{:?}",
+        linkerd.warnings
+    );
 }
 
 /// Every Linkerd object reads back as itself, with the API version of its
@@ -785,7 +794,7 @@ fn rendering_per_server_adds_up_to_the_whole_cluster() {
     let whole = render_istio(&policy, &facts, &istio_options).unwrap();
     let mut objects = Vec::new();
     for id in server_ids(&policy, &facts) {
-        let (one, _) = render_server_istio(&policy, &facts, &id, &istio_options, &principals);
+        let one = render_server_istio(&policy, &facts, &id, &istio_options, &principals);
         objects.extend(one.objects);
     }
     assert_eq!(

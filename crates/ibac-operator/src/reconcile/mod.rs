@@ -163,18 +163,13 @@ pub struct RenderOptions {
     pub istio: IstioOptions,
 }
 
-fn outcome<T: serde::Serialize>(
-    index: &Index,
-    rendering: ServerRendering<T>,
-    extra_notes: Vec<String>,
-) -> Outcome {
+fn outcome<T: serde::Serialize>(index: &Index, rendering: ServerRendering<T>) -> Outcome {
     let describe = |e: &DocumentError| index.describe(e);
     if !rendering.refused.is_empty() {
         return Outcome::Keep(rendering.refused.iter().map(describe).collect());
     }
     let mut notes: Vec<String> = rendering.skipped.iter().map(describe).collect();
     notes.extend(rendering.warnings);
-    notes.extend(extra_notes);
     let mut objects = Vec::new();
     for object in &rendering.objects {
         match serde_json::to_value(object) {
@@ -225,7 +220,7 @@ pub fn render(
                 desired.push(Desired {
                     epoch,
                     subject: Subject::Server(server.clone()),
-                    outcome: outcome(index, rendering, Vec::new()),
+                    outcome: outcome(index, rendering),
                 });
             }
             let clients: BTreeSet<WorkloadId> = if touched.everything {
@@ -238,19 +233,19 @@ pub fn render(
                 desired.push(Desired {
                     epoch,
                     subject: Subject::Client(client),
-                    outcome: outcome(index, rendering, Vec::new()),
+                    outcome: outcome(index, rendering),
                 });
             }
         }
         Enforcer::Istio => {
             let principals = Principals::of(facts);
             for server in &servers {
-                let (rendering, warnings) =
+                let rendering =
                     render_server_istio(policy, facts, server, &options.istio, &principals);
                 desired.push(Desired {
                     epoch,
                     subject: Subject::Server(server.clone()),
-                    outcome: outcome(index, rendering, warnings),
+                    outcome: outcome(index, rendering),
                 });
             }
         }
