@@ -101,3 +101,31 @@ async fn calls_reuse_their_connection_and_replace_one_the_server_closed() {
     assert_ne!(after, first, "a new connection");
     assert_eq!(who(&endpoint, &tls).await, after, "kept in turn");
 }
+
+/// A one-shot endpoint (the issuer's: each call brings its own TLS config,
+/// and calls are far apart) connects anew every time and keeps nothing.
+#[tokio::test]
+async fn a_one_shot_endpoint_connects_anew_for_every_call() {
+    let ca = root();
+    let bundle = Arc::new(ArcSwap::from_pointee(ca.bundle()));
+    let tls = Arc::new(
+        client_config(
+            Some(SvidResolver::new(&issue(&ca, "web.shop")).unwrap()),
+            Arc::new(SpiffeServerVerifier::new(
+                bundle,
+                ExpectedServer::Id(id(&ca, "control.ibac")),
+            )),
+            &[],
+        )
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (_stop, stopped) = tokio::sync::oneshot::channel();
+    let _task = serve_who(&ca, listener, stopped);
+    let endpoint = Endpoint::parse(&format!("https://127.0.0.1:{port}"))
+        .unwrap()
+        .one_shot();
+    let first = who(&endpoint, &tls).await;
+    assert_ne!(who(&endpoint, &tls).await, first, "a new connection");
+}

@@ -189,9 +189,13 @@ fn http_probes(spec: Option<&PodSpec>) -> Vec<HttpProbe> {
                             .find(|p| p.name.as_deref() == Some(name))
                             .and_then(|p| u16::try_from(p.container_port).ok())?,
                     };
+                    // Routes match the path without the query the probe
+                    // may carry.
+                    let path = get.path.as_deref().unwrap_or("/");
+                    let path = path.split_once('?').map_or(path, |(p, _)| p);
                     Some(HttpProbe {
                         port,
-                        path: get.path.clone().unwrap_or_else(|| "/".into()),
+                        path: path.to_string(),
                     })
                 })
         })
@@ -431,8 +435,9 @@ mod tests {
     use super::*;
 
     /// Probes are read from every container, with a named port resolved
-    /// to that container's own port; one naming a port no container has is
-    /// left out, as the kubelet could not send it.
+    /// to that container's own port and the query cut off; one naming a
+    /// port its container does not have is left out, as the kubelet could
+    /// not send it.
     #[test]
     fn http_probes_resolve_named_ports() {
         let spec: PodSpec = serde_json::from_value(serde_json::json!({
@@ -440,7 +445,9 @@ mod tests {
                 {"name": "a", "ports": [{"name": "http", "containerPort": 8080}],
                  "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}},
                  "readinessProbe": {"httpGet": {"port": 8081}},
-                 "startupProbe": {"httpGet": {"path": "/x", "port": "nosuch"}}},
+                 "startupProbe": {"httpGet": {"path": "/started?full=1", "port": 8081}}},
+                {"name": "c",
+                 "livenessProbe": {"httpGet": {"path": "/x", "port": "http"}}},
                 {"name": "b", "livenessProbe": {"exec": {"command": ["true"]}}}
             ]
         }))
@@ -455,6 +462,10 @@ mod tests {
                 HttpProbe {
                     port: 8081,
                     path: "/".into()
+                },
+                HttpProbe {
+                    port: 8081,
+                    path: "/started".into()
                 },
             ]
         );
