@@ -47,6 +47,22 @@ fn serve_who(
     }))
 }
 
+/// `web.shop`'s client config, expecting the server to be `control.ibac`.
+fn client_tls(ca: &ibac_identity::Ca) -> Arc<rustls::ClientConfig> {
+    let bundle = Arc::new(ArcSwap::from_pointee(ca.bundle()));
+    Arc::new(
+        client_config(
+            Some(SvidResolver::new(&issue(ca, "web.shop")).unwrap()),
+            Arc::new(SpiffeServerVerifier::new(
+                bundle,
+                ExpectedServer::Id(id(ca, "control.ibac")),
+            )),
+            &[],
+        )
+        .unwrap(),
+    )
+}
+
 async fn who(endpoint: &Endpoint, tls: &Arc<rustls::ClientConfig>) -> String {
     let request = http::Request::get("/who")
         .body(Full::new(Bytes::new()))
@@ -67,18 +83,7 @@ async fn who(endpoint: &Endpoint, tls: &Arc<rustls::ClientConfig>) -> String {
 #[tokio::test]
 async fn calls_reuse_their_connection_and_replace_one_the_server_closed() {
     let ca = root();
-    let bundle = Arc::new(ArcSwap::from_pointee(ca.bundle()));
-    let tls = Arc::new(
-        client_config(
-            Some(SvidResolver::new(&issue(&ca, "web.shop")).unwrap()),
-            Arc::new(SpiffeServerVerifier::new(
-                bundle,
-                ExpectedServer::Id(id(&ca, "control.ibac")),
-            )),
-            &[],
-        )
-        .unwrap(),
-    );
+    let tls = client_tls(&ca);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -107,18 +112,7 @@ async fn calls_reuse_their_connection_and_replace_one_the_server_closed() {
 #[tokio::test]
 async fn a_one_shot_endpoint_connects_anew_for_every_call() {
     let ca = root();
-    let bundle = Arc::new(ArcSwap::from_pointee(ca.bundle()));
-    let tls = Arc::new(
-        client_config(
-            Some(SvidResolver::new(&issue(&ca, "web.shop")).unwrap()),
-            Arc::new(SpiffeServerVerifier::new(
-                bundle,
-                ExpectedServer::Id(id(&ca, "control.ibac")),
-            )),
-            &[],
-        )
-        .unwrap(),
-    );
+    let tls = client_tls(&ca);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (_stop, stopped) = tokio::sync::oneshot::channel();
